@@ -1,0 +1,5 @@
+"""``python -m picozoo`` runs the CLI."""
+
+from .cli import main
+
+main()
