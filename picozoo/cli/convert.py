@@ -1,13 +1,153 @@
-"""Placeholder: replaced by the real commands."""
+"""``picozoo convert`` and ``picozoo inspect``: thin click layers over picozoo.convert/modelinfo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import click
 
+from .common import Options, echo_json, format_option, info, pass_options
 
-@click.command("convert")
-def convert_cmd() -> None:
-    """(not implemented yet)"""
+CONVERT_EPILOG = """\b
+Example: picozoo convert picodet-s-416 --to onnx --no-postprocess
+Example: picozoo convert --to onnx --no-postprocess      (every cached inference tarball)
+Example: picozoo convert ./my_inference_dir --input-shape image=1,3,320,320 --out ./onnx
+Example: picozoo convert picodet-s-416 --to lite --fp16 --opt-bin ./paddle_lite_opt
+"""
+
+INSPECT_EPILOG = """\b
+Example: picozoo inspect model.onnx
+Example: picozoo inspect picodet-s-416 --no-postprocess --format json
+"""
 
 
-@click.command("inspect")
-def inspect_cmd() -> None:
-    """(not implemented yet)"""
+@click.command("convert", epilog=CONVERT_EPILOG)
+@click.argument("targets", nargs=-1, metavar="[MODEL|DIR]...")
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["onnx", "lite"]),
+    default="onnx",
+    show_default=True,
+    help="onnx: paddle2onnx + onnxsim + parity check; lite: Paddle-Lite .nb for ARM.",
+)
+@click.option(
+    "--no-postprocess",
+    is_flag=True,
+    help="Convert the tarball exported without post-processing (NMS).",
+)
+@click.option("--opset", type=int, default=11, show_default=True, help="ONNX opset.")
+@click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also copy the outputs (and provenance) into this directory.",
+)
+@click.option(
+    "--input-shape",
+    multiple=True,
+    metavar="NAME=D0,D1,...",
+    help="Fix an input's shape, e.g. image=1,3,416,416 (repeatable).",
+)
+@click.option("--dynamic-batch", is_flag=True, help="Keep the batch dimension symbolic.")
+@click.option("--fp16", is_flag=True, help="Lite: write an FP16 model.")
+@click.option(
+    "--opt-bin",
+    envvar="PICOZOO_LITE_OPT",
+    metavar="PATH",
+    help="Lite: paddle_lite_opt executable [env: PICOZOO_LITE_OPT].",
+)
+@format_option("text", "json", default="text")
+@pass_options
+def convert_cmd(
+    opts: Options,
+    targets: tuple[str, ...],
+    to: str,
+    no_postprocess: bool,
+    opset: int,
+    no_simplify: bool,
+    out_dir: Path | None,
+    input_shape: tuple[str, ...],
+    dynamic_batch: bool,
+    fp16: bool,
+    opt_bin: str | None,
+    fmt: str,
+) -> None:
+    """Convert Paddle inference models to ONNX (proved by a parity check) or Paddle-Lite.
+
+    MODEL is a model id (its inference tarball is pulled if missing) or a directory holding a
+    Paddle inference model. With no MODEL, every model whose inference tarball is cached is
+    converted. Prints the output path(s); progress goes to stderr.
+    """
+    from ..convert.run import convert_target, copy_out, select_targets
+    from ..convert.shapes import parse_input_shapes
+
+    shapes = parse_input_shapes(input_shape) or None
+    postprocess = not no_postprocess
+    chosen = select_targets(list(targets), opts.registry, opts.cache_path, postprocess=postprocess)
+    done: list[Any] = []
+    for target in chosen:
+        item = convert_target(
+            target,
+            registry=opts.registry,
+            cache_dir=opts.cache_path,
+            to=to,
+            postprocess=postprocess,
+            opset=opset,
+            simplify=not no_simplify,
+            input_shape=shapes,
+            dynamic_batch=dynamic_batch,
+            fp16=fp16,
+            opt_bin=opt_bin,
+            progress=info,
+        )
+        if item.result.cached:
+            info(f"{item.label}: cached ({item.result.path.parent.name})")
+        if out_dir is not None:
+            copy_out(item, out_dir, postprocess=postprocess, fp16=fp16)
+        done.append(item)
+        if fmt == "text":
+            click.echo(str(item.copied_to or item.result.path))
+    if fmt == "json":
+        echo_json([d.to_dict() for d in done])
+
+
+@click.command("inspect", epilog=INSPECT_EPILOG)
+@click.argument("target", metavar="FILE|DIR|MODEL")
+@click.option(
+    "--no-postprocess",
+    is_flag=True,
+    help="MODEL: use the model converted/exported without post-processing.",
+)
+@format_option("text", "json", default="text")
+@pass_options
+def inspect_cmd(opts: Options, target: str, no_postprocess: bool, fmt: str) -> None:
+    """Inputs, outputs, op histogram, parameter count and FLOPs of an ONNX or Paddle model.
+
+    MODEL uses its newest converted ONNX in the cache, else its cached inference directory.
+    """
+    from ..convert.inspect_target import resolve_inspect_target
+    from ..modelinfo import FLOPS_CONVENTION, inspect_model
+
+    path = resolve_inspect_target(
+        target, opts.registry, opts.cache_path, postprocess=not no_postprocess
+    )
+    model_info = inspect_model(path)
+    if fmt == "json":
+        echo_json(model_info.to_dict())
+        return
+    d = model_info.to_dict()
+    lines = [
+        f"model:   {d['path']} ({d['format']}" + (f", opset {d['opset']})" if d["opset"] else ")")
+    ]
+    for title in ("inputs", "outputs"):
+        lines.append(f"{title}:")
+        lines += [f"  {t['name']}  {t['dtype']}  {t['shape']}" for t in d[title]]
+    lines.append(f"params:  {d['params']:,}")
+    lines.append(f"FLOPs:   {d['flops']:,} ({d['flops'] / 1e9:.3f} G)")
+    lines.append(f"         {FLOPS_CONVENTION}")
+    lines.append("ops:")
+    lines += [f"  {name:<24} {count}" for name, count in d["op_histogram"].items()]
+    click.echo("\n".join(lines))

@@ -1,28 +1,368 @@
-"""Placeholder: replaced by the real commands."""
+"""``picozoo pull | lock | verify | cache | mirror``: a thin layer over picozoo.fetch & co."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import click
 
-
-@click.command("pull")
-def pull_cmd() -> None:
-    """(not implemented yet)"""
-
-
-@click.command("lock")
-def lock_cmd() -> None:
-    """(not implemented yet)"""
+from ..errors import PicozooError
+from ..registry import ARTIFACT_KINDS
+from .common import Options, echo_json, format_option, info, pass_options
 
 
-@click.command("verify")
-def verify_cmd() -> None:
-    """(not implemented yet)"""
+class VerifyFailedError(PicozooError):
+    """``picozoo verify`` found problems (listed one per line before this error)."""
+
+    exit_code = 6
 
 
-@click.command("cache")
+class NotCachedError(PicozooError):
+    exit_code = 7
+
+
+def _mirror_option(f: Any) -> Any:
+    return click.option(
+        "--mirror",
+        "mirrors",
+        multiple=True,
+        metavar="URL",
+        help="Download from this mirror instead of upstream (http(s)://, file:// or a "
+        "directory; repeatable, tried in order) [env: PICOZOO_MIRROR, comma-separated].",
+    )(f)
+
+
+def _lock_option(f: Any) -> Any:
+    return click.option(
+        "--lock",
+        "lock_file",
+        type=click.Path(dir_okay=False),
+        help="Lock file of pinned hashes [default: picozoo.lock in the cache].",
+    )(f)
+
+
+def _artifact_option(default: tuple[str, ...]) -> Callable[[Any], Any]:
+    return click.option(
+        "--artifact",
+        "-a",
+        "kinds",
+        multiple=True,
+        default=default,
+        show_default=True,
+        type=click.Choice([*ARTIFACT_KINDS, "all"]),
+        help="Artifact kind (repeatable); 'all' for every artifact of the model.",
+    )
+
+
+def _targets(opts: Options, model_ids: tuple[str, ...], kinds: tuple[str, ...]) -> list[Any]:
+    """Resolve every (model, kind) before any download, so a typo fails fast."""
+    out: list[Any] = []
+    for m in opts.registry.select(model_ids):
+        chosen = m.kinds if "all" in kinds else list(dict.fromkeys(kinds))
+        if not chosen:
+            from ..errors import UnknownArtifactError
+
+            raise UnknownArtifactError(m.id, "any", [])
+        out += [m.artifact(k) for k in chosen]
+    return out
+
+
+def _mirrors(mirrors: tuple[str, ...]) -> list[str] | None:
+    return list(mirrors) if mirrors else None
+
+
+@contextmanager
+def _progress() -> Iterator[Any]:
+    """A rich progress callback on stderr when it is a terminal, else None."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    tasks: dict[str, Any] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+
+        def update(label: str, done: int, total: int | None) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done, total=total)
+
+        yield update
+
+
+@click.command(
+    "pull",
+    epilog="Example: picozoo pull picodet-s-416 --artifact inference --artifact onnx\n\n"
+    'Example: cd "$(picozoo pull picodet-s-416)"',
+)
+@click.argument("model_ids", metavar="MODEL...", nargs=-1, required=True)
+@_artifact_option(("inference",))
+@_mirror_option
+@click.option("--offline", is_flag=True, help="Use only the cache; open no connection "
+              "[env: PICOZOO_OFFLINE=1].")  # fmt: skip
+@_lock_option
+@click.option("--update-lock", is_flag=True, help="Accept a changed upstream file and re-pin it.")
+@click.option("--require-hashes", is_flag=True, help="Refuse artifacts without a pinned hash.")
+@format_option("text", "json", default="text")
+@pass_options
+def pull_cmd(
+    opts: Options,
+    model_ids: tuple[str, ...],
+    kinds: tuple[str, ...],
+    mirrors: tuple[str, ...],
+    offline: bool,
+    lock_file: str | None,
+    update_lock: bool,
+    require_hashes: bool,
+    fmt: str,
+) -> None:
+    """Download, verify and unpack artifacts; print each usable path on stdout.
+
+    A tarball's path is its unpacked directory. Downloads resume, retry, and must match the
+    hash pinned in the registry or the lock file (the first download pins it).
+    """
+    from ..fetch import pull_entry
+
+    results = []
+    with _progress() as progress:
+        for art in _targets(opts, model_ids, kinds):
+            entry = pull_entry(
+                art,
+                cache_dir=opts.cache_path,
+                mirrors=_mirrors(mirrors),
+                offline=True if offline else None,
+                lock_path=Path(lock_file) if lock_file else None,
+                update_lock=update_lock,
+                require_hashes=require_hashes,
+                progress=progress,
+            )
+            if fmt == "text":
+                click.echo(str(entry.path))
+            results.append(entry.to_dict())
+    if fmt == "json":
+        echo_json(results)
+
+
+@click.command("lock", epilog="Example: picozoo lock picodet-s-416 picodet-m-416 --lock zoo.lock")
+@click.argument("model_ids", metavar="MODEL...", nargs=-1, required=True)
+@_artifact_option(("inference",))
+@_mirror_option
+@_lock_option
+@click.option("--update", is_flag=True, help="Re-hash upstream even if already pinned.")
+@click.option("--offline", is_flag=True, help="Pin only from the cache [env: PICOZOO_OFFLINE=1].")
+@format_option("table", "md", "csv", "json")
+@pass_options
+def lock_cmd(
+    opts: Options,
+    model_ids: tuple[str, ...],
+    kinds: tuple[str, ...],
+    mirrors: tuple[str, ...],
+    lock_file: str | None,
+    update: bool,
+    offline: bool,
+    fmt: str,
+) -> None:
+    """Pin sha256 and size of artifacts in the lock file without keeping extra copies.
+
+    Uses the cache when the artifact is there, otherwise streams it through sha256 only.
+    """
+    from ..fetch import pin_artifact
+    from ..render import render_rows
+
+    rows = []
+    with _progress() as progress:
+        for art in _targets(opts, model_ids, kinds):
+            r = pin_artifact(
+                art,
+                cache_dir=opts.cache_path,
+                mirrors=_mirrors(mirrors),
+                offline=True if offline else None,
+                lock_path=Path(lock_file) if lock_file else None,
+                update=update,
+                progress=progress,
+            )
+            rows.append(
+                {"model": art.model_id, "kind": art.kind, "sha256": r.sha256, "size": r.size,
+                 "from": r.how, "changed": r.changed, "url": art.url}
+            )  # fmt: skip
+    cols = [("model", "Model"), ("kind", "Kind"), ("sha256", "sha256"), ("size", "Size"),
+            ("from", "From"), ("changed", "Changed")]  # fmt: skip
+    render_rows(rows, cols, fmt)
+
+
+@click.command("verify", epilog="Example: picozoo verify picodet-s-416 --deep")
+@click.argument("model_ids", metavar="[MODEL]...", nargs=-1)
+@click.option("--deep", is_flag=True, help="Also check structure: tar members, infer_cfg.yml, "
+              "onnx.checker, .pdparams (restricted read + param count).")  # fmt: skip
+@_lock_option
+@format_option("table", "json")
+@pass_options
+def verify_cmd(
+    opts: Options, model_ids: tuple[str, ...], deep: bool, lock_file: str | None, fmt: str
+) -> None:
+    """Re-hash cached artifacts and every unpacked file; exit non-zero on any problem."""
+    from ..cache import Cache
+    from ..lockfile import Lock, default_lock_path
+    from ..render import render_rows
+    from ..verify import verify_cache
+
+    if model_ids:
+        opts.registry.select(model_ids)  # unknown ids fail with suggestions
+    cache = Cache(opts.cache_path)
+    lock = Lock.load(Path(lock_file) if lock_file else default_lock_path(cache.root))
+    result = verify_cache(cache, opts.registry, lock=lock, model_ids=model_ids or None, deep=deep)
+    if fmt == "json":
+        echo_json(
+            {
+                "ok": result.ok,
+                "artifacts": result.rows,
+                "problems": [str(p) for p in result.problems],
+            }
+        )
+    else:
+        cols = [("model", "Model"), ("kind", "Kind"), ("status", "Status"), ("files", "Files"),
+                ("detail", "Detail")]  # fmt: skip
+        if result.rows:
+            render_rows(result.rows, cols, "table")
+        for p in result.problems:
+            click.echo(f"FAILED {p}")
+    if not result.rows and not result.problems:
+        info("the cache is empty: nothing to verify")
+    if result.problems:
+        raise VerifyFailedError(
+            f"{len(result.problems)} problem(s) found",
+            hint="re-download with `picozoo cache rm MODEL` then `picozoo pull MODEL`",
+        )
+
+
+@click.group("cache", epilog="Example: picozoo cache ls --format json")
 def cache_group() -> None:
-    """(not implemented yet)"""
+    """Inspect and clean the download cache."""
 
 
-@click.command("mirror")
+@cache_group.command("ls", epilog="Example: picozoo cache ls --format csv")
+@format_option("table", "md", "csv", "json")
+@pass_options
+def cache_ls(opts: Options, fmt: str) -> None:
+    """List cached artifacts: size, last use, verified, path."""
+    from ..cache import Cache
+    from ..cacheops import human_size, list_rows, partial_downloads
+    from ..render import render_rows
+
+    cache = Cache(opts.cache_path)
+    rows = list_rows(cache)
+    if fmt != "json":
+        for r in rows:
+            r["size"] = r.pop("size_h")
+    cols = [("model", "Model"), ("kind", "Kind"), ("size", "Size"), ("last_used", "Last used"),
+            ("verified", "Verified"), ("path", "Path")]  # fmt: skip
+    render_rows(rows, cols, fmt)
+    parts = partial_downloads(cache)
+    if parts:
+        total = sum(p.stat().st_size for p in parts if p.name.endswith(".part"))
+        info(f"{len(parts)} partial download file(s), {human_size(total)} (resume with pull)")
+
+
+@cache_group.command("rm", epilog="Example: picozoo cache rm picodet-s-416")
+@click.argument("model_ids", metavar="[MODEL]...", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Remove every cached artifact.")
+@pass_options
+def cache_rm(opts: Options, model_ids: tuple[str, ...], everything: bool) -> None:
+    """Remove cached artifacts of MODELs (pins in the lock file are kept)."""
+    from ..cache import Cache
+    from ..cacheops import human_size, remove
+    from ..errors import UsageError
+
+    if everything == bool(model_ids):
+        raise UsageError(
+            "give MODEL ids or --all, not both or neither",
+            hint="e.g. `picozoo cache rm picodet-s-416` or `picozoo cache rm --all`",
+        )
+    if model_ids:
+        opts.registry.select(model_ids)
+    removed = remove(Cache(opts.cache_path), None if everything else model_ids)
+    freed = sum(r.size for r in removed)
+    info(f"removed {len(removed)} item(s), freed {human_size(freed)}")
+
+
+@cache_group.command("prune", epilog="Example: picozoo cache prune --dry-run")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option("--part-age", type=float, default=24.0, show_default=True, metavar="HOURS",
+              help="Remove unlocked partial downloads untouched for this long.")  # fmt: skip
+@format_option("table", "json")
+@pass_options
+def cache_prune(opts: Options, dry_run: bool, part_age: float, fmt: str) -> None:
+    """Remove stale partial downloads and files no cached artifact refers to."""
+    from ..cache import Cache
+    from ..cacheops import human_size, prune
+    from ..render import render_rows
+
+    removed = prune(Cache(opts.cache_path), dry_run=dry_run, part_age_hours=part_age)
+    rows = [r.to_dict() for r in removed]
+    if fmt == "json":
+        echo_json(rows)
+    elif rows:
+        render_rows(rows, [("path", "Path"), ("reason", "Reason"), ("size", "Bytes")], "table")
+    verb = "would free" if dry_run else "freed"
+    info(f"{len(rows)} item(s), {verb} {human_size(sum(r.size for r in removed))}")
+
+
+@click.group("mirror", epilog="Example: picozoo mirror export /srv/picozoo-mirror")
 def mirror_group() -> None:
-    """(not implemented yet)"""
+    """Share the cache: export it as a static mirror in upstream's path layout."""
+
+
+@mirror_group.command(
+    "export",
+    epilog="Example: picozoo mirror export /srv/zoo picodet-s-416 && "
+    "PICOZOO_MIRROR=file:///srv/zoo picozoo pull picodet-s-416",
+)
+@click.argument("dest", metavar="DIR", type=click.Path(file_okay=False))
+@click.argument("model_ids", metavar="[MODEL]...", nargs=-1)
+@format_option("text", "json", default="text")
+@pass_options
+def mirror_export(opts: Options, dest: str, model_ids: tuple[str, ...], fmt: str) -> None:
+    """Copy cached artifacts (all, or MODELs') to DIR/<upstream path> plus a SHA256SUMS file.
+
+    Serve DIR with any static web server, or share it, and point PICOZOO_MIRROR at it.
+    """
+    from ..cache import Cache
+    from ..mirror import export
+
+    entries = Cache(opts.cache_path).entries()
+    if model_ids:
+        opts.registry.select(model_ids)
+        missing = [m for m in model_ids if not any(e.model_id == m for e in entries)]
+        if missing:
+            raise NotCachedError(
+                f"nothing cached for {', '.join(missing)}",
+                hint=f"pull first: `picozoo pull {' '.join(missing)} --artifact all`",
+            )
+        entries = [e for e in entries if e.model_id in model_ids]
+    rows = export(entries, Path(dest))
+    if fmt == "json":
+        echo_json(rows)
+    else:
+        for r in rows:
+            click.echo(r["path"])
+    info(f"exported {len(rows)} file(s) to {dest}")

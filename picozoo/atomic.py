@@ -1,0 +1,46 @@
+"""Small file-system helpers: atomic writes and streaming sha256.
+
+>>> atomic_write_text(Path("/tmp/a.json"), "{}")        # doctest: +SKIP
+>>> sha256_file(Path("/tmp/a.json"))                    # doctest: +SKIP
+'44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+CHUNK = 1 << 20
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file in ``path``'s directory, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def sha256_file(path: Path, chunk: int = CHUNK) -> str:
+    """Hex sha256 of a file, read in ``chunk``-sized blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(chunk)
+        view = memoryview(buf)
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+    return h.hexdigest()

@@ -1,0 +1,123 @@
+"""What a benchmark ran on: CPU model, cores, OS, runtime versions, artifact hashes.
+
+>>> env = collect_environment()
+>>> env["logical_cores"] >= 1
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+#: Distributions whose versions are recorded (None when not installed).
+RUNTIMES = ("onnxruntime", "paddlepaddle", "numpy", "onnx", "paddle2onnx", "pandas")
+
+
+def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
+    """CPU model and physical/logical core counts, from ``/proc/cpuinfo`` where available.
+
+    >>> cpu_info("processor: 0\\nmodel name: X\\nphysical id: 0\\ncore id: 0\\n"
+    ...          "processor: 1\\nmodel name: X\\nphysical id: 0\\ncore id: 0\\n")
+    {'cpu_model': 'X', 'physical_cores': 1, 'logical_cores': 2}
+    """
+    text = cpuinfo
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+    model = None
+    logical = 0
+    cores: set[tuple[str, str]] = set()
+    phys = core = None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "processor":
+            logical += 1
+            phys = core = None
+        elif key == "model name" and model is None:
+            model = value
+        elif key == "physical id":
+            phys = value
+        elif key == "core id":
+            core = value
+        if phys is not None and core is not None:
+            cores.add((phys, core))
+    if model is None:
+        model = platform.processor() or platform.machine() or "unknown CPU"
+    return {
+        "cpu_model": model,
+        "physical_cores": len(cores) or None,
+        "logical_cores": logical or os.cpu_count() or 1,
+    }
+
+
+def runtime_versions() -> dict[str, str | None]:
+    """Installed versions of every runtime that matters to a benchmark (no imports)."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in RUNTIMES:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    try:
+        out["picozoo"] = metadata.version("picozoo")
+    except metadata.PackageNotFoundError:
+        out["picozoo"] = None
+    return out
+
+
+def collect_environment() -> dict[str, Any]:
+    """The machine description stored in every result document."""
+    env: dict[str, Any] = cpu_info()
+    env.update(
+        {
+            "hostname": platform.node(),
+            "os": f"{platform.system()} {platform.release()}",
+            "machine": platform.machine(),
+            "python_executable": sys.executable,
+            "versions": runtime_versions(),
+            "cpu_governor": _governor(),
+        }
+    )
+    return env
+
+
+def device_label(env: dict[str, Any]) -> str:
+    """A short device name for tables, e.g. ``Intel(R) Xeon(R) Processor (2 cores)``."""
+    return f"{env.get('cpu_model', 'unknown CPU')} ({env.get('logical_cores', '?')} cores)"
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file, or of a directory's files (sorted relative names + contents).
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     sha256_of(Path(f.name))[:12]
+    'e3b0c44298fc'
+    """
+    h = hashlib.sha256()
+    if path.is_dir():
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(path)).encode() + b"\0")
+            h.update(bytes.fromhex(sha256_of(f)))
+        return h.hexdigest()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _governor() -> str | None:
+    p = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    try:
+        return p.read_text().strip()
+    except OSError:
+        return None

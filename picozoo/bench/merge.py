@@ -1,0 +1,156 @@
+"""Combine results from several machines into one table, one latency column per device, the
+way upstream combined an i7 laptop (CPU column) and a Snapdragon phone (Lite column).
+
+Rows are models (name, input size, claims); columns are devices. When one device measured
+several (engine, threads) combinations, each gets its own column, named ``device (engine, N
+thr)``.
+
+>>> from picozoo.bench.merge import device_names
+>>> device_names([{"device": "laptop"}, {"device": "laptop"}, {"device": "phone"}])
+['laptop', 'laptop #2', 'phone']
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..render import markdown_table, render_rows
+from .report import LATENCY_HEADER, UPSTREAM_HEADERS, flat_rows, html_page
+
+_KEY = ("display", "input_size", "postprocess")
+
+
+def device_names(docs: Sequence[dict[str, Any]]) -> list[str]:
+    """Unique device labels (repeated ones get ``#2``, ``#3``...)."""
+    seen: dict[str, int] = {}
+    out = []
+    for d in docs:
+        name = str(d.get("device") or d.get("environment", {}).get("cpu_model") or "device")
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    return out
+
+
+def merge_rows(docs: Sequence[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """(latency column names, rows); each row has the model keys, claims and one median per
+    column (None where that device did not measure the model or it failed)."""
+    columns: list[str] = []
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for name, doc in zip(device_names(docs), docs, strict=True):
+        flat = flat_rows(doc)
+        combos = sorted({(r["engine"], r["threads"]) for r in flat})
+        for r in flat:
+            col = name if len(combos) == 1 else f"{name} ({r['engine']}, {r['threads']} thr)"
+            if col not in columns:
+                columns.append(col)
+            key = tuple(r[k] for k in _KEY)
+            row = rows.setdefault(
+                key,
+                {
+                    "model": r["display"] + (" (w/ postprocess)" if r["postprocess"] else ""),
+                    "input_size": r["input_size"],
+                    "map": r["map"],
+                    "map50": r["map50"],
+                    "params_m": r["params_m"],
+                    "flops_g": r["flops_g"],
+                    "claimed_cpu_ms": r["claimed_cpu_ms"],
+                    "latency": {},
+                    "errors": {},
+                },
+            )
+            if r["status"] == "ok":
+                row["latency"][col] = r["median_ms"]
+            else:
+                row["errors"][col] = r["error"]
+    return columns, list(rows.values())
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def merged_table(docs: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Markdown headers and body: upstream's columns, claimed CPU, one latency per device."""
+    columns, rows = merge_rows(docs)
+    headers = [*UPSTREAM_HEADERS, LATENCY_HEADER.format(device="CPU, upstream")]
+    headers += [LATENCY_HEADER.format(device=c) for c in columns]
+    body = []
+    for r in rows:
+        cells = [r["model"], r["input_size"] or "-", _fmt(r["map"], 1), _fmt(r["map50"], 1)]
+        cells += [_fmt(r["params_m"]), _fmt(r["flops_g"]), _fmt(r["claimed_cpu_ms"], 1)]
+        for c in columns:
+            if c in r["latency"]:
+                cells.append(_fmt(r["latency"][c]))
+            else:
+                cells.append("failed" if c in r["errors"] else "-")
+        body.append(cells)
+    return headers, body
+
+
+def merged_notes(docs: Sequence[dict[str, Any]]) -> list[str]:
+    out = []
+    for name, d in zip(device_names(docs), docs, strict=True):
+        env = d.get("environment", {})
+        out.append(
+            f"{name}: {env.get('cpu_model')}, {env.get('logical_cores')} logical cores, "
+            f"measured {d.get('created')}"
+        )
+    for r in merge_rows(docs)[1]:
+        for col, err in r["errors"].items():
+            out.append(f"failed: {r['model']} on {col}: {err}")
+    return out
+
+
+def merged_png(docs: Sequence[dict[str, Any]]) -> bytes:
+    """mAP-vs-latency plot with one series per device (and engine/threads)."""
+    from .plot import map_vs_latency_png, series_from_rows
+
+    series = []
+    for name, doc in zip(device_names(docs), docs, strict=True):
+        series += series_from_rows(flat_rows(doc), device=name)
+    return map_vs_latency_png(series, title="mAP vs latency, per device")
+
+
+def render_merged(docs: Sequence[dict[str, Any]], fmt: str) -> str:
+    """The merged table in table|md|csv|json|html."""
+    headers, body = merged_table(docs)
+    if fmt == "md":
+        notes = "\n".join(f"- {n}" for n in merged_notes(docs))
+        return markdown_table(headers, body) + "\n" + notes + "\n"
+    if fmt == "json":
+        columns, rows = merge_rows(docs)
+        return json.dumps({"devices": columns, "rows": rows}, indent=1) + "\n"
+    if fmt == "csv":
+        import pandas as pd
+
+        columns, rows = merge_rows(docs)
+        flat = [
+            {
+                **{k: v for k, v in r.items() if k not in ("latency", "errors")},
+                **{f"latency_ms[{c}]": r["latency"].get(c) for c in columns},
+            }
+            for r in rows
+        ]
+        return str(pd.DataFrame(flat).to_csv(index=False, lineterminator="\n"))
+    if fmt == "html":
+        return html_page(
+            "picozoo: merged benchmark",
+            [(None, headers, body)],
+            merged_notes(docs),
+            merged_png(docs),
+        )
+    if fmt == "table":
+        import io
+        import re
+
+        plain = [re.sub(r"<[^>]+>", " ", h).replace("  ", " ").strip() for h in headers]
+        buf = io.StringIO()
+        cols = [(str(i), h) for i, h in enumerate(plain)]
+        rows_ = [{str(i): v for i, v in enumerate(r)} for r in body]
+        render_rows(rows_, cols, "table", title="picozoo: merged benchmark", stream=buf)
+        return buf.getvalue()
+    raise ValueError(f"unknown report format {fmt!r}")

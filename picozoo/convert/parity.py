@@ -1,0 +1,207 @@
+"""The parity check: one fixed, seeded input through Paddle Inference and ONNX Runtime.
+
+Every output is compared element by element. An output passes when
+``|onnx - paddle| <= atol + rtol * |paddle|`` everywhere, with
+
+* score-like outputs (anything else): ``atol = 1e-4``, ``rtol = 0`` -- fp32 noise is ~1e-6;
+* box-like outputs (last dim 4, or 6 = NMS rows ``[label, score, x1, y1, x2, y2]``):
+  ``atol = 1e-3``, ``rtol = 1e-4`` -- coordinates are in pixels (hundreds), where fp32 carries
+  ~7 significant digits, so 1e-4 relative plus a milli-pixel floor;
+* integer outputs (e.g. NMS box counts): exact.
+
+Rows of NMS outputs (2-D, last dim 6) are compared after sorting both sides by
+(label, score, x1, y1, x2, y2): the two runtimes may list equal-score boxes in another order.
+
+``max_rel`` is reported over elements with ``|paddle| >= 1e-3`` (relative error of values near
+zero is meaningless).
+
+>>> tolerance_for([1, 3598, 4], "float32")
+(0.001, 0.0001)
+>>> tolerance_for([1, 80, 3598], "float32")
+(0.0001, 0.0)
+>>> import numpy as np
+>>> rows = np.array([[1, 0.9, 0, 0, 5, 5], [0, 0.8, 1, 1, 4, 4]], "float32")
+>>> [r["ok"] for r in compare((["nms"], [rows]), (["nms"], [rows[::-1]]))]
+[True]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .capture import captured_output
+from .errors import ConversionError
+from .source import PaddleModel
+
+SEED = 0
+SCORE_TOL = (1e-4, 0.0)
+BOX_TOL = (1e-3, 1e-4)
+REL_FLOOR = 1e-3
+
+
+@dataclass
+class ParityReport:
+    """Per-output comparison rows and the inputs used."""
+
+    seed: int
+    inputs: dict[str, list[int]]
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(o["ok"] for o in self.outputs)
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [o for o in self.outputs if not o["ok"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "seed": self.seed,
+            "inputs": self.inputs,
+            "rule": "|onnx - paddle| <= atol + rtol * |paddle|",
+            "outputs": self.outputs,
+        }
+
+
+def tolerance_for(shape: list[int], dtype: str) -> tuple[float, float]:
+    """``(atol, rtol)`` for an output of this shape and dtype (see the module docstring)."""
+    if not dtype.startswith("float"):
+        return (0.0, 0.0)
+    if len(shape) >= 2 and shape[-1] in (4, 6):
+        return BOX_TOL
+    return SCORE_TOL
+
+
+def make_inputs(shapes: dict[str, list[int]], dtypes: dict[str, str], seed: int = SEED) -> dict:
+    """Deterministic inputs: ``image``-like N(0, 1), ``scale_factor`` U(0.5, 2), ``im_shape``
+    the image size, other floats U(0, 1), integers 1."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    feeds: dict[str, Any] = {}
+    image_hw = next((s[2:4] for s in shapes.values() if len(s) == 4), [1, 1])
+    for name in sorted(shapes):
+        shape, dtype = shapes[name], dtypes.get(name, "float32")
+        if not dtype.startswith("float"):
+            feeds[name] = np.ones(shape, dtype=dtype)
+        elif name == "im_shape" and shape[-1] == 2:
+            feeds[name] = np.broadcast_to(np.array(image_hw, dtype), shape).copy()
+        elif name == "scale_factor":
+            feeds[name] = rng.uniform(0.5, 2.0, shape).astype(dtype)
+        elif len(shape) == 4:
+            feeds[name] = rng.standard_normal(shape).astype(dtype)
+        else:
+            feeds[name] = rng.uniform(0.0, 1.0, shape).astype(dtype)
+    return feeds
+
+
+def run_paddle(model: PaddleModel, feeds: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Run Paddle Inference on CPU (oneDNN off: the plain reference kernels)."""
+    from paddle import inference
+
+    with captured_output():
+        try:
+            config = inference.Config(
+                str(model.model_file), str(model.params_file) if model.params_file else ""
+            )
+            config.disable_gpu()
+            config.disable_mkldnn()
+            config.disable_glog_info()
+            predictor = inference.create_predictor(config)
+            for name in predictor.get_input_names():
+                if name not in feeds:
+                    raise ConversionError(f"Paddle model input {name!r} has no parity input")
+                handle = predictor.get_input_handle(name)
+                handle.reshape(list(feeds[name].shape))
+                handle.copy_from_cpu(feeds[name])
+            predictor.run()
+            names = list(predictor.get_output_names())
+            results = [predictor.get_output_handle(n).copy_to_cpu() for n in names]
+        except ConversionError:
+            raise
+        except Exception as e:
+            error: Exception | None = e
+        else:
+            error = None
+    if error is not None:
+        raise ConversionError(
+            f"Paddle Inference could not run {model.model_file}: {error}".splitlines()[0][:400],
+            hint="the parity check needs the Paddle model to run on CPU",
+        )
+    return names, results
+
+
+def run_onnx(path: Path, feeds: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Run ONNX Runtime on CPU with every graph optimisation disabled."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        wanted = {i.name for i in sess.get_inputs()}
+        results = sess.run(None, {k: v for k, v in feeds.items() if k in wanted})
+    except Exception as e:
+        raise ConversionError(
+            f"ONNX Runtime could not run the converted model: {e}".splitlines()[0][:400],
+            hint="the converted model is invalid; it was not cached",
+        ) from None
+    return [o.name for o in sess.get_outputs()], list(results)
+
+
+def compare(
+    paddle_out: tuple[list[str], list[Any]], onnx_out: tuple[list[str], list[Any]]
+) -> list[dict[str, Any]]:
+    """One row per output (matched by position): shapes, max abs/rel error, tolerance, ok."""
+    import numpy as np
+
+    p_names, p_vals = paddle_out
+    o_names, o_vals = onnx_out
+    rows: list[dict[str, Any]] = []
+    if len(p_vals) != len(o_vals):
+        return [
+            {
+                "name": "(outputs)",
+                "paddle_name": None,
+                "ok": False,
+                "problem": f"Paddle has {len(p_vals)} outputs, ONNX has {len(o_vals)}",
+            }
+        ]
+    for i, (pn, on, ref, got) in enumerate(zip(p_names, o_names, p_vals, o_vals, strict=True)):
+        ref, got = np.asarray(ref), np.asarray(got)
+        row: dict[str, Any] = {
+            "index": i,
+            "name": on,
+            "paddle_name": pn,
+            "shape": list(ref.shape),
+            "dtype": str(ref.dtype),
+        }
+        atol, rtol = tolerance_for(list(ref.shape), str(ref.dtype))
+        row.update(atol=atol, rtol=rtol)
+        if ref.shape != got.shape:
+            row.update(ok=False, problem=f"shape {list(got.shape)} != Paddle's {list(ref.shape)}")
+        elif ref.size == 0:
+            row.update(max_abs=0.0, max_rel=0.0, ok=True)
+        else:
+            r, g = ref.astype(np.float64), got.astype(np.float64)
+            if r.ndim == 2 and r.shape[1] == 6:
+                r = r[np.lexsort(r.T[::-1])]
+                g = g[np.lexsort(g.T[::-1])]
+            diff = np.abs(g - r)
+            big = np.abs(r) >= REL_FLOOR
+            max_rel = float((diff[big] / np.abs(r[big])).max()) if big.any() else 0.0
+            finite = bool(np.isfinite(g).all() == np.isfinite(r).all())
+            within = bool((diff <= atol + rtol * np.abs(r)).all()) and finite
+            row.update(max_abs=float(np.nan_to_num(diff, nan=np.inf).max()), max_rel=max_rel)
+            row["ok"] = within
+            if not within:
+                row["problem"] = (
+                    f"max abs err {row['max_abs']:.3g} > tolerance {atol:g} + {rtol:g}*|paddle|"
+                )
+        rows.append(row)
+    return rows

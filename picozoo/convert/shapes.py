@@ -1,0 +1,116 @@
+"""Input shapes: parse ``--input-shape``, resolve unknown dims, fix them in an ONNX graph.
+
+>>> parse_input_shapes(["image=1,3,416,416", "scale_factor=1,2"])
+{'image': [1, 3, 416, 416], 'scale_factor': [1, 2]}
+>>> resolve_shape("image", [-1, 3, -1, -1], None, (320, 320), batch=1)
+[1, 3, 320, 320]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..errors import UsageError
+
+BATCH_DIM = "batch"
+
+
+def parse_input_shapes(specs: Iterable[str]) -> dict[str, list[int]]:
+    """``["name=d0,d1,..."]`` -> ``{name: [d0, d1, ...]}`` (several names may share one string
+    separated by ``;``)."""
+    shapes: dict[str, list[int]] = {}
+    for spec in specs:
+        for part in filter(None, (p.strip() for p in spec.split(";"))):
+            name, sep, dims = part.partition("=")
+            try:
+                values = [int(d) for d in dims.replace("x", ",").split(",")]
+            except ValueError:
+                values = []
+            if not sep or not name.strip() or not values or any(v <= 0 for v in values):
+                raise UsageError(
+                    f"bad --input-shape {part!r}",
+                    hint="use NAME=D0,D1,... with positive integers, e.g. image=1,3,416,416",
+                )
+            shapes[name.strip()] = values
+    return shapes
+
+
+def resolve_shape(
+    name: str,
+    dims: list[int],
+    override: list[int] | None,
+    image_size: tuple[int, int] | None,
+    *,
+    batch: int,
+) -> list[int]:
+    """A concrete shape for input ``name`` whose declared dims are ``dims`` (-1 = unknown).
+
+    Unknown dim 0 becomes ``batch``; unknown H and W of a 4-D input come from ``image_size``.
+    """
+    if override is not None:
+        if dims and len(override) != len(dims):
+            raise UsageError(
+                f"--input-shape {name}: {len(override)} dims given, the model's input has "
+                f"{len(dims)} ({_fmt(dims)})",
+                hint=f"give {len(dims)} comma-separated sizes",
+            )
+        return list(override)
+    out: list[int] = []
+    for i, d in enumerate(dims):
+        if d > 0:
+            out.append(d)
+        elif i == 0:
+            out.append(batch)
+        elif len(dims) == 4 and i in (2, 3) and image_size is not None:
+            out.append(image_size[i - 2])
+        else:
+            raise UsageError(
+                f"input {name!r} has an unknown size in dim {i} ({_fmt(dims)})",
+                hint=f"give it with --input-shape {name}="
+                + ",".join(str(x if x > 0 else 1) for x in dims),
+            )
+    return out
+
+
+def onnx_input_dims(model: Any) -> dict[str, list[int]]:
+    """``{input name: dims}`` of an ``onnx.ModelProto`` (-1 for symbolic/unknown dims)."""
+    inits = {t.name for t in model.graph.initializer}
+    result: dict[str, list[int]] = {}
+    for inp in model.graph.input:
+        if inp.name in inits:
+            continue
+        dims = inp.type.tensor_type.shape.dim
+        result[inp.name] = [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
+    return result
+
+
+def fix_onnx_inputs(model: Any, shapes: dict[str, list[int]], *, dynamic_batch: bool) -> None:
+    """Write ``shapes`` into the graph inputs (dim 0 symbolic ``batch`` with ``dynamic_batch``).
+
+    Intermediate shapes are cleared so shape inference recomputes them; output shapes too when
+    a fixed input dim changed (they were computed for the old size).
+    """
+    changed = False
+    for inp in model.graph.input:
+        if inp.name not in shapes:
+            continue
+        dims = inp.type.tensor_type.shape.dim
+        while len(dims) < len(shapes[inp.name]):
+            dims.add()
+        for i, size in enumerate(shapes[inp.name]):
+            changed |= dims[i].HasField("dim_value") and dims[i].dim_value != size
+            dims[i].Clear()
+            if i == 0 and dynamic_batch:
+                dims[i].dim_param = BATCH_DIM
+            else:
+                dims[i].dim_value = size
+    del model.graph.value_info[:]
+    if changed:
+        for out in model.graph.output:
+            for d in out.type.tensor_type.shape.dim:
+                d.Clear()
+
+
+def _fmt(dims: list[int]) -> str:
+    return "[" + ", ".join(str(d) if d > 0 else "?" for d in dims) + "]"

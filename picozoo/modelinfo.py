@@ -1,0 +1,283 @@
+"""What is inside a model file: inputs, outputs, op histogram, parameter count, FLOPs.
+
+Works on ONNX files and on Paddle inference models (a directory, ``model.pdmodel`` or
+``model.json``). FLOPs follow the common detector-paper convention: **2 x multiply-accumulates
+of the convolution and matrix-multiply ops** (ONNX Conv, ConvTranspose, Gemm, MatMul; Paddle
+conv2d, depthwise_conv2d, conv2d_transpose, matmul, mul), at batch 1; element-wise ops, norms
+and activations are not counted. Unknown (dynamic) dims are counted as 1.
+
+>>> info = inspect_model(Path("layout_cdla.onnx"))  # doctest: +SKIP
+>>> info.op_histogram["Conv"], info.params  # doctest: +SKIP
+(102, 1847928)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PicozooError
+
+FLOPS_CONVENTION = (
+    "FLOPs = 2 x MACs of Conv/ConvTranspose/Gemm/MatMul (Paddle: conv2d, depthwise_conv2d, "
+    "conv2d_transpose, matmul, mul) at batch 1; dynamic dims counted as 1"
+)
+
+
+class ModelInspectError(PicozooError):
+    """The file is not a model picozoo can read."""
+
+    exit_code = 2
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: list[int | str]
+    dtype: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": self.shape, "dtype": self.dtype}
+
+
+@dataclass
+class ModelInfo:
+    """Summary of one model; ``flops`` follows :data:`FLOPS_CONVENTION`."""
+
+    path: Path
+    format: str  # "onnx" or "paddle"
+    inputs: list[Tensor] = field(default_factory=list)
+    outputs: list[Tensor] = field(default_factory=list)
+    op_histogram: dict[str, int] = field(default_factory=dict)
+    params: int = 0
+    flops: int = 0
+    opset: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "format": self.format,
+            "opset": self.opset,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "params": self.params,
+            "flops": self.flops,
+            "flops_convention": FLOPS_CONVENTION,
+            "op_histogram": self.op_histogram,
+        }
+
+
+def inspect_model(path: Path) -> ModelInfo:
+    """Inspect an ONNX file or a Paddle inference model (directory or model file)."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelInspectError(
+            f"{path}: no such file or directory", hint="give an .onnx file or a Paddle model dir"
+        )
+    if path.is_file() and path.suffix == ".onnx":
+        return _inspect_onnx(path)
+    if path.is_dir() or path.suffix in (".pdmodel", ".json"):
+        return _inspect_paddle(path)
+    raise ModelInspectError(
+        f"{path}: not an ONNX file or a Paddle inference model",
+        hint="give an .onnx file, a Paddle inference directory, model.pdmodel or model.json",
+    )
+
+
+# -- ONNX ---------------------------------------------------------------------------------------
+def _inspect_onnx(path: Path) -> ModelInfo:
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:
+        raise ModelInspectError(
+            f"{path}: cannot be read as ONNX ({str(e).splitlines()[0][:200]})",
+            hint="is the file complete? re-download or re-convert it",
+        ) from None
+    g = model.graph
+    inits = {t.name for t in g.initializer}
+    info = ModelInfo(path=path, format="onnx")
+    info.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    info.inputs = [_onnx_tensor(v) for v in g.input if v.name not in inits]
+    info.outputs = [_onnx_tensor(v) for v in g.output]
+    info.op_histogram = dict(Counter(n.op_type for n in g.node).most_common())
+    info.params = sum(
+        math.prod(t.dims) for t in g.initializer if t.data_type in _ONNX_FLOAT_TYPES
+    ) + sum(
+        math.prod(a.t.dims)
+        for n in g.node
+        if n.op_type == "Constant"
+        for a in n.attribute
+        if a.name == "value" and a.t.data_type in _ONNX_FLOAT_TYPES and math.prod(a.t.dims) > 1
+    )
+    info.flops = 2 * _onnx_macs(model)
+    return info
+
+
+_ONNX_FLOAT_TYPES = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
+
+
+def _onnx_tensor(v: Any) -> Tensor:
+    import onnx
+
+    tt = v.type.tensor_type
+    shape: list[int | str] = [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim
+    ]
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name if tt.elem_type else "?"
+    return Tensor(v.name, shape, dtype)
+
+
+def _onnx_macs(model: Any) -> int:
+    """MACs of Conv/ConvTranspose/Gemm/MatMul using inferred shapes (dynamic dims set to 1)."""
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for v in m.graph.input:
+        for d in v.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                d.Clear()
+                d.dim_value = 1
+    with contextlib.suppress(Exception):
+        m = onnx.shape_inference.infer_shapes(m, data_prop=True)
+    shapes: dict[str, list[int]] = {}
+    for v in [*m.graph.input, *m.graph.value_info, *m.graph.output]:
+        dims = v.type.tensor_type.shape.dim
+        shapes[v.name] = [d.dim_value if d.HasField("dim_value") else 1 for d in dims]
+    for t in m.graph.initializer:
+        shapes[t.name] = list(t.dims)
+    macs = 0
+    for n in m.graph.node:
+        if n.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+            continue
+        ins = [shapes.get(i) for i in n.input]
+        out = shapes.get(n.output[0])
+        if out is None or len(ins) < 2 or ins[0] is None or ins[1] is None:
+            continue
+        x, w = ins[0], ins[1]
+        if n.op_type == "Conv":
+            macs += math.prod(out) * math.prod(w[1:])
+        elif n.op_type == "ConvTranspose":
+            macs += math.prod(x) * math.prod(w[1:])
+        elif n.op_type == "Gemm":
+            trans_a = any(a.name == "transA" and a.i for a in n.attribute)
+            macs += math.prod(out) * (x[0] if trans_a else x[-1])
+        else:
+            macs += math.prod(out) * x[-1]
+    return int(macs)
+
+
+# -- Paddle -------------------------------------------------------------------------------------
+_PADDLE_SKIP = {"builtin.parameter", "pd_op.data", "pd_op.feed", "pd_op.fetch"}
+
+
+def _inspect_paddle(path: Path) -> ModelInfo:
+    from .convert.capture import captured_output
+    from .convert.source import find_paddle_model
+
+    files = find_paddle_model(path)
+    with captured_output():
+        try:
+            program, feed_names, fetch_names = _load_program(files)
+        except Exception as e:
+            err: Exception | None = e
+        else:
+            err = None
+    if err is not None:
+        raise ModelInspectError(
+            f"{files.model_file}: Paddle cannot load it ({str(err).splitlines()[0][:200]})",
+            hint="models saved by paddlepaddle >= 3.3 need a newer paddlepaddle to inspect",
+        )
+    info = ModelInfo(path=files.model_file, format="paddle")
+    hist: Counter[str] = Counter()
+    macs = 0
+    feeds: dict[str, Tensor] = {}
+    fetches: list[Tensor] = []
+    for op in program.global_block().ops:
+        name = op.name()
+        if name == "builtin.parameter":
+            info.params += math.prod(_shape(op.results()[0]))
+            continue
+        if name in ("pd_op.data", "pd_op.feed"):
+            r = op.results()[0]
+            feeds[op.attrs()["name"]] = Tensor(op.attrs()["name"], _raw_shape(r), _dtype(r))
+            continue
+        if name == "pd_op.fetch":
+            src = op.operands()[0].source()
+            fetches.append(Tensor(op.attrs().get("name", "?"), _raw_shape(src), _dtype(src)))
+            continue
+        if name.startswith("builtin."):
+            continue
+        hist[name.removeprefix("pd_op.")] += 1
+        macs += _paddle_macs(op, name.removeprefix("pd_op."))
+    info.inputs = [feeds[n] for n in feed_names if n in feeds] or list(feeds.values())
+    for t, real in zip(fetches, fetch_names, strict=False):
+        t.name = real or t.name
+    info.outputs = fetches
+    info.op_histogram = dict(hist.most_common())
+    info.flops = 2 * macs
+    return info
+
+
+def _load_program(files: Any) -> tuple[Any, list[str], list[str]]:
+    """Load the program (legacy ones translated to PIR) and the feed/fetch names."""
+    import paddle
+
+    paddle.enable_static()
+    exe = paddle.static.Executor(paddle.CPUPlace())
+    prefix = str(files.model_file.with_suffix(""))
+    if files.format == "legacy":
+        with paddle.pir_utils.OldIrGuard():
+            prog, feeds, fetches = paddle.static.load_inference_model(prefix, exe)
+            fetch_names = [v.name for v in fetches]
+        return paddle.pir.translate_to_pir(prog.desc), list(feeds), fetch_names
+    with paddle.pir_utils.IrGuard():
+        prog, feeds, fetches = paddle.static.load_inference_model(prefix, exe)
+    return prog, list(feeds), []
+
+
+def _raw_shape(value: Any) -> list[int | str]:
+    try:
+        return [d if d >= 0 else "?" for d in value.shape]
+    except Exception:
+        return []
+
+
+def _shape(value: Any) -> list[int]:
+    try:
+        return [d if d > 0 else 1 for d in value.shape]
+    except Exception:
+        return []
+
+
+def _dtype(value: Any) -> str:
+    try:
+        return str(value.dtype).replace("paddle.", "")
+    except Exception:
+        return "?"
+
+
+def _paddle_macs(op: Any, name: str) -> int:
+    if name not in ("conv2d", "depthwise_conv2d", "conv2d_transpose", "matmul", "mul"):
+        return 0
+    try:
+        x = _shape(op.operands()[0].source())
+        w = _shape(op.operands()[1].source())
+        out = _shape(op.results()[0])
+    except Exception:
+        return 0
+    if not x or not w or not out:
+        return 0
+    if name in ("conv2d", "depthwise_conv2d"):
+        return math.prod(out) * math.prod(w[1:])
+    if name == "conv2d_transpose":
+        return math.prod(x) * math.prod(w[1:])
+    attrs = op.attrs()
+    k = x[-2] if attrs.get("transpose_x") and len(x) >= 2 else x[-1]
+    return math.prod(out) * k

@@ -1,0 +1,230 @@
+"""``picozoo verify``: re-hash cached artifacts and unpacked files; ``deep`` checks structure.
+
+Each cached blob is re-hashed against its ref, the registry pin and the lock pin; each file
+of an unpacked tarball against the manifest written while unpacking (users load those files,
+so a flipped byte there matters as much).  ``deep`` adds: tarball members re-checked for safety
+and compared to the manifest, ``infer_cfg.yml`` parses, ONNX files pass ``onnx.checker``, and
+``.pdparams`` checkpoints are read with a restricted unpickler (parameter count reported).
+
+>>> result = verify_cache(Cache(Path("/tmp/zoo")), registry, deep=True)   # doctest: +SKIP
+>>> [str(p) for p in result.problems]                                     # doctest: +SKIP
+['picodet-s-416 inference: unpacked file picodet_s_416_coco_lcnet/model.pdiparams: sha256 ...']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import sha256_file
+from .cache import Cache
+from .lockfile import Lock
+from .unpack import (
+    INFERENCE_MODEL_FILES,
+    MANIFEST,
+    TREE,
+    BadArchiveError,
+    UnsafeArchiveError,
+    check_members,
+    list_members,
+    read_manifest,
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    model: str
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.kind}: {self.message}"
+
+
+@dataclass
+class VerifyResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_cache(
+    cache: Cache,
+    registry: Any,
+    *,
+    lock: Lock,
+    model_ids: Iterable[str] | None = None,
+    deep: bool = False,
+) -> VerifyResult:
+    """Verify every cached artifact (or those of ``model_ids``); see the module docstring."""
+    wanted = list(model_ids) if model_ids else None
+    by_url = {a.url: a for a in registry.artifacts()} if registry is not None else {}
+    result = VerifyResult()
+    seen_models: set[str] = set()
+    for ref in cache.refs():
+        model = str(ref.get("model_id", ""))
+        if wanted is not None and model not in wanted:
+            continue
+        seen_models.add(model)
+        problems, detail = _verify_ref(cache, ref, by_url.get(ref["url"]), lock, deep)
+        cache.set_verified(ref["url"], not problems)
+        result.problems += problems
+        result.rows.append(
+            {
+                "model": model,
+                "kind": ref.get("kind", ""),
+                "status": "ok" if not problems else "FAILED",
+                "size": ref.get("size"),
+                "sha256": ref.get("sha256"),
+                "files": detail.pop("files", 0),
+                "params": detail.get("params"),
+                "detail": "; ".join(f"{k}={v}" for k, v in detail.items()) or None,
+                "problems": [p.message for p in problems],
+            }
+        )
+    for mid in wanted or []:
+        if mid not in seen_models:
+            result.problems.append(Problem(mid, "-", "nothing of this model is in the cache"))
+    return result
+
+
+def _verify_ref(
+    cache: Cache, ref: dict[str, Any], artifact: Any, lock: Lock, deep: bool
+) -> tuple[list[Problem], dict[str, Any]]:
+    model, kind = str(ref.get("model_id", "")), str(ref.get("kind", ""))
+    problems: list[Problem] = []
+    detail: dict[str, Any] = {}
+
+    def bad(msg: str) -> None:
+        problems.append(Problem(model, kind, msg))
+
+    sha = str(ref["sha256"])
+    blob = cache.blob_path(sha)
+    if not blob.is_file():
+        bad(f"cached file {blob} is missing")
+    else:
+        actual = sha256_file(blob)
+        if actual != sha:
+            bad(f"cached file {blob}: sha256 {actual}, recorded {sha} (bytes changed on disk)")
+        if artifact is not None and artifact.sha256 and artifact.sha256 != sha:
+            bad(f"recorded sha256 {sha} differs from the registry's {artifact.sha256}")
+        pinned = lock.get(ref["url"])
+        if pinned is not None and pinned.sha256 != sha:
+            bad(f"recorded sha256 {sha} differs from {lock.path}'s {pinned.sha256}")
+    named = cache.root / str(ref["path"]) if ref.get("path") and not ref.get("unpacked") else None
+    if named is not None:
+        if not named.is_file():
+            bad(f"cached file {named} is missing")
+        elif not (blob.is_file() and os.path.samefile(named, blob)):
+            actual = sha256_file(named)
+            if actual != sha:
+                bad(f"cached file {named}: sha256 {actual}, recorded {sha} (bytes changed on disk)")
+    if ref.get("unpacked"):
+        udir = cache.root / ref["unpacked"]
+        n = _verify_unpacked(udir, bad)
+        detail["files"] = n
+        if deep and blob.is_file():
+            _deep_tarball(blob, udir, kind, bad)
+    elif deep and blob.is_file():
+        name = str(ref["url"]).rsplit("/", 1)[-1]
+        if name.endswith(".onnx"):
+            _deep_onnx(blob, bad, detail)
+        elif name.endswith(".pdparams"):
+            _deep_pdparams(blob, bad, detail)
+        elif name.endswith((".yml", ".yaml")):
+            _deep_yaml(blob, bad)
+    return problems, detail
+
+
+def _verify_unpacked(udir: Path, bad: Any) -> int:
+    manifest = read_manifest(udir)
+    if manifest is None:
+        bad(f"unpacked directory {udir} has no readable {MANIFEST}")
+        return 0
+    tree = udir / TREE
+    files: dict[str, Any] = manifest.get("files", {})
+    for rel, rec in sorted(files.items()):
+        p = tree / rel
+        if not p.is_file():
+            bad(f"unpacked file {rel} is missing")
+            continue
+        actual = sha256_file(p)
+        if actual != rec.get("sha256"):
+            bad(f"unpacked file {rel}: sha256 {actual}, unpacked as {rec.get('sha256')}")
+    symlinks = {m for m in manifest.get("members", [])}
+    for root, _dirs, names in os.walk(tree):
+        for nm in names:
+            rel = (Path(root) / nm).relative_to(tree).as_posix()
+            if rel not in files and rel not in symlinks:
+                bad(f"unexpected file {rel} in {tree}")
+    return len(files)
+
+
+def _deep_tarball(blob: Path, udir: Path, kind: str, bad: Any) -> None:
+    try:
+        names = check_members(list_members(blob), str(blob))
+    except (UnsafeArchiveError, BadArchiveError) as e:
+        bad(e.message)
+        return
+    manifest = read_manifest(udir) or {}
+    if sorted(names) != sorted(manifest.get("members", [])):
+        bad("tarball members differ from what was unpacked")
+    root = udir / str(manifest.get("root", TREE))
+    if kind.startswith("inference"):
+        if not any((root / f).is_file() for f in INFERENCE_MODEL_FILES):
+            bad("inference directory has neither model.pdmodel nor model.json")
+        cfg = root / "infer_cfg.yml"
+        if cfg.is_file():
+            _deep_yaml(cfg, bad, required=("Preprocess",))
+        else:
+            bad("inference directory has no infer_cfg.yml")
+    for p in sorted(root.rglob("*.onnx")):
+        _deep_onnx(p, bad, {})
+
+
+def _deep_yaml(path: Path, bad: Any, required: tuple[str, ...] = ()) -> None:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        bad(f"{path.name} does not parse as YAML: {str(e).splitlines()[0]}")
+        return
+    if not isinstance(data, dict):
+        bad(f"{path.name} is not a YAML mapping")
+        return
+    missing = [k for k in required if k not in data]
+    if missing:
+        bad(f"{path.name} lacks {', '.join(missing)}")
+
+
+def _deep_onnx(path: Path, bad: Any, detail: dict[str, Any]) -> None:
+    try:
+        import onnx
+    except ImportError:
+        bad(f"cannot check {path.name}: onnx is not installed (pip install 'picozoo[convert]')")
+        return
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as e:  # onnx raises several unrelated types
+        bad(f"{path.name} fails onnx.checker: {str(e).splitlines()[0] if str(e) else e}")
+        return
+    detail["onnx"] = "checker ok"
+
+
+def _deep_pdparams(path: Path, bad: Any, detail: dict[str, Any]) -> None:
+    from .pdparams import PdparamsError, read_pdparams
+
+    try:
+        info = read_pdparams(path)
+    except PdparamsError as e:
+        bad(e.message)
+        return
+    detail["tensors"] = len(info.tensors)
+    detail["params"] = info.params

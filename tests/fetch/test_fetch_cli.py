@@ -1,0 +1,184 @@
+"""pull/cache CLI via the real entry point: stdout is data, exit codes, cache ls/rm/prune."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support.artifacts import build_mirror
+from support.http_server import serve_directory
+
+from picozoo.cache import Cache
+from picozoo.cacheops import prune
+from picozoo.lockfile import Lock, default_lock_path
+from picozoo.registry import load_registry
+
+MODEL = "picodet-xs-320"
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PICOZOO_")}
+    return subprocess.run(
+        [sys.executable, "-m", "picozoo", *args],
+        capture_output=True,
+        text=True,
+        env={**base, "PICOZOO_BACKOFF": "0.01", **env},
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("zoo")
+    reg = load_registry()
+    files = build_mirror(reg, root / "mirror", root, [MODEL, "picodet-s-416"], ("all",))
+    with serve_directory(root / "mirror") as srv:
+        yield srv, files
+
+
+def test_pull_prints_one_usable_path_per_line(served, tmp_path: Path) -> None:
+    srv, _ = served
+    env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": srv.url}
+    r = cli("pull", MODEL, "picodet-s-416", "-a", "inference", "-a", "onnx", env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 4
+    assert (Path(lines[0]) / "infer_cfg.yml").is_file()  # cd "$(picozoo pull MODEL)" works
+    assert (
+        lines[1].endswith("/picodet_xs_320_lcnet_postprocessed.onnx") and Path(lines[1]).is_file()
+    )
+    assert "\x1b[" not in r.stderr  # no progress bars when stderr is not a terminal
+    # the shell idiom from the issue
+    sh = subprocess.run(
+        ["sh", "-c", f'cd "$({sys.executable} -m picozoo pull {MODEL})" && ls'],
+        capture_output=True, text=True, env={**os.environ, **env}, check=True,
+    )  # fmt: skip
+    assert sh.stdout.split() == ["infer_cfg.yml", "model.pdiparams", "model.pdmodel"]
+
+
+def test_pull_all_and_json(served, tmp_path: Path) -> None:
+    srv, _files = served
+    env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": srv.url}
+    r = cli("pull", MODEL, "--artifact", "all", "--format", "json", env=env)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    kinds = load_registry().get(MODEL).kinds
+    assert [x["kind"] for x in rows] == kinds
+    assert all(x["verified"] and Path(x["path"]).exists() for x in rows)
+    config = next(x for x in rows if x["kind"] == "config")
+    assert Path(config["path"]).name == "picodet_xs_320_coco_lcnet.yml"
+    lite = next(x for x in rows if x["kind"] == "lite-fp32")
+    assert (Path(lite["path"]) / "model.nb").is_file()
+    lock = Lock.load(default_lock_path(tmp_path / "c"))
+    assert len(lock) == len(kinds)
+
+
+def test_pull_errors_are_one_line_with_exit_codes(served, tmp_path: Path) -> None:
+    srv, _ = served
+    env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": srv.url}
+    for args, code, text in [
+        (("pull", "picodet-s-41"), 2, "did you mean"),
+        (("pull", "picodet-s-416", "-a", "lite-int8"), 2, "has no 'lite-int8' artifact"),
+        (("pull", "esnet-m"), 2, "unknown model"),
+        (("pull", MODEL, "--require-hashes"), 6, "no pinned sha256"),
+    ]:
+        r = cli(*args, env=env)
+        assert r.returncode == code, (args, r.stderr)
+        assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
+        assert text in r.stderr
+    assert not (tmp_path / "c" / "blobs").exists()
+
+
+def test_cache_ls_rm_and_prune(served, tmp_path: Path) -> None:
+    srv, _ = served
+    cache_dir = tmp_path / "c"
+    env = {"PICOZOO_CACHE": str(cache_dir), "PICOZOO_MIRROR": srv.url}
+    assert (
+        cli("pull", MODEL, "picodet-s-416", "-a", "inference", "-a", "weights", env=env).returncode
+        == 0
+    )
+    r = cli("cache", "ls", "--format", "json", env=env)
+    rows = json.loads(r.stdout)
+    assert sorted((x["model"], x["kind"]) for x in rows) == [
+        ("picodet-s-416", "inference"), ("picodet-s-416", "weights"),
+        (MODEL, "inference"), (MODEL, "weights"),
+    ]  # fmt: skip
+    assert all(x["verified"] and x["size"] > 0 and x["last_used"] for x in rows)
+    csv = cli("cache", "ls", "--format", "csv", env=env).stdout.splitlines()
+    assert csv[0] == "model,kind,size,last_used,verified,path" and len(csv) == 5
+
+    r = cli("cache", "rm", MODEL, env=env)
+    assert r.returncode == 0, r.stderr
+    left = json.loads(cli("cache", "ls", "--format", "json", env=env).stdout)
+    assert {x["model"] for x in left} == {"picodet-s-416"}
+    blobs = {p.name for p in (cache_dir / "blobs" / "sha256").iterdir()}
+    assert blobs == {x["sha256"] for x in left}  # the removed model's files are gone
+    assert len(Lock.load(default_lock_path(cache_dir))) == 4  # pins are kept
+
+    assert cli("cache", "rm", env=env).returncode == 2  # neither MODEL nor --all
+    r = cli("cache", "rm", "--all", env=env)
+    assert r.returncode == 0
+    assert json.loads(cli("cache", "ls", "--format", "json", env=env).stdout) == []
+    assert not list((cache_dir / "blobs" / "sha256").iterdir())
+    assert not list((cache_dir / "unpacked").iterdir())
+
+
+def test_prune_removes_stale_parts_and_unreferenced_files(served, tmp_path: Path) -> None:
+    srv, _ = served
+    reg = load_registry()
+    cache = Cache(tmp_path / "c")
+    env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": srv.url}
+    assert cli("pull", MODEL, env=env).returncode == 0
+    (entry,) = cache.entries()
+    # debris: an old and a fresh partial download, an orphan blob, an orphan unpacked dir,
+    # a leftover temp dir of a crashed unpack
+    old = time.time() - 3 * 86400
+    stale = cache.part_path(reg.get(MODEL).artifact("onnx").url)
+    fresh = cache.part_path(reg.get(MODEL).artifact("weights").url)
+    for p in (stale, fresh):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x" * 100)
+    orphan_blob = cache.blob_path("e" * 64)
+    orphan_blob.write_bytes(b"orphan")
+    orphan_dir = cache.unpacked_root / ("d" * 16)
+    (orphan_dir / "tree").mkdir(parents=True)
+    tmpdir = cache.unpacked_root / ".tmp-deadbeef-123"
+    tmpdir.mkdir()
+    for p in (stale, orphan_blob, orphan_dir, tmpdir):
+        os.utime(p, (old, old))
+    dry = prune(cache, dry_run=True)
+    assert {r.path for r in dry} == {stale, orphan_blob, orphan_dir, tmpdir}
+    assert stale.exists()
+    r = cli("cache", "prune", "--format", "json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert {Path(x["path"]) for x in json.loads(r.stdout)} == {
+        stale,
+        orphan_blob,
+        orphan_dir,
+        tmpdir,
+    }
+    assert not stale.exists() and fresh.exists() and not orphan_blob.exists()
+    assert entry.blob.exists() and entry.path.is_dir()  # referenced content is kept
+    r = cli("verify", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_verified_blobs_are_never_rewritten(served, tmp_path: Path) -> None:
+    srv, _ = served
+    from picozoo.fetch import pull
+
+    art = load_registry().get(MODEL).artifact("weights")
+    cache = Cache(tmp_path / "c")
+    pull(art, cache_dir=cache.root, mirrors=srv.url)
+    entry = cache.lookup(art)
+    assert entry is not None
+    st = entry.blob.stat()
+    assert not st.st_mode & 0o222  # read-only
+    pull(art, cache_dir=cache.root, mirrors=srv.url, update_lock=True)  # same bytes again
+    st2 = entry.blob.stat()
+    assert (st2.st_ino, st2.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)

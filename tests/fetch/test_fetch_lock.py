@@ -1,0 +1,185 @@
+"""Hash pins: the lock file, mismatches, --update-lock, --require-hashes, `picozoo lock`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.artifacts import (
+    build_mirror,
+    make_artifact_file,
+    publish,
+    sha256_file,
+    write_registry,
+)
+from support.http_server import serve_directory
+
+from picozoo.cache import Cache
+from picozoo.fetch import HashMismatchError, HashRequiredError, pull
+from picozoo.lockfile import Lock, LockFileError, default_lock_path
+from picozoo.registry import load_registry
+
+MODEL = "picodet-s-416"
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PICOZOO_BACKOFF", "0.01")
+    for k in ("PICOZOO_MIRROR", "PICOZOO_OFFLINE", "PICOZOO_REGISTRY", "PICOZOO_CACHE"):
+        monkeypatch.delenv(k, raising=False)
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "picozoo", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=False,
+    )
+
+
+def test_lock_api_roundtrip_and_merge(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "picozoo.lock"
+    assert len(Lock.load(path)) == 0  # missing file = empty
+    a, b = Lock.load(path), Lock.load(path)
+    a.record("https://x/a.tar", "a" * 64, 1)
+    a.save()
+    b.record("picozoo-converted:m/k/model.onnx", "b" * 64, 2)  # any key works
+    b.save()  # must not drop a's entry written meanwhile
+    loaded = Lock.load(path)
+    assert loaded.get("https://x/a.tar").sha256 == "a" * 64  # type: ignore[union-attr]
+    assert loaded.get("picozoo-converted:m/k/model.onnx").size == 2  # type: ignore[union-attr]
+    assert json.loads(path.read_text())["version"] == 1
+    assert default_lock_path(tmp_path) == tmp_path / "picozoo.lock"
+    with pytest.raises(ValueError):
+        a.record("u", "not-a-hash", 1)
+
+
+def test_malformed_lock_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "picozoo.lock"
+    path.write_text("{not json")
+    with pytest.raises(LockFileError, match="not a picozoo lock file"):
+        Lock.load(path)
+
+
+def test_changed_upstream_bytes_fail_with_both_hashes_and_leave_cache_alone(
+    tmp_path: Path,
+) -> None:
+    reg = load_registry()
+    art = reg.get(MODEL).artifact("inference")
+    mirror = tmp_path / "mirror"
+    first = build_mirror(reg, mirror, tmp_path, [MODEL])[(MODEL, "inference")]
+    old_sha = sha256_file(first)
+    lock_path = tmp_path / "project" / "picozoo.lock"
+    with serve_directory(mirror) as srv:
+        pull(art, cache_dir=tmp_path / "c1", mirrors=srv.url, lock_path=lock_path)
+        assert Lock.load(lock_path).get(art.url).sha256 == old_sha  # type: ignore[union-attr]
+        # upstream silently replaces the file; a fresh cache (another machine) pulls it
+        publish(art, make_artifact_file(art, tmp_path / "v2", seed=7), mirror)
+        new_sha = sha256_file(first)
+        assert new_sha != old_sha
+        cache = Cache(tmp_path / "c2")
+        with pytest.raises(HashMismatchError) as ei:
+            pull(art, cache_dir=cache.root, mirrors=srv.url, lock_path=lock_path)
+        msg = str(ei.value)
+        assert MODEL in msg and "inference" in msg and old_sha in msg and new_sha in msg
+        assert "--update-lock" in msg
+        assert srv.stats.full_gets[art.url_path] == 2  # it really downloaded the new bytes
+        files = [p for p in cache.root.rglob("*") if p.is_file() and "locks" not in p.parts]
+        assert files == [], files  # no blob, no unpacked dir, no ref, no .part kept
+        assert cache.lookup(art) is None
+        assert Lock.load(lock_path).get(art.url).sha256 == old_sha  # type: ignore[union-attr]
+        # accepting the change deliberately
+        path = pull(
+            art, cache_dir=cache.root, mirrors=srv.url, lock_path=lock_path, update_lock=True
+        )
+    assert Lock.load(lock_path).get(art.url).sha256 == new_sha  # type: ignore[union-attr]
+    assert cache.lookup(art).sha256 == new_sha and path.is_dir()  # type: ignore[union-attr]
+
+
+def test_cli_mismatch_exit_code_and_one_line(tmp_path: Path) -> None:
+    reg = load_registry()
+    art = reg.get(MODEL).artifact("inference")
+    mirror = tmp_path / "mirror"
+    build_mirror(reg, mirror, tmp_path, [MODEL])
+    lock = tmp_path / "project.lock"
+    lk = Lock.load(lock)
+    lk.record(art.url, "0" * 64, 123)
+    lk.save()
+    with serve_directory(mirror) as srv:
+        env = {"PICOZOO_CACHE": str(tmp_path / "cache"), "PICOZOO_MIRROR": srv.url}
+        r = cli("pull", MODEL, "--lock", str(lock), env=env)
+    assert r.returncode == 6
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "0" * 64 in lines[0] and "--update-lock" in lines[0]
+    assert not (tmp_path / "cache" / "blobs" / "sha256").exists() or not list(
+        (tmp_path / "cache" / "blobs" / "sha256").iterdir()
+    )
+
+
+def test_registry_pin_is_enforced(tmp_path: Path) -> None:
+    reg = load_registry()
+    art = reg.get(MODEL).artifact("inference")
+    mirror = tmp_path / "mirror"
+    published = build_mirror(reg, mirror, tmp_path, [MODEL])[(MODEL, "inference")]
+    good = sha256_file(published)
+    size = published.stat().st_size
+    ok_reg = write_registry(
+        tmp_path / "ok.yaml", [MODEL], {(MODEL, "inference"): {"sha256": good, "size": size}}
+    )
+    bad_reg = write_registry(
+        tmp_path / "bad.yaml", [MODEL], {(MODEL, "inference"): {"sha256": "f" * 64}}
+    )
+    with serve_directory(mirror) as srv:
+        bad_art = load_registry(bad_reg).get(MODEL).artifact("inference")
+        with pytest.raises(HashMismatchError, match="the registry pins"):
+            pull(bad_art, cache_dir=tmp_path / "c1", mirrors=srv.url, require_hashes=True)
+        ok_art = load_registry(ok_reg).get(MODEL).artifact("inference")
+        pull(ok_art, cache_dir=tmp_path / "c2", mirrors=srv.url, require_hashes=True)
+    # registry pins are not copied into the lock file
+    assert Lock.load(default_lock_path(tmp_path / "c2")).get(art.url) is None
+
+
+def test_require_hashes_refuses_unpinned_before_any_request(tmp_path: Path) -> None:
+    art = load_registry().get(MODEL).artifact("inference")
+    with serve_directory(tmp_path) as srv:
+        with pytest.raises(HashRequiredError, match="picozoo lock picodet-s-416"):
+            pull(art, cache_dir=tmp_path / "cache", mirrors=srv.url, require_hashes=True)
+        assert not srv.stats.requests
+
+
+def test_lock_command_pins_without_keeping_copies(tmp_path: Path) -> None:
+    reg = load_registry()
+    mirror = tmp_path / "mirror"
+    files = build_mirror(reg, mirror, tmp_path, [MODEL, "picodet-m-416"], ("inference", "onnx"))
+    cache = tmp_path / "cache"
+    project_lock = tmp_path / "proj" / "zoo.lock"
+    with serve_directory(mirror) as srv:
+        env = {"PICOZOO_CACHE": str(cache), "PICOZOO_MIRROR": srv.url, "PICOZOO_BACKOFF": "0"}
+        srv.drop_after(reg.get(MODEL).artifact("onnx").url_path, 1000, times=2)
+        r = cli(
+            "lock", MODEL, "picodet-m-416", "-a", "inference", "-a", "onnx",
+            "--lock", str(project_lock), "--format", "json", env=env,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        rows = json.loads(r.stdout)
+        assert {(x["model"], x["kind"]) for x in rows} == set(files)
+        assert all(x["from"] == "download" for x in rows)
+        lock = Lock.load(project_lock)
+        for (mid, kind), f in files.items():
+            e = lock.get(reg.get(mid).artifact(kind).url)
+            assert e is not None and e.sha256 == sha256_file(f) and e.size == f.stat().st_size
+        assert not cache.exists() or not [p for p in cache.rglob("*") if p.is_file()]
+        # with the pins in place, --require-hashes pulls work and are checked
+        r = cli("pull", MODEL, "--lock", str(project_lock), "--require-hashes", env=env)
+        assert r.returncode == 0, r.stderr
+        assert Path(r.stdout.strip()).is_dir()
+        # a second lock run is a no-op
+        r = cli("lock", MODEL, "--lock", str(project_lock), "--format", "json", env=env)
+        assert json.loads(r.stdout)[0]["from"] == "already pinned"

@@ -1,0 +1,120 @@
+"""`picozoo mirror export`, then pulls into a fresh cache from file:// and http:// mirrors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.artifacts import build_mirror, sha256_file
+from support.http_server import serve_directory
+
+from picozoo.cache import Cache
+from picozoo.mirror import direct_url, resolve_mirrors, source_urls
+from picozoo.registry import load_registry
+
+MODELS = ["picodet-s-416", "picodet-xs-320"]
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PICOZOO_")}
+    return subprocess.run(
+        [sys.executable, "-m", "picozoo", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **env},
+        check=False,
+    )
+
+
+def test_source_urls_keep_the_path() -> None:
+    url = "https://paddledet.bj.bcebos.com/deploy/Inference/a b.tar"
+    assert source_urls(url, []) == [url]
+    assert source_urls(url, ["http://m.lan/pp/", "file:///srv/zoo"]) == [
+        "http://m.lan/pp/deploy/Inference/a%20b.tar",
+        "file:///srv/zoo/deploy/Inference/a%20b.tar",
+    ]
+    assert resolve_mirrors("http://a, http://b,,") == ["http://a", "http://b"]
+    assert direct_url(
+        "https://github.com/PaddlePaddle/PaddleDetection/tree/release/2.6/configs/picodet/x.yml"
+    ) == (
+        "https://raw.githubusercontent.com/PaddlePaddle/PaddleDetection/release/2.6/configs/"
+        "picodet/x.yml"
+    )
+
+
+def test_bad_mirror_scheme_is_a_usage_error(tmp_path: Path) -> None:
+    r = cli("pull", MODELS[0], "--mirror", "ftp://x", env={"PICOZOO_CACHE": str(tmp_path)})
+    assert r.returncode == 2 and "unsupported mirror 'ftp://x'" in r.stderr
+
+
+def test_export_then_pull_from_fresh_caches(tmp_path: Path) -> None:
+    reg = load_registry()
+    upstream = tmp_path / "upstream"
+    files = build_mirror(reg, upstream, tmp_path, MODELS, ("all",))
+    src_cache = tmp_path / "cache-a"
+    with serve_directory(upstream) as srv:
+        r = cli("pull", *MODELS, "-a", "all", env={"PICOZOO_CACHE": str(src_cache),
+                                                   "PICOZOO_MIRROR": srv.url})  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == len(files)
+    exported = tmp_path / "exported"
+    r = cli("mirror", "export", str(exported), "--format", "json",
+            env={"PICOZOO_CACHE": str(src_cache)})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert len(rows) == len(files)
+    for (mid, kind), f in files.items():  # upstream path layout, identical bytes
+        out = exported / reg.get(mid).artifact(kind).url_path
+        assert sha256_file(out) == sha256_file(f)
+    sums = (exported / "SHA256SUMS").read_text().splitlines()
+    assert len(sums) == len(files)
+    check = subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=exported, check=False)
+    assert check.returncode == 0
+
+    # 1. a teammate pulls from the shared folder via file://
+    fresh = tmp_path / "cache-b"
+    r = cli("pull", MODELS[0], "-a", "inference", "-a", "weights",
+            env={"PICOZOO_CACHE": str(fresh), "PICOZOO_MIRROR": exported.as_uri()})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    inf, weights = (Path(p) for p in r.stdout.splitlines())
+    assert (inf / "model.pdmodel").is_file() and weights.suffix == ".pdparams"
+    # 2. ... or from any static web server
+    fresh2 = tmp_path / "cache-c"
+    with serve_directory(exported) as web:
+        r = cli("pull", *MODELS, env={"PICOZOO_CACHE": str(fresh2), "PICOZOO_MIRROR": web.url})
+        assert r.returncode == 0, r.stderr
+        assert sorted(web.stats.full_gets) == sorted(
+            reg.get(m).artifact("inference").url_path for m in MODELS
+        )
+    a = Cache(src_cache).lookup(reg.get(MODELS[1]).artifact("inference"))
+    c = Cache(fresh2).lookup(reg.get(MODELS[1]).artifact("inference"))
+    assert a is not None and c is not None and a.sha256 == c.sha256
+
+
+def test_export_named_model_not_cached(tmp_path: Path) -> None:
+    r = cli("mirror", "export", str(tmp_path / "x"), "picodet-s-416",
+            env={"PICOZOO_CACHE": str(tmp_path / "c")})  # fmt: skip
+    assert r.returncode == 7 and "nothing cached for picodet-s-416" in r.stderr
+    assert "picozoo pull picodet-s-416" in r.stderr
+
+
+def test_export_refuses_a_corrupted_blob(tmp_path: Path, monkeypatch) -> None:
+    from picozoo.fetch import pull
+    from picozoo.mirror import CorruptBlobError, export
+
+    reg = load_registry()
+    build_mirror(reg, tmp_path / "up", tmp_path, MODELS[:1])
+    with serve_directory(tmp_path / "up") as srv:
+        pull(reg.get(MODELS[0]).artifact("inference"), cache_dir=tmp_path / "c", mirrors=srv.url)
+    (entry,) = Cache(tmp_path / "c").entries()
+    os.chmod(entry.blob, 0o644)
+    with open(entry.blob, "r+b") as f:
+        f.seek(10)
+        f.write(b"\xff")
+    with pytest.raises(CorruptBlobError, match="no longer matches"):
+        export([entry], tmp_path / "out")
+    assert not (tmp_path / "out" / reg.get(MODELS[0]).artifact("inference").url_path).exists()

@@ -1,0 +1,187 @@
+"""`picozoo verify`: flipped bytes in blobs and unpacked files, and --deep structure checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.artifacts import build_mirror, make_pdparams, publish
+from support.http_server import serve_directory
+
+from picozoo.cache import Cache
+from picozoo.fetch import pull
+from picozoo.lockfile import Lock, default_lock_path
+from picozoo.pdparams import PdparamsError, read_pdparams
+from picozoo.registry import load_registry
+from picozoo.verify import verify_cache
+
+MODEL = "picodet-s-416"
+
+
+def cli(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PICOZOO_CACHE": str(cache)}
+    env.pop("PICOZOO_MIRROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "picozoo", *args], capture_output=True, text=True, env=env
+    )
+
+
+def flip_byte(path: Path, offset: int = 100) -> None:
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cache:
+    monkeypatch.delenv("PICOZOO_MIRROR", raising=False)
+    monkeypatch.delenv("PICOZOO_OFFLINE", raising=False)
+    reg = load_registry()
+    mirror = tmp_path / "mirror"
+    build_mirror(reg, mirror, tmp_path, [MODEL], ("inference", "weights", "onnx", "log"))
+    _make_onnx(mirror / reg.get(MODEL).artifact("onnx").url_path)
+    c = Cache(tmp_path / "cache")
+    with serve_directory(mirror) as srv:
+        for kind in ("inference", "weights", "onnx", "log"):
+            pull(reg.get(MODEL).artifact(kind), cache_dir=c.root, mirrors=srv.url)
+    return c
+
+
+def _make_onnx(dest: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Relu", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), dest)
+
+
+def test_clean_cache_verifies_deep_with_param_count(cache: Cache) -> None:
+    r = cli("verify", "--deep", "--format", "json", cache=cache.root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = json.loads(r.stdout)
+    assert data["ok"] and data["problems"] == []
+    by_kind = {row["kind"]: row for row in data["artifacts"]}
+    assert set(by_kind) == {"inference", "weights", "onnx", "log"}
+    assert "params=276" in by_kind["weights"]["detail"]  # BN _mean/_variance not counted
+    assert by_kind["weights"]["params"] == 276
+    assert "checker ok" in by_kind["onnx"]["detail"]
+    assert by_kind["inference"]["files"] == 3
+
+
+def test_flipped_byte_in_blob_is_flagged(cache: Cache) -> None:
+    art = load_registry().get(MODEL).artifact("weights")
+    entry = cache.lookup(art)
+    assert entry is not None
+    flip_byte(entry.blob)
+    r = cli("verify", MODEL, cache=cache.root)
+    assert r.returncode == 6
+    failed = [ln for ln in r.stdout.splitlines() if ln.startswith("FAILED")]
+    assert len(failed) == 1 and "weights" in failed[0] and str(entry.blob) in failed[0]
+    assert "1 problem(s)" in r.stderr
+    assert cache.lookup(art).verified is False  # type: ignore[union-attr]
+
+
+def test_flipped_byte_in_unpacked_file_is_flagged(cache: Cache) -> None:
+    entry = cache.lookup(load_registry().get(MODEL).artifact("inference"))
+    assert entry is not None
+    flip_byte(entry.path / "model.pdiparams")
+    (entry.path / "notes.txt").write_text("added by hand")
+    r = cli("verify", cache=cache.root)
+    assert r.returncode == 6
+    failed = [ln for ln in r.stdout.splitlines() if ln.startswith("FAILED")]
+    assert len(failed) == 2
+    assert any("model.pdiparams" in ln and "sha256" in ln for ln in failed)
+    assert any("unexpected file" in ln and "notes.txt" in ln for ln in failed)
+    # pull notices the entry is unverified and serves nothing stale offline
+    from picozoo.fetch import OfflineError
+
+    with pytest.raises(OfflineError, match="failed verification"):
+        pull(load_registry().get(MODEL).artifact("inference"), cache_dir=cache.root, offline=True)
+
+
+def test_deep_flags_broken_structure(cache: Cache, tmp_path: Path) -> None:
+    reg = load_registry()
+    onnx_entry = cache.lookup(reg.get(MODEL).artifact("onnx"))
+    assert onnx_entry is not None
+    # A blob whose ref and lock agree but whose content is a broken ONNX: simulate a registry
+    # that pinned a bad file by rewriting blob + ref + lock consistently.
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    from picozoo.atomic import sha256_file
+
+    sha, size = sha256_file(bad), bad.stat().st_size
+    blob = cache.store_blob(bad, sha)
+    named = cache.link_named(blob, sha, onnx_entry.path.name)
+    ref = cache.read_ref(onnx_entry.url)
+    assert ref is not None
+    ref.update(sha256=sha, size=size, path=named.relative_to(cache.root).as_posix())
+    cache.write_ref(onnx_entry.url, ref)
+    lock = Lock.load(default_lock_path(cache.root))
+    lock.record(onnx_entry.url, sha, size)
+    lock.save()
+    shallow = verify_cache(cache, reg, lock=Lock.load(lock.path), deep=False)
+    assert shallow.ok, shallow.problems
+    deep = verify_cache(cache, reg, lock=Lock.load(lock.path), deep=True)
+    assert [p.kind for p in deep.problems] == ["onnx"]
+    assert "onnx.checker" in deep.problems[0].message
+
+
+def test_verify_unknown_or_uncached_model(cache: Cache) -> None:
+    r = cli("verify", "picodet-s-41", cache=cache.root)
+    assert r.returncode == 2 and "did you mean" in r.stderr
+    r = cli("verify", "picodet-m-416", cache=cache.root)
+    assert r.returncode == 6 and "nothing of this model is in the cache" in r.stdout
+
+
+def test_pdparams_reader_refuses_code_and_counts_like_upstream(tmp_path: Path) -> None:
+    info = read_pdparams(make_pdparams(tmp_path / "w.pdparams"))
+    assert info.params == 276 and info.total == 292
+    seen = [(t.name, t.shape, t.dtype) for t in info.tensors]
+    assert ("backbone.bn._mean", (8,), "float32") in seen
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.pdparams"
+    evil.write_bytes(pickle.dumps({"w": Evil()}, protocol=4))
+    with pytest.raises(PdparamsError, match="system"):
+        read_pdparams(evil)
+    assert not marker.exists()
+    trunc = tmp_path / "t.pdparams"
+    trunc.write_bytes((tmp_path / "w.pdparams").read_bytes()[:-200])
+    with pytest.raises(PdparamsError):
+        read_pdparams(trunc)
+
+
+def test_pdparams_from_real_paddle_save(tmp_path: Path) -> None:
+    paddle = pytest.importorskip("paddle")
+    net = paddle.nn.Sequential(
+        paddle.nn.Conv2D(3, 4, 3), paddle.nn.BatchNorm2D(4), paddle.nn.Linear(4, 2)
+    )
+    paddle.save(net.state_dict(), str(tmp_path / "m.pdparams"))
+    info = read_pdparams(tmp_path / "m.pdparams")
+    expected = sum(int(p.size) for p in net.parameters() if p.trainable)
+    assert info.params == expected == 130
+    assert info.total == 138  # + BN running mean/variance
+
+
+def test_publish_weights_for_verify(tmp_path: Path) -> None:
+    # publish() keeps the upstream path layout that mirrors rely on
+    art = load_registry().get(MODEL).artifact("weights")
+    dest = publish(art, make_pdparams(tmp_path / "w.pdparams"), tmp_path / "m")
+    assert dest == tmp_path / "m" / "models" / "picodet_s_416_coco_lcnet.pdparams"
