@@ -12,11 +12,10 @@ interleaved over several rounds in one run (order alternated each round):
   options (intra-op = N, inter-op = 1, sequential, ORT_ENABLE_ALL, CPU provider) and the same
   input (seeded standard normal, seed 0).
 
-It prints the median latency of each (all samples of all rounds pooled), their ratio, and the
-median of the per-round ratios (each round's two measurements are taken back to back, so this
-one is robust to another program loading the machine for a while). The headline -- the median
-of per-round ratios -- must be within 1.00 +/- 0.05; the exit code is 1 if it is not. Run it on
-a quiet machine: the load average is printed with each round.
+Before each measurement it waits (up to --max-wait s) until the CPUs are idle, since another
+program running meanwhile slows whichever side it overlaps. It prints the median latency of
+each side (all samples of all rounds pooled) and their ratio, which must be within
+1.00 +/- 0.05 (exit code 1 if not), plus the median and range of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -110,12 +109,43 @@ def harness(path: Path, threads: int, min_iters: int, min_time: float) -> tuple[
     return [s / 1e6 for s in r["samples_ns"]], int(r["warmup"]["n"])
 
 
+def cpu_busy(interval: float = 0.5) -> float:
+    """Fraction of all CPUs busy (any process) over ``interval`` seconds, from /proc/stat."""
+
+    def snap() -> tuple[int, int]:
+        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = f[3] + (f[4] if len(f) > 4 else 0)
+        return sum(f[:8]), idle
+
+    t0, i0 = snap()
+    time.sleep(interval)
+    t1, i1 = snap()
+    return 1.0 - (i1 - i0) / max(t1 - t0, 1)
+
+
+def wait_quiet(limit: float, max_wait: float) -> tuple[bool, float]:
+    """Wait until other programs leave the CPUs alone (busy < ``limit``), at most ``max_wait``
+    seconds. Returns (quiet, last busy fraction)."""
+    end = time.monotonic() + max_wait
+    busy = cpu_busy()
+    while busy >= limit and time.monotonic() < end:
+        busy = cpu_busy()
+    return busy < limit, busy
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rounds", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--threads", type=int, default=1, help="same for both sides [default: 1]")
     ap.add_argument("--min-iters", type=int, default=20)
     ap.add_argument("--min-time", type=float, default=1.5)
+    ap.add_argument(
+        "--quiet-limit",
+        type=float,
+        default=0.15,
+        help="before each measurement, wait until CPUs are less busy than this",
+    )
+    ap.add_argument("--max-wait", type=float, default=60.0)
     args = ap.parse_args()
 
     import rapid_layout
@@ -135,44 +165,48 @@ def main() -> int:
     )
     print(
         f"CPU: {cpu}, {os.cpu_count()} logical cores; onnxruntime {ort.__version__}; "
-        f"threads={args.threads}, rounds={args.rounds}, min-time {args.min_time} s per round"
+        f"threads={args.threads} (both sides), rounds={args.rounds}, min-time {args.min_time} s"
     )
     failed = False
     for name, path in models.items():
         ours: list[float] = []
         ref: list[float] = []
-        per_round = []
+        per_round: list[float] = []
+        noisy = 0
+        warm_n = 10
         for i in range(args.rounds):
             order = ("harness", "hand") if i % 2 == 0 else ("hand", "harness")
             got: dict[str, list[float]] = {}
+            quiet_round = True
             for which in order:
+                quiet, _busy = wait_quiet(args.quiet_limit, args.max_wait)
+                quiet_round &= quiet
                 if which == "harness":
                     got[which], warm_n = harness(path, args.threads, args.min_iters, args.min_time)
                 else:
                     got[which] = hand_loop(
-                        path,
-                        args.threads,
-                        max(warm_n if i else 10, 10),
-                        args.min_iters,
-                        args.min_time,
+                        path, args.threads, max(warm_n, 10), args.min_iters, args.min_time
                     )
+            noisy += not quiet_round
+            a, b = statistics.median(got["harness"]), statistics.median(got["hand"])
             ours += got["harness"]
             ref += got["hand"]
-            per_round.append(statistics.median(got["harness"]) / statistics.median(got["hand"]))
+            per_round.append(a / b)
             print(
-                f"  {name} round {i + 1}: harness {statistics.median(got['harness']):8.3f} ms "
-                f"(n={len(got['harness'])})  hand {statistics.median(got['hand']):8.3f} ms "
-                f"(n={len(got['hand'])})",
+                f"  {name} round {i + 1}: harness {a:8.3f} ms (n={len(got['harness'])})  "
+                f"hand {b:8.3f} ms (n={len(got['hand'])})  ratio {a / b:.3f}"
+                f"{'' if quiet_round else '  (machine busy: other programs running)'}",
                 file=sys.stderr,
             )
         m_ours, m_ref = statistics.median(ours), statistics.median(ref)
-        ratio = m_ours / m_ref
-        ok = abs(ratio - 1.0) <= TOLERANCE
+        paired = statistics.median(per_round)
+        ok = abs(m_ours / m_ref - 1.0) <= TOLERANCE
         failed |= not ok
         print(
-            f"{name:18s} harness median {m_ours:8.3f} ms   hand-written median {m_ref:8.3f} ms"
-            f"   ratio {ratio:.3f}  (per round {min(per_round):.3f}..{max(per_round):.3f})"
-            f"  {'OK' if ok else 'OUT OF 1.00 +/- 0.05'}"
+            f"{name:17s} harness median {m_ours:8.3f} ms | hand-written median {m_ref:8.3f} ms | "
+            f"ratio {m_ours / m_ref:.3f} {'OK' if ok else 'OUT OF 1.00 +/- 0.05'} | median of "
+            f"per-round ratios {paired:.3f} (range {min(per_round):.3f}..{max(per_round):.3f})"
+            + (f" | {noisy} round(s) started on a busy machine" if noisy else "")
         )
     return 1 if failed else 0
 

@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import json
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,8 +107,9 @@ class Cache:
     def link_named(self, blob: Path, sha256: str, filename: str) -> Path:
         """Give ``blob`` its upstream file name (hard link; copy where links are unsupported)."""
         dest = self.named_path(sha256, filename)
-        if dest.is_file() and dest.stat().st_size == blob.stat().st_size:
-            return dest
+        with contextlib.suppress(OSError):
+            if os.path.samefile(dest, blob):
+                return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         with contextlib.suppress(FileNotFoundError):
@@ -147,8 +147,9 @@ class Cache:
         atomic_write_text(self.ref_path(url), json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def drop_ref(self, url: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.ref_path(url).unlink()
+        for p in (self.ref_path(url), self.used_path(url)):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
 
     def refs(self) -> Iterator[dict[str, Any]]:
         """Every ref in the cache (order: by file name)."""
@@ -159,13 +160,22 @@ class Cache:
             if data and "url" in data and "sha256" in data:
                 yield data
 
+    def used_path(self, url: str) -> Path:
+        return self.refs_dir / f"{url_key(url)}.used"
+
     def touch(self, url: str) -> None:
-        """Record a use of ``url`` now (for ``cache ls`` and pruning by age)."""
-        ref = self.read_ref(url)
-        if ref is not None:
-            ref["last_used"] = time.time()
-            with contextlib.suppress(OSError):
-                self.write_ref(url, ref)
+        """Record a use of ``url`` now: the mtime of ``refs/<key>.used`` (no ref rewrite, so
+        it cannot race with a concurrent pull updating the ref)."""
+        p = self.used_path(url)
+        with contextlib.suppress(OSError):
+            p.touch()
+            os.utime(p)
+
+    def last_used(self, url: str) -> float | None:
+        try:
+            return self.used_path(url).stat().st_mtime
+        except OSError:
+            return None
 
     def set_verified(self, url: str, verified: bool) -> None:
         ref = self.read_ref(url)
@@ -192,7 +202,7 @@ class Cache:
             sha256=sha,
             size=int(ref.get("size", 0)),
             verified=bool(ref.get("verified", False)),
-            last_used=ref.get("last_used"),
+            last_used=self.last_used(str(ref["url"])) or ref.get("fetched_at"),
             blob=blob,
             unpacked=unpacked,
         )

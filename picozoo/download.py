@@ -313,8 +313,12 @@ def _attempt(
         allow_redirects=True,
     ) as r:
         code = r.status_code
-        if code == 416 and s.offset > 0:  # our .part is not a prefix of this file: start over
-            s.restart()
+        if code == 416 and s.offset > 0:
+            m = re.match(r"bytes \*/(\d+)$", r.headers.get("Content-Range", ""))
+            if m and int(m.group(1)) == s.offset and "If-Range" in headers:
+                s.total = s.offset  # validator matched and nothing is left: already complete
+                return
+            s.restart()  # our .part is not a prefix of this file: start over
             raise _Retry("range not satisfiable, restarting")
         if code >= 500 or code == 429:
             raise _Retry(f"HTTP {code}")

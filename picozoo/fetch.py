@@ -28,7 +28,7 @@ from .filelock import FileLock
 from .lockfile import Lock, default_lock_path
 from .mirror import resolve_mirrors, source_urls
 from .registry import INFERENCE_KINDS, Artifact
-from .unpack import check_inference_dir, extract_tarball, read_manifest
+from .unpack import check_inference_dir, check_unpacked, extract_tarball, read_manifest
 
 ENV_OFFLINE = "PICOZOO_OFFLINE"
 
@@ -216,7 +216,7 @@ def _fetch_locked(
         )
     try:
         manifest_dir = _unpack(cache, artifact, part, result.sha256)
-    except BaseException:
+    except PicozooError:  # a refused archive: its bytes are useless (Ctrl-C keeps the .part)
         discard_part(part)
         raise
     blob = cache.blob_path(result.sha256)
@@ -240,8 +240,10 @@ def _unpack(cache: Cache, artifact: Artifact, src: Path, sha: str) -> Path | Non
         else None
     )
     manifest = read_manifest(udir)
+    if manifest is not None and check_unpacked(udir)[1]:
+        manifest = None  # files were changed on disk since unpacking: unpack afresh
     if manifest is None:
-        if udir.exists():  # leftover without a manifest: not ours to trust
+        if udir.exists():  # damaged, or a leftover without a manifest: not ours to trust
             _remove_tree(udir)
         extract_tarball(src, udir, label=label, check=check)
     elif check is not None:
@@ -289,7 +291,6 @@ def _write_ref(
             "verified": True,
             "source": source,
             "fetched_at": now,
-            "last_used": now,
         },
     )
     entry = cache.lookup(artifact)

@@ -97,7 +97,7 @@ class FileLock:
             self._beat.join(timeout=5)
             self._beat = None
         if self._fd is not None:
-            if self.mode_used == "excl":
+            if self.mode_used == "excl" and self._still_ours():
                 with contextlib.suppress(OSError):
                     os.unlink(self.path)
             os.close(self._fd)  # also releases a flock
@@ -167,6 +167,14 @@ class FileLock:
             self._beat.start()
             return
 
+    def _still_ours(self) -> bool:
+        """False if our lock file was judged stale and replaced by another process's."""
+        try:
+            parts = self.path.read_text(encoding="utf-8", errors="replace").split()
+        except OSError:
+            return False
+        return bool(parts) and parts[0] == str(os.getpid())
+
     def _heartbeat(self) -> None:
         interval = max(0.5, self.stale_after / 4)
         while not self._stop.wait(interval):
@@ -195,7 +203,8 @@ class FileLock:
             if is_stale(grave.read_text(encoding="utf-8", errors="replace"), age, self.stale_after):
                 grave.unlink()
                 return True
-            os.rename(grave, self.path)  # not the file we judged; put it back
+            os.link(grave, self.path)  # not the file we judged: put it back, never clobbering
+            grave.unlink()
         return False
 
 

@@ -226,20 +226,28 @@ def _inspect_paddle(path: Path) -> ModelInfo:
 
 
 def _load_program(files: Any) -> tuple[Any, list[str], list[str]]:
-    """Load the program (legacy ones translated to PIR) and the feed/fetch names."""
+    """Load the program (legacy ones translated to PIR) and the feed/fetch names.
+
+    Paddle's global mode is restored afterwards (loading needs static mode).
+    """
     import paddle
 
+    was_dynamic = paddle.in_dynamic_mode()
     paddle.enable_static()
-    exe = paddle.static.Executor(paddle.CPUPlace())
-    prefix = str(files.model_file.with_suffix(""))
-    if files.format == "legacy":
-        with paddle.pir_utils.OldIrGuard():
+    try:
+        exe = paddle.static.Executor(paddle.CPUPlace())
+        prefix = str(files.model_file.with_suffix(""))
+        if files.format == "legacy":
+            with paddle.pir_utils.OldIrGuard():
+                prog, feeds, fetches = paddle.static.load_inference_model(prefix, exe)
+                fetch_names = [v.name for v in fetches]
+            return paddle.pir.translate_to_pir(prog.desc), list(feeds), fetch_names
+        with paddle.pir_utils.IrGuard():
             prog, feeds, fetches = paddle.static.load_inference_model(prefix, exe)
-            fetch_names = [v.name for v in fetches]
-        return paddle.pir.translate_to_pir(prog.desc), list(feeds), fetch_names
-    with paddle.pir_utils.IrGuard():
-        prog, feeds, fetches = paddle.static.load_inference_model(prefix, exe)
-    return prog, list(feeds), []
+        return prog, list(feeds), []
+    finally:
+        if was_dynamic:
+            paddle.disable_static()
 
 
 def _raw_shape(value: Any) -> list[int | str]:

@@ -141,6 +141,38 @@ def read_manifest(unpacked: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def check_unpacked(udir: Path) -> tuple[int, list[str]]:
+    """Re-hash an unpacked tree against its manifest: (files checked, problems).
+
+    Flags changed, missing and unexpected files (an added ``model.json`` would change what
+    Paddle loads, so extras matter)."""
+    manifest = read_manifest(udir)
+    if manifest is None:
+        return 0, [f"unpacked directory {udir} has no readable {MANIFEST}"]
+    from .atomic import sha256_file
+
+    problems = []
+    tree = udir / TREE
+    files: dict[str, Any] = manifest.get("files", {})
+    for rel, rec in sorted(files.items()):
+        p = tree / rel
+        if not p.is_file():
+            problems.append(f"unpacked file {rel} is missing")
+            continue
+        actual = sha256_file(p)
+        if actual != rec.get("sha256"):
+            problems.append(
+                f"unpacked file {rel}: sha256 {actual}, unpacked as {rec.get('sha256')}"
+            )
+    members = set(manifest.get("members", []))
+    for root, _dirs, names in os.walk(tree):
+        for nm in names:
+            rel = (Path(root) / nm).relative_to(tree).as_posix()
+            if rel not in files and rel not in members:
+                problems.append(f"unexpected file {rel} in {tree}")
+    return len(files), problems
+
+
 def check_inference_dir(path: Path, label: str) -> None:
     """Raise BadArchiveError unless ``path`` looks like a Paddle inference model directory."""
     missing = []

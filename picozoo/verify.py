@@ -24,11 +24,11 @@ from .cache import Cache
 from .lockfile import Lock
 from .unpack import (
     INFERENCE_MODEL_FILES,
-    MANIFEST,
     TREE,
     BadArchiveError,
     UnsafeArchiveError,
     check_members,
+    check_unpacked,
     list_members,
     read_manifest,
 )
@@ -143,27 +143,10 @@ def _verify_ref(
 
 
 def _verify_unpacked(udir: Path, bad: Any) -> int:
-    manifest = read_manifest(udir)
-    if manifest is None:
-        bad(f"unpacked directory {udir} has no readable {MANIFEST}")
-        return 0
-    tree = udir / TREE
-    files: dict[str, Any] = manifest.get("files", {})
-    for rel, rec in sorted(files.items()):
-        p = tree / rel
-        if not p.is_file():
-            bad(f"unpacked file {rel} is missing")
-            continue
-        actual = sha256_file(p)
-        if actual != rec.get("sha256"):
-            bad(f"unpacked file {rel}: sha256 {actual}, unpacked as {rec.get('sha256')}")
-    symlinks = {m for m in manifest.get("members", [])}
-    for root, _dirs, names in os.walk(tree):
-        for nm in names:
-            rel = (Path(root) / nm).relative_to(tree).as_posix()
-            if rel not in files and rel not in symlinks:
-                bad(f"unexpected file {rel} in {tree}")
-    return len(files)
+    n, problems = check_unpacked(udir)
+    for msg in problems:
+        bad(msg)
+    return n
 
 
 def _deep_tarball(blob: Path, udir: Path, kind: str, bad: Any) -> None:

@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         rv: Any = cli.main(args=argv, prog_name="picozoo", standalone_mode=False)
     except PicozooError as e:
         _fail(f"error: {e}", e.exit_code, e)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        if isinstance(e.__cause__ or e.__context__, KeyboardInterrupt):
+            _fail("interrupted (partial downloads are kept and resumed next time)", 130, e)
         _fail("interrupted", 130, None)
     except KeyboardInterrupt as e:
         _fail("interrupted (partial downloads are kept and resumed next time)", 130, e)

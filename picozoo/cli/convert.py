@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..errors import PicozooError
 from .common import Options, echo_json, format_option, info, pass_options
 
 CONVERT_EPILOG = """\b
@@ -88,21 +89,29 @@ def convert_cmd(
     postprocess = not no_postprocess
     chosen = select_targets(list(targets), opts.registry, opts.cache_path, postprocess=postprocess)
     done: list[Any] = []
+    failed: list[str] = []
     for target in chosen:
-        item = convert_target(
-            target,
-            registry=opts.registry,
-            cache_dir=opts.cache_path,
-            to=to,
-            postprocess=postprocess,
-            opset=opset,
-            simplify=not no_simplify,
-            input_shape=shapes,
-            dynamic_batch=dynamic_batch,
-            fp16=fp16,
-            opt_bin=opt_bin,
-            progress=info,
-        )
+        try:
+            item = convert_target(
+                target,
+                registry=opts.registry,
+                cache_dir=opts.cache_path,
+                to=to,
+                postprocess=postprocess,
+                opset=opset,
+                simplify=not no_simplify,
+                input_shape=shapes,
+                dynamic_batch=dynamic_batch,
+                fp16=fp16,
+                opt_bin=opt_bin,
+                progress=info,
+            )
+        except PicozooError as e:
+            if len(chosen) == 1:
+                raise
+            info(f"{target}: error: {e}")  # keep going with the other models
+            failed.append(target)
+            continue
         if item.result.cached:
             info(f"{item.label}: cached ({item.result.path.parent.name})")
         if out_dir is not None:
@@ -112,6 +121,11 @@ def convert_cmd(
             click.echo(str(item.copied_to or item.result.path))
     if fmt == "json":
         echo_json([d.to_dict() for d in done])
+    if failed:
+        raise PicozooError(
+            f"{len(failed)} of {len(chosen)} conversions failed: {', '.join(failed)}",
+            hint="see the error lines above; the others were converted",
+        )
 
 
 @click.command("inspect", epilog=INSPECT_EPILOG)

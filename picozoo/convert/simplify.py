@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .capture import captured_output
 from .errors import ConversionError
 
 
@@ -15,13 +16,17 @@ def simplify_model(model: Any) -> Any:
     """Run ``onnxsim.simplify`` on an ``onnx.ModelProto``; raise if onnxsim's own check fails."""
     import onnxsim
 
-    try:
-        simplified, ok = onnxsim.simplify(model)
-    except Exception as e:
+    error: Exception | None = None
+    with captured_output():  # onnxsim prints warnings about ops it cannot fold
+        try:
+            simplified, ok = onnxsim.simplify(model)
+        except Exception as e:
+            error = e
+    if error is not None:
         raise ConversionError(
-            f"onnxsim failed: {e}".splitlines()[0][:300],
+            f"onnxsim failed: {error}".splitlines()[0][:300],
             hint="retry with --no-simplify to keep paddle2onnx's unsimplified output",
-        ) from None
+        )
     if not ok:
         raise ConversionError(
             "onnxsim's check failed: the simplified model computes something else",

@@ -32,7 +32,6 @@ def _picozoo(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
-@pytest.mark.slow
 def test_convert_from_mirror_then_cached_then_inspect(
     paddle_models: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -106,3 +105,21 @@ def test_convert_cli_directory_text_output(tmp_path: Path, paddle_models: dict[s
     text = _picozoo("inspect", str(paddle_models["pir-sf"]), env=env)
     assert text.returncode == 0, text.stderr
     assert "FLOPs:" in text.stdout and "2 x MACs" in text.stdout and "scale_factor" in text.stdout
+
+
+def test_convert_cli_keeps_going_after_a_failure(
+    tmp_path: Path, paddle_models: dict[str, Path]
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.json").write_text("not a program")
+    (broken / "model.pdiparams").write_bytes(b"\0" * 8)
+    env = {"PICOZOO_CACHE": str(tmp_path / "cache")}
+    proc = _picozoo("convert", str(broken), str(paddle_models["legacy"]), env=env)
+    assert proc.returncode == 1
+    assert proc.stdout.strip().endswith("model.onnx") and proc.stdout.count("\n") == 1
+    assert "paddle2onnx could not convert" in proc.stderr
+    assert "1 of 2 conversions failed" in proc.stderr
+    assert not (tmp_path / "cache" / "converted" / "local-broken").exists() or not any(
+        p for p in (tmp_path / "cache" / "converted" / "local-broken").iterdir()
+    )

@@ -73,6 +73,25 @@ def test_convert_end_to_end_parity(
     assert prov["tools"]["paddlepaddle"].startswith("3.")
 
 
+@pytest.mark.parametrize("variant", ["pir-nms", "legacy-nms"])
+def test_convert_with_multiclass_nms(
+    paddle_models: dict[str, Path], tmp_path: Path, variant: str
+) -> None:
+    """Models ending in multiclass_nms3 (upstream's `inference` tarballs) convert with parity."""
+    result = convert_paddle_dir_to_onnx(paddle_models[variant], tmp_path / "out")
+    parity = result.provenance["parity"]
+    assert parity["passed"]
+    rows, count = parity["outputs"]
+    assert rows["shape"][1] == 6 and rows["shape"][0] > 0  # some boxes survive NMS
+    assert (rows["atol"], rows["rtol"]) == (1e-3, 1e-4) and rows["max_abs"] < 1e-3
+    assert count["dtype"] == "int32" and count["max_abs"] == 0.0  # the count is exact
+    assert "NonMaxSuppression" in inspect_model(result.onnx_path).op_histogram
+    # run it like a user would: the ONNX model gives the same number of boxes as its count
+    sess = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
+    out_rows, out_count = sess.run(None, _ort_inputs(sess))
+    assert out_rows.shape[0] == int(out_count.sum())
+
+
 @pytest.mark.parametrize("variant", ["pir-sf", "legacy-sf"])
 def test_inspect_paddle_and_onnx_agree(
     paddle_models: dict[str, Path], tmp_path: Path, variant: str
@@ -85,6 +104,10 @@ def test_inspect_paddle_and_onnx_agree(
     assert [t.name for t in pinfo.inputs] == ["image", "scale_factor"]
     assert pinfo.op_histogram["depthwise_conv2d"] == 1 and pinfo.op_histogram["conv2d"] == 2
     result = convert_paddle_dir_to_onnx(src, tmp_path / "o")
+    import paddle
+
+    # inspecting/converting must not leave paddle in static mode for the rest of the process
+    assert paddle.in_dynamic_mode()
     oinfo = inspect_model(result.onnx_path)
     assert oinfo.format == "onnx" and oinfo.flops == pinfo.flops
     assert oinfo.op_histogram["Conv"] == 3 and oinfo.op_histogram["MatMul"] == 2

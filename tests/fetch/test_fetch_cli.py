@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.artifacts import build_mirror
+from support.artifacts import build_mirror, sha256_file
 from support.http_server import serve_directory
 
 from picozoo.cache import Cache
@@ -182,3 +182,73 @@ def test_verified_blobs_are_never_rewritten(served, tmp_path: Path) -> None:
     pull(art, cache_dir=cache.root, mirrors=srv.url, update_lock=True)  # same bytes again
     st2 = entry.blob.stat()
     assert (st2.st_ino, st2.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+
+
+def test_ctrl_c_in_a_real_process_leaves_a_resumable_part(tmp_path: Path) -> None:
+    import signal
+
+    reg = load_registry()
+    art = reg.get(MODEL).artifact("inference")
+    published = build_mirror(reg, tmp_path / "m", tmp_path, [MODEL], nbytes=400_000)[
+        (MODEL, "inference")
+    ]
+    cache = Cache(tmp_path / "c")
+    part = cache.part_path(art.url)
+    with serve_directory(tmp_path / "m") as srv:
+        srv.rate = 400_000  # ~5 s for the whole file
+        env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": srv.url}
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PICOZOO_")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "picozoo", "pull", MODEL],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**base, **env},
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < 300_000):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130 and out == ""
+        assert "interrupted" in err and "Traceback" not in err
+        kept = part.stat().st_size
+        assert 300_000 <= kept < published.stat().st_size
+        assert cache.lookup(art) is None
+        srv.rate = None
+        r = cli("pull", MODEL, env=env)
+        assert r.returncode == 0, r.stderr
+        assert srv.stats.range_gets[art.url_path] == 1
+        assert srv.total_bytes(art.url_path) < 1.5 * published.stat().st_size
+    assert cache.lookup(art).sha256 == sha256_file(published)  # type: ignore[union-attr]
+
+
+def test_progress_goes_to_a_terminal_stderr_only(tmp_path: Path) -> None:
+    import pty
+
+    reg = load_registry()
+    build_mirror(reg, tmp_path / "m", tmp_path, [MODEL], nbytes=300_000)
+    with serve_directory(tmp_path / "m") as srv:
+        srv.rate = 2_000_000
+        master, slave = pty.openpty()  # stderr is a terminal, stdout a pipe
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PICOZOO_")}
+        env = {**base, "PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": srv.url,
+               "COLUMNS": "120", "TERM": "xterm"}  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "picozoo", "pull", MODEL],
+            stdout=subprocess.PIPE, stderr=slave, env=env, text=True,
+        )  # fmt: skip
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        out, _ = proc.communicate(timeout=60)
+        os.close(master)
+    tty_err = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "picodet-s-416 inference" not in out and out.count("\n") == 1
+    assert "picodet-xs-320 inference" in tty_err  # the rich progress bar's label
+    assert Path(out.strip()).is_dir()

@@ -177,3 +177,23 @@ def test_hash_only_download_survives_drops(zoo) -> None:
         srv.drop_after(art.url_path, 250_000, times=3)
         r = download([f"{srv.url}/{art.url_path}"], None)
     assert r.sha256 == sha256_file(published) and r.size == published.stat().st_size
+
+
+def test_complete_part_left_by_a_crash_is_not_downloaded_again(zoo, tmp_path: Path) -> None:
+    art, mirror, published = zoo
+    cache = Cache(tmp_path / "cache")
+    seen: list[int] = []
+
+    def crash_at_the_end(label: str, done: int, total: int | None) -> None:
+        seen.append(done)
+        if total is not None and done == total:
+            raise KeyboardInterrupt  # every byte is in the .part, nothing renamed yet
+
+    with serve_directory(mirror) as srv:
+        with pytest.raises(KeyboardInterrupt):
+            pull(art, cache_dir=cache.root, mirrors=srv.url, progress=crash_at_the_end)
+        assert cache.part_path(art.url).stat().st_size == published.stat().st_size
+        pull(art, cache_dir=cache.root, mirrors=srv.url)
+        assert srv.total_bytes(art.url_path) == published.stat().st_size
+        assert [c for p, c in srv.stats.statuses if p == art.url_path] == [200, 416]
+    assert cache.lookup(art).sha256 == sha256_file(published)  # type: ignore[union-attr]

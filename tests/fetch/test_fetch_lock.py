@@ -183,3 +183,21 @@ def test_lock_command_pins_without_keeping_copies(tmp_path: Path) -> None:
         # a second lock run is a no-op
         r = cli("lock", MODEL, "--lock", str(project_lock), "--format", "json", env=env)
         assert json.loads(r.stdout)[0]["from"] == "already pinned"
+
+
+def test_concurrent_processes_recording_pins_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "picozoo.lock"
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from picozoo.lockfile import Lock\n"
+        "for j in range(5):\n"
+        "    lk = Lock.load(Path(sys.argv[1]))\n"
+        "    lk.record(f'https://x/{sys.argv[2]}-{j}.tar', sys.argv[2] * 64, j)\n"
+        "    lk.save()\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), c]) for c in "abcdef"]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 6
+    lock = Lock.load(path)
+    assert len(lock) == 30
+    assert lock.get("https://x/c-3.tar").sha256 == "c" * 64  # type: ignore[union-attr]

@@ -185,3 +185,41 @@ def test_publish_weights_for_verify(tmp_path: Path) -> None:
     art = load_registry().get(MODEL).artifact("weights")
     dest = publish(art, make_pdparams(tmp_path / "w.pdparams"), tmp_path / "m")
     assert dest == tmp_path / "m" / "models" / "picodet_s_416_coco_lcnet.pdparams"
+
+
+def test_pull_after_a_failed_verify_repairs_instead_of_blessing_damage(
+    cache: Cache, tmp_path: Path
+) -> None:
+    reg = load_registry()
+    art = reg.get(MODEL).artifact("inference")
+    entry = cache.lookup(art)
+    assert entry is not None
+    original = (entry.path / "model.pdiparams").read_bytes()
+    flip_byte(entry.path / "model.pdiparams")
+    assert not verify_cache(cache, reg, lock=Lock.load(default_lock_path(cache.root))).ok
+    # the blob is intact, so pull re-extracts from it without any network (no mirror given)
+    path = pull(art, cache_dir=cache.root, mirrors="http://127.0.0.1:9")
+    assert (path / "model.pdiparams").read_bytes() == original
+    assert cache.lookup(art).verified  # type: ignore[union-attr]
+    assert verify_cache(cache, reg, lock=Lock.load(default_lock_path(cache.root))).ok
+
+
+def test_corrupted_single_file_is_replaced_by_a_fresh_download(
+    cache: Cache, tmp_path: Path
+) -> None:
+    reg = load_registry()
+    art = reg.get(MODEL).artifact("weights")
+    entry = cache.lookup(art)
+    assert entry is not None
+    good = entry.sha256
+    flip_byte(entry.path)  # the user-facing file (a hard link to the blob)
+    result = verify_cache(cache, reg, lock=Lock.load(default_lock_path(cache.root)))
+    assert [p.kind for p in result.problems] == ["weights"]
+    mirror = tmp_path / "mirror"
+    with serve_directory(mirror) as srv:
+        path = pull(art, cache_dir=cache.root, mirrors=srv.url)
+        assert srv.stats.full_gets[art.url_path] == 1
+    from picozoo.atomic import sha256_file
+
+    assert sha256_file(path) == good == sha256_file(cache.blob_path(good))
+    assert verify_cache(cache, reg, lock=Lock.load(default_lock_path(cache.root))).ok

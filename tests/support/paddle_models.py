@@ -4,6 +4,9 @@ Each model is a miniature PicoDet-like head: conv (stride 2) -> depthwise conv -
 a class branch (1x1 conv + softmax -> ``scores`` of shape [B, 5, N]) and a box branch (two
 Linear layers -> ``boxes`` of shape [B, N, 4]). With ``scale_factor`` the model takes a second
 input ``scale_factor`` [B, 2] and divides the boxes by it, like upstream's post-processing.
+The ``*-nms`` variants end like upstream's exported-with-post-processing models: boxes decoded
+around anchor points, then ``multiclass_nms3`` -> ``[K, 6]`` rows (label, score, x1, y1, x2, y2)
+and the per-image box count.
 
 Formats:
 
@@ -16,7 +19,7 @@ The flag must be set before paddle is imported, so each format is built in a chi
 
 >>> dirs = build_models(Path("/tmp/m"))  # doctest: +SKIP
 >>> sorted(p.name for p in dirs.values())  # doctest: +SKIP
-['legacy', 'legacy-sf', 'pir', 'pir-sf']
+['legacy', 'legacy-nms', 'legacy-sf', 'pir', 'pir-nms', 'pir-sf']
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ VARIANTS = {
     "pir-sf": ("pir", True),
     "legacy": ("legacy", False),
     "legacy-sf": ("legacy", True),
+    # real post-processing: box decoding + multiclass_nms3, like upstream's `inference` tarballs
+    "pir-nms": ("pir", True),
+    "legacy-nms": ("legacy", True),
     # for benchmarks: a PicoDet-sized backbone (16 depthwise-separable blocks, 96 channels,
     # 320x320), exported with scale_factor like upstream
     "legacy-big": ("legacy", True),
@@ -183,6 +189,54 @@ def _build_in_child(root: Path, names: list[str]) -> None:  # pragma: no cover -
             boxes = self.reg(x).flatten(2).transpose([0, 2, 1]) * 16.0 + 32.0
             return scores, boxes / scale_factor.tile([1, 2]).unsqueeze(1)
 
+    class Nms(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cls = nn.Conv2D(3, NUM_CLASSES, 3, stride=4, padding=1)
+            self.reg = nn.Conv2D(3, 4, 3, stride=4, padding=1)
+
+        def forward(self, image, scale_factor):  # type: ignore[no-untyped-def]
+            g = SIZE // 4
+            scores = F.softmax(self.cls(image), axis=1).flatten(2)  # [B, C, N]
+            dist = F.relu(self.reg(image)).flatten(2).transpose([0, 2, 1]) * 8.0  # [B, N, 4]
+            ys, xs = paddle.meshgrid(
+                paddle.arange(g, dtype="float32"), paddle.arange(g, dtype="float32")
+            )
+            centers = paddle.stack([xs.flatten(), ys.flatten()], -1) * 4.0 + 2.0
+            boxes = paddle.concat([centers - dist[:, :, :2], centers + dist[:, :, 2:]], -1)
+            boxes = boxes / scale_factor.tile([1, 2]).unsqueeze(1)
+            return _multiclass_nms3(boxes, scores)
+
+    def _multiclass_nms3(boxes, scores):  # type: ignore[no-untyped-def]
+        """PaddleDetection's ppdet.modeling.ops.multiclass_nms, both IRs."""
+        attrs = {
+            "background_label": -1,
+            "nms_threshold": 0.5,
+            "nms_top_k": 100,
+            "keep_top_k": 20,
+            "score_threshold": 0.25,
+            "nms_eta": 1.0,
+            "normalized": True,
+        }
+        if paddle.framework.in_pir_mode() or paddle.in_dynamic_mode():
+            out, _, num = paddle._C_ops.multiclass_nms3(
+                boxes, scores, None, 0.25, 100, 20, 0.5, True, 1.0, -1
+            )
+            return out, num
+        from paddle.base.layer_helper import LayerHelper
+
+        helper = LayerHelper("multiclass_nms3")
+        out = helper.create_variable_for_type_inference(dtype=boxes.dtype)
+        index = helper.create_variable_for_type_inference(dtype="int32")
+        num = helper.create_variable_for_type_inference(dtype="int32")
+        helper.append_op(
+            type="multiclass_nms3",
+            inputs={"BBoxes": boxes, "Scores": scores},
+            outputs={"Out": out, "Index": index, "NmsRoisNum": num},
+            attrs=attrs,
+        )
+        return out, num
+
     class Interp(nn.Layer):
         def forward(self, image):  # type: ignore[no-untyped-def]
             return F.interpolate(image, scale_factor=2.0, mode="bilinear")
@@ -193,6 +247,9 @@ def _build_in_child(root: Path, names: list[str]) -> None:  # pragma: no cover -
         if name == "interp":
             layer: nn.Layer = Interp()
             spec = [image]
+        elif name.endswith("-nms"):
+            layer = Nms()
+            spec = [image, InputSpec([-1, 2], "float32", "scale_factor")]
         elif name.endswith("-big"):
             layer = Big()
             big = InputSpec([-1, 3, BIG_SIZE, BIG_SIZE], "float32", "image")
