@@ -48,8 +48,13 @@ VARIANTS = {
     # for benchmarks: a PicoDet-sized backbone (16 depthwise-separable blocks, 96 channels,
     # 320x320), exported with scale_factor like upstream
     "legacy-big": ("legacy", True),
+    # stand-ins for upstream's PicoDet-S-416 tarballs (same backbone as -big, 416x416), used by
+    # tests/support/demo_mirror.py: without post-processing (image only) and with scale_factor
+    "legacy-demo416-nopp": ("legacy", False),
+    "legacy-demo416": ("legacy", True),
 }
 BIG_SIZE = 320
+DEMO_SIZE = 416
 
 INFER_CFG = """\
 mode: paddle
@@ -79,7 +84,11 @@ def build_models(root: Path, names: list[str] | None = None) -> dict[str, Path]:
 
     Returns ``{variant: model_dir}``; one child process per format.
     """
-    names = [n for n in VARIANTS if not n.endswith("-big")] if names is None else names
+    names = (
+        [n for n in VARIANTS if not n.endswith("-big") and "-demo" not in n]
+        if names is None
+        else names
+    )
     out: dict[str, Path] = {}
     for fmt in ("pir", "legacy"):
         todo = [n for n in names if VARIANTS[n][0] == fmt]
@@ -152,8 +161,9 @@ def _build_in_child(root: Path, names: list[str]) -> None:  # pragma: no cover -
         return paddle.ParamAttr(initializer=nn.initializer.KaimingNormal())
 
     class Big(nn.Layer):
-        def __init__(self) -> None:
+        def __init__(self, scale_factor: bool = True) -> None:
             super().__init__()
+            self.scale_factor = scale_factor
             c = 96
             self.stem = nn.Conv2D(3, c, 3, stride=2, padding=1, weight_attr=kaiming())
             self.strides = [2 if i in (2, 6, 12) else 1 for i in range(16)]
@@ -181,12 +191,14 @@ def _build_in_child(root: Path, names: list[str]) -> None:  # pragma: no cover -
             self.cls = nn.Conv2D(c, 80, 1, weight_attr=kaiming())
             self.reg = nn.Conv2D(c, 4, 1, weight_attr=kaiming())
 
-        def forward(self, image, scale_factor):  # type: ignore[no-untyped-def]
+        def forward(self, image, scale_factor=None):  # type: ignore[no-untyped-def]
             x = self.stem(image)
             for block in self.blocks:
                 x = F.relu(block(x))
             scores = F.softmax(self.cls(x), axis=1).flatten(2)
             boxes = self.reg(x).flatten(2).transpose([0, 2, 1]) * 16.0 + 32.0
+            if not self.scale_factor:
+                return scores, boxes
             return scores, boxes / scale_factor.tile([1, 2]).unsqueeze(1)
 
     class Nms(nn.Layer):
@@ -254,6 +266,11 @@ def _build_in_child(root: Path, names: list[str]) -> None:  # pragma: no cover -
             layer = Big()
             big = InputSpec([-1, 3, BIG_SIZE, BIG_SIZE], "float32", "image")
             spec = [big, InputSpec([-1, 2], "float32", "scale_factor")]
+        elif "-demo416" in name:
+            sf = VARIANTS[name][1]
+            layer = Big(scale_factor=sf)
+            demo = InputSpec([-1, 3, DEMO_SIZE, DEMO_SIZE], "float32", "image")
+            spec = [demo, InputSpec([-1, 2], "float32", "scale_factor")] if sf else [demo]
         else:
             sf = VARIANTS[name][1]
             layer = Head(sf)
@@ -265,7 +282,7 @@ def _build_in_child(root: Path, names: list[str]) -> None:  # pragma: no cover -
         static = paddle.jit.to_static(layer, input_spec=spec, full_graph=True)
         paddle.jit.save(static, str(root / name / "model"))
         (root / name / "model.pdiparams.info").unlink(missing_ok=True)
-        size = BIG_SIZE if name.endswith("-big") else SIZE
+        size = BIG_SIZE if name.endswith("-big") else DEMO_SIZE if "-demo416" in name else SIZE
         (root / name / "infer_cfg.yml").write_text(INFER_CFG.format(size=size))
 
 
