@@ -77,7 +77,7 @@ def merged_table(docs: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[s
     """Markdown headers and body: upstream's columns, claimed CPU, one latency per device."""
     columns, rows = merge_rows(docs)
     headers = [*UPSTREAM_HEADERS, LATENCY_HEADER.format(device="CPU, upstream")]
-    headers += [LATENCY_HEADER.format(device=c) for c in columns]
+    headers += [LATENCY_HEADER.format(device=c.replace("|", "/")) for c in columns]
     body = []
     for r in rows:
         cells = [r["model"], r["input_size"] or "-", _fmt(r["map"], 1), _fmt(r["map50"], 1)]
@@ -147,7 +147,7 @@ def render_merged(docs: Sequence[dict[str, Any]], fmt: str) -> str:
         import io
         import re
 
-        plain = [re.sub(r"<[^>]+>", " ", h).replace("  ", " ").strip() for h in headers]
+        plain = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", h)).strip() for h in headers]
         buf = io.StringIO()
         cols = [(str(i), h) for i, h in enumerate(plain)]
         rows_ = [{str(i): v for i, v in enumerate(r)} for r in body]

@@ -142,6 +142,7 @@ def flat_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             "warmup_n": (c.get("warmup") or {}).get("n"),
             "stable": (c.get("stability") or {}).get("stable"),
             "warnings": (c.get("stability") or {}).get("warnings", []),
+            "notes": list(c.get("notes") or []),
             "peak_rss_mb": c.get("peak_rss_mb"),
             "artifact_sha256": c.get("artifact_sha256"),
             "error": c.get("error"),
@@ -204,6 +205,8 @@ def scaling_rows(doc: dict[str, Any]) -> tuple[list[str], list[list[str]]] | Non
     None when only one thread count was measured."""
     import pandas as pd
 
+    if not doc["cells"]:
+        return None
     df = pd.DataFrame(flat_rows(doc))
     ok = df[df["status"] == "ok"]
     threads = sorted(df["threads"].unique().tolist())
@@ -251,23 +254,28 @@ def notes(doc: dict[str, Any]) -> list[str]:
     ]
     for r in flat_rows(doc):
         where = f"{r['model']} / {r['engine']} / {r['threads']} thr"
-        for w in r["warnings"]:
-            out.append(f"(!) {where}: {w}")
+        out += [f"note: {where}: {n}" for n in r["notes"]]
+        out += [f"(!) {where}: {w}" for w in r["warnings"]]
         if r["status"] != "ok":
             hint = f" ({r['hint']})" if r.get("hint") else ""
             out.append(f"failed: {where}: {r['error']}{hint}")
     return out
 
 
+def upstream_frame(doc: dict[str, Any], device: str) -> Any:
+    """The upstream-layout table as a pandas DataFrame of display strings; the columns are the
+    Markdown headers of :data:`MD_COLUMNS` (``{device}`` filled in)."""
+    import pandas as pd
+
+    shown = [_display(r, markdown=True) for r in flat_rows(doc)]
+    data = {h.format(device=device): [_cell(d.get(k)) for d in shown] for k, h in MD_COLUMNS}
+    return pd.DataFrame(data, columns=list(data), dtype=object)
+
+
 def to_markdown(doc: dict[str, Any]) -> str:
     """The upstream-style Markdown table, thread scaling, and notes."""
-    device = short_device(doc)
-    headers = [h.format(device=device) for _, h in MD_COLUMNS]
-    body = [
-        [_cell(d.get(k)) for k, _ in MD_COLUMNS]
-        for d in (_display(r, markdown=True) for r in flat_rows(doc))
-    ]
-    parts = [markdown_table(headers, body)]
+    table = upstream_frame(doc, short_device(doc).replace("|", "/"))
+    parts = [markdown_table(list(table.columns), table.values.tolist())]
     scaling = scaling_rows(doc)
     if scaling:
         parts.append("\nThread scaling (median latency):\n\n" + markdown_table(*scaling))
@@ -350,12 +358,10 @@ def html_page(
 def to_html(doc: dict[str, Any], png: bytes | None = None) -> str:
     """The Markdown report's tables as one self-contained HTML page with the plot embedded."""
     device = short_device(doc)
-    headers = [h.format(device=html.escape(device)) for _, h in MD_COLUMNS]
-    body = [
-        [_cell(d.get(k)) for k, _ in MD_COLUMNS]
-        for d in (_display(r, markdown=False) for r in flat_rows(doc))
+    table = upstream_frame(doc, html.escape(device))
+    tables: list[tuple[str | None, list[str], list[list[str]]]] = [
+        ("Latency", list(table.columns), table.values.tolist())
     ]
-    tables: list[tuple[str | None, list[str], list[list[str]]]] = [("Latency", headers, body)]
     scaling = scaling_rows(doc)
     if scaling:
         tables.append(("Thread scaling (median latency)", *scaling))

@@ -124,6 +124,9 @@ def model_target(
     except ImportError as e:
         t.error = f"cannot prepare the model: {e}"
         t.hint = "install picozoo[all]"
+    except Exception as e:  # a converter/unpacker bug must cost one cell, not the whole run
+        t.error = f"cannot prepare the model: {type(e).__name__}: {e}"
+        t.hint = "rerun with PICOZOO_DEBUG=1 and report the problem"
     return t
 
 

@@ -14,7 +14,8 @@ inter-op threads = 1, sequential execution, all graph optimizations, CPU provide
 Inference: MKLDNN on, CPU math library threads = N), inputs are prepared before any timing
 (seeded random data, shapes from the model), then load time, the first inference and the
 warm-up iterations are recorded separately from the measured iterations, each timed with
-``time.perf_counter_ns``. Measurement runs until both ``min_iters`` and ``min_time_s`` are met.
+``time.perf_counter_ns`` (garbage collection paused while measuring, as ``timeit`` does).
+Measurement runs until both ``min_iters`` and ``min_time_s`` are met.
 """
 
 from __future__ import annotations

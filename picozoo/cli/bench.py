@@ -45,9 +45,11 @@ def _parse_size(value: str | None) -> tuple[int, int] | None:
 def _emit(text: str, out: str | None) -> None:
     """Report text to ``--out`` (atomically) or stdout."""
     if out:
-        from ..atomic import atomic_write_text
-
-        atomic_write_text(Path(out), text)
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")  # normal permissions (umask), then atomic rename
+        os.replace(tmp, path)
         info(f"wrote {out}")
     else:
         click.echo(text, nl=False)
@@ -142,13 +144,11 @@ def bench_cmd(
     """
     from ..bench.report import render
     from ..bench.suite import BenchFailedError, all_failed, run_suite
-    from ..bench.targets import resolve_targets
+    from ..bench.targets import looks_like_path, resolve_targets
 
     wu = _parse_warmup(warmup)
     size = _parse_size(input_size)
-    needs_registry = not models or any(
-        not m.endswith((".onnx", ".json", ".pdmodel")) and not os.path.exists(m) for m in models
-    )
+    needs_registry = not models or not all(looks_like_path(m) for m in models)
     targets = resolve_targets(
         models,
         engines or ("onnxruntime",),

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import build_conv_onnx, run_cli
+from bench_helpers import build_conv_onnx, run_cli
 
 from picozoo.bench.results import validate
 
@@ -160,3 +160,22 @@ def test_small_model_builder_is_valid(tmp_path: Path) -> None:
     p = build_conv_onnx(tmp_path / "m.onnx", size=32, layers=2)
     m = onnx.load(str(p))
     assert [n.op_type for n in m.graph.node] == ["Conv", "Relu", "Conv", "Relu"]
+
+
+def test_dynamic_shapes_and_picodet_scale_factor_input(tmp_path: Path) -> None:
+    dyn = build_conv_onnx(tmp_path / "dyn.onnx", dynamic=True, scale_factor=True, layers=1)
+    r = run_cli("bench", str(dyn), *FAST, "--input-size", "48x40", "--report", "json")
+    assert r.returncode == 0, r.stderr
+    (cell,) = json.loads(r.stdout)["cells"]
+    assert cell["status"] == "ok", cell.get("error")
+    assert cell["inputs"] == [
+        {"name": "image", "shape": [1, 3, 48, 40], "dtype": "float32"},
+        {"name": "scale_factor", "shape": [1, 2], "dtype": "float32"},
+    ]
+    assert cell["input_size"] == [48, 40] and cell["notes"] == []
+    r = run_cli("bench", str(dyn), *FAST, "--report", "json")  # no size: default + a note
+    (cell,) = json.loads(r.stdout)["cells"]
+    assert cell["input_size"] == [320, 320]
+    assert "dynamic size" in cell["notes"][0] and "--input-size" in cell["notes"][0]
+    r = run_cli("bench", str(dyn), *FAST, "--report", "md")
+    assert "- note: dyn / onnxruntime / 1 thr: input 'image' has a dynamic size" in r.stdout

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import run_cli
-from test_bench_report import md_tables
+from bench_helpers import md_tables, run_cli
 
 from picozoo.bench.merge import merge_rows, merged_table, render_merged
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from bench_helpers import run_cli
 
 from picozoo.bench.results import validate
 from picozoo.registry import load_registry

@@ -8,6 +8,8 @@ import io
 import re
 from typing import Any
 
+from bench_helpers import md_tables
+
 from picozoo.bench.report import (
     CSV_COLUMNS,
     UPSTREAM_HEADERS,
@@ -19,21 +21,6 @@ from picozoo.bench.report import (
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def md_tables(text: str) -> list[list[list[str]]]:
-    """Every Markdown table in ``text`` as rows of cells (header row first, no align row)."""
-    tables: list[list[list[str]]] = []
-    current: list[list[str]] = []
-    for line in [*text.splitlines(), ""]:
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
-            if not all(re.fullmatch(r":?-+:?", c) for c in cells):
-                current.append(cells)
-        elif current:
-            tables.append(current)
-            current = []
-    return tables
 
 
 def test_markdown_has_the_upstream_columns_and_measured_beside_claimed(
