@@ -68,7 +68,10 @@ class UnknownArtifactError(PicozooError):
     def __init__(self, model_id: str, kind: str, available: list[str]) -> None:
         super().__init__(
             f"model {model_id!r} has no {kind!r} artifact",
-            hint=f"available: {', '.join(available) or 'none'}",
+            hint=f"available: {', '.join(available)}"
+            if available
+            else "it is a claims-only comparison row; "
+            "`picozoo list --family picodet` shows models you can pull",
         )
         self.model_id, self.kind, self.available = model_id, kind, available
 

@@ -14,7 +14,6 @@ There is no ARM runtime here, so a ``.nb`` gets no parity check (its provenance 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..atomic import sha256_file
 from . import store
 from .errors import ConversionError, ToolchainError
 from .result import ConversionResult
@@ -50,7 +50,7 @@ class OptTool:
         if self.kind == "module":
             return f"paddlelite=={self.version}"
         assert self.path is not None
-        return f"{self.path.name}@sha256:{_sha256(self.path)[:16]}"
+        return f"{self.path.name}@sha256:{sha256_file(self.path)[:16]}"
 
 
 def find_opt_tool(opt_bin: str | None = None) -> OptTool:
@@ -171,7 +171,7 @@ def convert_to_lite(
         nb = run_opt(tool, files, staging / "model", fp16=fp16)
         if nb.name != NB_FILE:
             nb.replace(staging / NB_FILE)
-        sha = _sha256(staging / NB_FILE)
+        sha = sha256_file(staging / NB_FILE)
         prov = {
             "schema": 1,
             "target": "lite",
@@ -196,11 +196,3 @@ def convert_to_lite(
         shutil.rmtree(staging, ignore_errors=True)
     store.record_in_lock(cache_dir, label, key, final / NB_FILE, sha)
     return ConversionResult(final / NB_FILE, prov, cached=False)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -7,7 +7,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..atomic import sha256_file
 from ..errors import UsageError
 from . import store, toolchain
 from .errors import ConversionError, ParityError
@@ -228,7 +228,7 @@ def _convert(
         "options": options,
         "output": {
             "file": ONNX_FILE,
-            "sha256": _sha256(onnx_path),
+            "sha256": sha256_file(onnx_path),
             "size": onnx_path.stat().st_size,
             "opset": opset_used,
             "inputs": {i.name: _dims(i) for i in model.graph.input if i.name in declared},
@@ -289,14 +289,6 @@ def _dims(value_info: Any) -> list[int | str]:
 
 def _fmt_shapes(shapes: dict[str, list[int]]) -> str:
     return ", ".join(f"{n}={'x'.join(map(str, s))}" for n, s in shapes.items())
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _lap(t: float) -> float:

@@ -16,6 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import sha256_file
 from .errors import ConversionError
 
 MODEL_FILES = ("model.pdmodel", "model.json")
@@ -41,8 +42,8 @@ class PaddleModel:
 
     def sha256(self) -> dict[str, str]:
         """sha256 of the model file, the params file, and of both together (``combined``)."""
-        model = _sha256_file(self.model_file)
-        params = _sha256_file(self.params_file) if self.params_file else ""
+        model = sha256_file(self.model_file)
+        params = sha256_file(self.params_file) if self.params_file else ""
         combined = hashlib.sha256(f"{model}:{params}".encode()).hexdigest()
         return {"model": model, "params": params, "combined": combined}
 
@@ -94,11 +95,3 @@ def _files(model_file: Path) -> PaddleModel:
         params_file=params if params.is_file() else None,
         infer_cfg=cfg if cfg.is_file() else None,
     )
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
