@@ -113,12 +113,15 @@ def download(
         except _SourceFailed as e:
             problems.append(f"{_redact(src)}: {e}")
             transient = transient or e.transient
-    hint = (
-        "check the network or --mirror/PICOZOO_MIRROR and re-run; the partial download is "
-        "kept and resumed"
-        if transient
-        else "the file is not at any source: check --mirror/PICOZOO_MIRROR or the registry URL"
-    )
+    if not transient:
+        hint = "the file is not at any source: check --mirror/PICOZOO_MIRROR or the registry URL"
+    elif part is not None and part.exists() and part.stat().st_size > 0:
+        hint = (
+            "check the network or --mirror/PICOZOO_MIRROR and re-run; the partial download "
+            f"({part.stat().st_size} bytes) is kept and resumed"
+        )
+    else:
+        hint = "check the network or --mirror/PICOZOO_MIRROR and re-run"
     raise DownloadError(
         f"could not download {label or sources[0]}: " + "; ".join(problems), hint=hint
     )
