@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .atomic import atomic_write_text, sha256_file
 from .errors import PicozooError, UsageError
 
 ENV_MIRROR = "PICOZOO_MIRROR"
@@ -111,7 +112,7 @@ def export(entries: Sequence[Any], dest: Path) -> list[dict[str, Any]]:
                 existing[name] = sha
     for r in rows:
         existing[str(Path(r["path"]).relative_to(dest).as_posix())] = r["sha256"]
-    sums.write_text("".join(f"{s}  {n}\n" for n, s in sorted(existing.items())), encoding="utf-8")
+    atomic_write_text(sums, "".join(f"{s}  {n}\n" for n, s in sorted(existing.items())))
     return rows
 
 
@@ -134,6 +135,4 @@ def _copy_verified(entry: Any, tmp: Path) -> None:
 
 
 def _same(target: Path, entry: Any) -> bool:
-    from .atomic import sha256_file
-
     return sha256_file(target) == entry.sha256

@@ -15,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ..atomic import sha256_file
+
 #: Distributions whose versions are recorded (None when not installed).
 RUNTIMES = ("onnxruntime", "paddlepaddle", "numpy", "onnx", "paddle2onnx", "pandas")
 
@@ -109,10 +111,7 @@ def sha256_of(path: Path) -> str:
             h.update(str(f.relative_to(path)).encode() + b"\0")
             h.update(bytes.fromhex(sha256_of(f)))
         return h.hexdigest()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def _governor() -> str | None:

@@ -151,9 +151,8 @@ def series_from_rows(
 
 def write_png(data: bytes, path: Path) -> Path:
     """Write PNG bytes atomically (temp file + rename)."""
+    from ..atomic import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    atomic_write_bytes(path, data)
     return path

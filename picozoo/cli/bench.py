@@ -45,11 +45,9 @@ def _parse_size(value: str | None) -> tuple[int, int] | None:
 def _emit(text: str, out: str | None) -> None:
     """Report text to ``--out`` (atomically) or stdout."""
     if out:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")  # normal permissions (umask), then atomic rename
-        os.replace(tmp, path)
+        from ..atomic import atomic_write_text
+
+        atomic_write_text(Path(out), text)
         info(f"wrote {out}")
     else:
         click.echo(text, nl=False)
