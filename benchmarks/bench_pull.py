@@ -28,9 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from support.store import pull  # noqa: E402
+
 from picozoo.atomic import sha256_file  # noqa: E402
-from picozoo.fetch import pull  # noqa: E402
-from picozoo.registry import Artifact  # noqa: E402
+from picozoo.hub.registry import Artifact  # noqa: E402
 
 URL_PATH = "bench/random-200mb.bin"
 

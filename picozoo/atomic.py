@@ -1,4 +1,4 @@
-"""Small file-system helpers: atomic writes and streaming sha256.
+"""Small file-system helpers: atomic writes, streaming sha256, and copying while hashing.
 
 >>> atomic_write_text(Path("/tmp/a.json"), "{}")        # doctest: +SKIP
 >>> sha256_file(Path("/tmp/a.json"))                    # doctest: +SKIP
@@ -12,7 +12,9 @@ import functools
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any
 
 CHUNK = 1 << 20
 
@@ -63,3 +65,38 @@ def sha256_file(path: Path, chunk: int = CHUNK) -> str:
                 break
             h.update(view[:n])
     return h.hexdigest()
+
+
+def copy_hashing(
+    src: IO[bytes],
+    dst: IO[bytes] | None,
+    *,
+    hasher: Any = None,
+    on_chunk: Callable[[int], None] | None = None,
+    limit: int | None = None,
+) -> tuple[str, int]:
+    """Copy ``src`` to ``dst`` (None: hash only) in blocks; return (sha256 hex, bytes).
+
+    With ``hasher`` (anything with ``update``), the bytes are fed to it and it is not
+    finalised: the hex returned is then ``""``. ``on_chunk(bytes_so_far)`` is called after
+    each block; ``limit`` stops with ``ValueError`` once more than that many bytes came.
+
+    >>> import io
+    >>> copy_hashing(io.BytesIO(b"abc"), io.BytesIO())[0][:8]
+    'ba7816bf'
+    """
+    h = hasher if hasher is not None else hashlib.sha256()
+    n = 0
+    while True:
+        chunk = src.read(CHUNK)
+        if not chunk:
+            break
+        n += len(chunk)
+        if limit is not None and n > limit:
+            raise ValueError(f"more than {limit} bytes")
+        h.update(chunk)
+        if dst is not None:
+            dst.write(chunk)
+        if on_chunk is not None:
+            on_chunk(n)
+    return (h.hexdigest() if hasher is None else ""), n

@@ -1,6 +1,6 @@
 """Tabular views of the registry for ``picozoo list``: rows, filters and sorting.
 
->>> from picozoo.registry import load_registry
+>>> from picozoo.hub.registry import load_registry
 >>> rows = list_models(load_registry(), family="picodet", filters=["map>40"])
 >>> [r["id"] for r in rows]
 ['picodet-l-640']
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UsageError
-from .registry import Model, Registry
+from .hub.registry import Model, Registry
 
 #: Columns of ``picozoo list``: (row key, header).
 LIST_COLUMNS: list[tuple[str, str]] = [
@@ -116,12 +116,12 @@ def parse_filter(text: str) -> Filter:
     value: float | str
     try:
         value = float(raw)
-    except ValueError:
+    except ValueError as e:
         if op not in ("=", "==", "!="):
             raise UsageError(
                 f"filter {text!r} compares with {op!r} but {raw!r} is not a number",
                 hint="use a number, e.g. 'map>30'",
-            ) from None
+            ) from e
         value = raw
     return Filter(key, op, value)
 

@@ -1,33 +1,33 @@
 """Everything picozoo knows about one model, for ``picozoo show``.
 
 >>> from pathlib import Path
->>> from picozoo.registry import load_registry
->>> d = describe_model(load_registry(), "picodet-s-416", Path("/nonexistent-cache"))
+>>> from picozoo.hub.registry import load_registry
+>>> from picozoo.hub.store import Store
+>>> from picozoo.settings import Settings
+>>> store = Store(Settings(cache_dir=Path("/nonexistent-cache")))
+>>> d = describe_model(load_registry(), "picodet-s-416", store)
 >>> d["artifacts"][0]["kind"], d["artifacts"][0]["cached"]
 ('weights', False)
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from .registry import Registry
+from .hub.registry import Registry
+from .hub.store import Store
 
 
-def describe_model(registry: Registry, model_id: str, cache_dir: Path) -> dict[str, Any]:
-    """A JSON-ready description: model, upstream claims and conditions, artifacts, conversions."""
+def describe_model(registry: Registry, model_id: str, store: Store) -> dict[str, Any]:
+    """A JSON-ready description: model, upstream claims and conditions, artifacts, conversions;
+    hashes pinned in the store's pins file (``--lock FILE`` or the cache's)."""
     model = registry.get(model_id)
-    from .cache import Cache
-    from .lockfile import Lock, default_lock_path
-
     family = registry.family_of(model)
-    cache = Cache(cache_dir)
-    lock = Lock.load(default_lock_path(cache_dir))
+    pins = store.pins()
     artifacts = []
     for a in model.artifacts:
-        pinned = lock.get(a.url)
-        entry = cache.lookup(a)
+        pinned = pins.get(a.url)
+        entry = store.lookup(a)
         artifacts.append(
             {
                 "kind": a.kind,
@@ -40,7 +40,6 @@ def describe_model(registry: Registry, model_id: str, cache_dir: Path) -> dict[s
                 "verified": bool(entry and entry.verified),
             }
         )
-    c = model.claims
     return {
         "id": model.id,
         "name": model.name,
@@ -51,23 +50,8 @@ def describe_model(registry: Registry, model_id: str, cache_dir: Path) -> dict[s
         "quantized": model.quantized,
         "base_model": model.base_model,
         "input_size": list(model.input_size),
-        "claims": {
-            "map": c.map,
-            "map50": c.map50,
-            "params_m": c.params_m,
-            "flops_g": c.flops_g,
-            "latency_ms": dict(c.latency_ms),
-        },
-        "latency_conditions": {k: family.latency.get(k) for k in c.latency_ms},
+        "claims": model.claims.to_dict(),
+        "latency_conditions": {k: family.latency.get(k) for k in model.claims.latency_ms},
         "artifacts": artifacts,
-        "converted": _converted(model.id, cache_dir),
+        "converted": [c.to_dict() for c in store.converted(model.id)],
     }
-
-
-def _converted(model_id: str, cache_dir: Path) -> list[dict[str, Any]]:
-    """Converted outputs recorded for this model (see ``picozoo convert``)."""
-    try:
-        from .convert import list_converted
-    except ImportError:
-        return []
-    return [dict(item) for item in list_converted(model_id, cache_dir)]

@@ -20,18 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import PicozooError
+from .errors import ModelFileError, require
 
 FLOPS_CONVENTION = (
     "FLOPs = 2 x MACs of Conv/ConvTranspose/Gemm/MatMul (Paddle: conv2d, depthwise_conv2d, "
     "conv2d_transpose, matmul, mul) at batch 1; dynamic dims counted as 1"
 )
-
-
-class ModelInspectError(PicozooError):
-    """The file is not a model picozoo can read."""
-
-    exit_code = 2
 
 
 @dataclass
@@ -72,17 +66,27 @@ class ModelInfo:
 
 
 def inspect_model(path: Path) -> ModelInfo:
-    """Inspect an ONNX file or a Paddle inference model (directory or model file)."""
+    """Inspect an ONNX file or a Paddle inference model (directory or model file).
+
+    Raises :class:`~picozoo.errors.ModelFileError` for a file that is not a readable model,
+    :class:`~picozoo.errors.MissingDependencyError` when onnx / paddlepaddle is not installed.
+
+    >>> inspect_model(Path("/nonexistent/model.onnx"))
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.ModelFileError: /nonexistent/model.onnx: no such file or directory \
+(give an .onnx file or a Paddle model dir)
+    """
     path = Path(path)
     if not path.exists():
-        raise ModelInspectError(
+        raise ModelFileError(
             f"{path}: no such file or directory", hint="give an .onnx file or a Paddle model dir"
         )
     if path.is_file() and path.suffix == ".onnx":
         return _inspect_onnx(path)
     if path.is_dir() or path.suffix in (".pdmodel", ".json"):
         return _inspect_paddle(path)
-    raise ModelInspectError(
+    raise ModelFileError(
         f"{path}: not an ONNX file or a Paddle inference model",
         hint="give an .onnx file, a Paddle inference directory, model.pdmodel or model.json",
     )
@@ -90,15 +94,14 @@ def inspect_model(path: Path) -> ModelInfo:
 
 # -- ONNX ---------------------------------------------------------------------------------------
 def _inspect_onnx(path: Path) -> ModelInfo:
-    import onnx
-
+    onnx = require("onnx", "convert")
     try:
         model = onnx.load(str(path))
     except Exception as e:
-        raise ModelInspectError(
+        raise ModelFileError(
             f"{path}: cannot be read as ONNX ({str(e).splitlines()[0][:200]})",
             hint="is the file complete? re-download or re-convert it",
-        ) from None
+        ) from e
     g = model.graph
     inits = {t.name for t in g.initializer}
     info = ModelInfo(path=path, format="onnx")
@@ -178,10 +181,11 @@ _PADDLE_SKIP = {"builtin.parameter", "pd_op.data", "pd_op.feed", "pd_op.fetch"}
 
 
 def _inspect_paddle(path: Path) -> ModelInfo:
-    from .convert.capture import captured_output
-    from .convert.source import find_paddle_model
+    from .capture import captured_output
+    from .paddle_dir import find_paddle_model
 
     files = find_paddle_model(path)
+    require("paddle", "convert", package="paddlepaddle")
     with captured_output():
         try:
             program, feed_names, fetch_names = _load_program(files)
@@ -190,10 +194,10 @@ def _inspect_paddle(path: Path) -> ModelInfo:
         else:
             err = None
     if err is not None:
-        raise ModelInspectError(
+        raise ModelFileError(
             f"{files.model_file}: Paddle cannot load it ({str(err).splitlines()[0][:200]})",
-            hint="models saved by paddlepaddle >= 3.3 need a newer paddlepaddle to inspect",
-        )
+            hint="is it complete? models saved by a newer paddlepaddle need that version to load",
+        ) from err
     info = ModelInfo(path=files.model_file, format="paddle")
     hist: Counter[str] = Counter()
     macs = 0

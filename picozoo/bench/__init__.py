@@ -2,19 +2,23 @@
 
 The pieces, one concern each:
 
+- :mod:`.records`: the typed records (spec, measurement, cell, document) and the versioned
+  ``picozoo.bench/1`` JSON they read (validating it) and write; :mod:`.fields` reads JSON;
 - :mod:`.stats`: summary statistics and the stability check of a list of timings;
-- :mod:`.worker`: the measured loop, run as ``python -m picozoo.bench.worker`` in a fresh process;
-- :mod:`.runner`: starts one worker per (model, engine, threads) cell and collects its result;
+- :mod:`.worker`: the measured loop on :mod:`picozoo.runtime`, run as
+  ``python -m picozoo.bench.worker`` in a fresh process;
+- :mod:`.runner`: starts one worker per (model, engine, threads) cell and reads its result;
 - :mod:`.targets`: turns model ids / file paths into benchmark targets;
+- :mod:`.suite`: runs every cell of a benchmark into one document;
 - :mod:`.environment`: CPU, cores and runtime versions of this machine;
-- :mod:`.results`: the versioned ``picozoo.bench/1`` JSON document and its validator;
 - :mod:`.report` / :mod:`.plot` / :mod:`.merge`: tables, plots and multi-device merges.
 
 This package is light: heavy modules (numpy, onnxruntime, paddle, pandas, matplotlib) are
 imported inside the functions that need them.
+
+>>> from picozoo.bench.records import SCHEMA
+>>> SCHEMA
+'picozoo.bench/1'
 """
 
 from __future__ import annotations
-
-SCHEMA = "picozoo.bench/1"
-ENGINES = ("onnxruntime", "paddle")

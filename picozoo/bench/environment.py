@@ -1,7 +1,7 @@
 """What a benchmark ran on: CPU model, cores, OS, runtime versions, artifact hashes.
 
 >>> env = collect_environment()
->>> env["logical_cores"] >= 1
+>>> env.logical_cores >= 1
 True
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import sha256_file
+from .records import Environment
 
 #: Distributions whose versions are recorded (None when not installed).
 RUNTIMES = ("onnxruntime", "paddlepaddle", "numpy", "onnx", "paddle2onnx", "pandas")
@@ -62,39 +63,45 @@ def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
 
 
 def runtime_versions() -> dict[str, str | None]:
-    """Installed versions of every runtime that matters to a benchmark (no imports)."""
+    """Installed versions of every runtime that matters to a benchmark (no imports).
+
+    >>> versions = runtime_versions()
+    >>> versions["python"].count(".") >= 1, "onnxruntime" in versions
+    (True, True)
+    """
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in RUNTIMES:
+    for dist in (*RUNTIMES, "picozoo"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = None
-    try:
-        out["picozoo"] = metadata.version("picozoo")
-    except metadata.PackageNotFoundError:
-        out["picozoo"] = None
     return out
 
 
-def collect_environment() -> dict[str, Any]:
-    """The machine description stored in every result document."""
-    env: dict[str, Any] = cpu_info()
-    env.update(
-        {
-            "hostname": platform.node(),
-            "os": f"{platform.system()} {platform.release()}",
-            "machine": platform.machine(),
-            "python_executable": sys.executable,
-            "versions": runtime_versions(),
-            "cpu_governor": _governor(),
-        }
+def collect_environment() -> Environment:
+    """The machine description stored in every result document.
+
+    >>> collect_environment().cpu_model != ""
+    True
+    """
+    return Environment(
+        **cpu_info(),
+        hostname=platform.node(),
+        os=f"{platform.system()} {platform.release()}",
+        machine=platform.machine(),
+        python_executable=sys.executable,
+        versions=runtime_versions(),
+        cpu_governor=_governor(),
     )
-    return env
 
 
-def device_label(env: dict[str, Any]) -> str:
-    """A short device name for tables, e.g. ``Intel(R) Xeon(R) Processor (2 cores)``."""
-    return f"{env.get('cpu_model', 'unknown CPU')} ({env.get('logical_cores', '?')} cores)"
+def device_label(env: Environment) -> str:
+    """A short device name for tables.
+
+    >>> device_label(collect_environment())  # doctest: +SKIP
+    'Intel(R) Xeon(R) Processor (2 cores)'
+    """
+    return f"{env.cpu_model} ({env.logical_cores} cores)"
 
 
 def sha256_of(path: Path) -> str:

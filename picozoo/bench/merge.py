@@ -5,8 +5,7 @@ Rows are models (name, input size, claims); columns are devices. When one device
 several (engine, threads) combinations, each gets its own column, named ``device (engine, N
 thr)``.
 
->>> from picozoo.bench.merge import device_names
->>> device_names([{"device": "laptop"}, {"device": "laptop"}, {"device": "phone"}])
+>>> unique_names(["laptop", "laptop", "phone"])
 ['laptop', 'laptop #2', 'phone']
 """
 
@@ -16,26 +15,41 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import require
 from ..render import markdown_table, render_rows
-from .report import LATENCY_HEADER, UPSTREAM_HEADERS, flat_rows, html_page
+from .records import Document
+from .report import LATENCY_HEADER, UPSTREAM_HEADERS, flat_rows, html_page, short_device
 
 _KEY = ("display", "input_size", "postprocess")
 
 
-def device_names(docs: Sequence[dict[str, Any]]) -> list[str]:
-    """Unique device labels (repeated ones get ``#2``, ``#3``...)."""
+def unique_names(names: Sequence[str]) -> list[str]:
+    """``names`` with repeated ones numbered (``#2``, ``#3``...)."""
     seen: dict[str, int] = {}
     out = []
-    for d in docs:
-        name = str(d.get("device") or d.get("environment", {}).get("cpu_model") or "device")
+    for name in names:
         seen[name] = seen.get(name, 0) + 1
         out.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
     return out
 
 
-def merge_rows(docs: Sequence[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+def device_names(docs: Sequence[Document]) -> list[str]:
+    """Unique device labels of ``docs`` (see :func:`unique_names`).
+
+    >>> device_names([load_document(Path("laptop.json"))] * 2)  # doctest: +SKIP
+    ['laptop', 'laptop #2']
+    """
+    return unique_names([short_device(d) for d in docs])
+
+
+def merge_rows(docs: Sequence[Document]) -> tuple[list[str], list[dict[str, Any]]]:
     """(latency column names, rows); each row has the model keys, claims and one median per
-    column (None where that device did not measure the model or it failed)."""
+    column (None where that device did not measure the model or it failed).
+
+    >>> columns, rows = merge_rows([laptop, phone])  # doctest: +SKIP
+    >>> columns, rows[0]["latency"]  # doctest: +SKIP
+    (['laptop', 'phone'], {'laptop': 7.1, 'phone': 21.4})
+    """
     columns: list[str] = []
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for name, doc in zip(device_names(docs), docs, strict=True):
@@ -73,8 +87,13 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-def merged_table(docs: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Markdown headers and body: upstream's columns, claimed CPU, one latency per device."""
+def merged_table(docs: Sequence[Document]) -> tuple[list[str], list[list[str]]]:
+    """Markdown headers and body: upstream's columns, claimed CPU, one latency per device.
+
+    >>> headers, body = merged_table([laptop, phone])  # doctest: +SKIP
+    >>> headers[-1]  # doctest: +SKIP
+    'Latency<sup><small>phone</small></sup><br><sup>(ms)'
+    """
     columns, rows = merge_rows(docs)
     headers = [*UPSTREAM_HEADERS, LATENCY_HEADER.format(device="CPU, upstream")]
     headers += [LATENCY_HEADER.format(device=c.replace("|", "/")) for c in columns]
@@ -91,22 +110,29 @@ def merged_table(docs: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[s
     return headers, body
 
 
-def merged_notes(docs: Sequence[dict[str, Any]]) -> list[str]:
-    out = []
-    for name, d in zip(device_names(docs), docs, strict=True):
-        env = d.get("environment", {})
-        out.append(
-            f"{name}: {env.get('cpu_model')}, {env.get('logical_cores')} logical cores, "
-            f"measured {d.get('created')}"
-        )
+def merged_notes(docs: Sequence[Document]) -> list[str]:
+    """One line per device (CPU, cores, date), then one per failed cell.
+
+    >>> merged_notes([laptop])[0]  # doctest: +SKIP
+    'laptop: Intel(R) Core(TM) i7-10750H, 12 logical cores, measured 2026-11-27T17:26:12+00:00'
+    """
+    out = [
+        f"{name}: {d.environment.cpu_model}, {d.environment.logical_cores} logical cores, "
+        f"measured {d.created}"
+        for name, d in zip(device_names(docs), docs, strict=True)
+    ]
     for r in merge_rows(docs)[1]:
         for col, err in r["errors"].items():
             out.append(f"failed: {r['model']} on {col}: {err}")
     return out
 
 
-def merged_png(docs: Sequence[dict[str, Any]]) -> bytes:
-    """mAP-vs-latency plot with one series per device (and engine/threads)."""
+def merged_png(docs: Sequence[Document]) -> bytes:
+    """mAP-vs-latency plot with one series per device (and engine/threads).
+
+    >>> merged_png([laptop, phone])[:4]  # doctest: +SKIP
+    b'\\x89PNG'
+    """
     from .plot import map_vs_latency_png, series_from_rows
 
     series = []
@@ -115,8 +141,12 @@ def merged_png(docs: Sequence[dict[str, Any]]) -> bytes:
     return map_vs_latency_png(series, title="mAP vs latency, per device")
 
 
-def render_merged(docs: Sequence[dict[str, Any]], fmt: str) -> str:
-    """The merged table in table|md|csv|json|html."""
+def render_merged(docs: Sequence[Document], fmt: str) -> str:
+    """The merged table in table|md|csv|json|html.
+
+    >>> print(render_merged([laptop, phone], "md"))  # doctest: +SKIP
+    | Model | Input size | mAP<sup>val<br>0.5:0.95 | ...
+    """
     headers, body = merged_table(docs)
     if fmt == "md":
         notes = "\n".join(f"- {n}" for n in merged_notes(docs))
@@ -125,8 +155,7 @@ def render_merged(docs: Sequence[dict[str, Any]], fmt: str) -> str:
         columns, rows = merge_rows(docs)
         return json.dumps({"devices": columns, "rows": rows}, indent=1) + "\n"
     if fmt == "csv":
-        import pandas as pd
-
+        pd = require("pandas", "bench")
         columns, rows = merge_rows(docs)
         flat = [
             {

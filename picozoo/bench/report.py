@@ -7,6 +7,9 @@ their ratio. Several thread counts add a thread-scaling table.
 
 >>> "mAP<sup>val<br>0.5:0.95" in [h for _, h in MD_COLUMNS]
 True
+
+The examples below use ``doc = load_document(Path("laptop.json"))``, a saved result
+(see :func:`picozoo.bench.records.load_document`).
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import require
+from ..hub.registry import Claims
 from ..render import markdown_table, render_rows
+from .records import Cell, Document
 
 REPORT_FORMATS = ("table", "md", "csv", "json", "html")
+_STATS = ("median_ms", "mean_ms", "std_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "n", "fps")
 
 #: Upstream's README headers (configs/picodet/README_en.md), in order.
 UPSTREAM_HEADERS = (
@@ -106,62 +112,71 @@ CSV_COLUMNS = [
 ]
 
 
-def flat_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """One flat dict per cell: claims, artifact-derived params/FLOPs, statistics, status."""
-    rows = []
-    for c in doc["cells"]:
-        claims = c.get("claims") or {}
-        info = c.get("modelinfo") or {}
-        stats = c.get("stats") or {}
-        size = c.get("input_size")
-        claimed = (claims.get("latency_ms") or {}).get("cpu")
-        median = stats.get("median_ms") if c["status"] == "ok" else None
-        row = {
-            "device": doc.get("device"),
-            "model": c["model"],
-            "model_id": c.get("model_id"),
-            "name": c.get("name"),
-            "display": c.get("name") or c["model"],
-            "input_size": f"{size[0]}*{size[1]}" if size else None,
-            "postprocess": c.get("postprocess", False),
-            "engine": c["engine"],
-            "threads": c["threads"],
-            "status": c["status"],
-            **{k: stats.get(k) for k in ("median_ms", "mean_ms", "std_ms", "p90_ms", "p99_ms")},
-            **{k: stats.get(k) for k in ("min_ms", "max_ms", "n", "fps")},
-            "claimed_cpu_ms": claimed,
-            "ratio": (median / claimed) if (median is not None and claimed) else None,
-            "map": claims.get("map"),
-            "map50": claims.get("map50"),
-            "params_m": claims.get("params_m"),
-            "params_m_artifact": info["params"] / 1e6 if info.get("params") is not None else None,
-            "flops_g": claims.get("flops_g"),
-            "flops_g_artifact": info["flops"] / 1e9 if info.get("flops") is not None else None,
-            "load_ms": c.get("load_ms"),
-            "first_inference_ms": c.get("first_inference_ms"),
-            "warmup_n": (c.get("warmup") or {}).get("n"),
-            "stable": (c.get("stability") or {}).get("stable"),
-            "warnings": (c.get("stability") or {}).get("warnings", []),
-            "notes": list(c.get("notes") or []),
-            "peak_rss_mb": c.get("peak_rss_mb"),
-            "artifact_sha256": c.get("artifact_sha256"),
-            "error": c.get("error"),
-            "hint": c.get("hint"),
-        }
-        rows.append(row)
-    return rows
+def flat_rows(doc: Document) -> list[dict[str, Any]]:
+    """One flat dict per cell (keys: the CSV columns and a few more for display): claims,
+    artifact-derived params/FLOPs, statistics, status.
+
+    >>> flat_rows(doc)[0]["median_ms"], flat_rows(doc)[0]["claimed_cpu_ms"]  # doctest: +SKIP
+    (25.3141355, 6.6)
+    """
+    return [_row(doc, c) for c in doc.cells]
 
 
-def frame(doc: dict[str, Any]) -> Any:
-    """The flat rows as a pandas DataFrame (CSV column order)."""
-    import pandas as pd
+def _row(doc: Document, c: Cell) -> dict[str, Any]:
+    claims, info, m = c.claims or Claims(), c.modelinfo, c.measured
+    stats = m.stats if m else None
+    claimed = claims.latency_ms.get("cpu")
+    median = stats.median_ms if stats else None
+    return {
+        "device": doc.device,
+        "model": c.model,
+        "model_id": c.model_id,
+        "name": c.name,
+        "display": c.name or c.model,
+        "input_size": "*".join(str(d) for d in c.input_size) if c.input_size else None,
+        "postprocess": c.postprocess,
+        "engine": c.engine,
+        "threads": c.threads,
+        "status": "ok" if c.ok else "failed",
+        **{k: getattr(stats, k) if stats else None for k in _STATS},
+        "claimed_cpu_ms": claimed,
+        "ratio": (median / claimed) if (median is not None and claimed) else None,
+        "map": claims.map,
+        "map50": claims.map50,
+        "params_m": claims.params_m,
+        "params_m_artifact": info.params / 1e6 if info else None,
+        "flops_g": claims.flops_g,
+        "flops_g_artifact": info.flops / 1e9 if info else None,
+        "load_ms": m.load_ms if m else None,
+        "first_inference_ms": m.first_inference_ms if m else None,
+        "warmup_n": m.warmup.n if m else None,
+        "stable": m.stability.stable if m else None,
+        "warnings": list(m.stability.warnings) if m else [],
+        "notes": list(m.notes) if m else [],
+        "peak_rss_mb": m.peak_rss_mb if m else None,
+        "artifact_sha256": c.artifact_sha256,
+        "error": c.failure.error if c.failure else None,
+        "hint": c.failure.hint if c.failure else None,
+    }
 
+
+def frame(doc: Document) -> Any:
+    """The flat rows as a pandas DataFrame (CSV column order).
+
+    >>> frame(doc)["median_ms"].max()  # doctest: +SKIP
+    43.6599585
+    """
+    pd = require("pandas", "bench")
     return pd.DataFrame(flat_rows(doc), columns=list(CSV_COLUMNS))
 
 
-def short_device(doc: dict[str, Any]) -> str:
-    """The device name used in column headers (``--device`` or the CPU model)."""
-    return str(doc.get("device") or doc.get("environment", {}).get("cpu_model") or "this machine")
+def short_device(doc: Document) -> str:
+    """The device name used in column headers (``--device`` or the CPU model).
+
+    >>> short_device(doc)  # doctest: +SKIP
+    'Intel(R) Xeon(R) Processor (2 cores)'
+    """
+    return doc.device or doc.environment.cpu_model or "this machine"
 
 
 def _num(v: Any, digits: int = 2) -> str:
@@ -200,12 +215,16 @@ def _display(row: dict[str, Any], *, markdown: bool) -> dict[str, Any]:
     return out
 
 
-def scaling_rows(doc: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+def scaling_rows(doc: Document) -> tuple[list[str], list[list[str]]] | None:
     """Thread-scaling table (median ms per thread count, speed-up vs the fewest threads), or
-    None when only one thread count was measured."""
-    import pandas as pd
+    None when only one thread count was measured.
 
-    if not doc["cells"]:
+    >>> headers, body = scaling_rows(doc)  # doctest: +SKIP
+    >>> body[0][-1]  # doctest: +SKIP
+    '1.67x'
+    """
+    pd = require("pandas", "bench")
+    if not doc.cells:
         return None
     df = pd.DataFrame(flat_rows(doc))
     ok = df[df["status"] == "ok"]
@@ -234,18 +253,20 @@ def scaling_rows(doc: dict[str, Any]) -> tuple[list[str], list[list[str]]] | Non
     return headers, body
 
 
-def notes(doc: dict[str, Any]) -> list[str]:
-    """Footnotes: where/how it was measured, stability warnings, failures."""
-    env = doc.get("environment", {})
-    s = doc.get("settings", {})
-    v = env.get("versions", {})
+def notes(doc: Document) -> list[str]:
+    """Footnotes: where/how it was measured, stability warnings, failures.
+
+    >>> notes(doc)[0][:12]  # doctest: +SKIP
+    'Measured on '
+    """
+    env, s, v = doc.environment, doc.settings, doc.environment.versions
     out = [
-        f"Measured on {env.get('cpu_model')} ({env.get('physical_cores') or '?'} physical / "
-        f"{env.get('logical_cores')} logical cores), {doc.get('created')}; onnxruntime "
+        f"Measured on {env.cpu_model} ({env.physical_cores or '?'} physical / "
+        f"{env.logical_cores} logical cores), {doc.created}; onnxruntime "
         f"{v.get('onnxruntime')}, paddlepaddle {v.get('paddlepaddle')}, numpy {v.get('numpy')}, "
         f"Python {v.get('python')}.",
-        f"Latency = median of the measured iterations (at least {s.get('min_iters')} and "
-        f"{s.get('min_time_s')} s), after warm-up ({s.get('warmup')}); each (model, engine, "
+        f"Latency = median of the measured iterations (at least {s.min_iters} and "
+        f"{s.min_time_s} s), after warm-up ({s.warmup}); each (model, engine, "
         "threads) in a fresh process; inputs prepared outside the timed region. ONNX Runtime: "
         "intra-op threads = N, inter-op = 1, sequential, all graph optimizations. Paddle "
         "Inference: MKLDNN on, CPU math threads = N.",
@@ -257,23 +278,30 @@ def notes(doc: dict[str, Any]) -> list[str]:
         out += [f"note: {where}: {n}" for n in r["notes"]]
         out += [f"(!) {where}: {w}" for w in r["warnings"]]
         if r["status"] != "ok":
-            hint = f" ({r['hint']})" if r.get("hint") else ""
+            hint = f" ({r['hint']})" if r["hint"] else ""
             out.append(f"failed: {where}: {r['error']}{hint}")
     return out
 
 
-def upstream_frame(doc: dict[str, Any], device: str) -> Any:
+def upstream_frame(doc: Document, device: str) -> Any:
     """The upstream-layout table as a pandas DataFrame of display strings; the columns are the
-    Markdown headers of :data:`MD_COLUMNS` (``{device}`` filled in)."""
-    import pandas as pd
+    Markdown headers of :data:`MD_COLUMNS` (``{device}`` filled in).
 
+    >>> upstream_frame(doc, "laptop").columns[0]  # doctest: +SKIP
+    'Model'
+    """
+    pd = require("pandas", "bench")
     shown = [_display(r, markdown=True) for r in flat_rows(doc)]
-    data = {h.format(device=device): [_cell(d.get(k)) for d in shown] for k, h in MD_COLUMNS}
+    data = {h.format(device=device): [_cell(d[k]) for d in shown] for k, h in MD_COLUMNS}
     return pd.DataFrame(data, columns=list(data), dtype=object)
 
 
-def to_markdown(doc: dict[str, Any]) -> str:
-    """The upstream-style Markdown table, thread scaling, and notes."""
+def to_markdown(doc: Document) -> str:
+    """The upstream-style Markdown table, thread scaling, and notes.
+
+    >>> to_markdown(doc).splitlines()[0][:28]  # doctest: +SKIP
+    '| Model | Input size | mAP<s'
+    """
     table = upstream_frame(doc, short_device(doc).replace("|", "/"))
     parts = [markdown_table(list(table.columns), table.values.tolist())]
     scaling = scaling_rows(doc)
@@ -287,8 +315,12 @@ def _cell(v: Any) -> str:
     return "-" if v is None or v == "" else str(v)
 
 
-def to_table(doc: dict[str, Any]) -> str:
-    """A terminal table (rich), plus notes."""
+def to_table(doc: Document) -> str:
+    """A terminal table (rich), plus notes.
+
+    >>> "Median ms" in to_table(doc)  # doctest: +SKIP
+    True
+    """
     buf = io.StringIO()
     rows = [_display(r, markdown=False) for r in flat_rows(doc)]
     render_rows(
@@ -298,16 +330,30 @@ def to_table(doc: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def to_csv(doc: dict[str, Any]) -> str:
+def to_csv(doc: Document) -> str:
+    """The flat rows as CSV (:data:`CSV_COLUMNS`).
+
+    >>> to_csv(doc).splitlines()[0].split(",")[:3]  # doctest: +SKIP
+    ['device', 'model', 'model_id']
+    """
     return str(frame(doc).to_csv(index=False, lineterminator="\n"))
 
 
-def to_json(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=1) + "\n"
+def to_json(doc: Document) -> str:
+    """The document itself, as saved (see :meth:`~picozoo.bench.records.Document.to_json`).
+
+    >>> to_json(doc).startswith('{\\n "schema": "picozoo.bench/1"')  # doctest: +SKIP
+    True
+    """
+    return doc.to_json()
 
 
-def plot_png(doc: dict[str, Any]) -> bytes:
-    """The mAP-vs-latency plot of one result document."""
+def plot_png(doc: Document) -> bytes:
+    """The mAP-vs-latency plot of one result document (PNG bytes).
+
+    >>> plot_png(doc)[:4]  # doctest: +SKIP
+    b'\\x89PNG'
+    """
     from .plot import map_vs_latency_png, series_from_rows
 
     return map_vs_latency_png(
@@ -322,7 +368,11 @@ def html_page(
     notes_: Sequence[str],
     png: bytes | None,
 ) -> str:
-    """A single self-contained HTML page: tables, notes, and the plot as a base64 data URI."""
+    """A single self-contained HTML page: tables, notes, and the plot as a base64 data URI.
+
+    >>> html_page("t", [(None, ["A"], [["1"]])], ["a note"], None).count("<td>1</td>")
+    1
+    """
 
     def table(headers: list[str], body: list[list[str]]) -> str:
         head = "".join(f"<th>{h}</th>" for h in headers)  # headers are our own trusted HTML
@@ -355,8 +405,12 @@ def html_page(
     return "".join(parts)
 
 
-def to_html(doc: dict[str, Any], png: bytes | None = None) -> str:
-    """The Markdown report's tables as one self-contained HTML page with the plot embedded."""
+def to_html(doc: Document, png: bytes | None = None) -> str:
+    """The Markdown report's tables as one self-contained HTML page with the plot embedded.
+
+    >>> to_html(doc).startswith("<!DOCTYPE html>")  # doctest: +SKIP
+    True
+    """
     device = short_device(doc)
     table = upstream_frame(doc, html.escape(device))
     tables: list[tuple[str | None, list[str], list[list[str]]]] = [
@@ -370,8 +424,12 @@ def to_html(doc: dict[str, Any], png: bytes | None = None) -> str:
     )
 
 
-def render(doc: dict[str, Any], fmt: str) -> str:
-    """The report of ``doc`` in ``fmt`` (one of :data:`REPORT_FORMATS`)."""
+def render(doc: Document, fmt: str) -> str:
+    """The report of ``doc`` in ``fmt`` (one of :data:`REPORT_FORMATS`).
+
+    >>> render(doc, "csv").splitlines()[0][:18]  # doctest: +SKIP
+    'device,model,model'
+    """
     if fmt == "md":
         return to_markdown(doc)
     if fmt == "csv":

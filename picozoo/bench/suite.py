@@ -2,8 +2,8 @@
 
 >>> from picozoo.bench.targets import file_target
 >>> doc = run_suite([file_target("/nonexistent.onnx", "onnxruntime")], threads=[1])
->>> doc["cells"][0]["status"], doc["cells"][0]["error"]
-('failed', '/nonexistent.onnx does not exist')
+>>> doc.all_failed, doc.cells[0].failure.error
+(True, '/nonexistent.onnx: no such file or directory')
 """
 
 from __future__ import annotations
@@ -11,40 +11,37 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from ..errors import PicozooError
 from .environment import collect_environment, device_label, sha256_of
-from .results import make_cell, make_document
-from .runner import DEFAULT_TIMEOUT_S, failure, run_cell
-from .targets import Target
+from .records import ArtifactInfo, BenchSpec, Cell, CellResult, Document, Failure, RunSettings
+from .runner import DEFAULT_TIMEOUT_S, run_cell
+from .stats import PERCENTILES
+from .targets import BenchTarget
 
 
-class BenchFailedError(PicozooError):
-    """Every cell of a benchmark failed (the report still lists each reason)."""
+def artifact_facts(path: Path) -> tuple[str | None, ArtifactInfo | None]:
+    """sha256 and (when picozoo.modelinfo can read it) params/FLOPs of an artifact.
 
-    exit_code = 1
-
-
-def artifact_facts(path: Path) -> dict[str, Any]:
-    """sha256 and (when picozoo.modelinfo is available) params/FLOPs of an artifact."""
-    facts: dict[str, Any] = {"artifact_sha256": None, "modelinfo": None}
+    >>> artifact_facts(Path("/nonexistent.onnx"))
+    (None, None)
+    """
+    sha, info = None, None
     if not path.exists():
-        return facts
+        return sha, info
     with contextlib.suppress(OSError):
-        facts["artifact_sha256"] = sha256_of(path)
+        sha = sha256_of(path)
     try:
         from ..modelinfo import inspect_model
 
-        info = inspect_model(path)
-        facts["modelinfo"] = {"params": int(info.params), "flops": int(info.flops)}
-    except Exception:  # no modelinfo module, or a model it cannot read: the columns stay empty
-        facts["modelinfo"] = None
-    return facts
+        mi = inspect_model(path)
+        info = ArtifactInfo(params=int(mi.params), flops=int(mi.flops))
+    except Exception:  # a model modelinfo cannot read: the columns stay empty
+        info = None
+    return sha, info
 
 
 def run_suite(
-    targets: Sequence[Target],
+    targets: Sequence[BenchTarget],
     *,
     threads: Sequence[int],
     warmup: int | str = "auto",
@@ -53,61 +50,61 @@ def run_suite(
     timeout_s: float | None = DEFAULT_TIMEOUT_S,
     device: str | None = None,
     seed: int = 0,
+    debug: bool = False,
     progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Benchmark every (target, threads) cell and return the ``picozoo.bench/1`` document."""
+) -> Document:
+    """Benchmark every (target, threads) cell and return the ``picozoo.bench/1`` document.
+
+    >>> from picozoo.bench.targets import file_target
+    >>> targets = [file_target("model.onnx", "onnxruntime")]
+    >>> doc = run_suite(targets, threads=[1, 4])  # doctest: +SKIP
+    >>> [c.stats.median_ms for c in doc.cells]  # doctest: +SKIP
+    [7.12, 2.95]
+    """
     say = progress or (lambda _m: None)
     env = collect_environment()
-    cells = []
+    cells: list[Cell] = []
     total = len(targets) * len(threads)
-    i = 0
     for t in targets:
-        facts = artifact_facts(t.path) if t.path is not None else {}
+        sha, info = artifact_facts(t.path) if t.path is not None else (None, None)
         for n in threads:
-            i += 1
-            where = f"[{i}/{total}] {t.label} / {t.engine} / {n} thread{'s' if n > 1 else ''}"
+            where = (
+                f"[{len(cells) + 1}/{total}] {t.label} / {t.engine} / "
+                f"{n} thread{'s' if n > 1 else ''}"
+            )
+            result: CellResult
             if t.path is None:
-                result = failure("prepare", t.error or "no artifact", t.hint)
+                result = t.failure or Failure("prepare", "no artifact")
             else:
                 say(f"{where}: measuring ...")
-                spec = {
-                    "path": str(t.path),
-                    "engine": t.engine,
-                    "threads": n,
-                    "warmup": warmup,
-                    "min_iters": min_iters,
-                    "min_time_s": min_time_s,
-                    "input_size": list(t.input_size) if t.input_size else None,
-                    "seed": seed,
-                }
-                result = run_cell(spec, timeout=timeout_s)
-            cell = make_cell(t, result, {"threads": n, **facts})
-            if t.provenance:
-                cell["provenance"] = t.provenance
-            cells.append(cell)
-            if cell["status"] == "ok":
-                s = cell["stats"]
-                say(
-                    f"{where}: median {s['median_ms']:.2f} ms, p90 {s['p90_ms']:.2f} ms "
-                    f"(n={s['n']}, warm-up {cell['warmup']['n']})"
+                spec = BenchSpec(
+                    t.path, t.engine, n, warmup, min_iters, min_time_s, t.input_size, seed
                 )
-                for w in cell["stability"]["warnings"]:
-                    say(f"  warning: {w}")
-            else:
-                say(f"{where}: FAILED: {cell['error']}")
-    settings = {
-        "warmup": warmup,
-        "min_iters": min_iters,
-        "min_time_s": min_time_s,
-        "threads": list(threads),
-        "timeout_s": timeout_s,
-        "seed": seed,
-        "percentiles": "linear interpolation (numpy default)",
-    }
-    return make_document(cells, env, settings, device or device_label(env))
+                result = run_cell(spec, timeout=timeout_s, debug=debug)
+            cell = t.cell(n, result, artifact_sha256=sha, modelinfo=info)
+            cells.append(cell)
+            _report(cell, where, say)
+    settings = RunSettings(
+        warmup=warmup,
+        min_iters=min_iters,
+        min_time_s=min_time_s,
+        threads=tuple(threads),
+        timeout_s=timeout_s,
+        seed=seed,
+        percentiles=PERCENTILES,
+    )
+    return Document.create(cells, env, settings, device or device_label(env))
 
 
-def all_failed(doc: dict[str, Any]) -> bool:
-    """True when the document has cells and none of them succeeded."""
-    cells = doc["cells"]
-    return bool(cells) and all(c["status"] != "ok" for c in cells)
+def _report(cell: Cell, where: str, say: Callable[[str], None]) -> None:
+    m = cell.measured
+    if m is None:
+        say(f"{where}: FAILED: {cell.failure.error if cell.failure else 'unknown failure'}")
+        return
+    s = m.stats
+    say(
+        f"{where}: median {s.median_ms:.2f} ms, p90 {s.p90_ms:.2f} ms "
+        f"(n={s.n}, warm-up {m.warmup.n})"
+    )
+    for w in m.stability.warnings:
+        say(f"  warning: {w}")

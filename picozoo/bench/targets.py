@@ -1,174 +1,202 @@
 """Turn what the user named (model ids, .onnx files, Paddle inference dirs) into benchmark
 targets: one usable path per (model, engine), or the reason there is none.
 
-Model ids use the no-post-processing variant by default (as upstream measured): ONNX via
-``picozoo.convert.ensure_onnx`` (converted once, cached), Paddle Inference via
-``picozoo.fetch.pull`` of the ``inference-nopp`` (or ``inference``) tarball.
+Model ids use the no-post-processing variant by default (as upstream measured), falling back
+to the post-processed tarball for models that have no other (see
+:func:`picozoo.paddle_dir.inference_kind`): ONNX Runtime benches the converted ONNX
+(``picozoo.convert.convert``, converted once and cached), Paddle Inference the pulled tarball.
 
 >>> t = file_target("model.onnx", "onnxruntime")
->>> t.label, t.model_id, t.path.name
-('model', None, 'model.onnx')
+>>> t.label, t.failure.error
+('model', 'model.onnx: no such file or directory')
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import PicozooError
-from ..registry import INFERENCE_KINDS, Model, Registry
+from ..errors import ModelFileError, PicozooError
+from ..hub.registry import Model, Registry
+from ..paddle_dir import find_paddle_model, inference_kind
+from ..targets import Target, resolve_arg
+from .records import ArtifactInfo, Cell, CellResult, Failure, Measurement
+
+if TYPE_CHECKING:
+    from ..hub.store import Store
 
 
-@dataclass
-class Target:
-    """One (model, engine) to benchmark; ``path`` is None when ``error`` says why."""
+@dataclass(frozen=True)
+class BenchTarget:
+    """One (model, engine) to benchmark; ``path`` is None when ``failure`` says why."""
 
     label: str
     engine: str
-    path: Path | None
+    path: Path | None = None
     model: Model | None = None
     postprocess: bool = False
     input_size: tuple[int, int] | None = None
-    error: str | None = None
-    hint: str | None = None
-    provenance: dict[str, Any] = field(default_factory=dict)
+    failure: Failure | None = None
+    provenance: Mapping[str, Any] | None = None
 
-    @property
-    def model_id(self) -> str | None:
-        return self.model.id if self.model else None
+    def cell(
+        self,
+        threads: int,
+        result: CellResult,
+        *,
+        artifact_sha256: str | None = None,
+        modelinfo: ArtifactInfo | None = None,
+    ) -> Cell:
+        """The result cell of this target measured with ``threads`` (its input size is what
+        was fed, when the worker fed an image).
+
+        >>> t = file_target("/nonexistent.onnx", "onnxruntime")
+        >>> t.cell(4, t.failure).to_dict()["status"]
+        'failed'
+        """
+        m = self.model
+        fed = result.image_size() if isinstance(result, Measurement) else None
+        return Cell(
+            model=self.label,
+            model_id=m.id if m else None,
+            name=m.name if m else None,
+            family=m.family if m else None,
+            source=str(self.path) if self.path else None,
+            postprocess=self.postprocess,
+            engine=self.engine,
+            threads=threads,
+            input_size=fed or self.input_size,
+            claims=m.claims if m else None,
+            artifact_sha256=artifact_sha256,
+            modelinfo=modelinfo,
+            result=result,
+            provenance=self.provenance,
+        )
 
 
-def looks_like_path(arg: str) -> bool:
-    """A CLI argument names a file/dir (not a model id) if it exists or looks like a path.
+def file_target(
+    arg: str | Path, engine: str, input_size: tuple[int, int] | None = None
+) -> BenchTarget:
+    """A target for a file or folder, benched as it is (a missing one is a failed target).
 
-    >>> looks_like_path("picodet-s-416"), looks_like_path("x.onnx"), looks_like_path("./dir")
-    (False, True, True)
+    >>> file_target("/nonexistent/model_dir", "paddle").failure.stage
+    'prepare'
     """
-    return (
-        "/" in arg
-        or "\\" in arg
-        or arg.endswith((".onnx", ".pdmodel", ".json"))
-        or Path(arg).exists()
-    )
-
-
-def file_target(arg: str, engine: str, input_size: tuple[int, int] | None = None) -> Target:
-    """A target for a plain file or directory, benched as it is."""
-    path = Path(arg).expanduser()
-    label = path.stem if path.suffix else path.name
-    if path.is_file() and path.suffix in (".pdmodel", ".json"):
-        label = path.parent.name
-    size = input_size or (infer_cfg_size(path) if engine == "paddle" else None)
-    return Target(label=label, engine=engine, path=path, input_size=size)
-
-
-def infer_cfg_size(path: Path) -> tuple[int, int] | None:
-    """The Resize ``target_size`` of a PaddleDetection ``infer_cfg.yml`` next to the model."""
-    d = path if path.is_dir() else path.parent
-    cfg = d / "infer_cfg.yml"
-    if not cfg.is_file():
-        return None
-    import yaml
-
     try:
-        data = yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+        target = resolve_arg(str(arg), None)
+    except ModelFileError as e:
+        label = Target(str(arg), path=Path(arg)).label
+        return BenchTarget(label, engine, failure=Failure("prepare", e.message, e.hint))
+    assert target.path is not None
+    if input_size is None and engine == "paddle":
+        input_size = _exported_size(target.path)
+    return BenchTarget(target.label, engine, target.path, input_size=input_size)
+
+
+def _exported_size(path: Path) -> tuple[int, int] | None:
+    """The input size in a Paddle model's ``infer_cfg.yml`` (None: none, or no Paddle model:
+    the worker says so)."""
+    try:
+        return find_paddle_model(path).config().input_size
+    except ModelFileError:
         return None
-    for op in data.get("Preprocess") or []:
-        if isinstance(op, dict) and op.get("type") == "Resize":
-            size = op.get("target_size")
-            if isinstance(size, list) and len(size) == 2:
-                return int(size[0]), int(size[1])
-    return None
 
 
 def model_target(
+    store: Store,
     model: Model,
     engine: str,
     *,
     postprocess: bool,
-    cache_dir: Path,
     input_size: tuple[int, int] | None = None,
-) -> Target:
-    """Resolve a registry model to a usable artifact for ``engine`` (converting or pulling it)."""
-    t = Target(
-        label=model.id,
-        engine=engine,
-        path=None,
-        model=model,
-        postprocess=postprocess,
-        input_size=input_size or model.input_size,
-    )
+    progress: Callable[[str], None] | None = None,
+) -> BenchTarget:
+    """Resolve a registry model to a usable artifact for ``engine`` (converting or pulling it);
+    a failure costs this target only.
+
+    >>> model_target(store, registry.get("picodet-s-416"), "paddle",
+    ...              postprocess=False).provenance["artifact"]  # doctest: +SKIP
+    'inference-nopp'
+    """
+    kind, postprocess = inference_kind(model.kinds, postprocess=postprocess)
+    base = BenchTarget(model.id, engine, model=model, postprocess=postprocess)
     try:
         if engine == "onnxruntime":
-            from ..convert import ensure_onnx
+            from ..convert import convert
 
-            res = ensure_onnx(model, postprocess=postprocess, cache_dir=cache_dir)
-            t.path = Path(res.onnx_path)
-            t.provenance = dict(getattr(res, "provenance", {}) or {})
-        else:
-            from ..fetch import pull
+            res = convert(
+                store, Target(model.id, model=model), postprocess=postprocess, progress=progress
+            )
+            return _ready(base, res.path, input_size or model.input_size, res.provenance)
+        from ..hub.pull import pull
 
-            kind = "inference" if postprocess else "inference-nopp"
-            if not model.has(kind) and not postprocess and model.has("inference"):
-                kind = "inference"
-                t.postprocess = True
-            t.path = Path(pull(model.artifact(kind), cache_dir=cache_dir))
-            t.provenance = {"artifact": kind, "url": model.artifact(kind).url}
-            # the exported size (infer_cfg.yml) is what the inference model expects
-            t.input_size = input_size or infer_cfg_size(t.path) or model.input_size
+        artifact = model.artifact(kind)
+        if progress and store.lookup(artifact) is None:
+            progress(f"{model.id}: pulling {kind} ({artifact.filename})")
+        path = pull(store, artifact).path
+        # the exported size (infer_cfg.yml) is what the inference model expects
+        size = input_size or find_paddle_model(path).config().input_size or model.input_size
+        return _ready(base, path, size, {"artifact": kind, "url": artifact.url})
     except PicozooError as e:
-        t.error, t.hint = e.message, e.hint
+        failure = Failure("prepare", e.message, e.hint)
     except ImportError as e:
-        t.error = f"cannot prepare the model: {e}"
-        t.hint = "install picozoo[all]"
+        failure = Failure("prepare", f"cannot prepare the model: {e}", "install picozoo[all]")
     except Exception as e:  # a converter/unpacker bug must cost one cell, not the whole run
-        t.error = f"cannot prepare the model: {type(e).__name__}: {e}"
-        t.hint = "rerun with PICOZOO_DEBUG=1 and report the problem"
-    return t
+        failure = Failure(
+            "prepare",
+            f"cannot prepare the model: {type(e).__name__}: {e}",
+            "rerun with PICOZOO_DEBUG=1 and report the problem",
+        )
+    return dataclasses.replace(base, failure=failure, input_size=input_size or model.input_size)
 
 
-def cached_models(registry: Registry, cache_dir: Path) -> list[Model]:
-    """Models that have an inference tarball in the cache or a converted ONNX."""
-    from ..cache import Cache
-    from ..convert import list_converted
+def _ready(
+    base: BenchTarget, path: Path, size: tuple[int, int], provenance: Mapping[str, Any]
+) -> BenchTarget:
+    return dataclasses.replace(base, path=Path(path), input_size=size, provenance=dict(provenance))
 
-    cache = Cache(cache_dir)
-    out = []
-    for m in registry.models:
-        has_tar = any(m.has(k) and cache.lookup(m.artifact(k)) is not None for k in INFERENCE_KINDS)
-        if has_tar or list_converted(m.id, cache_dir):
-            out.append(m)
-    return out
+
+def cached_models(registry: Registry, store: Store) -> list[Model]:
+    """Models that have anything in the store (downloads or conversions), in registry order.
+
+    >>> from picozoo.hub.registry import load_registry
+    >>> from picozoo.hub.store import Store
+    >>> from picozoo.settings import Settings
+    >>> cached_models(load_registry(), Store(Settings(cache_dir=Path("/nonexistent"))))
+    []
+    """
+    ids = store.models_with_entries()
+    return [m for m in registry.models if m.id in ids]
 
 
 def resolve_targets(
     args: Sequence[str],
     engines: Sequence[str],
     *,
+    store: Store,
     registry: Registry | None,
-    cache_dir: Path,
     postprocess: bool = False,
     input_size: tuple[int, int] | None = None,
     progress: Callable[[str], None] | None = None,
-) -> list[Target]:
-    """Targets for every (argument, engine). Unknown model ids raise (with suggestions);
-    anything else that fails is kept as a target with ``error`` set."""
+) -> list[BenchTarget]:
+    """Targets for every (argument, engine); no arguments: every model in the store.
+
+    Unknown model ids raise (with suggestions); anything else that fails is kept as a target
+    with ``failure`` set.
+
+    >>> [t.engine for t in resolve_targets(["m.onnx"], ["onnxruntime", "paddle"], store=store,
+    ...                                    registry=None)]  # doctest: +SKIP
+    ['onnxruntime', 'paddle']
+    """
     say = progress or (lambda _m: None)
-    items: list[str | Model] = []
-    for a in args:
-        if looks_like_path(a):
-            items.append(a)
-        else:
-            if registry is None:
-                raise PicozooError(f"{a!r} is not a file", hint="give a path to an .onnx file")
-            items.append(registry.get(a))
+    named: list[Model | str] = [resolve_arg(a, registry, must_exist=False).model or a for a in args]
     if not args and registry is not None:
-        items = list(cached_models(registry, cache_dir))
+        named = list(cached_models(registry, store))
     targets = []
-    for item in items:
+    for item in named:
         for engine in engines:
             if isinstance(item, str):
                 targets.append(file_target(item, engine, input_size))
@@ -176,11 +204,12 @@ def resolve_targets(
                 say(f"preparing {item.id} for {engine} ...")
                 targets.append(
                     model_target(
+                        store,
                         item,
                         engine,
                         postprocess=postprocess,
-                        cache_dir=cache_dir,
                         input_size=input_size,
+                        progress=progress,
                     )
                 )
     return targets

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..errors import PicozooError
+from ..errors import ExitCode, PicozooError
 
 COMMANDS: dict[str, str] = {
     "list": "picozoo.cli.zoo:list_cmd",
@@ -56,47 +56,54 @@ class LazyGroup(click.Group):
 @click.option(
     "--registry",
     type=click.Path(dir_okay=False),
-    envvar="PICOZOO_REGISTRY",
     help="Registry YAML to use instead of the packaged one [env: PICOZOO_REGISTRY].",
 )
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False),
-    envvar="PICOZOO_CACHE",
-    help="Cache directory [env: PICOZOO_CACHE; default: the platform cache dir].",
+    help="Cache directory for every command [env: PICOZOO_CACHE; default: the platform "
+    "cache dir]; commands also take --cache.",
 )
 @click.version_option(__version__, prog_name="picozoo")
 @click.pass_context
 def cli(ctx: click.Context, registry: str | None, cache_dir: str | None) -> None:
     """picozoo: find, download, verify, convert and benchmark PP-PicoDet models."""
-    from .common import Options
+    from .common import GroupOptions
 
-    ctx.obj = Options(registry_path=registry, cache_dir=cache_dir)
+    ctx.obj = GroupOptions(registry_path=registry, cache_dir=cache_dir)
+
+
+#: Commands whose interruption leaves a resumable partial download.
+DOWNLOADING = ("pull", "lock", "convert", "bench")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and render errors in one place."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        rv: Any = cli.main(args=argv, prog_name="picozoo", standalone_mode=False)
+        rv: Any = cli.main(args=args, prog_name="picozoo", standalone_mode=False)
     except PicozooError as e:
         _fail(f"error: {e}", e.exit_code, e)
-    except click.exceptions.Abort as e:
-        if isinstance(e.__cause__ or e.__context__, KeyboardInterrupt):
-            _fail("interrupted (partial downloads are kept and resumed next time)", 130, e)
-        _fail("interrupted", 130, None)
-    except KeyboardInterrupt as e:
-        _fail("interrupted (partial downloads are kept and resumed next time)", 130, e)
+    except (click.exceptions.Abort, KeyboardInterrupt) as e:
+        _fail(_interrupted(args), ExitCode.INTERRUPTED, e)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
     except BrokenPipeError:
         sys.stderr.close()
-        sys.exit(1)
-    sys.exit(rv if isinstance(rv, int) else 0)
+        sys.exit(ExitCode.FAILED)
+    sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
 
 
-def _fail(message: str, code: int, exc: BaseException | None) -> None:
-    if exc is not None and os.environ.get("PICOZOO_DEBUG") == "1":
+def _interrupted(args: list[str]) -> str:
+    command = next((a for a in args if a in COMMANDS), "")
+    if command in DOWNLOADING:
+        return "interrupted (partial downloads are kept and resumed next time)"
+    return "interrupted (nothing half-written was kept)"
+
+
+def _fail(message: str, code: int, exc: BaseException) -> None:
+    if os.environ.get("PICOZOO_DEBUG") == "1":  # read here: settings may be what failed
         import traceback
 
         traceback.print_exception(exc)

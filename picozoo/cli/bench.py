@@ -1,4 +1,7 @@
-"""``picozoo bench`` and ``picozoo report``: measure latency, render and merge results."""
+"""``picozoo bench`` and ``picozoo report``: measure latency, render and merge results.
+
+A thin layer: options are parsed here, the work is done by :mod:`picozoo.bench`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import UsageError
-from .common import Options, info, pass_options
+from ..errors import BenchFailedError, UsageError
+from ..runtime.base import ENGINES
+from .common import App, info, store_options
 
 _REPORTS = ("table", "md", "csv", "json", "html")
 
@@ -70,7 +74,7 @@ def _write_plot(png: bytes, path: str) -> None:
     "--engine",
     "engines",
     multiple=True,
-    type=click.Choice(["onnxruntime", "paddle"]),
+    type=click.Choice(list(ENGINES)),
     help="Inference engine (repeatable) [default: onnxruntime].",
 )
 @click.option(
@@ -116,9 +120,9 @@ def _write_plot(png: bytes, path: str) -> None:
 @click.option("--report", "fmt", type=click.Choice(_REPORTS), default="table", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the report here, not stdout.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also write the mAP-vs-latency PNG.")
-@pass_options
+@store_options()
 def bench_cmd(
-    opts: Options,
+    app: App,
     models: tuple[str, ...],
     engines: tuple[str, ...],
     threads: tuple[int, ...],
@@ -136,29 +140,30 @@ def bench_cmd(
     """Measure inference latency, each (model, engine, threads) in a fresh process.
 
     MODEL is a model id (its no-post-processing ONNX is converted or pulled first), an .onnx
-    file, or a Paddle inference directory (--engine paddle). With no MODEL, every model with an
-    inference tarball or converted ONNX in the cache is benched. A cell that fails is listed
+    file, or a Paddle inference directory (--engine paddle). With no MODEL, every model with
+    anything in the cache (a download or a conversion) is benched. A cell that fails is listed
     with its reason; the exit code is non-zero only when every cell failed.
     """
     from ..bench.report import render
-    from ..bench.suite import BenchFailedError, all_failed, run_suite
-    from ..bench.targets import looks_like_path, resolve_targets
+    from ..bench.suite import run_suite
+    from ..bench.targets import resolve_targets
+    from ..targets import is_path_arg
 
     wu = _parse_warmup(warmup)
     size = _parse_size(input_size)
-    needs_registry = not models or not all(looks_like_path(m) for m in models)
+    needs_registry = not models or not all(is_path_arg(m) for m in models)
     targets = resolve_targets(
         models,
         engines or ("onnxruntime",),
-        registry=opts.registry if needs_registry else None,
-        cache_dir=opts.cache_path,
+        store=app.store,
+        registry=app.registry if needs_registry else None,
         postprocess=postprocess,
         input_size=size,
         progress=info,
     )
     if not targets:
         raise UsageError(
-            f"no model to bench: the cache {opts.cache_path} has no inference tarball or ONNX",
+            f"no model to bench: the cache {app.settings.cache_dir} has no model in it",
             hint="pass a model id or an .onnx file, or `picozoo pull MODEL` first",
         )
     doc = run_suite(
@@ -169,6 +174,7 @@ def bench_cmd(
         min_time_s=min_time,
         timeout_s=timeout,
         device=device,
+        debug=app.settings.debug,
         progress=info,
     )
     _emit(render(doc, fmt), out)
@@ -176,7 +182,7 @@ def bench_cmd(
         from ..bench.report import plot_png
 
         _write_plot(plot_png(doc), plot)
-    if all_failed(doc):
+    if doc.all_failed:
         raise BenchFailedError(
             "every benchmark cell failed", hint="see the reasons in the report above"
         )
@@ -194,8 +200,8 @@ def report_group() -> None:
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also write the mAP-vs-latency PNG.")
 def show_cmd(result: str, fmt: str, out: str | None, plot: str | None) -> None:
     """Render one saved result file in another format."""
+    from ..bench.records import load_document
     from ..bench.report import plot_png, render
-    from ..bench.results import load_document
 
     doc = load_document(Path(result))
     _emit(render(doc, fmt), out)
@@ -213,7 +219,7 @@ def show_cmd(result: str, fmt: str, out: str | None, plot: str | None) -> None:
 def merge_cmd(results: tuple[str, ...], fmt: str, out: str | None, plot: str | None) -> None:
     """Combine result files from several machines: one latency column per device."""
     from ..bench.merge import merged_png, render_merged
-    from ..bench.results import load_document
+    from ..bench.records import load_document
 
     docs = [load_document(Path(r)) for r in results]
     _emit(render_merged(docs, fmt), out)

@@ -1,40 +1,138 @@
-"""Shared pieces of the CLI: global options, the --format option, output helpers."""
+"""Shared pieces of the CLI: the settings/store options, --format, output helpers.
+
+Every command gets an :class:`App` (settings built once from flags + environment + defaults,
+the registry and the store, both loaded on first use). Commands that may download take
+``--cache``, ``--mirror``, ``--offline`` and ``--lock`` (:func:`store_options`); the others
+that read the cache take ``--cache`` and ``--lock``.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..paths import default_cache_dir
-from ..registry import Registry, load_registry
+from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..hub.registry import Registry
+    from ..hub.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
-class Options:
-    """Global options of the ``picozoo`` group, available to every command as ``ctx.obj``."""
+class GroupOptions:
+    """The options of the ``picozoo`` group itself (``ctx.obj``)."""
 
     registry_path: str | None = None
     cache_dir: str | None = None
+
+
+@dataclass
+class App:
+    """What a command works with: frozen settings, and the registry and store they select."""
+
+    settings: Settings
     _registry: Registry | None = field(default=None, repr=False)
+    _store: Store | None = field(default=None, repr=False)
 
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = load_registry(self.registry_path)
+            from ..hub.registry import load_registry
+
+            self._registry = load_registry(self.settings.registry_path)
         return self._registry
 
     @property
-    def cache_path(self) -> Path:
-        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+    def store(self) -> Store:
+        if self._store is None:
+            from ..hub.store import Store
+
+            self._store = Store(self.settings)
+        return self._store
 
 
-pass_options = click.make_pass_decorator(Options, ensure=True)
+def _make_app(**flags: Any) -> App:
+    ctx = click.get_current_context()
+    group = ctx.find_object(GroupOptions) or GroupOptions()
+    settings = Settings.from_env(
+        registry_path=group.registry_path,
+        cache_dir=flags.pop("cache_dir", None) or group.cache_dir,
+        **flags,
+    )
+    return App(settings)
+
+
+def pass_app(f: F) -> F:
+    """Pass an :class:`App` (settings from the group options + environment) as first argument."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return f(_make_app(), *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def store_options(*, download: bool = True) -> Callable[[F], F]:
+    """Add ``--cache`` and ``--lock`` (and, with ``download``, ``--mirror`` and ``--offline``)
+    and pass the resulting :class:`App` as first argument."""
+
+    def decorate(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            flags = {
+                "cache_dir": kwargs.pop("cache_dir", None),
+                "lock_path": kwargs.pop("lock_file", None),
+            }
+            if download:
+                flags["mirrors"] = kwargs.pop("mirrors", ()) or None
+                flags["offline"] = True if kwargs.pop("offline", False) else None
+            return f(_make_app(**flags), *args, **kwargs)
+
+        opts = [
+            click.option(
+                "--cache",
+                "cache_dir",
+                type=click.Path(file_okay=False),
+                metavar="DIR",
+                help="Cache directory [env: PICOZOO_CACHE; default: the platform cache dir].",
+            ),
+            click.option(
+                "--lock",
+                "lock_file",
+                type=click.Path(dir_okay=False),
+                metavar="FILE",
+                help="Pins file of sha256/size [env: PICOZOO_LOCK; default: picozoo.lock in "
+                "the cache].",
+            ),
+        ]
+        if download:
+            opts += [
+                click.option(
+                    "--mirror",
+                    "mirrors",
+                    multiple=True,
+                    metavar="URL",
+                    help="Download from this mirror instead of upstream (http(s)://, file:// "
+                    "or a directory; repeatable, tried in order) [env: PICOZOO_MIRROR, "
+                    "comma-separated].",
+                ),
+                click.option(
+                    "--offline",
+                    is_flag=True,
+                    help="Use only the cache; open no connection [env: PICOZOO_OFFLINE=1].",
+                ),
+            ]
+        for opt in reversed(opts):
+            wrapper = opt(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..errors import PicozooError
-from .common import Options, echo_json, format_option, info, pass_options
+from .common import App, echo_json, format_option, info, store_options
 
 CONVERT_EPILOG = """\b
 Example: picozoo convert picodet-s-416 --to onnx --no-postprocess
@@ -56,14 +56,13 @@ Example: picozoo inspect picodet-s-416 --no-postprocess --format json
 @click.option("--fp16", is_flag=True, help="Lite: write an FP16 model.")
 @click.option(
     "--opt-bin",
-    envvar="PICOZOO_LITE_OPT",
     metavar="PATH",
     help="Lite: paddle_lite_opt executable [env: PICOZOO_LITE_OPT].",
 )
 @format_option("text", "json", default="text")
-@pass_options
+@store_options()
 def convert_cmd(
-    opts: Options,
+    app: App,
     targets: tuple[str, ...],
     to: str,
     no_postprocess: bool,
@@ -82,20 +81,22 @@ def convert_cmd(
     Paddle inference model. With no MODEL, every model whose inference tarball is cached is
     converted. Prints the output path(s); progress goes to stderr.
     """
-    from ..convert.run import convert_target, copy_out, select_targets
+    from ..convert import convert
+    from ..convert.run import copy_out
     from ..convert.shapes import parse_input_shapes
+    from ..convert.sources import select_args
+    from ..targets import resolve_arg
 
     shapes = parse_input_shapes(input_shape) or None
     postprocess = not no_postprocess
-    chosen = select_targets(list(targets), opts.registry, opts.cache_path, postprocess=postprocess)
-    done: list[Any] = []
+    args = select_args(targets, app.store, app.registry, postprocess=postprocess)
+    done: list[dict[str, Any]] = []
     failed: list[str] = []
-    for target in chosen:
+    for arg in args:
         try:
-            item = convert_target(
-                target,
-                registry=opts.registry,
-                cache_dir=opts.cache_path,
+            result = convert(
+                app.store,
+                resolve_arg(arg, app.registry),
                 to=to,
                 postprocess=postprocess,
                 opset=opset,
@@ -103,27 +104,28 @@ def convert_cmd(
                 input_shape=shapes,
                 dynamic_batch=dynamic_batch,
                 fp16=fp16,
-                opt_bin=opt_bin,
+                opt_bin=opt_bin or app.settings.lite_opt,
                 progress=info,
             )
         except PicozooError as e:
-            if len(chosen) == 1:
+            if len(args) == 1:
                 raise
-            info(f"{target}: error: {e}")  # keep going with the other models
-            failed.append(target)
+            info(f"{arg}: error: {e}")  # keep going with the other models
+            failed.append(arg)
             continue
-        if item.result.cached:
-            info(f"{item.label}: cached ({item.result.path.parent.name})")
-        if out_dir is not None:
-            copy_out(item, out_dir, postprocess=postprocess, fp16=fp16)
-        done.append(item)
+        if result.cached:
+            info(f"{result.label}: cached ({result.path.parent.name})")
+        copied = copy_out(result, out_dir) if out_dir is not None else None
+        done.append(
+            {"target": arg, **result.to_dict(), "copied_to": str(copied) if copied else None}
+        )
         if fmt == "text":
-            click.echo(str(item.copied_to or item.result.path))
+            click.echo(str(copied or result.path))
     if fmt == "json":
-        echo_json([d.to_dict() for d in done])
+        echo_json(done)
     if failed:
         raise PicozooError(
-            f"{len(failed)} of {len(chosen)} conversions failed: {', '.join(failed)}",
+            f"{len(failed)} of {len(args)} conversions failed: {', '.join(failed)}",
             hint="see the error lines above; the others were converted",
         )
 
@@ -136,17 +138,18 @@ def convert_cmd(
     help="MODEL: use the model converted/exported without post-processing.",
 )
 @format_option("text", "json", default="text")
-@pass_options
-def inspect_cmd(opts: Options, target: str, no_postprocess: bool, fmt: str) -> None:
+@store_options(download=False)
+def inspect_cmd(app: App, target: str, no_postprocess: bool, fmt: str) -> None:
     """Inputs, outputs, op histogram, parameter count and FLOPs of an ONNX or Paddle model.
 
     MODEL uses its newest converted ONNX in the cache, else its cached inference directory.
     """
     from ..convert.inspect_target import resolve_inspect_target
     from ..modelinfo import FLOPS_CONVENTION, inspect_model
+    from ..targets import resolve_arg
 
     path = resolve_inspect_target(
-        target, opts.registry, opts.cache_path, postprocess=not no_postprocess
+        app.store, resolve_arg(target, app.registry), postprocess=not no_postprocess
     )
     model_info = inspect_model(path)
     if fmt == "json":

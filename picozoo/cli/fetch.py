@@ -1,4 +1,4 @@
-"""``picozoo pull | lock | verify | cache | mirror``: a thin layer over picozoo.fetch & co."""
+"""``picozoo pull | lock | verify | cache | mirror``: a thin layer over picozoo.hub."""
 
 from __future__ import annotations
 
@@ -10,39 +10,9 @@ from typing import Any
 
 import click
 
-from ..errors import PicozooError
-from ..registry import ARTIFACT_KINDS
-from .common import Options, echo_json, format_option, info, pass_options
-
-
-class VerifyFailedError(PicozooError):
-    """``picozoo verify`` found problems (listed one per line before this error)."""
-
-    exit_code = 6
-
-
-class NotCachedError(PicozooError):
-    exit_code = 7
-
-
-def _mirror_option(f: Any) -> Any:
-    return click.option(
-        "--mirror",
-        "mirrors",
-        multiple=True,
-        metavar="URL",
-        help="Download from this mirror instead of upstream (http(s)://, file:// or a "
-        "directory; repeatable, tried in order) [env: PICOZOO_MIRROR, comma-separated].",
-    )(f)
-
-
-def _lock_option(f: Any) -> Any:
-    return click.option(
-        "--lock",
-        "lock_file",
-        type=click.Path(dir_okay=False),
-        help="Lock file of pinned hashes [default: picozoo.lock in the cache].",
-    )(f)
+from ..errors import NotCachedError, UnknownArtifactError, UsageError, VerifyFailedError
+from ..hub.registry import ARTIFACT_KINDS
+from .common import App, echo_json, format_option, info, store_options
 
 
 def _artifact_option(default: tuple[str, ...]) -> Callable[[Any], Any]:
@@ -58,21 +28,15 @@ def _artifact_option(default: tuple[str, ...]) -> Callable[[Any], Any]:
     )
 
 
-def _targets(opts: Options, model_ids: tuple[str, ...], kinds: tuple[str, ...]) -> list[Any]:
+def _targets(app: App, model_ids: tuple[str, ...], kinds: tuple[str, ...]) -> list[Any]:
     """Resolve every (model, kind) before any download, so a typo fails fast."""
     out: list[Any] = []
-    for m in opts.registry.select(model_ids):
+    for m in app.registry.select(model_ids):
         chosen = m.kinds if "all" in kinds else list(dict.fromkeys(kinds))
         if not chosen:
-            from ..errors import UnknownArtifactError
-
             raise UnknownArtifactError(m.id, "any", [])
         out += [m.artifact(k) for k in chosen]
     return out
-
-
-def _mirrors(mirrors: tuple[str, ...]) -> list[str] | None:
-    return list(mirrors) if mirrors else None
 
 
 @contextmanager
@@ -117,21 +81,14 @@ def _progress() -> Iterator[Any]:
 )
 @click.argument("model_ids", metavar="MODEL...", nargs=-1, required=True)
 @_artifact_option(("inference",))
-@_mirror_option
-@click.option("--offline", is_flag=True, help="Use only the cache; open no connection "
-              "[env: PICOZOO_OFFLINE=1].")  # fmt: skip
-@_lock_option
 @click.option("--update-lock", is_flag=True, help="Accept a changed upstream file and re-pin it.")
 @click.option("--require-hashes", is_flag=True, help="Refuse artifacts without a pinned hash.")
 @format_option("text", "json", default="text")
-@pass_options
+@store_options()
 def pull_cmd(
-    opts: Options,
+    app: App,
     model_ids: tuple[str, ...],
     kinds: tuple[str, ...],
-    mirrors: tuple[str, ...],
-    offline: bool,
-    lock_file: str | None,
     update_lock: bool,
     require_hashes: bool,
     fmt: str,
@@ -141,17 +98,14 @@ def pull_cmd(
     A tarball's path is its unpacked directory. Downloads resume, retry, and must match the
     hash pinned in the registry or the lock file (the first download pins it).
     """
-    from ..fetch import pull_entry
+    from ..hub.pull import pull
 
     results = []
     with _progress() as progress:
-        for art in _targets(opts, model_ids, kinds):
-            entry = pull_entry(
+        for art in _targets(app, model_ids, kinds):
+            entry = pull(
+                app.store,
                 art,
-                cache_dir=opts.cache_path,
-                mirrors=_mirrors(mirrors),
-                offline=True if offline else None,
-                lock_path=Path(lock_file) if lock_file else None,
                 update_lock=update_lock,
                 require_hashes=require_hashes,
                 progress=progress,
@@ -166,41 +120,27 @@ def pull_cmd(
 @click.command("lock", epilog="Example: picozoo lock picodet-s-416 picodet-m-416 --lock zoo.lock")
 @click.argument("model_ids", metavar="MODEL...", nargs=-1, required=True)
 @_artifact_option(("inference",))
-@_mirror_option
-@_lock_option
 @click.option("--update", is_flag=True, help="Re-hash upstream even if already pinned.")
-@click.option("--offline", is_flag=True, help="Pin only from the cache [env: PICOZOO_OFFLINE=1].")
 @format_option("table", "md", "csv", "json")
-@pass_options
+@store_options()
 def lock_cmd(
-    opts: Options,
+    app: App,
     model_ids: tuple[str, ...],
     kinds: tuple[str, ...],
-    mirrors: tuple[str, ...],
-    lock_file: str | None,
     update: bool,
-    offline: bool,
     fmt: str,
 ) -> None:
     """Pin sha256 and size of artifacts in the lock file without keeping extra copies.
 
     Uses the cache when the artifact is there, otherwise streams it through sha256 only.
     """
-    from ..fetch import pin_artifact
+    from ..hub.pull import pin_artifact
     from ..render import render_rows
 
     rows = []
     with _progress() as progress:
-        for art in _targets(opts, model_ids, kinds):
-            r = pin_artifact(
-                art,
-                cache_dir=opts.cache_path,
-                mirrors=_mirrors(mirrors),
-                offline=True if offline else None,
-                lock_path=Path(lock_file) if lock_file else None,
-                update=update,
-                progress=progress,
-            )
+        for art in _targets(app, model_ids, kinds):
+            r = pin_artifact(app.store, art, update=update, progress=progress)
             rows.append(
                 {"model": art.model_id, "kind": art.kind, "sha256": r.sha256, "size": r.size,
                  "from": r.how, "changed": r.changed, "url": art.url}
@@ -214,23 +154,16 @@ def lock_cmd(
 @click.argument("model_ids", metavar="[MODEL]...", nargs=-1)
 @click.option("--deep", is_flag=True, help="Also check structure: tar members, infer_cfg.yml, "
               "onnx.checker, .pdparams (restricted read + param count).")  # fmt: skip
-@_lock_option
 @format_option("table", "json")
-@pass_options
-def verify_cmd(
-    opts: Options, model_ids: tuple[str, ...], deep: bool, lock_file: str | None, fmt: str
-) -> None:
+@store_options(download=False)
+def verify_cmd(app: App, model_ids: tuple[str, ...], deep: bool, fmt: str) -> None:
     """Re-hash cached artifacts and every unpacked file; exit non-zero on any problem."""
-    from ..cache import Cache
-    from ..lockfile import Lock, default_lock_path
+    from ..hub.verify import verify_cache
     from ..render import render_rows
-    from ..verify import verify_cache
 
     if model_ids:
-        opts.registry.select(model_ids)  # unknown ids fail with suggestions
-    cache = Cache(opts.cache_path)
-    lock = Lock.load(Path(lock_file) if lock_file else default_lock_path(cache.root))
-    result = verify_cache(cache, opts.registry, lock=lock, model_ids=model_ids or None, deep=deep)
+        app.registry.select(model_ids)  # unknown ids fail with suggestions
+    result = verify_cache(app.store, app.registry, model_ids=model_ids or None, deep=deep)
     if fmt == "json":
         echo_json(
             {
@@ -262,14 +195,13 @@ def cache_group() -> None:
 
 @cache_group.command("ls", epilog="Example: picozoo cache ls --format csv")
 @format_option("table", "md", "csv", "json")
-@pass_options
-def cache_ls(opts: Options, fmt: str) -> None:
-    """List cached artifacts: size, last use, verified, path."""
-    from ..cache import Cache
-    from ..cacheops import human_size, list_rows, partial_downloads
+@store_options(download=False)
+def cache_ls(app: App, fmt: str) -> None:
+    """List cached artifacts and converted models: size, last use, verified, path."""
+    from ..hub.maintenance import human_size, list_rows, partial_downloads
     from ..render import render_rows
 
-    cache = Cache(opts.cache_path)
+    cache = app.store
     rows = list_rows(cache)
     if fmt != "json":
         for r in rows:
@@ -286,12 +218,10 @@ def cache_ls(opts: Options, fmt: str) -> None:
 @cache_group.command("rm", epilog="Example: picozoo cache rm picodet-s-416")
 @click.argument("model_ids", metavar="[MODEL]...", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Remove every cached artifact.")
-@pass_options
-def cache_rm(opts: Options, model_ids: tuple[str, ...], everything: bool) -> None:
-    """Remove cached artifacts of MODELs (pins in the lock file are kept)."""
-    from ..cache import Cache
-    from ..cacheops import human_size, remove
-    from ..errors import UsageError
+@store_options(download=False)
+def cache_rm(app: App, model_ids: tuple[str, ...], everything: bool) -> None:
+    """Remove cached artifacts and converted models of MODELs (pins are kept)."""
+    from ..hub.maintenance import human_size, remove
 
     if everything == bool(model_ids):
         raise UsageError(
@@ -299,10 +229,13 @@ def cache_rm(opts: Options, model_ids: tuple[str, ...], everything: bool) -> Non
             hint="e.g. `picozoo cache rm picodet-s-416` or `picozoo cache rm --all`",
         )
     if model_ids:
-        opts.registry.select(model_ids)
-    removed = remove(Cache(opts.cache_path), None if everything else model_ids)
+        app.registry.select(model_ids)
+    removed = remove(app.store, None if everything else model_ids)
+    skipped = [r for r in removed if r.reason.startswith("skipped")]
+    for r in skipped:
+        info(f"{r.reason}: {r.path}")
     freed = sum(r.size for r in removed)
-    info(f"removed {len(removed)} item(s), freed {human_size(freed)}")
+    info(f"removed {len(removed) - len(skipped)} item(s), freed {human_size(freed)}")
 
 
 @cache_group.command("prune", epilog="Example: picozoo cache prune --dry-run")
@@ -310,14 +243,13 @@ def cache_rm(opts: Options, model_ids: tuple[str, ...], everything: bool) -> Non
 @click.option("--part-age", type=float, default=24.0, show_default=True, metavar="HOURS",
               help="Remove unlocked partial downloads untouched for this long.")  # fmt: skip
 @format_option("table", "json")
-@pass_options
-def cache_prune(opts: Options, dry_run: bool, part_age: float, fmt: str) -> None:
-    """Remove stale partial downloads and files no cached artifact refers to."""
-    from ..cache import Cache
-    from ..cacheops import human_size, prune
+@store_options(download=False)
+def cache_prune(app: App, dry_run: bool, part_age: float, fmt: str) -> None:
+    """Remove stale partial downloads, abandoned staging folders and unreferenced files."""
+    from ..hub.maintenance import human_size, prune
     from ..render import render_rows
 
-    removed = prune(Cache(opts.cache_path), dry_run=dry_run, part_age_hours=part_age)
+    removed = prune(app.store, dry_run=dry_run, part_age_hours=part_age)
     rows = [r.to_dict() for r in removed]
     if fmt == "json":
         echo_json(rows)
@@ -340,18 +272,17 @@ def mirror_group() -> None:
 @click.argument("dest", metavar="DIR", type=click.Path(file_okay=False))
 @click.argument("model_ids", metavar="[MODEL]...", nargs=-1)
 @format_option("text", "json", default="text")
-@pass_options
-def mirror_export(opts: Options, dest: str, model_ids: tuple[str, ...], fmt: str) -> None:
+@store_options(download=False)
+def mirror_export(app: App, dest: str, model_ids: tuple[str, ...], fmt: str) -> None:
     """Copy cached artifacts (all, or MODELs') to DIR/<upstream path> plus a SHA256SUMS file.
 
     Serve DIR with any static web server, or share it, and point PICOZOO_MIRROR at it.
     """
-    from ..cache import Cache
-    from ..mirror import export
+    from ..hub.mirror import export
 
-    entries = Cache(opts.cache_path).entries()
+    entries = app.store.entries()
     if model_ids:
-        opts.registry.select(model_ids)
+        app.registry.select(model_ids)
         missing = [m for m in model_ids if not any(e.model_id == m for e in entries)]
         if missing:
             raise NotCachedError(

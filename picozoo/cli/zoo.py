@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import Options, echo_json, format_option, pass_options
+from .common import App, echo_json, format_option, pass_app, store_options
 
 
 @click.command(
@@ -22,27 +22,27 @@ from .common import Options, echo_json, format_option, pass_options
 )
 @click.option("--sort", metavar="FIELD", help="Sort by FIELD; prefix '-' for descending.")
 @format_option("table", "md", "csv", "json")
-@pass_options
+@pass_app
 def list_cmd(
-    opts: Options, family: str | None, filters: tuple[str, ...], sort: str | None, fmt: str
+    app: App, family: str | None, filters: tuple[str, ...], sort: str | None, fmt: str
 ) -> None:
     """List the zoo with upstream's mAP, params, FLOPs and latency claims."""
     from ..catalog import LIST_COLUMNS, list_models
     from ..render import render_rows
 
-    rows = list_models(opts.registry, family=family, filters=filters, sort=sort)
+    rows = list_models(app.registry, family=family, filters=filters, sort=sort)
     render_rows(rows, LIST_COLUMNS, fmt, title="PP-PicoDet zoo (upstream claims)")
 
 
 @click.command("show", epilog="Example: picozoo show picodet-s-416 --format json")
 @click.argument("model_id", metavar="MODEL")
 @format_option("table", "json")
-@pass_options
-def show_cmd(opts: Options, model_id: str, fmt: str) -> None:
+@store_options(download=False)
+def show_cmd(app: App, model_id: str, fmt: str) -> None:
     """Show one model: claims, benchmark conditions, artifacts and cache state."""
     from ..describe import describe_model
 
-    info = describe_model(opts.registry, model_id, opts.cache_path)
+    info = describe_model(app.registry, model_id, app.store)
     if fmt == "json":
         echo_json(info)
         return

@@ -1,30 +1,28 @@
 """Convert Paddle inference models: to ONNX (proved by a parity check) and to Paddle-Lite.
 
+:func:`convert` is the one entry point (CLI, bench and library callers): a model id or a folder
+in, a cached :class:`ConversionResult` out. Modules: ``sources`` (what is converted),
+``cached`` (key, cache hit, staging, provenance, install, pin -- for every format),
+``to_onnx`` / ``to_lite`` (the recipes), ``p2o``, ``shapes``, ``simplify``, ``parity``
+(the ONNX steps), ``toolchain`` (tool versions and checks).
+
 This package is light: paddle, paddle2onnx, onnx, onnxsim and onnxruntime are imported only
 inside the functions that run a conversion.
 
->>> from picozoo.registry import load_registry
->>> r = ensure_onnx(load_registry().get("picodet-s-416"), postprocess=False,
-...                 cache_dir=Path("~/.cache/picozoo").expanduser())  # doctest: +SKIP
->>> r.onnx_path.name, r.provenance["parity"]["passed"]  # doctest: +SKIP
+>>> from picozoo.hub.registry import load_registry
+>>> from picozoo.hub.store import Store
+>>> from picozoo.settings import Settings
+>>> from picozoo.targets import resolve_arg
+>>> r = convert(Store(Settings.from_env()), resolve_arg("picodet-s-416", load_registry()),
+...             postprocess=False)  # doctest: +SKIP
+>>> r.path.name, r.provenance["parity"]["passed"]  # doctest: +SKIP
 ('model.onnx', True)
 """
 
 from __future__ import annotations
 
-from .errors import ConversionError, NewerPaddleModelError, ParityError, ToolchainError
-from .models import ensure_onnx
-from .pipeline import convert_paddle_dir_to_onnx
 from .result import ConversionResult
-from .store import list_converted
+from .run import convert
+from .to_onnx import convert_paddle_dir_to_onnx
 
-__all__ = [
-    "ConversionError",
-    "ConversionResult",
-    "NewerPaddleModelError",
-    "ParityError",
-    "ToolchainError",
-    "convert_paddle_dir_to_onnx",
-    "ensure_onnx",
-    "list_converted",
-]
+__all__ = ["ConversionResult", "convert", "convert_paddle_dir_to_onnx"]

@@ -6,9 +6,9 @@ module captures all of that and turns the known failure modes into one-line diag
 
 from __future__ import annotations
 
-from .capture import captured_output
-from .errors import ConversionError, NewerPaddleModelError
-from .source import PaddleModel
+from ..capture import captured_output
+from ..errors import ConversionError, NewerPaddleModelError
+from ..paddle_dir import PaddleModel
 
 #: The message paddle2onnx 2.1.0 gives on models saved by paddlepaddle >= 3.3.
 NEWER_PADDLE_MARKER = "MUST be ir::FloatAttribute"
@@ -41,12 +41,18 @@ def paddle_to_onnx(model: PaddleModel, *, opset: int) -> bytes:
         except (Exception, SystemExit) as e:  # paddle2onnx calls sys.exit on errors
             failure = e
     if onnx_bytes is None or failure is not None:
-        raise diagnose(model, out.tail(20), failure)
+        raise diagnose(model, out.tail(20), failure) from failure
     return onnx_bytes
 
 
 def diagnose(model: PaddleModel, log: str, failure: BaseException | None) -> ConversionError:
-    """A one-line error for a failed paddle2onnx run (``log``: what paddle2onnx printed)."""
+    """A one-line error for a failed paddle2onnx run (``log``: what paddle2onnx printed).
+
+    >>> from pathlib import Path
+    >>> m = PaddleModel(Path("m/model.json"), None, None)
+    >>> type(diagnose(m, "... the 0th elementwise MUST be ir::FloatAttribute", None)).__name__
+    'NewerPaddleModelError'
+    """
     if NEWER_PADDLE_MARKER in log:
         return NewerPaddleModelError(
             f"{model.model_file}: saved by paddlepaddle >= 3.3, which paddle2onnx 2.1.0 cannot "

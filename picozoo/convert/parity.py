@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .capture import captured_output
-from .errors import ConversionError
-from .source import PaddleModel
+from ..capture import captured_output
+from ..errors import ConversionError, MissingDependencyError, ParityError
+from ..paddle_dir import PaddleModel
 
 SEED = 0
 SCORE_TOL = (1e-4, 0.0)
@@ -78,7 +78,12 @@ def tolerance_for(shape: list[int], dtype: str) -> tuple[float, float]:
 
 def make_inputs(shapes: dict[str, list[int]], dtypes: dict[str, str], seed: int = SEED) -> dict:
     """Deterministic inputs: ``image``-like N(0, 1), ``scale_factor`` U(0.5, 2), ``im_shape``
-    the image size, other floats U(0, 1), integers 1."""
+    the image size, other floats U(0, 1), integers 1.
+
+    >>> feeds = make_inputs({"image": [1, 3, 8, 8], "im_shape": [1, 2]}, {})
+    >>> feeds["image"].shape, feeds["im_shape"].tolist()
+    ((1, 3, 8, 8), [[8.0, 8.0]])
+    """
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -99,65 +104,72 @@ def make_inputs(shapes: dict[str, list[int]], dtypes: dict[str, str], seed: int 
     return feeds
 
 
-def run_paddle(model: PaddleModel, feeds: dict[str, Any]) -> tuple[list[str], list[Any]]:
-    """Run Paddle Inference on CPU (oneDNN off: the plain reference kernels)."""
-    from paddle import inference
+def check_parity(
+    files: PaddleModel,
+    onnx_path: Path,
+    shapes: dict[str, list[int]],
+    dtypes: dict[str, str],
+    *,
+    seed: int = SEED,
+) -> ParityReport:
+    """Run the Paddle model and the converted ONNX model on the same seeded inputs, both on
+    their engine's reference kernels (:func:`picozoo.runtime.load` with ``reference=True``),
+    and compare every output. Raises :class:`ParityError` when any output disagrees.
 
-    with captured_output():
+    >>> check_parity(find_paddle_model(Path("m")), Path("model.onnx"),
+    ...              {"image": [1, 3, 64, 64]}, {})  # doctest: +SKIP
+    ParityReport(seed=0, inputs={'image': [1, 3, 64, 64]}, outputs=[{...'ok': True...}, ...])
+    """
+    feeds = make_inputs(shapes, dtypes, seed=seed)
+    report = ParityReport(seed=seed, inputs=shapes)
+    paddle_out = run_reference("paddle", files.model_file, feeds)
+    report.outputs = compare(paddle_out, run_reference("onnxruntime", onnx_path, feeds))
+    if not report.passed:
+        raise parity_error(report)
+    return report
+
+
+def run_reference(engine: str, path: Path, feeds: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """``(output names, outputs)`` of ``path`` run by ``engine``'s reference kernels on
+    ``feeds`` (inputs the model does not take are left out).
+
+    >>> run_reference("onnxruntime", Path("model.onnx"), feeds)  # doctest: +SKIP
+    (['fetch_name_0', 'fetch_name_1'], [array(...), array(...)])
+    """
+    from ..runtime import load
+
+    what = "Paddle Inference" if engine == "paddle" else "ONNX Runtime"
+    with captured_output():  # engines print their own logs on stdout
         try:
-            config = inference.Config(
-                str(model.model_file), str(model.params_file) if model.params_file else ""
-            )
-            config.disable_gpu()
-            config.disable_mkldnn()
-            config.disable_glog_info()
-            predictor = inference.create_predictor(config)
-            for name in predictor.get_input_names():
-                if name not in feeds:
-                    raise ConversionError(f"Paddle model input {name!r} has no parity input")
-                handle = predictor.get_input_handle(name)
-                handle.reshape(list(feeds[name].shape))
-                handle.copy_from_cpu(feeds[name])
-            predictor.run()
-            names = list(predictor.get_output_names())
-            results = [predictor.get_output_handle(n).copy_to_cpu() for n in names]
-        except ConversionError:
+            runtime = load(engine, path, reference=True)
+            names = [i.name for i in runtime.inputs()]
+            missing = [n for n in names if n not in feeds]
+            if missing:
+                raise ConversionError(f"{what}: model input(s) {missing} have no parity input")
+            results = runtime.run({n: feeds[n] for n in names})
+        except (ConversionError, MissingDependencyError):
             raise
-        except Exception as e:
+        except Exception as e:  # EngineError, or whatever the engine raises while running
             error: Exception | None = e
         else:
             error = None
     if error is not None:
         raise ConversionError(
-            f"Paddle Inference could not run {model.model_file}: {error}".splitlines()[0][:400],
-            hint="the parity check needs the Paddle model to run on CPU",
-        )
-    return names, results
-
-
-def run_onnx(path: Path, feeds: dict[str, Any]) -> tuple[list[str], list[Any]]:
-    """Run ONNX Runtime on CPU with every graph optimisation disabled."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    opts.log_severity_level = 3
-    try:
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        wanted = {i.name for i in sess.get_inputs()}
-        results = sess.run(None, {k: v for k, v in feeds.items() if k in wanted})
-    except Exception as e:
-        raise ConversionError(
-            f"ONNX Runtime could not run the converted model: {e}".splitlines()[0][:400],
-            hint="the converted model is invalid; it was not cached",
-        ) from None
-    return [o.name for o in sess.get_outputs()], list(results)
+            f"{what} could not run {path}: {error}".splitlines()[0][:400],
+            hint="the parity check runs both models on CPU; the converted model was not kept",
+        ) from error
+    return runtime.output_names(), list(results)
 
 
 def compare(
     paddle_out: tuple[list[str], list[Any]], onnx_out: tuple[list[str], list[Any]]
 ) -> list[dict[str, Any]]:
-    """One row per output (matched by position): shapes, max abs/rel error, tolerance, ok."""
+    """One row per output (matched by position): shapes, max abs/rel error, tolerance, ok.
+
+    >>> import numpy as np
+    >>> compare((["p"], [np.zeros(3, "int32")]), (["o"], [np.ones(3, "int32")]))[0]["ok"]
+    False
+    """
     import numpy as np
 
     p_names, p_vals = paddle_out
@@ -205,3 +217,26 @@ def compare(
                 )
         rows.append(row)
     return rows
+
+
+def parity_error(report: ParityReport) -> ParityError:
+    """One error naming every failed output and its worst error.
+
+    >>> r = ParityReport(0, {}, [{"index": 1, "name": "boxes", "ok": False, "problem": "shape"}])
+    >>> str(parity_error(r)).split(": ", 1)[1][:26]
+    "output #1 'boxes': shape ("
+    """
+    parts = []
+    for f in report.failures:
+        what = f"output #{f.get('index', '?')} {f['name']!r}"
+        if f.get("paddle_name") and f["paddle_name"] != f["name"]:
+            what += f" (Paddle {f['paddle_name']!r})"
+        detail = f.get("problem", "")
+        if "max_rel" in f:
+            detail += f", max rel err {f['max_rel']:.3g}"
+        parts.append(f"{what}: {detail}")
+    return ParityError(
+        "parity check failed, ONNX Runtime and Paddle Inference disagree: " + "; ".join(parts),
+        hint="the converted model was discarded (not cached); report it with the tool versions",
+        failures=report.failures,
+    )

@@ -1,4 +1,10 @@
-"""The result of a conversion (light: no heavy imports)."""
+"""The result of a conversion (light: no heavy imports).
+
+>>> r = ConversionResult(Path("/c/converted/m/0123/model.onnx"), {"key": "0123", "target": "onnx"},
+...                      cached=True, label="m")
+>>> r.to_dict()["format"], r.to_dict()["provenance"]
+('onnx', '/c/converted/m/0123/provenance.json')
+"""
 
 from __future__ import annotations
 
@@ -6,27 +12,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..hub.store import PROVENANCE
+
 
 @dataclass
 class ConversionResult:
-    """A converted model: its file, its provenance, and whether it came from the cache."""
+    """A converted model: its file (``model.onnx`` or ``model.nb``), its provenance, whether it
+    came from the cache, and its cache label (a model id, or ``local-<folder name>``)."""
 
     path: Path
     provenance: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
+    label: str = ""
 
     @property
-    def onnx_path(self) -> Path:
-        """The converted file (``model.onnx`` for ONNX conversions)."""
-        return self.path
+    def provenance_path(self) -> Path:
+        """The ``provenance.json`` written next to :attr:`path`."""
+        return self.path.parent / PROVENANCE
 
     def to_dict(self) -> dict[str, Any]:
-        parity = self.provenance.get("parity") or {}
         return {
+            "label": self.label,
             "path": str(self.path),
             "cached": self.cached,
             "key": self.provenance.get("key"),
             "format": self.provenance.get("target"),
-            "parity": parity or None,
-            "provenance": str(self.path.parent / "provenance.json"),
+            "parity": self.provenance.get("parity") or None,
+            "provenance": str(self.provenance_path),
         }

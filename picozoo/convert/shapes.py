@@ -73,6 +73,43 @@ def resolve_shape(
     return out
 
 
+def plan_inputs(
+    declared: dict[str, list[int]],
+    overrides: dict[str, list[int]] | None,
+    image_size: tuple[int, int] | None,
+    *,
+    dynamic_batch: bool,
+) -> dict[str, list[int]]:
+    """A concrete shape (batch 1) for every declared input, after the ``--input-shape``
+    ``overrides``; checks the overrides name real inputs and ``dynamic_batch`` is possible.
+
+    >>> plan_inputs({"image": [-1, 3, -1, -1]}, None, (64, 64), dynamic_batch=True)
+    {'image': [1, 3, 64, 64]}
+    >>> plan_inputs({"image": [1, 3, 64, 64]}, None, None, dynamic_batch=True)
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.UsageError: --dynamic-batch: input(s) image have a fixed batch size \
+(drop --dynamic-batch; this model was exported with a fixed batch)
+    """
+    overrides = overrides or {}
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise UsageError(
+            f"--input-shape names unknown input(s) {', '.join(unknown)}",
+            hint=f"the model's inputs are: {', '.join(declared)}",
+        )
+    if dynamic_batch:
+        fixed0 = [n for n, d in declared.items() if d and d[0] > 0]
+        if fixed0:
+            raise UsageError(
+                f"--dynamic-batch: input(s) {', '.join(fixed0)} have a fixed batch size",
+                hint="drop --dynamic-batch; this model was exported with a fixed batch",
+            )
+    return {
+        n: resolve_shape(n, d, overrides.get(n), image_size, batch=1) for n, d in declared.items()
+    }
+
+
 def onnx_input_dims(model: Any) -> dict[str, list[int]]:
     """``{input name: dims}`` of an ``onnx.ModelProto`` (-1 for symbolic/unknown dims)."""
     inits = {t.name for t in model.graph.initializer}

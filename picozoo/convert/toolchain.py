@@ -4,22 +4,23 @@ Nothing here imports paddle or onnx: versions come from the installed distributi
 so computing a cache key (and answering a cache hit) stays instant.
 
 >>> check_paddle_version("3.2.2")
+>>> missing_tools(["onnxsim"]).message
+"onnxsim is not installed; this needs the [convert] extra: pip install 'picozoo[convert]'"
 >>> check_paddle_version("3.3.0")
 Traceback (most recent call last):
 ...
-picozoo.convert.errors.ToolchainError: paddlepaddle 3.3.0 is installed but picozoo convert needs \
+picozoo.errors.ToolchainError: paddlepaddle 3.3.0 is installed but picozoo convert needs \
 paddlepaddle>=3.0,<3.3 (paddle2onnx 2.1.0 cannot read programs of paddlepaddle 3.3+) \
 (run: pip install 'paddlepaddle>=3.0,<3.3')
 """
 
 from __future__ import annotations
 
-import importlib
 import re
+from collections.abc import Sequence
 from importlib import metadata
-from types import ModuleType
 
-from .errors import ToolchainError
+from ..errors import MissingDependencyError, ToolchainError
 
 #: paddlepaddle versions paddle2onnx 2.1.0 works with: [MIN, MAX)
 PADDLE_MIN = (3, 0)
@@ -29,7 +30,7 @@ PADDLE_SPEC = "paddlepaddle>=3.0,<3.3"
 TOOLS = ("paddlepaddle", "paddle2onnx", "onnx", "onnxsim", "onnxruntime")
 #: Bump when the conversion pipeline changes in a way that changes its outputs.
 PIPELINE_VERSION = 1
-_INSTALL_HINT = "run: pip install 'picozoo[convert]'"
+EXTRA = "convert"
 
 
 def dist_version(name: str) -> str | None:
@@ -54,11 +55,11 @@ def _release(version: str) -> tuple[int, ...]:
 
 
 def check_paddle_version(version: str | None) -> None:
-    """Raise :class:`ToolchainError` unless ``version`` is in the supported range."""
+    """Raise :class:`MissingDependencyError` (:class:`ToolchainError` when the version is out
+    of range) unless ``version`` is in the supported range."""
     if version is None:
-        raise ToolchainError(
-            "paddlepaddle is not installed; picozoo convert needs it to read Paddle models",
-            hint=f"{_INSTALL_HINT}, or pip install '{PADDLE_SPEC}'",
+        raise MissingDependencyError(
+            "paddlepaddle", EXTRA, hint=f"paddle2onnx 2.1.0 needs {PADDLE_SPEC}"
         )
     if not PADDLE_MIN <= _release(version) < PADDLE_MAX:
         raise ToolchainError(
@@ -68,15 +69,14 @@ def check_paddle_version(version: str | None) -> None:
         )
 
 
-def require(module: str, dist: str | None = None) -> ModuleType:
-    """Import ``module`` or raise :class:`ToolchainError` saying how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise ToolchainError(
-            f"{dist or module} is needed for this conversion but cannot be imported ({e})",
-            hint=_INSTALL_HINT,
-        ) from None
+def missing_tools(names: Sequence[str]) -> MissingDependencyError:
+    """The error for conversion tools that are not installed (all from the [convert] extra)."""
+    if len(names) == 1:
+        return MissingDependencyError(names[0], EXTRA)
+    return ToolchainError(
+        f"{', '.join(names)} are not installed; this needs the [{EXTRA}] extra: "
+        f"pip install 'picozoo[{EXTRA}]'"
+    )
 
 
 def check_onnx_toolchain(simplify: bool) -> None:
@@ -85,4 +85,4 @@ def check_onnx_toolchain(simplify: bool) -> None:
     needed = ["paddle2onnx", "onnx", "onnxruntime"] + (["onnxsim"] if simplify else [])
     missing = [t for t in needed if dist_version(t) is None]
     if missing:
-        raise ToolchainError(f"missing conversion tools: {', '.join(missing)}", hint=_INSTALL_HINT)
+        raise missing_tools(missing)

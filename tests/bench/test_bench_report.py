@@ -6,10 +6,12 @@ import base64
 import csv
 import io
 import re
-from typing import Any
+import sys
 
+import pytest
 from bench_helpers import md_tables
 
+from picozoo.bench.records import Document
 from picozoo.bench.report import (
     CSV_COLUMNS,
     UPSTREAM_HEADERS,
@@ -19,12 +21,13 @@ from picozoo.bench.report import (
     to_html,
     to_markdown,
 )
+from picozoo.errors import MissingDependencyError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_markdown_has_the_upstream_columns_and_measured_beside_claimed(
-    measured_doc: dict[str, Any],
+    measured_doc: Document,
 ) -> None:
     md = to_markdown(measured_doc)
     main, scaling = md_tables(md)
@@ -34,7 +37,7 @@ def test_markdown_has_the_upstream_columns_and_measured_beside_claimed(
     assert positions == sorted(positions) and positions[0] == 0
     latency = [h for h in header if h.startswith("Latency")]
     assert latency[0] == "Latency<sup><small>CPU, upstream</small></sup><br><sup>(ms)"
-    assert measured_doc["device"] in latency[1]
+    assert measured_doc.device in latency[1]
     assert "Params<br><sup>(M, artifact)" in header and "FLOPS<br><sup>(G, artifact)" in header
     body = [dict(zip(header, r, strict=True)) for r in main[1:]]
     assert len(body) == 6  # 3 targets x 2 thread counts
@@ -61,7 +64,7 @@ def test_markdown_has_the_upstream_columns_and_measured_beside_claimed(
     assert "Measured on " in md and "median of the measured iterations" in md
 
 
-def test_csv_is_machine_readable(measured_doc: dict[str, Any]) -> None:
+def test_csv_is_machine_readable(measured_doc: Document) -> None:
     rows = list(csv.DictReader(io.StringIO(render(measured_doc, "csv"))))
     assert list(rows[0]) == CSV_COLUMNS
     ok = [r for r in rows if r["status"] == "ok"]
@@ -70,7 +73,7 @@ def test_csv_is_machine_readable(measured_doc: dict[str, Any]) -> None:
     assert {r["threads"] for r in rows} == {"1", "2"}
 
 
-def test_html_is_self_contained_with_plot_and_table(measured_doc: dict[str, Any]) -> None:
+def test_html_is_self_contained_with_plot_and_table(measured_doc: Document) -> None:
     page = to_html(measured_doc)
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert "<table>" in page and "PicoDet-S" in page and "mAP<sup>val<br>0.5:0.95" in page
@@ -81,12 +84,25 @@ def test_html_is_self_contained_with_plot_and_table(measured_doc: dict[str, Any]
     assert "<script" not in page
 
 
-def test_plot_png(measured_doc: dict[str, Any]) -> None:
+def test_plot_png(measured_doc: Document) -> None:
     png = plot_png(measured_doc)
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000
 
 
-def test_terminal_table_and_json(measured_doc: dict[str, Any]) -> None:
+def test_terminal_table_and_json(measured_doc: Document) -> None:
     table = render(measured_doc, "table")
     assert "Median ms" in table and "tiny_conv" in table and "failed" in table
     assert render(measured_doc, "json").startswith('{\n "schema": "picozoo.bench/1"')
+
+
+def test_missing_pandas_or_matplotlib_names_the_extra(
+    measured_doc: Document, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now fails
+    for fmt in ("md", "csv", "html"):
+        with pytest.raises(MissingDependencyError, match=r"pandas is not installed.*\[bench\]"):
+            render(measured_doc, fmt)
+    assert "tiny_conv" in render(measured_doc, "table")  # needs neither
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(MissingDependencyError, match=r"matplotlib is not installed.*\[bench\]"):
+        plot_png(measured_doc)

@@ -4,80 +4,73 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from picozoo.bench.records import BenchSpec, CellResult, Failure, Measurement
 from picozoo.bench.runner import run_cell, worker_env
 
 
 def test_cell_result_has_statistics(tiny_onnx: Path) -> None:
-    r = run_cell(
-        {
-            "path": str(tiny_onnx),
-            "engine": "onnxruntime",
-            "threads": 1,
-            "warmup": 1,
-            "min_iters": 12,
-            "min_time_s": 0,
-        }
-    )
-    assert r["ok"], r
-    assert r["stats"]["n"] == len(r["samples_ns"]) == 12
-    assert r["stats"]["median_ms"] == pytest.approx(statistics.median(r["samples_ns"]) / 1e6)
-    assert set(r["stability"]) == {"stable", "warnings"}
-    assert r["wall_s"] > 0
+    r = run_cell(BenchSpec(tiny_onnx, "onnxruntime", 1, 1, 12, 0.0))
+    assert isinstance(r, Measurement), r
+    assert r.stats.n == len(r.samples_ns) == 12
+    assert r.stats.median_ms == pytest.approx(statistics.median(r.samples_ns) / 1e6)
+    assert r.stability.stable in (True, False)
+    assert r.wall_s is not None and r.wall_s > r.load_ms / 1e3
 
 
 def test_worker_pins_openmp_threads() -> None:
-    assert worker_env({"threads": 3})["OMP_NUM_THREADS"] == "3"
+    assert worker_env(BenchSpec(Path("m.onnx"), "onnxruntime", threads=3))["OMP_NUM_THREADS"] == "3"
 
 
 def test_timeout_is_a_failed_cell(tiny_onnx: Path) -> None:
-    r = run_cell(
-        {
-            "path": str(tiny_onnx),
-            "engine": "onnxruntime",
-            "threads": 1,
-            "min_iters": 1,
-            "min_time_s": 60,
-        },
-        timeout=3,
-    )
-    assert r == {
-        "ok": False,
-        "stage": "timeout",
-        "error": "no result after 3 s",
-        "hint": "raise --timeout or lower --min-time",
-    }
+    r = run_cell(BenchSpec(tiny_onnx, "onnxruntime", 1, 0, 1, 60.0), timeout=1)
+    assert r == Failure("timeout", "no result after 1 s", "raise --timeout or lower --min-time")
+
+
+def fake_worker(tmp_path: Path, script: str) -> CellResult:
+    """What run_cell makes of a "python" that runs the shell ``script`` instead."""
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\n" + script)
+    fake.chmod(0o755)
+    return run_cell(BenchSpec(Path("x.onnx"), "onnxruntime"), python=str(fake))
 
 
 def test_crashing_worker_is_a_failed_cell(tmp_path: Path) -> None:
+    r = fake_worker(tmp_path, "echo 'Fatal: boom' >&2\nexit 139\n")
+    assert isinstance(r, Failure) and r.stage == "crash"
+    assert r.error == "worker exited with code 139: Fatal: boom"
+
+
+def test_unreadable_worker_result_is_a_failed_cell(tmp_path: Path) -> None:
+    r = fake_worker(tmp_path, """echo '{"ok": true, "samples_ns": []}'\n""")
+    assert isinstance(r, Failure) and r.stage == "crash"
+    assert "not readable" in r.error and "$.samples_ns: needs at least 1 item" in r.error
+
+
+def test_failed_worker_log_is_shown_only_in_debug(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     fake = tmp_path / "python"
-    fake.write_text("#!/bin/sh\necho 'Fatal: boom' >&2\nexit 139\n")
+    fake.write_text(
+        '#!/bin/sh\necho "worker log line" >&2\n'
+        'echo \'{"ok": false, "stage": "load", "error": "boom", "hint": null}\'\n'
+    )
     fake.chmod(0o755)
-    r = run_cell({"path": "x.onnx", "engine": "onnxruntime", "threads": 1}, python=str(fake))
-    assert not r["ok"] and r["stage"] == "crash"
-    assert r["error"] == "worker exited with code 139: Fatal: boom"
+    spec = BenchSpec(Path("x.onnx"), "onnxruntime")
+    assert run_cell(spec, python=str(fake)) == Failure("load", "boom")
+    assert capsys.readouterr().err == ""
+    assert run_cell(spec, python=str(fake), debug=True) == Failure("load", "boom")
+    assert "worker log line" in capsys.readouterr().err
 
 
 def test_worker_reads_spec_file_and_keeps_stdout_clean(tiny_onnx: Path, tmp_path: Path) -> None:
-    import subprocess
-
     spec = tmp_path / "spec.json"
-    spec.write_text(
-        json.dumps(
-            {
-                "path": str(tiny_onnx),
-                "engine": "onnxruntime",
-                "threads": 1,
-                "warmup": 0,
-                "min_iters": 3,
-                "min_time_s": 0,
-            }
-        )
-    )
+    spec.write_text(json.dumps(BenchSpec(tiny_onnx, "onnxruntime", 1, 0, 3, 0.0).to_dict()))
     out = subprocess.run(
         [sys.executable, "-m", "picozoo.bench.worker", str(spec)],
         capture_output=True,
@@ -85,3 +78,11 @@ def test_worker_reads_spec_file_and_keeps_stdout_clean(tiny_onnx: Path, tmp_path
         check=True,
     )
     assert len(out.stdout.splitlines()) == 1 and json.loads(out.stdout)["ok"] is True
+    bad = subprocess.run(
+        [sys.executable, "-m", "picozoo.bench.worker", str(tmp_path / "absent.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 3
+    assert json.loads(bad.stdout)["stage"] == "spec"

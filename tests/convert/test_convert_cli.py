@@ -17,7 +17,8 @@ pytest.importorskip("paddle2onnx")
 from support.artifacts import make_inference_tarball, publish, sha256_file
 from support.http_server import serve_directory
 
-from picozoo.registry import load_registry
+from picozoo.errors import ExitCode
+from picozoo.hub.registry import load_registry
 
 MODEL = "picodet-s-416"
 
@@ -32,6 +33,7 @@ def _picozoo(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
+@pytest.mark.slow
 def test_convert_from_mirror_then_cached_then_inspect(
     paddle_models: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -75,6 +77,7 @@ def test_convert_from_mirror_then_cached_then_inspect(
     assert data["path"] == str(out) and data["format"] == "onnx" and data["flops"] > 0
 
 
+@pytest.mark.slow
 def test_convert_cli_errors(tmp_path: Path, paddle_models: dict[str, Path]) -> None:
     env = {"PICOZOO_CACHE": str(tmp_path / "cache"), "PICOZOO_OFFLINE": "1"}
     nothing = _picozoo("convert", "--no-postprocess", env=env)
@@ -85,9 +88,17 @@ def test_convert_cli_errors(tmp_path: Path, paddle_models: dict[str, Path]) -> N
     unknown = _picozoo("convert", "picodet-s-41", env=env)
     assert unknown.returncode == 2 and "did you mean" in unknown.stderr
     missing = _picozoo("inspect", str(tmp_path / "nope.onnx"), env=env)
-    assert missing.returncode == 2 and "no such file" in missing.stderr
+    assert missing.returncode == ExitCode.USAGE and "no such file" in missing.stderr
+    nowhere = _picozoo("convert", str(tmp_path / "no_dir"), env=env)
+    assert nowhere.returncode == ExitCode.USAGE and "no such file" in nowhere.stderr
+    uncached = _picozoo("inspect", MODEL, env=env)
+    assert uncached.returncode == ExitCode.NOT_CACHED and "nothing to inspect" in uncached.stderr
+    assert f"picozoo convert {MODEL}" in uncached.stderr
+    offline = _picozoo("convert", MODEL, env=env)
+    assert offline.returncode == ExitCode.OFFLINE and not offline.stdout
 
 
+@pytest.mark.slow
 def test_convert_cli_directory_text_output(tmp_path: Path, paddle_models: dict[str, Path]) -> None:
     env = {"PICOZOO_CACHE": str(tmp_path / "cache")}
     proc = _picozoo(
@@ -107,6 +118,7 @@ def test_convert_cli_directory_text_output(tmp_path: Path, paddle_models: dict[s
     assert "FLOPs:" in text.stdout and "2 x MACs" in text.stdout and "scale_factor" in text.stdout
 
 
+@pytest.mark.slow
 def test_convert_cli_keeps_going_after_a_failure(
     tmp_path: Path, paddle_models: dict[str, Path]
 ) -> None:
@@ -116,10 +128,15 @@ def test_convert_cli_keeps_going_after_a_failure(
     (broken / "model.pdiparams").write_bytes(b"\0" * 8)
     env = {"PICOZOO_CACHE": str(tmp_path / "cache")}
     proc = _picozoo("convert", str(broken), str(paddle_models["legacy"]), env=env)
-    assert proc.returncode == 1
+    assert proc.returncode == ExitCode.FAILED
     assert proc.stdout.strip().endswith("model.onnx") and proc.stdout.count("\n") == 1
     assert "paddle2onnx could not convert" in proc.stderr
     assert "1 of 2 conversions failed" in proc.stderr
+    # alone, the failed conversion is the command's error: its own exit code, one line
+    alone = _picozoo("convert", str(broken), env=env)
+    assert alone.returncode == ExitCode.CONVERSION and not alone.stdout
+    last = alone.stderr.strip().splitlines()[-1]
+    assert last.startswith("picozoo: error: paddle2onnx could not convert")
     assert not (tmp_path / "cache" / "converted" / "local-broken").exists() or not any(
         p for p in (tmp_path / "cache" / "converted" / "local-broken").iterdir()
     )

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from picozoo.convert import ConversionError, ToolchainError
-from picozoo.convert.lite import OPT_NAME, convert_to_lite, find_opt_tool, lite_command
-from picozoo.lockfile import Lock, default_lock_path
+from picozoo.convert import ConversionResult, convert
+from picozoo.convert.to_lite import OPT_NAME, find_opt_tool, lite_command
+from picozoo.errors import ConversionError, ExitCode, MissingDependencyError, ToolchainError
+from picozoo.hub.store import Store
+from picozoo.settings import Settings
+from picozoo.targets import Target
 
 FAKE_OPT = """#!{python}
 import json, os, sys
@@ -51,8 +54,11 @@ def fake_opt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_OPT_LOG", str(tmp_path / "argv.log"))
-    monkeypatch.delenv("PICOZOO_LITE_OPT", raising=False)
     return script
+
+
+def _to_lite(store: Store, src: Path) -> ConversionResult:
+    return convert(store, Target(str(src), path=src), to="lite")
 
 
 def _legacy_dir(tmp_path: Path) -> Path:
@@ -86,19 +92,24 @@ def test_missing_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if _paddlelite_importable():
         pytest.skip("the paddlelite module is installed here")
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.delenv("PICOZOO_LITE_OPT", raising=False)
     with pytest.raises(ToolchainError) as exc:
         find_opt_tool()
     assert "Python <= 3.10" in str(exc.value) and "--opt-bin" in str(exc.value)
+    assert isinstance(exc.value, MissingDependencyError)
+    assert exc.value.exit_code == ExitCode.MISSING_DEPENDENCY
     with pytest.raises(ToolchainError, match="not found or not executable"):
         find_opt_tool(str(tmp_path / "nope"))
-
-
-def test_fake_opt_on_path_through_library(fake_opt: Path, tmp_path: Path) -> None:
+    # the store's settings (PICOZOO_LITE_OPT) name the tool when opt_bin is not given
+    store = Store(Settings(cache_dir=tmp_path / "c", lite_opt=str(tmp_path / "gone")))
     src = _legacy_dir(tmp_path)
-    cache = tmp_path / "cache"
-    res = convert_to_lite(src, cache_dir=cache, label="m", fp16=True)
-    assert res.path.name == "model.nb" and not res.cached
+    with pytest.raises(ToolchainError, match=r"not found or not executable: .*gone"):
+        _to_lite(store, src)
+
+
+def test_fake_opt_on_path_through_library(fake_opt: Path, tmp_path: Path, store: Store) -> None:
+    src = _legacy_dir(tmp_path)
+    res = convert(store, Target(str(src), path=src), to="lite", fp16=True)
+    assert res.path.name == "model.nb" and not res.cached and res.label == "local-legacy_model"
     assert res.path.read_bytes().startswith(b"FAKE-NB true PDMODEL-BYTES")
     argv = [json.loads(line) for line in (tmp_path / "argv.log").read_text().splitlines()]
     assert len(argv) == 1
@@ -112,30 +123,42 @@ def test_fake_opt_on_path_through_library(fake_opt: Path, tmp_path: Path) -> Non
     assert prov["target"] == "lite" and prov["options"]["fp16"] is True
     assert prov["parity"] is None and "ARM" in prov["parity_note"]
     assert prov["tools"]["kind"] == "binary"
+    assert prov["source"]["model_file"] == "model.pdmodel" and prov["source"]["sha256"]
+    # in the store, where `cache ls/rm/prune` see it, and pinned like a download
     key = res.path.parent.name
-    entry = Lock.load(default_lock_path(cache)).get(f"picozoo-converted:m/{key}/model.nb")
+    assert res.path.parent == store.converted_dir("local-legacy_model", key)
+    assert [c.path for c in store.converted("local-legacy_model")] == [res.path]
+    entry = store.pins().get(f"picozoo-converted:local-legacy_model/{key}/model.nb")
     assert entry is not None and entry.sha256 == prov["output"]["sha256"]
     # identical re-run: cached, the tool is not run again; fp32 is a different conversion
-    assert convert_to_lite(src, cache_dir=cache, label="m", fp16=True).cached
-    fp32 = convert_to_lite(src, cache_dir=cache, label="m", fp16=False)
+    again = convert(store, Target(str(src), path=src), to="lite", fp16=True)
+    assert again.cached and again.path == res.path and again.provenance == prov
+    fp32 = convert(store, Target(str(src), path=src), to="lite")
     assert not fp32.cached and fp32.path != res.path
     assert len((tmp_path / "argv.log").read_text().splitlines()) == 2
+    # a damaged output (truncated) is converted again, not served
+    fp32.path.chmod(0o644)
+    fp32.path.write_bytes(b"x")
+    redone = convert(store, Target(str(src), path=src), to="lite")
+    assert not redone.cached and redone.path.read_bytes().startswith(b"FAKE-NB false")
+    assert len((tmp_path / "argv.log").read_text().splitlines()) == 3
 
 
 def test_fake_opt_failure_and_pir_model(
-    fake_opt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_opt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store
 ) -> None:
     src = _legacy_dir(tmp_path)
     monkeypatch.setenv("FAKE_OPT_FAIL", "1")
     with pytest.raises(ConversionError, match=r"failed \(exit 3\): Error: unsupported op foo"):
-        convert_to_lite(src, cache_dir=tmp_path / "c", label="m")
-    assert [p.name for p in (tmp_path / "c" / "converted" / "m").iterdir()] == []
+        _to_lite(store, src)
+    assert [p.name for p in (store.converted_root / "local-legacy_model").iterdir()] == []
+    assert not store.settings.pins_path.exists()
     pir = tmp_path / "pir"
     pir.mkdir()
     (pir / "model.json").write_text("{}")
     (pir / "model.pdiparams").write_bytes(b"\0")
     with pytest.raises(ConversionError, match=r"Paddle-Lite needs model\.pdmodel"):
-        convert_to_lite(pir, cache_dir=tmp_path / "c", label="p")
+        _to_lite(store, pir)
 
 
 def test_cli_lite_with_opt_bin(tmp_path: Path, fake_opt: Path) -> None:
@@ -170,6 +193,16 @@ def test_cli_lite_with_opt_bin(tmp_path: Path, fake_opt: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(tmp_path / "out" / "local-legacy_model-fp16.nb")
     assert (tmp_path / "out" / "local-legacy_model-fp16.provenance.json").is_file()
+    # PICOZOO_LITE_OPT (read into the settings) names the tool too: same conversion, cached
+    via_env = subprocess.run(
+        [sys.executable, "-m", "picozoo", "convert", str(src), "--to", "lite", "--fp16"],
+        capture_output=True,
+        text=True,
+        env={**env, "PICOZOO_LITE_OPT": str(moved)},
+    )
+    assert via_env.returncode == 0, via_env.stderr
+    assert "local-legacy_model: cached" in via_env.stderr
+    assert via_env.stdout.strip().endswith("model.nb")
     bad = subprocess.run(
         [sys.executable, "-m", "picozoo", "convert", str(src), "--fp16"],
         capture_output=True,
@@ -183,6 +216,9 @@ def test_cli_lite_with_opt_bin(tmp_path: Path, fake_opt: Path) -> None:
     not (_paddlelite_importable() or shutil.which(OPT_NAME) or os.environ.get("PICOZOO_LITE_OPT")),
     reason="no real Paddle-Lite optimizer here (paddlelite wheels exist for Python <= 3.10 only)",
 )
-def test_real_opt(paddle_models: dict[str, Path], tmp_path: Path) -> None:
-    res = convert_to_lite(paddle_models["legacy"], cache_dir=tmp_path, label="real", fp16=False)
+def test_real_opt(paddle_models: dict[str, Path], store: Store) -> None:
+    src = paddle_models["legacy"]
+    res = convert(
+        store, Target(str(src), path=src), to="lite", opt_bin=os.environ.get("PICOZOO_LITE_OPT")
+    )
     assert res.path.stat().st_size > 1000

@@ -16,22 +16,27 @@ import onnx
 import onnxruntime as ort
 from support.paddle_models import EXPECTED_MACS, EXPECTED_PARAMS, SIZE, mark_as_newer_paddle
 
-from picozoo.convert import (
+from picozoo.convert import convert, convert_paddle_dir_to_onnx
+from picozoo.convert.cached import convert_cached
+from picozoo.convert.sources import local_source
+from picozoo.convert.to_onnx import onnx_options, onnx_recipe
+from picozoo.errors import (
     ConversionError,
+    ExitCode,
+    ModelFileError,
     NewerPaddleModelError,
     ParityError,
-    ToolchainError,
-    convert_paddle_dir_to_onnx,
-    list_converted,
+    UsageError,
 )
-from picozoo.convert.pipeline import convert_to_cache
-from picozoo.convert.store import CONVERTED_DIR, LOCK_PREFIX
-from picozoo.convert.toolchain import check_paddle_version
-from picozoo.errors import UsageError
-from picozoo.lockfile import Lock, default_lock_path
+from picozoo.hub.store import CONVERTED_PIN_PREFIX, Store
 from picozoo.modelinfo import inspect_model
+from picozoo.targets import Target
 
 VARIANTS = ["pir", "pir-sf", "legacy", "legacy-sf"]
+
+
+def _local(path: Path) -> Target:
+    return Target(str(path), path=path)
 
 
 def _ort_inputs(sess: ort.InferenceSession, batch: int = 1) -> dict[str, np.ndarray]:
@@ -49,7 +54,7 @@ def test_convert_end_to_end_parity(
 ) -> None:
     src = paddle_models[variant]
     result = convert_paddle_dir_to_onnx(src, tmp_path / "out")
-    assert result.onnx_path == tmp_path / "out" / "model.onnx" and not result.cached
+    assert result.path == tmp_path / "out" / "model.onnx" and not result.cached
     prov = json.loads((tmp_path / "out" / "provenance.json").read_text())
     assert prov == result.provenance
     parity = prov["parity"]
@@ -63,7 +68,7 @@ def test_convert_end_to_end_parity(
     assert 0.0 <= boxes["max_abs"] < 1e-3 and boxes["max_rel"] < 1e-4
     assert set(parity["inputs"]) == ({"image", "scale_factor"} if "sf" in variant else {"image"})
     # the file on disk is a valid, simplified, fixed-shape model
-    model = onnx.load(str(result.onnx_path))
+    model = onnx.load(str(result.path))
     onnx.checker.check_model(model, full_check=True)
     dims = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
     assert dims["image"] == [1, 3, SIZE, SIZE]
@@ -85,9 +90,9 @@ def test_convert_with_multiclass_nms(
     assert rows["shape"][1] == 6 and rows["shape"][0] > 0  # some boxes survive NMS
     assert (rows["atol"], rows["rtol"]) == (1e-3, 1e-4) and rows["max_abs"] < 1e-3
     assert count["dtype"] == "int32" and count["max_abs"] == 0.0  # the count is exact
-    assert "NonMaxSuppression" in inspect_model(result.onnx_path).op_histogram
+    assert "NonMaxSuppression" in inspect_model(result.path).op_histogram
     # run it like a user would: the ONNX model gives the same number of boxes as its count
-    sess = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     out_rows, out_count = sess.run(None, _ort_inputs(sess))
     assert out_rows.shape[0] == int(out_count.sum())
 
@@ -108,7 +113,7 @@ def test_inspect_paddle_and_onnx_agree(
 
     # inspecting/converting must not leave paddle in static mode for the rest of the process
     assert paddle.in_dynamic_mode()
-    oinfo = inspect_model(result.onnx_path)
+    oinfo = inspect_model(result.path)
     assert oinfo.format == "onnx" and oinfo.flops == pinfo.flops
     assert oinfo.op_histogram["Conv"] == 3 and oinfo.op_histogram["MatMul"] == 2
     assert {t.name: t.shape for t in oinfo.inputs}["image"] == [1, 3, SIZE, SIZE]
@@ -136,57 +141,67 @@ def _tamper_box_weights(model: onnx.ModelProto) -> None:
 
 
 def test_tampered_weights_fail_parity_and_stay_out_of_cache(
-    paddle_models: dict[str, Path], tmp_path: Path
+    paddle_models: dict[str, Path], store: Store
 ) -> None:
-    cache = tmp_path / "cache"
+    src = paddle_models["legacy-sf"]
+    options = onnx_options(opset=11, simplify=True, input_shape=None, dynamic_batch=False)
+    recipe = onnx_recipe(options, onnx_hook=_tamper_box_weights)
     with pytest.raises(ParityError) as exc:
-        convert_to_cache(
-            paddle_models["legacy-sf"], cache_dir=cache, label="t", onnx_hook=_tamper_box_weights
-        )
+        convert_cached(store, recipe, local_source(src))
     err = exc.value
+    assert err.exit_code == ExitCode.PARITY == 10
     msg = str(err)
     assert "parity check failed" in msg and "'fetch_name_1'" in msg and "max abs err" in msg
     assert "'fetch_name_0'" not in msg  # the scores are untouched and pass
     assert [f["name"] for f in err.failures] == ["fetch_name_1"]
     assert err.failures[0]["max_abs"] > 1e-3
     assert "discarded" in (err.hint or "")
-    # nothing half-written: no key directory, no staging leftovers, no lock entry
-    assert list((cache / CONVERTED_DIR / "t").iterdir()) == []
-    assert list_converted("t", cache) == []
-    assert not default_lock_path(cache).exists() or not any(
-        k.startswith(LOCK_PREFIX) for k in json.loads(default_lock_path(cache).read_text())
-    )
+    # nothing half-written: no key directory, no staging leftovers, no pin
+    assert list((store.converted_root / "local-legacy-sf").iterdir()) == []
+    assert store.converted("local-legacy-sf") == []
+    pins = store.settings.pins_path
+    assert not pins.exists() or CONVERTED_PIN_PREFIX not in pins.read_text()
+    # control: the same recipe without the tampering converts and is cached
+    good = convert(store, _local(src))
+    assert good.provenance["parity"]["passed"] and store.converted("local-legacy-sf")
 
 
-def test_cache_hit_provenance_and_lock(paddle_models: dict[str, Path], tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    first = convert_to_cache(paddle_models["pir-sf"], cache_dir=cache, label="m1")
-    assert not first.cached
-    key = first.onnx_path.parent.name
-    assert first.onnx_path == cache / CONVERTED_DIR / "m1" / key / "model.onnx"
-    again = convert_to_cache(paddle_models["pir-sf"], cache_dir=cache, label="m1")
-    assert again.cached and again.onnx_path == first.onnx_path
+def test_cache_hit_provenance_and_pin(paddle_models: dict[str, Path], store: Store) -> None:
+    src = paddle_models["pir-sf"]
+    messages: list[str] = []
+    first = convert(store, _local(src), progress=messages.append)
+    assert not first.cached and first.label == "local-pir-sf"
+    assert any(m.startswith("local-pir-sf: parity ok") for m in messages)
+    key = first.path.parent.name
+    assert first.path == store.converted_root / "local-pir-sf" / key / "model.onnx"
+    again = convert(store, _local(src))
+    assert again.cached and again.path == first.path
     assert again.provenance == first.provenance
     prov = first.provenance
-    assert prov["key"] == key and prov["target"] == "onnx"
+    assert prov["key"] == key and prov["target"] == "onnx" and prov["label"] == "local-pir-sf"
     assert prov["source"]["sha256"] and prov["source"]["model_file"] == "model.json"
+    assert prov["source"]["path"] == str(src.resolve())
     assert set(prov["tools"]) >= {"paddlepaddle", "paddle2onnx", "onnx", "onnxsim"}
     assert prov["options"]["simplify"] is True and prov["options"]["dynamic_batch"] is False
-    entry = Lock.load(default_lock_path(cache)).get(f"{LOCK_PREFIX}m1/{key}/model.onnx")
+    entry = store.pins().get(f"{CONVERTED_PIN_PREFIX}local-pir-sf/{key}/model.onnx")
     assert entry is not None and entry.sha256 == prov["output"]["sha256"]
-    assert entry.size == first.onnx_path.stat().st_size
-    listed = list_converted("m1", cache)
-    assert [i["key"] for i in listed] == [key] and listed[0]["parity"]["passed"] is True
+    assert entry.size == first.path.stat().st_size
+    listed = store.converted("local-pir-sf")
+    assert [i.key for i in listed] == [key] and listed[0].to_dict()["parity"]["passed"] is True
     # different options -> a different key, both kept
-    other = convert_to_cache(paddle_models["pir-sf"], cache_dir=cache, label="m1", simplify=False)
-    assert not other.cached and other.onnx_path.parent.name != key
-    assert len(list_converted("m1", cache)) == 2
+    other = convert(store, _local(src), simplify=False)
+    assert not other.cached and other.path.parent.name != key
+    assert len(store.converted("local-pir-sf")) == 2
+    with pytest.raises(UsageError, match="--fp16 applies to --to lite only"):
+        convert(store, _local(src), fp16=True)
+    with pytest.raises(UsageError, match="opset 99 is out of range"):
+        convert(store, _local(src), opset=99)
 
 
 def test_dynamic_batch_and_input_shape(paddle_models: dict[str, Path], tmp_path: Path) -> None:
     dyn = convert_paddle_dir_to_onnx(paddle_models["legacy-sf"], tmp_path / "d", dynamic_batch=True)
     assert dyn.provenance["parity"]["inputs"]["image"] == [2, 3, SIZE, SIZE]
-    sess = ort.InferenceSession(str(dyn.onnx_path), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(dyn.path), providers=["CPUExecutionProvider"])
     assert {i.name: i.shape[0] for i in sess.get_inputs()} == {
         "image": "batch",
         "scale_factor": "batch",
@@ -198,7 +213,7 @@ def test_dynamic_batch_and_input_shape(paddle_models: dict[str, Path], tmp_path:
         paddle_models["pir"], tmp_path / "s", input_shape={"image": [1, 3, 32, 32]}
     )
     assert small.provenance["parity"]["passed"]
-    sess = ort.InferenceSession(str(small.onnx_path), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(small.path), providers=["CPUExecutionProvider"])
     assert sess.get_inputs()[0].shape == [1, 3, 32, 32]
     assert small.provenance["parity"]["outputs"][0]["shape"] == [1, 5, 256]
 
@@ -215,8 +230,8 @@ def test_no_simplify_keeps_paddle2onnx_output(
 ) -> None:
     raw = convert_paddle_dir_to_onnx(paddle_models["legacy"], tmp_path / "r", simplify=False)
     sim = convert_paddle_dir_to_onnx(paddle_models["legacy"], tmp_path / "s")
-    n_raw = len(onnx.load(str(raw.onnx_path)).graph.node)
-    n_sim = len(onnx.load(str(sim.onnx_path)).graph.node)
+    n_raw = len(onnx.load(str(raw.path)).graph.node)
+    n_sim = len(onnx.load(str(sim.path)).graph.node)
     assert raw.provenance["parity"]["passed"] and n_sim < n_raw
 
 
@@ -231,26 +246,19 @@ def test_model_from_newer_paddle_is_diagnosed(interp_model: Path, tmp_path: Path
     assert not (tmp_path / "bad" / "model.onnx").exists()
 
 
-def test_not_a_model(tmp_path: Path) -> None:
+def test_not_a_model(tmp_path: Path, store: Store) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConversionError, match=r"no model\.pdmodel or model\.json"):
+    with pytest.raises(ModelFileError, match=r"no model\.pdmodel or model\.json") as bad:
         convert_paddle_dir_to_onnx(tmp_path / "empty", tmp_path / "o")
+    assert bad.value.exit_code == ExitCode.USAGE
+    with pytest.raises(ModelFileError, match="no such file"):
+        convert(store, _local(tmp_path / "nowhere"))
     garbage = tmp_path / "garbage"
     garbage.mkdir()
     (garbage / "model.json").write_text("not json")
     (garbage / "model.pdiparams").write_bytes(b"\0" * 16)
-    with pytest.raises(ConversionError, match="paddle2onnx could not convert"):
-        convert_paddle_dir_to_onnx(garbage, tmp_path / "o")
-
-
-@pytest.mark.parametrize("version", ["3.3.0", "3.4.1", "2.6.2", None])
-def test_paddle_outside_supported_range(version: str | None) -> None:
-    with pytest.raises(ToolchainError) as exc:
-        check_paddle_version(version)
-    assert "paddlepaddle>=3.0,<3.3" in str(exc.value)
-
-
-def test_installed_paddle_is_supported() -> None:
-    from picozoo.convert.toolchain import dist_version
-
-    check_paddle_version(dist_version("paddlepaddle"))
+    with pytest.raises(ConversionError, match="paddle2onnx could not convert") as exc:
+        convert(store, _local(garbage))
+    assert exc.value.exit_code == ExitCode.CONVERSION
+    assert exc.value.__cause__ is not None or exc.value.__context__ is not None
+    assert store.converted("local-garbage") == []

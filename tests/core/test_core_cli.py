@@ -119,7 +119,7 @@ def test_bad_input_gives_one_line_error(args: list[str], code: int, text: str) -
 
 
 def test_broken_registry_entry_one_line_error(tmp_path: Path) -> None:
-    from picozoo.registry import packaged_registry_path
+    from picozoo.hub.registry import packaged_registry_path
 
     data = yaml.safe_load(packaged_registry_path().read_text())
     data["models"][3]["artifacts"][1]["kind"] = "checkpoint"

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_wheel_contains_registry_and_runs_list_and_show(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
@@ -29,7 +30,7 @@ def test_wheel_contains_registry_and_runs_list_and_show(tmp_path: Path) -> None:
         z.extractall(tmp_path / "site")
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "PICOZOO_CACHE": str(tmp_path / "c")}
     env.pop("PICOZOO_REGISTRY", None)
-    code = "import picozoo.registry as r; print(r.packaged_registry_path())"
+    code = "import picozoo.hub.registry as r; print(r.packaged_registry_path())"
     where = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,

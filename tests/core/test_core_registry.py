@@ -9,7 +9,12 @@ import pytest
 import yaml
 
 from picozoo.errors import RegistryError, UnknownArtifactError, UnknownModelError
-from picozoo.registry import ARTIFACT_KINDS, load_registry, packaged_registry_path, parse_registry
+from picozoo.hub.registry import (
+    ARTIFACT_KINDS,
+    load_registry,
+    packaged_registry_path,
+    parse_registry,
+)
 
 UPSTREAM = Path(__file__).resolve().parents[1] / "data" / "upstream"
 REPO_REGISTRY = Path(__file__).resolve().parents[2] / "registry.yaml"

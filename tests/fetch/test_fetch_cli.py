@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from support.artifacts import build_mirror, sha256_file
 from support.http_server import serve_directory
+from support.store import store_at as Cache
 
-from picozoo.cache import Cache
-from picozoo.cacheops import prune
-from picozoo.lockfile import Lock, default_lock_path
-from picozoo.registry import load_registry
+from picozoo.hub.maintenance import prune
+from picozoo.hub.pins import PinFile as Lock
+from picozoo.hub.registry import load_registry
 
 MODEL = "picodet-xs-320"
 
@@ -74,7 +74,7 @@ def test_pull_all_and_json(served, tmp_path: Path) -> None:
     assert Path(config["path"]).name == "picodet_xs_320_coco_lcnet.yml"
     lite = next(x for x in rows if x["kind"] == "lite-fp32")
     assert (Path(lite["path"]) / "model.nb").is_file()
-    lock = Lock.load(default_lock_path(tmp_path / "c"))
+    lock = Lock.load((tmp_path / "c") / "picozoo.lock")
     assert len(lock) == len(kinds)
 
 
@@ -94,6 +94,7 @@ def test_pull_errors_are_one_line_with_exit_codes(served, tmp_path: Path) -> Non
     assert not (tmp_path / "c" / "blobs").exists()
 
 
+@pytest.mark.slow
 def test_cache_ls_rm_and_prune(served, tmp_path: Path) -> None:
     srv, _ = served
     cache_dir = tmp_path / "c"
@@ -118,7 +119,7 @@ def test_cache_ls_rm_and_prune(served, tmp_path: Path) -> None:
     assert {x["model"] for x in left} == {"picodet-s-416"}
     blobs = {p.name for p in (cache_dir / "blobs" / "sha256").iterdir()}
     assert blobs == {x["sha256"] for x in left}  # the removed model's files are gone
-    assert len(Lock.load(default_lock_path(cache_dir))) == 4  # pins are kept
+    assert len(Lock.load((cache_dir) / "picozoo.lock")) == 4  # pins are kept
 
     assert cli("cache", "rm", env=env).returncode == 2  # neither MODEL nor --all
     r = cli("cache", "rm", "--all", env=env)
@@ -170,7 +171,7 @@ def test_prune_removes_stale_parts_and_unreferenced_files(served, tmp_path: Path
 
 def test_verified_blobs_are_never_rewritten(served, tmp_path: Path) -> None:
     srv, _ = served
-    from picozoo.fetch import pull
+    from support.store import pull
 
     art = load_registry().get(MODEL).artifact("weights")
     cache = Cache(tmp_path / "c")
@@ -184,6 +185,7 @@ def test_verified_blobs_are_never_rewritten(served, tmp_path: Path) -> None:
     assert (st2.st_ino, st2.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_real_process_leaves_a_resumable_part(tmp_path: Path) -> None:
     import signal
 
@@ -253,3 +255,58 @@ def test_progress_goes_to_a_terminal_stderr_only(tmp_path: Path) -> None:
     assert "picodet-s-416 inference" not in out and out.count("\n") == 1
     assert "picodet-xs-320 inference" in tty_err  # the rich progress bar's label
     assert Path(out.strip()).is_dir()
+
+
+def _fake_conversion(store_root: Path, label: str) -> Path:
+    """A converted output laid out as picozoo.convert writes it (model + provenance.json)."""
+    d = store_root / "converted" / label / "0123456789abcdef"
+    d.mkdir(parents=True)
+    (d / "model.onnx").write_bytes(b"onnx bytes")
+    prov = {
+        "target": "onnx",
+        "created": "2026-11-27T20:00:00+00:00",
+        "output": {"file": "model.onnx", "sha256": "ab" * 32, "size": 10},
+        "parity": {"passed": True, "outputs": [{"max_abs": 1e-6}]},
+        "source": {"kind": "inference-nopp"},
+    }
+    (d / "provenance.json").write_text(json.dumps(prov))
+    return d
+
+
+def test_cache_maintenance_sees_converted_models_and_staging_folders(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    env = {"PICOZOO_CACHE": str(root)}
+    converted = _fake_conversion(root, MODEL)
+    staging = root / "converted" / MODEL / ".tmp-crashed"
+    staging.mkdir()
+    (staging / "model.onnx").write_bytes(b"half")
+    fresh = root / "unpacked" / ".tmp-running"
+    fresh.mkdir(parents=True)
+    two_hours_ago = time.time() - 7200
+    os.utime(staging, (two_hours_ago, two_hours_ago))
+    rows = json.loads(cli("cache", "ls", "--format", "json", env=env).stdout)
+    assert [(r["model"], r["kind"], r["path"]) for r in rows] == [
+        (MODEL, "converted:onnx", str(converted / "model.onnx"))
+    ]
+    r = cli("cache", "prune", "--format", "json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert [p["path"] for p in json.loads(r.stdout)] == [str(staging)]
+    assert not staging.exists() and fresh.exists() and converted.exists()
+    r = cli("cache", "rm", MODEL, env=env)
+    assert r.returncode == 0 and not converted.exists()
+
+
+def test_cache_rm_all_keeps_a_download_in_progress(tmp_path: Path) -> None:
+    from picozoo.hub.mutex import mutex
+
+    store = Cache(tmp_path / "c")
+    url = load_registry().get(MODEL).artifact("inference").url
+    part = store.part_path(url)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"x" * 1000)
+    with mutex(store.mutex_path(url)):  # as a running pull holds it
+        r = cli("cache", "rm", "--all", env={"PICOZOO_CACHE": str(store.root)})
+    assert r.returncode == 0 and part.exists()
+    assert "skipped: download in progress" in r.stderr
+    r = cli("cache", "rm", "--all", env={"PICOZOO_CACHE": str(store.root)})
+    assert r.returncode == 0 and not part.exists()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,10 +12,11 @@ from pathlib import Path
 import pytest
 from support.artifacts import build_mirror, sha256_file
 from support.http_server import serve_directory
+from support.store import store_at as Cache
 
-from picozoo.cache import Cache
-from picozoo.filelock import FileLock, LockTimeoutError
-from picozoo.registry import load_registry
+from picozoo.errors import MutexTimeoutError
+from picozoo.hub.mutex import mutex
+from picozoo.hub.registry import load_registry
 
 MODEL = "picodet-s-416"
 
@@ -34,7 +34,8 @@ def _spawn_pulls(n: int, env: dict[str, str]) -> list[subprocess.Popen[str]]:
     ]
 
 
-@pytest.mark.parametrize("locking", ["auto", "excl", "none"])
+@pytest.mark.slow
+@pytest.mark.parametrize("locking", ["auto", "soft", "none"])
 def test_eight_concurrent_pulls_download_once(tmp_path: Path, locking: str) -> None:
     reg = load_registry()
     art = reg.get(MODEL).artifact("inference")
@@ -69,72 +70,49 @@ def test_eight_concurrent_pulls_download_once(tmp_path: Path, locking: str) -> N
     assert [p.name for p in (cache / "unpacked").iterdir()] == [entry.sha256[:16]]
 
 
-def _dead_pid() -> int:
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid
-
-
-def test_excl_lock_left_by_a_dead_process_is_broken(tmp_path: Path) -> None:
-    lock = tmp_path / "x.lock"
-    lock.write_text(f"{_dead_pid()} {socket.gethostname()} {time.time():.0f}\n")
-    t0 = time.monotonic()
-    with FileLock(lock, mode="excl", timeout=5) as lk:
-        assert lk.exclusive and lk.mode_used == "excl"
-        assert lock.read_text().split()[0] == str(os.getpid())
-    assert time.monotonic() - t0 < 2
-    assert not lock.exists()
-
-
-def test_excl_lock_of_a_live_process_is_respected_until_it_goes_stale(tmp_path: Path) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        lock = tmp_path / "x.lock"
-        lock.write_text(f"{holder.pid} {socket.gethostname()} {time.time():.0f}\n")
-        with pytest.raises(LockTimeoutError, match="gave up waiting"):
-            FileLock(lock, mode="excl", timeout=0.3).acquire()
-        old = time.time() - 3600
-        os.utime(lock, (old, old))  # no heartbeat for an hour: the holder is hung
-        with FileLock(lock, mode="excl", timeout=2, stale_after=600) as lk:
-            assert lk.exclusive
-    finally:
-        holder.kill()
-        holder.wait()
-
-
-def test_flock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
-    lock = tmp_path / "x.lock"
+def _killed_holder(lock: Path, mode: str) -> None:
+    """Start a process that takes the mutex at ``lock``, then SIGKILL it while it holds it."""
     code = (
         f"import sys, time; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
-        "from picozoo.filelock import FileLock\n"
-        f"lk = FileLock(__import__('pathlib').Path({str(lock)!r}), mode='flock').acquire()\n"
-        "print('held', flush=True); time.sleep(60)\n"
+        "from pathlib import Path\n"
+        "from picozoo.hub.mutex import mutex\n"
+        f"with mutex(Path({str(lock)!r}), mode={mode!r}):\n"
+        "    print('held', flush=True); time.sleep(60)\n"
     )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(LockTimeoutError):
-            FileLock(lock, mode="flock", timeout=0.3).acquire()
+        # a live holder is respected
+        with (
+            pytest.raises(MutexTimeoutError, match="timed out"),
+            mutex(lock, mode=mode, timeout=0.3),
+        ):
+            pass
+    finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-        with FileLock(lock, mode="flock", timeout=2) as lk:
-            assert lk.exclusive and lk.mode_used == "flock"
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait()
+
+
+@pytest.mark.parametrize("mode", ["auto", "soft"])
+def test_mutex_of_a_killed_process_is_taken_over(tmp_path: Path, mode: str) -> None:
+    lock = tmp_path / "x.lock"
+    _killed_holder(lock, mode)
+    if mode == "soft":
+        assert lock.exists()  # the lock file stays behind: only its dead owner marks it stale
+    t0 = time.monotonic()
+    with mutex(lock, mode=mode, timeout=5) as exclusive:
+        assert exclusive
+    assert time.monotonic() - t0 < 3
 
 
 def test_pull_succeeds_despite_a_stale_lock_file(tmp_path: Path, monkeypatch) -> None:
-    from picozoo.fetch import pull
+    from support.store import pull
 
     reg = load_registry()
     art = reg.get(MODEL).artifact("inference")
     build_mirror(reg, tmp_path / "mirror", tmp_path, [MODEL])
     cache = Cache(tmp_path / "cache")
-    lock = cache.lock_path(art.url)
-    lock.parent.mkdir(parents=True)
-    lock.write_text(f"{_dead_pid()} {socket.gethostname()} 0\n")
-    monkeypatch.setenv("PICOZOO_LOCKING", "excl")
+    _killed_holder(cache.mutex_path(art.url), "soft")
+    monkeypatch.setenv("PICOZOO_LOCKING", "soft")
     with serve_directory(tmp_path / "mirror") as srv:
         assert pull(art, cache_dir=cache.root, mirrors=srv.url).is_dir()

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from support.artifacts import build_mirror, make_artifact_file, publish, sha256_file
 from support.http_server import serve_directory
+from support.store import pull
+from support.store import store_at as Cache
 
-from picozoo.cache import Cache
-from picozoo.download import DownloadError, download
-from picozoo.fetch import pull
-from picozoo.registry import load_registry
+from picozoo.errors import DownloadError
+from picozoo.hub.download import download
+from picozoo.hub.registry import load_registry
 
 MODEL = "picodet-s-416"
 

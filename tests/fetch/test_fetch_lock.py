@@ -17,11 +17,14 @@ from support.artifacts import (
     write_registry,
 )
 from support.http_server import serve_directory
+from support.store import pull
+from support.store import store_at as Cache
 
-from picozoo.cache import Cache
-from picozoo.fetch import HashMismatchError, HashRequiredError, pull
-from picozoo.lockfile import Lock, LockFileError, default_lock_path
-from picozoo.registry import load_registry
+from picozoo.errors import HashMismatchError, HashRequiredError
+from picozoo.errors import PinsFileError as LockFileError
+from picozoo.hub.pins import PinFile as Lock
+from picozoo.hub.registry import load_registry
+from picozoo.settings import Settings
 
 MODEL = "picodet-s-416"
 
@@ -55,7 +58,7 @@ def test_lock_api_roundtrip_and_merge(tmp_path: Path) -> None:
     assert loaded.get("https://x/a.tar").sha256 == "a" * 64  # type: ignore[union-attr]
     assert loaded.get("picozoo-converted:m/k/model.onnx").size == 2  # type: ignore[union-attr]
     assert json.loads(path.read_text())["version"] == 1
-    assert default_lock_path(tmp_path) == tmp_path / "picozoo.lock"
+    assert Settings(cache_dir=tmp_path).pins_path == tmp_path / "picozoo.lock"
     with pytest.raises(ValueError):
         a.record("u", "not-a-hash", 1)
 
@@ -63,8 +66,48 @@ def test_lock_api_roundtrip_and_merge(tmp_path: Path) -> None:
 def test_malformed_lock_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "picozoo.lock"
     path.write_text("{not json")
-    with pytest.raises(LockFileError, match="not a picozoo lock file"):
+    with pytest.raises(LockFileError, match="is not JSON"):
         Lock.load(path)
+
+
+GOOD = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ({"sha256": GOOD[:63], "size": 1}, "sha256 must be 64 hex digits"),
+        ({"sha256": GOOD + "a", "size": 1}, "sha256 must be 64 hex digits"),
+        ({"sha256": 12, "size": 1}, "sha256 must be 64 hex digits"),
+        ({"sha256": "zz" * 32, "size": 1}, "sha256 must be 64 hex digits"),
+        ({"sha256": GOOD, "size": -1}, "size must be a whole number >= 0"),
+        ({"sha256": GOOD, "size": "3"}, "size must be a whole number >= 0"),
+        ("just a string", "must be an object"),
+    ],
+)
+def test_a_malformed_pin_is_an_error_naming_file_and_entry(
+    tmp_path: Path, entry: object, problem: str
+) -> None:
+    path = tmp_path / "picozoo.lock"
+    path.write_text(json.dumps({"version": 1, "artifacts": {"https://h/x.tar": entry}}))
+    with pytest.raises(LockFileError, match=problem) as info:
+        Lock.load(path)
+    assert str(path) in info.value.message and "'https://h/x.tar'" in info.value.message
+    assert info.value.exit_code == 3
+
+
+def test_pins_file_of_an_unknown_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "picozoo.lock"
+    path.write_text(json.dumps({"version": 2, "artifacts": {}}))
+    with pytest.raises(LockFileError, match="unknown pins file version 2"):
+        Lock.load(path)
+
+
+def test_an_upper_case_pin_is_normalised_not_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "picozoo.lock"
+    path.write_text(json.dumps({"artifacts": {"u": {"sha256": GOOD.upper(), "size": 5}}}))
+    pin = Lock.load(path).get("u")
+    assert pin is not None and pin.sha256 == GOOD and pin.size == 5
 
 
 def test_changed_upstream_bytes_fail_with_both_hashes_and_leave_cache_alone(
@@ -143,7 +186,7 @@ def test_registry_pin_is_enforced(tmp_path: Path) -> None:
         ok_art = load_registry(ok_reg).get(MODEL).artifact("inference")
         pull(ok_art, cache_dir=tmp_path / "c2", mirrors=srv.url, require_hashes=True)
     # registry pins are not copied into the lock file
-    assert Lock.load(default_lock_path(tmp_path / "c2")).get(art.url) is None
+    assert Lock.load((tmp_path / "c2") / "picozoo.lock").get(art.url) is None
 
 
 def test_require_hashes_refuses_unpinned_before_any_request(tmp_path: Path) -> None:
@@ -154,6 +197,7 @@ def test_require_hashes_refuses_unpinned_before_any_request(tmp_path: Path) -> N
         assert not srv.stats.requests
 
 
+@pytest.mark.slow
 def test_lock_command_pins_without_keeping_copies(tmp_path: Path) -> None:
     reg = load_registry()
     mirror = tmp_path / "mirror"
@@ -190,7 +234,7 @@ def test_concurrent_processes_recording_pins_lose_nothing(tmp_path: Path) -> Non
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from picozoo.lockfile import Lock\n"
+        "from picozoo.hub.pins import PinFile as Lock\n"
         "for j in range(5):\n"
         "    lk = Lock.load(Path(sys.argv[1]))\n"
         "    lk.record(f'https://x/{sys.argv[2]}-{j}.tar', sys.argv[2] * 64, j)\n"

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from support.artifacts import build_mirror, sha256_file
 from support.http_server import serve_directory
+from support.store import store_at as Cache
 
-from picozoo.cache import Cache
-from picozoo.mirror import direct_url, resolve_mirrors, source_urls
-from picozoo.registry import load_registry
+from picozoo.hub.mirror import direct_url, source_urls
+from picozoo.hub.registry import load_registry
+from picozoo.settings import split_mirrors
 
 MODELS = ["picodet-s-416", "picodet-xs-320"]
 
@@ -37,7 +38,7 @@ def test_source_urls_keep_the_path() -> None:
         "http://m.lan/pp/deploy/Inference/a%20b.tar",
         "file:///srv/zoo/deploy/Inference/a%20b.tar",
     ]
-    assert resolve_mirrors("http://a, http://b,,") == ["http://a", "http://b"]
+    assert split_mirrors("http://a, http://b,,") == ("http://a", "http://b")
     assert direct_url(
         "https://github.com/PaddlePaddle/PaddleDetection/tree/release/2.6/configs/picodet/x.yml"
     ) == (
@@ -51,6 +52,7 @@ def test_bad_mirror_scheme_is_a_usage_error(tmp_path: Path) -> None:
     assert r.returncode == 2 and "unsupported mirror 'ftp://x'" in r.stderr
 
 
+@pytest.mark.slow
 def test_export_then_pull_from_fresh_caches(tmp_path: Path) -> None:
     reg = load_registry()
     upstream = tmp_path / "upstream"
@@ -98,13 +100,15 @@ def test_export_then_pull_from_fresh_caches(tmp_path: Path) -> None:
 def test_export_named_model_not_cached(tmp_path: Path) -> None:
     r = cli("mirror", "export", str(tmp_path / "x"), "picodet-s-416",
             env={"PICOZOO_CACHE": str(tmp_path / "c")})  # fmt: skip
-    assert r.returncode == 7 and "nothing cached for picodet-s-416" in r.stderr
+    assert r.returncode == 8 and "nothing cached for picodet-s-416" in r.stderr
     assert "picozoo pull picodet-s-416" in r.stderr
 
 
 def test_export_refuses_a_corrupted_blob(tmp_path: Path, monkeypatch) -> None:
-    from picozoo.fetch import pull
-    from picozoo.mirror import CorruptBlobError, export
+    from support.store import pull
+
+    from picozoo.errors import CorruptBlobError
+    from picozoo.hub.mirror import export
 
     reg = load_registry()
     build_mirror(reg, tmp_path / "up", tmp_path, MODELS[:1])

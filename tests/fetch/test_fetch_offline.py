@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from support.artifacts import build_mirror
 from support.http_server import serve_directory
+from support.store import pin_artifact, pull
 
-from picozoo.fetch import OfflineError, pin_artifact, pull
-from picozoo.registry import load_registry
+from picozoo.errors import OfflineError
+from picozoo.hub.registry import load_registry
 
 MODEL = "picodet-s-416"
 
@@ -67,7 +68,7 @@ def test_offline_missing_artifact_is_a_clear_error(cached: Path, no_sockets) -> 
 
 
 def test_offline_refuses_entries_that_failed_verification(cached: Path, no_sockets) -> None:
-    from picozoo.cache import Cache
+    from support.store import store_at as Cache
 
     art = load_registry().get(MODEL).artifact("inference")
     Cache(cached).set_verified(art.url, False)

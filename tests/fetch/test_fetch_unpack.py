@@ -16,11 +16,12 @@ from support.artifacts import (
     tree_snapshot,
 )
 from support.http_server import serve_directory
+from support.store import pull
+from support.store import store_at as Cache
 
-from picozoo.cache import Cache
-from picozoo.fetch import pull
-from picozoo.registry import load_registry
-from picozoo.unpack import BadArchiveError, UnsafeArchiveError, extract_tarball
+from picozoo.errors import BadArchiveError, UnsafeArchiveError
+from picozoo.hub.registry import load_registry
+from picozoo.hub.unpack import extract_tarball
 
 MODEL = "picodet-s-416"
 TOP = "picodet_s_416_coco_lcnet"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -12,13 +13,14 @@ from pathlib import Path
 import pytest
 from support.artifacts import build_mirror, make_pdparams, publish
 from support.http_server import serve_directory
+from support.store import pull
+from support.store import store_at as Cache
 
-from picozoo.cache import Cache
-from picozoo.fetch import pull
-from picozoo.lockfile import Lock, default_lock_path
-from picozoo.pdparams import PdparamsError, read_pdparams
-from picozoo.registry import load_registry
-from picozoo.verify import verify_cache
+from picozoo.errors import CheckpointError as PdparamsError
+from picozoo.hub.checkpoint import read_pdparams
+from picozoo.hub.pins import PinFile as Lock
+from picozoo.hub.registry import load_registry
+from picozoo.hub.verify import verify_cache
 
 MODEL = "picodet-s-416"
 
@@ -105,7 +107,7 @@ def test_flipped_byte_in_unpacked_file_is_flagged(cache: Cache) -> None:
     assert any("model.pdiparams" in ln and "sha256" in ln for ln in failed)
     assert any("unexpected file" in ln and "notes.txt" in ln for ln in failed)
     # pull notices the entry is unverified and serves nothing stale offline
-    from picozoo.fetch import OfflineError
+    from picozoo.errors import OfflineError
 
     with pytest.raises(OfflineError, match="failed verification"):
         pull(load_registry().get(MODEL).artifact("inference"), cache_dir=cache.root, offline=True)
@@ -126,14 +128,17 @@ def test_deep_flags_broken_structure(cache: Cache, tmp_path: Path) -> None:
     named = cache.link_named(blob, sha, onnx_entry.path.name)
     ref = cache.read_ref(onnx_entry.url)
     assert ref is not None
-    ref.update(sha256=sha, size=size, path=named.relative_to(cache.root).as_posix())
-    cache.write_ref(onnx_entry.url, ref)
-    lock = Lock.load(default_lock_path(cache.root))
+    cache.write_ref(
+        dataclasses.replace(
+            ref, sha256=sha, size=size, path=named.relative_to(cache.root).as_posix()
+        )
+    )
+    lock = Lock.load((cache.root) / "picozoo.lock")
     lock.record(onnx_entry.url, sha, size)
     lock.save()
-    shallow = verify_cache(cache, reg, lock=Lock.load(lock.path), deep=False)
+    shallow = verify_cache(cache, reg, deep=False)
     assert shallow.ok, shallow.problems
-    deep = verify_cache(cache, reg, lock=Lock.load(lock.path), deep=True)
+    deep = verify_cache(cache, reg, deep=True)
     assert [p.kind for p in deep.problems] == ["onnx"]
     assert "onnx.checker" in deep.problems[0].message
 
@@ -196,12 +201,12 @@ def test_pull_after_a_failed_verify_repairs_instead_of_blessing_damage(
     assert entry is not None
     original = (entry.path / "model.pdiparams").read_bytes()
     flip_byte(entry.path / "model.pdiparams")
-    assert not verify_cache(cache, reg, lock=Lock.load(default_lock_path(cache.root))).ok
+    assert not verify_cache(cache, reg).ok
     # the blob is intact, so pull re-extracts from it without any network (no mirror given)
     path = pull(art, cache_dir=cache.root, mirrors="http://127.0.0.1:9")
     assert (path / "model.pdiparams").read_bytes() == original
     assert cache.lookup(art).verified  # type: ignore[union-attr]
-    assert verify_cache(cache, reg, lock=Lock.load(default_lock_path(cache.root))).ok
+    assert verify_cache(cache, reg).ok
 
 
 def test_corrupted_single_file_is_replaced_by_a_fresh_download(
@@ -213,7 +218,7 @@ def test_corrupted_single_file_is_replaced_by_a_fresh_download(
     assert entry is not None
     good = entry.sha256
     flip_byte(entry.path)  # the user-facing file (a hard link to the blob)
-    result = verify_cache(cache, reg, lock=Lock.load(default_lock_path(cache.root)))
+    result = verify_cache(cache, reg)
     assert [p.kind for p in result.problems] == ["weights"]
     mirror = tmp_path / "mirror"
     with serve_directory(mirror) as srv:
@@ -222,4 +227,4 @@ def test_corrupted_single_file_is_replaced_by_a_fresh_download(
     from picozoo.atomic import sha256_file
 
     assert sha256_file(path) == good == sha256_file(cache.blob_path(good))
-    assert verify_cache(cache, reg, lock=Lock.load(default_lock_path(cache.root))).ok
+    assert verify_cache(cache, reg).ok

@@ -142,7 +142,7 @@ def write_registry(
     ``pins`` maps ``(model_id, kind)`` to extra artifact fields, e.g.
     ``{"sha256": ..., "size": ...}``.
     """
-    from picozoo.registry import packaged_registry_path
+    from picozoo.hub.registry import packaged_registry_path
 
     data = yaml.safe_load(packaged_registry_path().read_text(encoding="utf-8"))
     data["models"] = [m for m in data["models"] if m["id"] in model_ids]

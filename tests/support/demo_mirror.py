@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from picozoo.registry import load_registry
+from picozoo.hub.registry import load_registry
 from support.artifacts import make_inference_tarball, publish
 from support.paddle_models import build_models
 

@@ -1,9 +1,10 @@
 """Paddle -> Paddle-Lite ``.nb`` for ARM, through ``paddle_lite_opt``.
 
-The optimizer is taken from, in order: ``--opt-bin`` / ``$PICOZOO_LITE_OPT`` (an executable),
-the ``paddlelite`` Python module (``from paddlelite.lite import Opt``), ``paddle_lite_opt`` on
-PATH. Paddle-Lite reads only the legacy ``model.pdmodel`` format (what upstream tarballs hold).
-There is no ARM runtime here, so a ``.nb`` gets no parity check (its provenance says so).
+The optimizer is taken from, in order: ``--opt-bin`` / ``Settings.lite_opt``
+(``$PICOZOO_LITE_OPT``; an executable), the ``paddlelite`` Python module
+(``from paddlelite.lite import Opt``), ``paddle_lite_opt`` on PATH. Paddle-Lite reads only the
+legacy ``model.pdmodel`` format (what upstream tarballs hold). There is no ARM runtime here, so
+a ``.nb`` gets no parity check (its provenance says so).
 
 >>> lite_command(Path("/bin/paddle_lite_opt"), Path("m/model.pdmodel"), Path("m/model.pdiparams"),
 ...              Path("out/model"), fp16=True)  # doctest: +NORMALIZE_WHITESPACE
@@ -14,19 +15,18 @@ There is no ARM runtime here, so a ``.nb`` gets no parity check (its provenance 
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..atomic import sha256_file
-from . import store
-from .errors import ConversionError, ToolchainError
-from .result import ConversionResult
-from .source import PaddleModel, find_paddle_model
+from ..errors import ConversionError, ToolchainError
+from ..paddle_dir import PaddleModel
+from .cached import Recipe
 
 ENV_OPT = "PICOZOO_LITE_OPT"
 OPT_NAME = "paddle_lite_opt"
@@ -54,14 +54,22 @@ class OptTool:
 
 
 def find_opt_tool(opt_bin: str | None = None) -> OptTool:
-    """Locate the optimizer or raise :class:`ToolchainError` saying how to get one."""
-    explicit = opt_bin or os.environ.get(ENV_OPT)
-    if explicit:
-        path = Path(explicit).expanduser()
+    """Locate the optimizer (``opt_bin``: an executable's path or name, from ``--opt-bin`` or
+    ``Settings.lite_opt``) or raise :class:`ToolchainError` saying how to get one.
+
+    >>> find_opt_tool("/nonexistent/paddle_lite_opt")
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.ToolchainError: paddle_lite_opt not found or not executable: \
+/nonexistent/paddle_lite_opt (give the path of an executable paddle_lite_opt with --opt-bin or \
+PICOZOO_LITE_OPT)
+    """
+    if opt_bin:
+        path = Path(opt_bin).expanduser()
         resolved = shutil.which(str(path)) if not path.is_file() else str(path)
         if resolved is None or not os.access(resolved, os.X_OK):
             raise ToolchainError(
-                f"{OPT_NAME} not found or not executable: {explicit}",
+                f"{OPT_NAME} not found or not executable: {opt_bin}",
                 hint=f"give the path of an executable {OPT_NAME} with --opt-bin or {ENV_OPT}",
             )
         return OptTool("binary", Path(resolved), "")
@@ -97,7 +105,12 @@ def lite_command(
 
 
 def run_opt(tool: OptTool, files: PaddleModel, out_prefix: Path, *, fp16: bool) -> Path:
-    """Run the optimizer; return the ``.nb`` it wrote."""
+    """Run the optimizer; return the ``.nb`` it wrote.
+
+    >>> run_opt(find_opt_tool(), find_paddle_model(Path("m")), Path("out/model"),
+    ...         fp16=False)  # doctest: +SKIP
+    PosixPath('out/model.nb')
+    """
     if files.format != "legacy" or files.params_file is None:
         raise ConversionError(
             f"{files.model_file}: Paddle-Lite needs model.pdmodel + model.pdiparams",
@@ -111,7 +124,7 @@ def run_opt(tool: OptTool, files: PaddleModel, out_prefix: Path, *, fp16: bool) 
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
         except OSError as e:
-            raise ToolchainError(f"cannot run {tool.path}: {e}", hint=INSTALL_HINT) from None
+            raise ToolchainError(f"cannot run {tool.path}: {e}", hint=INSTALL_HINT) from e
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise ConversionError(
@@ -146,53 +159,28 @@ def _run_module(files: PaddleModel, out_prefix: Path, *, fp16: bool) -> None:
     opt.run()
 
 
-def convert_to_lite(
-    src: Path,
-    *,
-    cache_dir: Path,
-    label: str,
-    fp16: bool = False,
-    opt_bin: str | None = None,
-    source_meta: dict[str, Any] | None = None,
-) -> ConversionResult:
-    """Convert ``src`` to ``<cache>/converted/<label>/<key>/model.nb`` (cached like ONNX)."""
-    tool = find_opt_tool(opt_bin)
-    files = find_paddle_model(src)
-    shas = files.sha256()
+def lite_recipe(tool: OptTool, *, fp16: bool) -> Recipe:
+    """The Paddle-Lite recipe for :mod:`picozoo.convert.cached` (the key holds the optimizer's
+    identity: the module version, or the binary's sha256).
+
+    >>> r = lite_recipe(OptTool("module", None, "2.14"), fp16=True)
+    >>> r.output_file, r.tools, r.options["fp16"]
+    ('model.nb', {'paddle_lite_opt': 'paddlelite==2.14'}, True)
+    """
     options = {"target": "lite", "fp16": fp16, "valid_targets": "arm"}
     tools = {"paddle_lite_opt": tool.identity()}
-    key = store.cache_key(shas["combined"], tools, options)
-    final = store.output_dir(cache_dir, label, key)
-    prov = store.read_provenance(final)
-    if prov is not None and (final / NB_FILE).is_file():
-        return ConversionResult(final / NB_FILE, prov, cached=True)
-    staging = store.staging_dir(cache_dir, label)
-    try:
-        nb = run_opt(tool, files, staging / "model", fp16=fp16)
-        if nb.name != NB_FILE:
-            nb.replace(staging / NB_FILE)
-        sha = sha256_file(staging / NB_FILE)
-        prov = {
-            "schema": 1,
-            "target": "lite",
-            "key": key,
-            "label": label,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "tools": {**tools, "kind": tool.kind, "path": str(tool.path or "")},
-            "options": options,
-            "source": {
-                **(source_meta or {}),
-                "directory": str(files.directory),
-                "model_file": files.model_file.name,
-                "sha256": shas["combined"],
-            },
-            "output": {"file": NB_FILE, "sha256": sha, "size": (staging / NB_FILE).stat().st_size},
-            "parity": None,
-            "parity_note": "no ARM runtime here: a .nb cannot be run for a parity check",
-        }
-        store.write_provenance(staging, prov)
-        store.install(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    store.record_in_lock(cache_dir, label, key, final / NB_FILE, sha)
-    return ConversionResult(final / NB_FILE, prov, cached=False)
+    produce = functools.partial(_produce, tool, tools, fp16=fp16)
+    return Recipe("lite", NB_FILE, options, tools, produce)
+
+
+def _produce(
+    tool: OptTool, tools: dict[str, str], files: PaddleModel, staging: Path, *, fp16: bool
+) -> dict[str, Any]:
+    nb = run_opt(tool, files, staging / "model", fp16=fp16)
+    if nb.name != NB_FILE:
+        nb.replace(staging / NB_FILE)
+    return {
+        "tools": {**tools, "kind": tool.kind, "path": str(tool.path or "")},
+        "parity": None,
+        "parity_note": "no ARM runtime here: a .nb cannot be run for a parity check",
+    }

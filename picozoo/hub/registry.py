@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import RegistryError, UnknownArtifactError, UnknownModelError
+from ..errors import RegistryError, UnknownArtifactError, UnknownModelError
 
 #: The fixed vocabulary of artifact kinds.
 ARTIFACT_KINDS: tuple[str, ...] = (
@@ -39,7 +39,6 @@ ARTIFACT_KINDS: tuple[str, ...] = (
 #: Kinds that are Paddle inference models (tarballs with model + params + infer_cfg.yml).
 INFERENCE_KINDS = ("inference", "inference-nopp")
 CLAIM_FIELDS = ("map", "map50", "params_m", "flops_g")
-ENV_REGISTRY = "PICOZOO_REGISTRY"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
 
@@ -78,6 +77,15 @@ class Claims:
     params_m: float | None = None
     flops_g: float | None = None
     latency_ms: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "map": self.map,
+            "map50": self.map50,
+            "params_m": self.params_m,
+            "flops_g": self.flops_g,
+            "latency_ms": dict(self.latency_ms),
+        }
 
 
 @dataclass(frozen=True)
@@ -154,30 +162,30 @@ class Registry:
 
 def packaged_registry_path() -> Path:
     """Path of the registry shipped with picozoo (inside the wheel, or the repo's top level)."""
-    here = Path(__file__).resolve().parent
-    inside = here / "registry.yaml"
-    return inside if inside.is_file() else here.parent / "registry.yaml"
+    package = Path(__file__).resolve().parent.parent
+    inside = package / "registry.yaml"
+    return inside if inside.is_file() else package.parent / "registry.yaml"
 
 
 def load_registry(path: str | os.PathLike[str] | None = None) -> Registry:
-    """Load and validate a registry: ``path``, else ``$PICOZOO_REGISTRY``, else the packaged one.
+    """Load and validate a registry: ``path``, else the packaged one.
 
     >>> load_registry().get("picodet-xs-320").input_size
     (320, 320)
     """
     import yaml
 
-    p = Path(path or os.environ.get(ENV_REGISTRY) or packaged_registry_path())
+    p = Path(path or packaged_registry_path())
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
-        raise RegistryError(str(p), f"cannot read: {e.strerror or e}") from None
+        raise RegistryError(str(p), f"cannot read: {e.strerror or e}") from e
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise RegistryError(str(p), f"not valid YAML{where}") from None
+        raise RegistryError(str(p), f"not valid YAML{where}") from e
     return parse_registry(data, str(p))
 
 

@@ -1,12 +1,13 @@
 """``pull``: get an artifact into the cache, verified, and return the path users load.
 
->>> from picozoo.registry import load_registry
+>>> from picozoo.hub.registry import load_registry
+>>> from picozoo.settings import Settings
 >>> art = load_registry().get("picodet-s-416").artifact("inference")
->>> pull(art, cache_dir=Path("/tmp/zoo"))                              # doctest: +SKIP
+>>> pull(Store(Settings.from_env()), art).path                        # doctest: +SKIP
 PosixPath('/tmp/zoo/unpacked/5f0c.../tree/picodet_s_416_coco_lcnet')
 
 Hash pins come from the registry (``sha256``/``size``) or, when upstream publishes none, from
-the lock file: the first verified download of a URL is recorded there and every later download
+the pins file: the first verified download of a URL is recorded there and every later download
 must match it.  A mismatch leaves the cache untouched and says how to accept the new file.
 """
 
@@ -15,110 +16,56 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import sha256_file
-from .cache import Cache, CacheEntry
-from .download import ProgressFn, discard_part, download
-from .errors import PicozooError
-from .filelock import FileLock
-from .lockfile import Lock, default_lock_path
-from .mirror import resolve_mirrors, source_urls
+from ..atomic import sha256_file
+from ..errors import HashMismatchError, HashRequiredError, OfflineError, PicozooError
+from ..paddle_dir import check_inference_dir
+from .download import DownloadResult, ProgressFn, discard_part, download
+from .pins import PinFile, PinnedHash
 from .registry import INFERENCE_KINDS, Artifact
-from .unpack import check_inference_dir, check_unpacked, extract_tarball, read_manifest
-
-ENV_OFFLINE = "PICOZOO_OFFLINE"
-
-
-class HashMismatchError(PicozooError):
-    """A download does not match its pinned sha256/size."""
-
-    exit_code = 6
-
-
-class HashRequiredError(PicozooError):
-    """``--require-hashes`` and the artifact has no pinned hash."""
-
-    exit_code = 6
-
-
-class OfflineError(PicozooError):
-    """Offline mode and the artifact is not (verified) in the cache."""
-
-    exit_code = 7
+from .store import Entry, Ref, Store
+from .unpack import check_unpacked, extract_tarball, read_manifest
 
 
 @dataclass(frozen=True)
 class Pin:
+    """The hash an artifact must have, and where that requirement comes from."""
+
     sha256: str
     size: int | None
-    source: str  # "registry" or the lock file path
-
-
-def is_offline(offline: bool | None) -> bool:
-    """``offline`` if given, else ``$PICOZOO_OFFLINE`` (1/true/yes)."""
-    if offline is not None:
-        return offline
-    return os.environ.get(ENV_OFFLINE, "").strip().lower() in ("1", "true", "yes", "on")
+    source: str  # "registry" or the pins file path
 
 
 def label_of(artifact: Artifact) -> str:
     return f"{artifact.model_id} {artifact.kind}"
 
 
-def pin_of(artifact: Artifact, lock: Lock, *, update_lock: bool = False) -> Pin | None:
-    """The hash an artifact must have: the registry's, else the lock's (unless updating)."""
+def pin_of(artifact: Artifact, pins: PinFile, *, update_lock: bool = False) -> Pin | None:
+    """The hash an artifact must have: the registry's, else the pins file's (unless updating)."""
     if artifact.sha256:
         return Pin(artifact.sha256, artifact.size, "registry")
-    entry = lock.get(artifact.url)
+    entry = pins.get(artifact.url)
     if entry is not None and not update_lock:
-        return Pin(entry.sha256, entry.size, str(lock.path))
+        return Pin(entry.sha256, entry.size, str(pins.path))
     return None
 
 
 def pull(
+    store: Store,
     artifact: Artifact,
     *,
-    cache_dir: Path,
-    mirrors: str | Sequence[str] | None = None,
-    offline: bool | None = None,
-    lock_path: Path | None = None,
     update_lock: bool = False,
     require_hashes: bool = False,
     progress: ProgressFn | None = None,
-) -> Path:
-    """Make ``artifact`` available in the cache and return its usable path (the unpacked
-    directory of a tarball, else the file).  See :func:`pull_entry`."""
-    return pull_entry(
-        artifact,
-        cache_dir=cache_dir,
-        mirrors=mirrors,
-        offline=offline,
-        lock_path=lock_path,
-        update_lock=update_lock,
-        require_hashes=require_hashes,
-        progress=progress,
-    ).path
-
-
-def pull_entry(
-    artifact: Artifact,
-    *,
-    cache_dir: Path,
-    mirrors: str | Sequence[str] | None = None,
-    offline: bool | None = None,
-    lock_path: Path | None = None,
-    update_lock: bool = False,
-    require_hashes: bool = False,
-    progress: ProgressFn | None = None,
-) -> CacheEntry:
-    """Like :func:`pull` but returns the whole :class:`~picozoo.cache.CacheEntry`."""
-    cache = Cache(cache_dir)
-    lock = Lock.load(lock_path or default_lock_path(cache.root))
-    pin = pin_of(artifact, lock, update_lock=update_lock)
+) -> Entry:
+    """Make ``artifact`` available in the store, verified, and return its entry (``.path`` is
+    the unpacked directory of a tarball, else the file). Mirrors, offline mode and the pins
+    file come from the store's settings."""
+    pins = store.pins()
+    pin = pin_of(artifact, pins, update_lock=update_lock)
     label = label_of(artifact)
     if require_hashes and pin is None:
         raise HashRequiredError(
@@ -126,48 +73,32 @@ def pull_entry(
             hint=f"pin it with `picozoo lock {artifact.model_id} --artifact {artifact.kind}` "
             "(or add sha256 to the registry)",
         )
-    offline = is_offline(offline)
-    if update_lock and offline:
+    if update_lock and store.offline:
         raise OfflineError(
             "--update-lock needs a download, but offline mode is on",
             hint="drop --offline/PICOZOO_OFFLINE to accept a new upstream file",
         )
-    entry = None if update_lock else _usable(cache, artifact, pin)
-    if entry is None and offline:
-        raise _offline_error(cache, artifact, pin)
+    entry = None if update_lock else _usable(store, artifact, pin)
+    if entry is None and store.offline:
+        raise _offline_error(store, artifact, pin)
     if entry is None:
-        info_wait = _waiter(label, progress)
-        with FileLock(cache.lock_path(artifact.url), on_wait=info_wait) as flock:
+        with store.mutex(artifact.url, on_wait=_waiter(label, progress)) as exclusive:
             if not update_lock:  # someone else may have finished meanwhile
-                entry = _usable(cache, artifact, pin)
+                entry = _usable(store, artifact, pin)
             if entry is None:
-                entry = _fetch_locked(
-                    cache,
-                    artifact,
-                    pin,
-                    resolve_mirrors(mirrors),
-                    flock.exclusive,
-                    progress,
-                    fresh=update_lock,
-                )
-    if (pin is None or pin.source != "registry") and lock.get(artifact.url) != _as_lock_entry(
-        entry
+                entry = _fetch_locked(store, artifact, pin, exclusive, progress, fresh=update_lock)
+    if (pin is None or pin.source != "registry") and pins.get(artifact.url) != PinnedHash(
+        entry.sha256, entry.size
     ):
-        lock.record(artifact.url, entry.sha256, entry.size)
-        lock.save()
-    cache.touch(artifact.url)
+        pins.record(artifact.url, entry.sha256, entry.size)
+        pins.save()
+    store.touch(artifact.url)
     return entry
 
 
-def _as_lock_entry(entry: CacheEntry) -> Any:
-    from .lockfile import LockEntry
-
-    return LockEntry(entry.sha256, entry.size)
-
-
-def _usable(cache: Cache, artifact: Artifact, pin: Pin | None) -> CacheEntry | None:
+def _usable(store: Store, artifact: Artifact, pin: Pin | None) -> Entry | None:
     """A cached, verified entry that satisfies the pin (cheap: no hashing)."""
-    entry = cache.lookup(artifact)
+    entry = store.lookup(artifact)
     if entry is None or not entry.verified:
         return None
     if pin is not None and (
@@ -180,29 +111,28 @@ def _usable(cache: Cache, artifact: Artifact, pin: Pin | None) -> CacheEntry | N
 
 
 def _fetch_locked(
-    cache: Cache,
+    store: Store,
     artifact: Artifact,
     pin: Pin | None,
-    mirrors: list[str],
     exclusive: bool,
     progress: ProgressFn | None,
     fresh: bool = False,
-) -> CacheEntry:
+) -> Entry:
     label = label_of(artifact)
     # 1. A blob with the wanted content may already be here (same file under another URL, a
     #    ref removed, or an unpacked dir that needs redoing): re-hash it instead of downloading.
-    ref = None if fresh else cache.read_ref(artifact.url)
-    for sha in dict.fromkeys(x for x in (pin and pin.sha256, ref and ref.get("sha256")) if x):
-        blob = cache.blob_path(str(sha))
+    ref = None if fresh else store.read_ref(artifact.url)
+    for sha in dict.fromkeys(x for x in (pin and pin.sha256, ref and ref.sha256) if x):
+        blob = store.blob_path(str(sha))
         if blob.is_file() and (pin is None or pin.sha256 == sha):
             if sha256_file(blob) == sha:
-                return _install(cache, artifact, blob, str(sha), blob.stat().st_size, "cache")
+                return _install(store, artifact, blob, str(sha), blob.stat().st_size, "cache")
             _remove_corrupt(blob)
     # 2. Download into a .part (one per process when locking is unavailable).
-    part = cache.part_path(artifact.url)
+    part = store.part_path(artifact.url)
     if not exclusive:
         part = part.with_name(f"{part.name}.{os.getpid()}")
-    result = download(source_urls(artifact.url, mirrors), part, label=label, progress=progress)
+    result = _download(store, artifact, part, progress)
     if pin is not None and (
         result.sha256 != pin.sha256 or (pin.size is not None and result.size != pin.size)
     ):
@@ -215,25 +145,38 @@ def _fetch_locked(
             hint="the mirror serves a different file; try another --mirror or fix the registry",
         )
     try:
-        manifest_dir = _unpack(cache, artifact, part, result.sha256)
+        manifest_dir = _unpack(store, artifact, part, result.sha256)
     except PicozooError:  # a refused archive: its bytes are useless (Ctrl-C keeps the .part)
         discard_part(part)
         raise
-    blob = cache.blob_path(result.sha256)
+    blob = store.blob_path(result.sha256)
     if blob.exists() and sha256_file(blob) != result.sha256:
         _remove_corrupt(blob)
-    blob = cache.store_blob(part, result.sha256)
+    blob = store.store_blob(part, result.sha256)
     return _write_ref(
-        cache, artifact, blob, result.sha256, result.size, result.source, manifest_dir
+        store, artifact, blob, result.sha256, result.size, result.source, manifest_dir
     )
 
 
-def _unpack(cache: Cache, artifact: Artifact, src: Path, sha: str) -> Path | None:
+def _download(
+    store: Store, artifact: Artifact, part: Path | None, progress: ProgressFn | None
+) -> DownloadResult:
+    """Download from the store's sources (mirrors or upstream) with its network settings."""
+    return download(
+        store.sources(artifact.url),
+        part,
+        label=label_of(artifact),
+        settings=store.settings.network,
+        progress=progress,
+    )
+
+
+def _unpack(store: Store, artifact: Artifact, src: Path, sha: str) -> Path | None:
     """Extract a tarball (once per content hash); returns its unpacked dir, None otherwise."""
     if not artifact.is_tarball:
         return None
     label = label_of(artifact)
-    udir = cache.unpacked_dir(sha)
+    udir = store.unpacked_dir(sha)
     check = (
         (lambda root: check_inference_dir(root, label))
         if artifact.kind in INFERENCE_KINDS
@@ -252,48 +195,45 @@ def _unpack(cache: Cache, artifact: Artifact, src: Path, sha: str) -> Path | Non
 
 
 def _install(
-    cache: Cache, artifact: Artifact, blob: Path, sha: str, size: int, source: str
-) -> CacheEntry:
+    store: Store, artifact: Artifact, blob: Path, sha: str, size: int, source: str
+) -> Entry:
     """Unpack (tarballs) an already verified blob and write the ref."""
-    udir = _unpack(cache, artifact, blob, sha)
-    return _write_ref(cache, artifact, blob, sha, size, source, udir)
+    udir = _unpack(store, artifact, blob, sha)
+    return _write_ref(store, artifact, blob, sha, size, source, udir)
 
 
 def _write_ref(
-    cache: Cache,
+    store: Store,
     artifact: Artifact,
     blob: Path,
     sha: str,
     size: int,
     source: str,
     udir: Path | None,
-) -> CacheEntry:
+) -> Entry:
     unpacked_rel = None
     if udir is not None:
         manifest = read_manifest(udir) or {}
-        unpacked_rel = udir.relative_to(cache.root).as_posix()
+        unpacked_rel = udir.relative_to(store.root).as_posix()
         usable = udir / str(manifest.get("root", "tree"))
     else:
-        usable = cache.link_named(blob, sha, artifact.filename)
-    path_rel = usable.relative_to(cache.root).as_posix()
-    now = time.time()
-    cache.write_ref(
-        artifact.url,
-        {
-            "url": artifact.url,
-            "model_id": artifact.model_id,
-            "kind": artifact.kind,
-            "sha256": sha,
-            "size": size,
-            "blob": blob.relative_to(cache.root).as_posix(),
-            "unpacked": unpacked_rel,
-            "path": path_rel,
-            "verified": True,
-            "source": source,
-            "fetched_at": now,
-        },
+        usable = store.link_named(blob, sha, artifact.filename)
+    store.write_ref(
+        Ref(
+            url=artifact.url,
+            model_id=artifact.model_id,
+            kind=artifact.kind,
+            sha256=sha,
+            size=size,
+            blob=blob.relative_to(store.root).as_posix(),
+            path=usable.relative_to(store.root).as_posix(),
+            unpacked=unpacked_rel,
+            verified=True,
+            source=source,
+            fetched_at=time.time(),
+        )
     )
-    entry = cache.lookup(artifact)
+    entry = store.lookup(artifact)
     assert entry is not None
     return entry
 
@@ -312,7 +252,7 @@ def _remove_tree(path: Path) -> None:
 
 def _mismatch(artifact: Artifact, pin: Pin, sha: str, size: int) -> HashMismatchError:
     label = label_of(artifact)
-    where = "the registry" if pin.source == "registry" else f"lock file {pin.source}"
+    where = "the registry" if pin.source == "registry" else f"pins file {pin.source}"
     msg = (
         f"sha256 mismatch for {label} ({artifact.url}): {where} pins {pin.sha256}"
         + (f" ({pin.size} bytes)" if pin.size is not None else "")
@@ -328,9 +268,9 @@ def _mismatch(artifact: Artifact, pin: Pin, sha: str, size: int) -> HashMismatch
     return HashMismatchError(msg, hint=hint)
 
 
-def _offline_error(cache: Cache, artifact: Artifact, pin: Pin | None) -> OfflineError:
+def _offline_error(store: Store, artifact: Artifact, pin: Pin | None) -> OfflineError:
     label = label_of(artifact)
-    entry = cache.lookup(artifact)
+    entry = store.lookup(artifact)
     if entry is not None and not entry.verified:
         why = "its cached copy failed verification"
     elif entry is not None and pin is not None:
@@ -364,12 +304,9 @@ class PinResult:
 
 
 def pin_artifact(
+    store: Store,
     artifact: Artifact,
     *,
-    cache_dir: Path,
-    mirrors: str | Sequence[str] | None = None,
-    offline: bool | None = None,
-    lock_path: Path | None = None,
     update: bool = False,
     progress: ProgressFn | None = None,
 ) -> PinResult:
@@ -378,30 +315,24 @@ def pin_artifact(
     Uses the registry pin or a verified cache entry when there is one; otherwise streams the
     file through sha256 only (nothing is written to disk).
     """
-    cache = Cache(cache_dir)
-    lock = Lock.load(lock_path or default_lock_path(cache.root))
+    pins = store.pins()
     label = label_of(artifact)
-    current = lock.get(artifact.url)
+    current = pins.get(artifact.url)
     if artifact.sha256 and artifact.size is not None and not update:
         sha, size, how = artifact.sha256, artifact.size, "registry"
     elif current is not None and not update:
         return PinResult(artifact, current.sha256, current.size, "already pinned", False)
     else:
-        entry = cache.lookup(artifact)
+        entry = store.lookup(artifact)
         if entry is not None and entry.verified and not update:
             sha, size, how = entry.sha256, entry.size, "cache"
-        elif is_offline(offline):
+        elif store.offline:
             raise OfflineError(
                 f"offline mode: cannot hash {label}: it is not in the cache",
                 hint="run `picozoo lock` online, or pull the artifact first",
             )
         else:
-            r = download(
-                source_urls(artifact.url, resolve_mirrors(mirrors)),
-                None,
-                label=label,
-                progress=progress,
-            )
+            r = _download(store, artifact, None, progress)
             sha, size, how = r.sha256, r.size, "download"
             if artifact.sha256 and sha != artifact.sha256:
                 raise _mismatch(
@@ -409,6 +340,6 @@ def pin_artifact(
                 )
     changed = current is None or current.sha256 != sha or current.size != size
     if changed:
-        lock.record(artifact.url, sha, size)
-        lock.save()
+        pins.record(artifact.url, sha, size)
+        pins.save()
     return PinResult(artifact, sha, size, how, changed)

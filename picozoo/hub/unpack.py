@@ -15,7 +15,6 @@ target, hashed while written, and the directory is renamed into place only when 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -26,26 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .atomic import CHUNK, atomic_write_text
-from .errors import PicozooError
+from ..atomic import atomic_write_text, copy_hashing
+from ..errors import BadArchiveError, UnsafeArchiveError
 
 MANIFEST = "manifest.json"
 TREE = "tree"
-#: What a Paddle inference tarball must contain (one of the model files, params, config).
-INFERENCE_MODEL_FILES = ("model.pdmodel", "model.json")
-INFERENCE_REQUIRED = ("model.pdiparams", "infer_cfg.yml")
-
-
-class UnsafeArchiveError(PicozooError):
-    """A tarball member could escape the extraction directory or is a special file."""
-
-    exit_code = 5
-
-
-class BadArchiveError(PicozooError):
-    """A tarball that is corrupt or lacks the files its kind must have."""
-
-    exit_code = 5
 
 
 def check_members(members: list[tarfile.TarInfo], label: str = "archive") -> list[str]:
@@ -149,7 +133,7 @@ def check_unpacked(udir: Path) -> tuple[int, list[str]]:
     manifest = read_manifest(udir)
     if manifest is None:
         return 0, [f"unpacked directory {udir} has no readable {MANIFEST}"]
-    from .atomic import sha256_file
+    from ..atomic import sha256_file
 
     problems = []
     tree = udir / TREE
@@ -173,19 +157,6 @@ def check_unpacked(udir: Path) -> tuple[int, list[str]]:
     return len(files), problems
 
 
-def check_inference_dir(path: Path, label: str) -> None:
-    """Raise BadArchiveError unless ``path`` looks like a Paddle inference model directory."""
-    missing = []
-    if not any((path / f).is_file() for f in INFERENCE_MODEL_FILES):
-        missing.append(" or ".join(INFERENCE_MODEL_FILES))
-    missing += [f for f in INFERENCE_REQUIRED if not (path / f).is_file()]
-    if missing:
-        raise BadArchiveError(
-            f"{label} is not a Paddle inference model: missing {', '.join(missing)}",
-            hint="the file at this URL is not what the registry says; check the mirror/registry",
-        )
-
-
 def list_members(tar_path: Path, label: str = "archive") -> list[tarfile.TarInfo]:
     try:
         with tarfile.open(tar_path, "r:*") as tf:
@@ -194,7 +165,7 @@ def list_members(tar_path: Path, label: str = "archive") -> list[tarfile.TarInfo
         raise BadArchiveError(
             f"{label} is not a readable tarball: {e}",
             hint="remove it with `picozoo cache rm` and pull again",
-        ) from None
+        ) from e
 
 
 # -- internals -------------------------------------------------------------------------------
@@ -205,12 +176,12 @@ def _extract_into(tar_path: Path, tmp: Path, label: str) -> dict[str, Any]:
     try:
         tf = tarfile.open(tar_path, "r:*")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, OSError) as e:
-        raise BadArchiveError(f"{label} is not a readable tarball: {e}") from None
+        raise BadArchiveError(f"{label} is not a readable tarball: {e}") from e
     with tf:
         try:
             members = tf.getmembers()
         except (tarfile.TarError, EOFError) as e:
-            raise BadArchiveError(f"{label} is a truncated or corrupt tarball: {e}") from None
+            raise BadArchiveError(f"{label} is a truncated or corrupt tarball: {e}") from e
         names = check_members(members, label)
         for m, name in zip(members, names, strict=True):
             target = tree / name
@@ -246,19 +217,11 @@ def _write(src: Any, target: Path, mode: int) -> dict[str, Any]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     perm = 0o755 if mode & 0o111 else 0o644
     fd = os.open(target, flags, perm)
-    h = hashlib.sha256()
-    n = 0
     with os.fdopen(fd, "wb") as out:
-        while True:
-            chunk = src.read(CHUNK)
-            if not chunk:
-                break
-            out.write(chunk)
-            h.update(chunk)
-            n += len(chunk)
+        sha, n = copy_hashing(src, out)
     with contextlib.suppress(OSError):
         os.chmod(target, perm & ~(stat.S_ISUID | stat.S_ISGID))
-    return {"sha256": h.hexdigest(), "size": n}
+    return {"sha256": sha, "size": n}
 
 
 def _normalise(path: str, label: str, what: str = "member", member: str | None = None) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import PicozooError
+from ..errors import CheckpointError
 
 #: Suffixes of BatchNorm running statistics (Paddle, and PyTorch-style names for safety).
 BN_STAT_SUFFIXES = ("._mean", "._variance", ".running_mean", ".running_var")
@@ -32,12 +32,6 @@ _DTYPES = {
 }  # fmt: skip
 _ITEMSIZE = {"f2": 2, "f4": 4, "f8": 8, "i1": 1, "i2": 2, "i4": 4, "i8": 8, "u1": 1, "u2": 2,
              "u4": 4, "u8": 8, "b1": 1, "c8": 8, "c16": 16}  # fmt: skip
-
-
-class PdparamsError(PicozooError):
-    """A .pdparams file that is corrupt or asks to run code while loading."""
-
-    exit_code = 6
 
 
 @dataclass(frozen=True)
@@ -80,7 +74,7 @@ class _Dtype:
     def __init__(self, code: Any = "f4", *_: Any) -> None:
         c = str(code).lstrip("<>|=")
         if c not in _DTYPES:
-            raise PdparamsError(f"unsupported dtype {code!r} in checkpoint")
+            raise CheckpointError(f"unsupported dtype {code!r} in checkpoint")
         self.code = c
         self.name = _DTYPES[c]
 
@@ -98,13 +92,13 @@ class _Array:
         try:
             _version, shape, dtype, _fortran, raw = state
         except (TypeError, ValueError):
-            raise PdparamsError("malformed array state in checkpoint") from None
+            raise CheckpointError("malformed array state in checkpoint") from None
         if not isinstance(dtype, _Dtype) or not isinstance(raw, (bytes, bytearray)):
-            raise PdparamsError("checkpoint holds an array of objects, refusing")
+            raise CheckpointError("checkpoint holds an array of objects, refusing")
         self.shape = tuple(int(s) for s in shape)
         self.dtype = dtype
         if len(raw) != math.prod(self.shape) * _ITEMSIZE[dtype.code]:
-            raise PdparamsError(f"array data of shape {self.shape} is truncated")
+            raise CheckpointError(f"array data of shape {self.shape} is truncated")
         self.nbytes = len(raw)
 
 
@@ -139,14 +133,14 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         try:
             return _ALLOWED[(module, name)]
-        except KeyError:
-            raise PdparamsError(
+        except KeyError as e:
+            raise CheckpointError(
                 f"checkpoint asks to load {module}.{name}, which a weights file never needs",
                 hint="the file is not a plain Paddle state dict; do not load it with pickle",
-            ) from None
+            ) from e
 
     def persistent_load(self, pid: Any) -> Any:
-        raise PdparamsError("checkpoint uses persistent ids, refusing")
+        raise CheckpointError("checkpoint uses persistent ids, refusing")
 
 
 def read_pdparams(path: Path) -> PdparamsInfo:
@@ -154,12 +148,12 @@ def read_pdparams(path: Path) -> PdparamsInfo:
     data = Path(path).read_bytes()
     try:
         obj = _RestrictedUnpickler(io.BytesIO(data)).load()
-    except PdparamsError:
+    except CheckpointError:
         raise
     except Exception as e:  # any malformed pickle
-        raise PdparamsError(f"{path} is not a readable .pdparams checkpoint: {e}") from None
+        raise CheckpointError(f"{path} is not a readable .pdparams checkpoint: {e}") from e
     if not isinstance(obj, dict):
-        raise PdparamsError(f"{path} holds a {type(obj).__name__}, not a state dict")
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict")
     info = PdparamsInfo()
     for name, value in obj.items():
         if isinstance(value, _Array) and value.dtype is not None:

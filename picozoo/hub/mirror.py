@@ -4,8 +4,8 @@ A mirror replaces the scheme and host of an artifact URL and keeps its path, so
 ``https://paddledet.bj.bcebos.com/deploy/Inference/x.tar`` with mirror
 ``http://mirror.lan/pp`` is fetched from ``http://mirror.lan/pp/deploy/Inference/x.tar``.
 ``file://`` mirrors (and plain directory paths) work the same way.  Mirrors come from
-``--mirror``/``$PICOZOO_MIRROR`` (comma-separated, tried in order); with mirrors set, the
-upstream origin is not contacted unless it is listed itself.
+``Settings.mirrors`` (``--mirror``/``$PICOZOO_MIRROR``, tried in order); with mirrors set,
+the upstream origin is not contacted unless it is listed itself.
 
 >>> source_urls("https://paddledet.bj.bcebos.com/a/b.tar", ["http://m.lan/pp", "/srv/zoo"])
 ['http://m.lan/pp/a/b.tar', 'file:///srv/zoo/a/b.tar']
@@ -19,30 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from .atomic import atomic_write_text, sha256_file
-from .errors import PicozooError, UsageError
-
-ENV_MIRROR = "PICOZOO_MIRROR"
-
-
-class CorruptBlobError(PicozooError):
-    """A cached file whose bytes no longer match its recorded sha256."""
-
-    exit_code = 6
-
-
-def resolve_mirrors(mirrors: str | Sequence[str] | None) -> list[str]:
-    """Normalise mirrors: None -> ``$PICOZOO_MIRROR``; strings may be comma-separated."""
-    if mirrors is None:
-        mirrors = os.environ.get(ENV_MIRROR, "")
-    items = [mirrors] if isinstance(mirrors, str) else list(mirrors)
-    out: list[str] = []
-    for item in items:
-        for m in str(item).split(","):
-            m = m.strip()
-            if m:
-                out.append(normalise_mirror(m))
-    return out
+from ..atomic import atomic_write_text, copy_hashing, sha256_file
+from ..errors import CorruptBlobError, UsageError
 
 
 def normalise_mirror(m: str) -> str:
@@ -118,18 +96,13 @@ def export(entries: Sequence[Any], dest: Path) -> list[dict[str, Any]]:
 
 def _copy_verified(entry: Any, tmp: Path) -> None:
     """Copy a blob, hashing as we go; a blob that no longer matches its hash is not exported."""
-    import hashlib
-
-    h = hashlib.sha256()
     with open(entry.blob, "rb") as src, open(tmp, "wb") as out:
-        for chunk in iter(lambda: src.read(1 << 20), b""):
-            h.update(chunk)
-            out.write(chunk)
-    if h.hexdigest() != entry.sha256:
+        sha, _n = copy_hashing(src, out)
+    if sha != entry.sha256:
         tmp.unlink()
         raise CorruptBlobError(
             f"{entry.model_id} {entry.kind}: cached file {entry.blob} no longer matches its "
-            f"sha256 {entry.sha256} (got {h.hexdigest()})",
+            f"sha256 {entry.sha256} (got {sha})",
             hint=f"run `picozoo cache rm {entry.model_id}` and pull it again before exporting",
         )
 

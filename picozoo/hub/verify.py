@@ -6,7 +6,7 @@ so a flipped byte there matters as much).  ``deep`` adds: tarball members re-che
 and compared to the manifest, ``infer_cfg.yml`` parses, ONNX files pass ``onnx.checker``, and
 ``.pdparams`` checkpoints are read with a restricted unpickler (parameter count reported).
 
->>> result = verify_cache(Cache(Path("/tmp/zoo")), registry, deep=True)   # doctest: +SKIP
+>>> result = verify_cache(store, registry, deep=True)                     # doctest: +SKIP
 >>> [str(p) for p in result.problems]                                     # doctest: +SKIP
 ['picodet-s-416 inference: unpacked file picodet_s_416_coco_lcnet/model.pdiparams: sha256 ...']
 """
@@ -19,19 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import sha256_file
-from .cache import Cache
-from .lockfile import Lock
-from .unpack import (
-    INFERENCE_MODEL_FILES,
-    TREE,
-    BadArchiveError,
-    UnsafeArchiveError,
-    check_members,
-    check_unpacked,
-    list_members,
-    read_manifest,
-)
+from ..atomic import sha256_file
+from ..errors import ArchiveError, MissingDependencyError
+from ..paddle_dir import INFER_CFG, MODEL_FILES
+from .pins import PinFile
+from .store import Ref, Store
+from .unpack import TREE, check_members, check_unpacked, list_members, read_manifest
 
 
 @dataclass(frozen=True)
@@ -55,33 +48,33 @@ class VerifyResult:
 
 
 def verify_cache(
-    cache: Cache,
+    store: Store,
     registry: Any,
     *,
-    lock: Lock,
     model_ids: Iterable[str] | None = None,
     deep: bool = False,
 ) -> VerifyResult:
     """Verify every cached artifact (or those of ``model_ids``); see the module docstring."""
+    pins = store.pins()
     wanted = list(model_ids) if model_ids else None
     by_url = {a.url: a for a in registry.artifacts()} if registry is not None else {}
     result = VerifyResult()
     seen_models: set[str] = set()
-    for ref in cache.refs():
-        model = str(ref.get("model_id", ""))
+    for ref in store.refs():
+        model = ref.model_id
         if wanted is not None and model not in wanted:
             continue
         seen_models.add(model)
-        problems, detail = _verify_ref(cache, ref, by_url.get(ref["url"]), lock, deep)
-        cache.set_verified(ref["url"], not problems)
+        problems, detail = _verify_ref(store, ref, by_url.get(ref.url), pins, deep)
+        store.set_verified(ref.url, not problems)
         result.problems += problems
         result.rows.append(
             {
                 "model": model,
-                "kind": ref.get("kind", ""),
+                "kind": ref.kind,
                 "status": "ok" if not problems else "FAILED",
-                "size": ref.get("size"),
-                "sha256": ref.get("sha256"),
+                "size": ref.size,
+                "sha256": ref.sha256,
                 "files": detail.pop("files", 0),
                 "params": detail.get("params"),
                 "detail": "; ".join(f"{k}={v}" for k, v in detail.items()) or None,
@@ -95,17 +88,17 @@ def verify_cache(
 
 
 def _verify_ref(
-    cache: Cache, ref: dict[str, Any], artifact: Any, lock: Lock, deep: bool
+    store: Store, ref: Ref, artifact: Any, pins: PinFile, deep: bool
 ) -> tuple[list[Problem], dict[str, Any]]:
-    model, kind = str(ref.get("model_id", "")), str(ref.get("kind", ""))
+    model, kind = ref.model_id, ref.kind
     problems: list[Problem] = []
     detail: dict[str, Any] = {}
 
     def bad(msg: str) -> None:
         problems.append(Problem(model, kind, msg))
 
-    sha = str(ref["sha256"])
-    blob = cache.blob_path(sha)
+    sha = ref.sha256
+    blob = store.blob_path(sha)
     if not blob.is_file():
         bad(f"cached file {blob} is missing")
     else:
@@ -114,10 +107,10 @@ def _verify_ref(
             bad(f"cached file {blob}: sha256 {actual}, recorded {sha} (bytes changed on disk)")
         if artifact is not None and artifact.sha256 and artifact.sha256 != sha:
             bad(f"recorded sha256 {sha} differs from the registry's {artifact.sha256}")
-        pinned = lock.get(ref["url"])
+        pinned = pins.get(ref.url)
         if pinned is not None and pinned.sha256 != sha:
-            bad(f"recorded sha256 {sha} differs from {lock.path}'s {pinned.sha256}")
-    named = cache.root / str(ref["path"]) if ref.get("path") and not ref.get("unpacked") else None
+            bad(f"recorded sha256 {sha} differs from {pins.path}'s {pinned.sha256}")
+    named = store.root / ref.path if ref.path and not ref.unpacked else None
     if named is not None:
         if not named.is_file():
             bad(f"cached file {named} is missing")
@@ -125,14 +118,14 @@ def _verify_ref(
             actual = sha256_file(named)
             if actual != sha:
                 bad(f"cached file {named}: sha256 {actual}, recorded {sha} (bytes changed on disk)")
-    if ref.get("unpacked"):
-        udir = cache.root / ref["unpacked"]
+    if ref.unpacked:
+        udir = store.root / ref.unpacked
         n = _verify_unpacked(udir, bad)
         detail["files"] = n
         if deep and blob.is_file():
             _deep_tarball(blob, udir, kind, bad)
     elif deep and blob.is_file():
-        name = str(ref["url"]).rsplit("/", 1)[-1]
+        name = ref.url.rsplit("/", 1)[-1]
         if name.endswith(".onnx"):
             _deep_onnx(blob, bad, detail)
         elif name.endswith(".pdparams"):
@@ -152,7 +145,7 @@ def _verify_unpacked(udir: Path, bad: Any) -> int:
 def _deep_tarball(blob: Path, udir: Path, kind: str, bad: Any) -> None:
     try:
         names = check_members(list_members(blob), str(blob))
-    except (UnsafeArchiveError, BadArchiveError) as e:
+    except ArchiveError as e:
         bad(e.message)
         return
     manifest = read_manifest(udir) or {}
@@ -160,9 +153,9 @@ def _deep_tarball(blob: Path, udir: Path, kind: str, bad: Any) -> None:
         bad("tarball members differ from what was unpacked")
     root = udir / str(manifest.get("root", TREE))
     if kind.startswith("inference"):
-        if not any((root / f).is_file() for f in INFERENCE_MODEL_FILES):
+        if not any((root / f).is_file() for f in MODEL_FILES):
             bad("inference directory has neither model.pdmodel nor model.json")
-        cfg = root / "infer_cfg.yml"
+        cfg = root / INFER_CFG
         if cfg.is_file():
             _deep_yaml(cfg, bad, required=("Preprocess",))
         else:
@@ -190,9 +183,10 @@ def _deep_yaml(path: Path, bad: Any, required: tuple[str, ...] = ()) -> None:
 def _deep_onnx(path: Path, bad: Any, detail: dict[str, Any]) -> None:
     try:
         import onnx
-    except ImportError:
-        bad(f"cannot check {path.name}: onnx is not installed (pip install 'picozoo[convert]')")
-        return
+    except ImportError as e:
+        raise MissingDependencyError(
+            "onnx", "convert", why=f" (needed to check {path.name})"
+        ) from e
     try:
         onnx.checker.check_model(str(path))
     except Exception as e:  # onnx raises several unrelated types
@@ -202,11 +196,12 @@ def _deep_onnx(path: Path, bad: Any, detail: dict[str, Any]) -> None:
 
 
 def _deep_pdparams(path: Path, bad: Any, detail: dict[str, Any]) -> None:
-    from .pdparams import PdparamsError, read_pdparams
+    from ..errors import CheckpointError
+    from .checkpoint import read_pdparams
 
     try:
         info = read_pdparams(path)
-    except PdparamsError as e:
+    except CheckpointError as e:
         bad(e.message)
         return
     detail["tensors"] = len(info.tensors)

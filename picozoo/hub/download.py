@@ -26,22 +26,14 @@ from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
-from .atomic import CHUNK, atomic_write_text
-from .errors import PicozooError
+from ..atomic import CHUNK, atomic_write_text, copy_hashing
+from ..errors import DownloadError
+from ..settings import NetworkSettings
 
 #: ``progress(label, bytes_done, bytes_total_or_None)``
 ProgressFn = Callable[[str, int, "int | None"], None]
 
-ENV_TIMEOUT = "PICOZOO_TIMEOUT"
-ENV_RETRIES = "PICOZOO_RETRIES"
-ENV_BACKOFF = "PICOZOO_BACKOFF"
 USER_AGENT = "picozoo (+https://github.com/PaddlePaddle/PaddleDetection model zoo client)"
-
-
-class DownloadError(PicozooError):
-    """Every source failed."""
-
-    exit_code = 4
 
 
 class _SourceFailed(Exception):
@@ -65,44 +57,16 @@ class DownloadResult:
     resumed_from: int
 
 
-@dataclass(frozen=True)
-class Settings:
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    retries: int = 5  # consecutive failures without progress before giving up on a source
-    backoff: float = 0.5  # first back-off in seconds, doubled per failure, capped at 30 s
-    max_attempts: int = 100
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        s = cls()
-        try:
-            if env.get(ENV_TIMEOUT):
-                t = float(env[ENV_TIMEOUT])
-                s = Settings(min(t, s.connect_timeout), t, s.retries, s.backoff)
-            if env.get(ENV_RETRIES):
-                s = Settings(s.connect_timeout, s.read_timeout, int(env[ENV_RETRIES]), s.backoff)
-            if env.get(ENV_BACKOFF):
-                s = Settings(s.connect_timeout, s.read_timeout, s.retries, float(env[ENV_BACKOFF]))
-        except ValueError:
-            raise PicozooError(
-                f"invalid {ENV_TIMEOUT}/{ENV_RETRIES}/{ENV_BACKOFF} value",
-                hint="use numbers, e.g. PICOZOO_TIMEOUT=30 PICOZOO_RETRIES=5",
-            ) from None
-        return s
-
-
 def download(
     sources: Sequence[str],
     part: Path | None,
     *,
     label: str = "",
-    settings: Settings | None = None,
+    settings: NetworkSettings | None = None,
     progress: ProgressFn | None = None,
 ) -> DownloadResult:
     """Fetch the first source that works into ``part`` (``None``: hash only, keep no bytes)."""
-    settings = settings or Settings.from_env()
+    settings = settings or NetworkSettings()
     problems = []
     transient = False
     for src in sources:
@@ -145,38 +109,26 @@ def _copy_file(
     path = Path(url2pathname(unquote(urlsplit(src).path)))
     try:
         f = open(path, "rb")  # noqa: SIM115
-    except FileNotFoundError:
-        raise _SourceFailed("no such file") from None
+    except FileNotFoundError as e:
+        raise _SourceFailed("no such file") from e
     except OSError as e:
-        raise _SourceFailed(e.strerror or str(e)) from None
-    h = hashlib.sha256()
+        raise _SourceFailed(e.strerror or str(e)) from e
     total = os.fstat(f.fileno()).st_size
-    done = 0
     out: BinaryIO | None = None
     if part is not None:
         part.parent.mkdir(parents=True, exist_ok=True)
         discard_part(part)
         out = open(part, "wb")  # noqa: SIM115
+    tick = (lambda n: progress(label, n, total)) if progress else None
     try:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            h.update(view[:n])
-            if out is not None:
-                out.write(view[:n])
-            done += n
-            if progress:
-                progress(label, done, total)
+        sha, done = copy_hashing(f, out, on_chunk=tick)
     finally:
         f.close()
         if out is not None:
             out.close()
     if done != total:
         raise _SourceFailed(f"file changed while copying ({done} of {total} bytes)")
-    return DownloadResult(h.hexdigest(), done, src, done, 0)
+    return DownloadResult(sha, done, src, done, 0)
 
 
 # -- http(s) ---------------------------------------------------------------------------------
@@ -242,7 +194,7 @@ class _State:
 
 
 def _http(
-    url: str, part: Path | None, label: str, st: Settings, progress: ProgressFn | None
+    url: str, part: Path | None, label: str, st: NetworkSettings, progress: ProgressFn | None
 ) -> DownloadResult:
     import requests
     import urllib3
@@ -292,14 +244,14 @@ def _http(
                     if failures > st.retries or attempts >= st.max_attempts:
                         raise _SourceFailed(
                             f"gave up after {attempts} attempts ({_short(e)})", transient=True
-                        ) from None
+                        ) from e
                     time.sleep(min(30.0, st.backoff * 2 ** max(0, failures - 1)))
     finally:
         state.h.close()  # stops the hashing thread; a no-op after hexdigest()
 
 
 def _attempt(
-    session: Any, s: _State, st: Settings, label: str, progress: ProgressFn | None
+    session: Any, s: _State, st: NetworkSettings, label: str, progress: ProgressFn | None
 ) -> None:
     headers = {}
     if s.offset > 0:
@@ -364,12 +316,8 @@ def _attempt(
 
 
 def _hash_prefix(part: Path, h: Any) -> int:
-    n = 0
     with open(part, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(chunk)
-            n += len(chunk)
-    return n
+        return copy_hashing(f, None, hasher=h)[1]
 
 
 def _read_meta(part: Path) -> dict[str, Any]:

@@ -1,0 +1,468 @@
+"""The typed records of a benchmark, and the ``picozoo.bench/1`` JSON they read and write.
+
+- :class:`BenchSpec`: what one worker process is asked to measure;
+- :class:`Measurement` (with :class:`Warmup`, :class:`Stats`, :class:`Stability`) or
+  :class:`Failure`: what it reports;
+- :class:`Cell`: one (model, engine, threads) of a result, :class:`Document`: a whole result
+  with its :class:`Environment` and :class:`RunSettings`.
+
+A document keeps every raw sample (integer nanoseconds) so results can be re-analysed later.
+:meth:`Document.from_json` is the validation of a saved file: it raises
+:class:`~picozoo.errors.ResultFileError` naming the file and the first bad field.
+
+>>> Document.from_json({"schema": "picozoo.bench/0"}, "old.json")
+Traceback (most recent call last):
+...
+picozoo.errors.ResultFileError: old.json is not a valid picozoo.bench/1 result: $.schema: \
+expected 'picozoo.bench/1', got 'picozoo.bench/0' (pass a file written by `picozoo bench \
+--report json`)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import ResultFileError
+from ..hub.registry import CLAIM_FIELDS, Claims
+from ..runtime.base import ENGINES, TensorInfo
+from .fields import FieldError, Fields, plain
+
+SCHEMA = "picozoo.bench/1"
+RESULT_HINT = "pass a file written by `picozoo bench --report json`"
+
+
+def _warmup(f: Fields) -> int | str:
+    value: int | str = f.get("warmup", "string", "integer")
+    if value != "auto" and not (isinstance(value, int) and value >= 0):
+        raise f.error(f"{value!r} is neither 'auto' nor a count >= 0", "warmup")
+    return value
+
+
+def _size(f: Fields) -> tuple[int, int] | None:
+    size = f.items("input_size", "integer", optional=True, minimum=1)
+    if size is not None and len(size) != 2:
+        raise f.error(f"expected [height, width], got {list(size)}", "input_size")
+    return (int(size[0]), int(size[1])) if size else None
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """What the worker measures: one model file on one engine with one thread count."""
+
+    path: Path
+    engine: str
+    threads: int = 1
+    warmup: int | str = "auto"  #: a count, or "auto": until stable (see stats.warm)
+    min_iters: int = 100
+    min_time_s: float = 2.0
+    input_size: tuple[int, int] | None = None  #: for inputs with a dynamic height/width
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(plain(self))
+
+    @classmethod
+    def from_json(cls, data: Any) -> BenchSpec:
+        """The spec in parsed JSON; raises :class:`FieldError`.
+
+        >>> spec = BenchSpec(Path("m.onnx"), "onnxruntime", threads=2)
+        >>> BenchSpec.from_json(spec.to_dict()) == spec
+        True
+        """
+        f = Fields(data)
+        return cls(
+            path=Path(f.string("path")),
+            engine=f.string("engine"),
+            threads=f.integer("threads", minimum=1),
+            warmup=_warmup(f),
+            min_iters=f.integer("min_iters", minimum=1),
+            min_time_s=f.number("min_time_s", minimum=0),
+            input_size=_size(f),
+            seed=f.opt_integer("seed") or 0,
+        )
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """The warm-up iterations: how many, whether they settled, their times (ns)."""
+
+    n: int
+    stable: bool
+    samples_ns: tuple[int, ...]
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> Warmup:
+        return cls(f.integer("n", minimum=0), f.boolean("stable"), f.integers("samples_ns"))
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Summary of the measured iterations (see :func:`picozoo.bench.stats.summarize`)."""
+
+    n: int
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    p90_ms: float
+    p99_ms: float
+    min_ms: float
+    max_ms: float
+    fps: float | None
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> Stats:
+        ms = {k.name: f.number(k.name, minimum=0) for k in dataclasses.fields(cls)[1:-1]}
+        return cls(n=f.integer("n", minimum=1), fps=f.opt_number("fps"), **ms)
+
+
+@dataclass(frozen=True)
+class Stability:
+    """The stability check (see :func:`picozoo.bench.stats.stability`)."""
+
+    stable: bool
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> Stability:
+        return cls(f.boolean("stable"), f.strings("warnings"))
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What the worker measured in one cell (``wall_s`` is added by the runner)."""
+
+    engine_version: str
+    engine_settings: Mapping[str, Any]
+    inputs: tuple[TensorInfo, ...]  #: what was fed (concrete shapes)
+    notes: tuple[str, ...]
+    load_ms: float
+    first_inference_ms: float
+    warmup: Warmup
+    samples_ns: tuple[int, ...]
+    stats: Stats
+    stability: Stability
+    peak_rss_mb: float
+    wall_s: float | None = None  #: the whole worker process, as the runner saw it
+
+    def image_size(self) -> tuple[int, int] | None:
+        """Height and width of the first 4-D (image) input that was fed.
+
+        >>> doc.cells[0].measured.image_size()  # doctest: +SKIP
+        (416, 416)
+        """
+        shape = next((i.shape for i in self.inputs if len(i.shape) == 4), None)
+        return (int(shape[2]), int(shape[3])) if shape else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = plain(self)
+        if self.wall_s is None:
+            del d["wall_s"]
+        return d
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> Measurement:
+        samples = f.integers("samples_ns", minimum=0, min_items=1)
+        stats = Stats.from_fields(f.obj("stats"))
+        if stats.n != len(samples):
+            raise f.error(f"stats.n ({stats.n}) does not match the {len(samples)} samples")
+        inputs = tuple(
+            TensorInfo(i.string("name"), list(i.integers("shape")), i.string("dtype"))
+            for i in f.objects("inputs")
+        )
+        return cls(
+            engine_version=f.opt_string("engine_version") or "",
+            engine_settings=dict(f.obj("engine_settings").data),
+            inputs=inputs,
+            notes=f.strings("notes"),
+            load_ms=f.number("load_ms", minimum=0),
+            first_inference_ms=f.number("first_inference_ms", minimum=0),
+            warmup=Warmup.from_fields(f.obj("warmup")),
+            samples_ns=samples,
+            stats=stats,
+            stability=Stability.from_fields(f.obj("stability")),
+            peak_rss_mb=f.number("peak_rss_mb", minimum=0),
+            wall_s=f.opt_number("wall_s"),
+        )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a cell has no measurement: the stage that failed, the error, a hint."""
+
+    stage: str | None
+    error: str
+    hint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(plain(self))
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> Failure:
+        error = f.opt_string("error")
+        if not error:
+            raise f.error("a failed cell needs an 'error'")
+        return cls(f.opt_string("stage"), error, f.opt_string("hint"))
+
+
+#: What a worker reports for one cell.
+CellResult = Measurement | Failure
+
+
+def result_to_json(result: CellResult) -> dict[str, Any]:
+    """The worker's JSON line: ``{"ok": true, ...measurement}`` or ``{"ok": false, ...}``.
+
+    >>> result_to_json(Failure("load", "boom", "check the file"))
+    {'ok': False, 'stage': 'load', 'error': 'boom', 'hint': 'check the file'}
+    """
+    return {"ok": isinstance(result, Measurement), **result.to_dict()}
+
+
+def result_from_json(data: Any) -> CellResult:
+    """The inverse of :func:`result_to_json`; raises :class:`FieldError`.
+
+    >>> result_from_json({"ok": False, "stage": "timeout", "error": "no result after 9 s"})
+    Failure(stage='timeout', error='no result after 9 s', hint=None)
+    """
+    f = Fields(data)
+    return Measurement.from_fields(f) if f.boolean("ok") else Failure.from_fields(f)
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """Parameters and FLOPs computed from the benchmarked file (see picozoo.modelinfo)."""
+
+    params: int
+    flops: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cell:
+    """One (model, engine, threads) of a result: what was benched, and its measurement or
+    failure. Fields are in the order of the JSON."""
+
+    model: str  #: label: the model id, or the file/folder name
+    model_id: str | None = None
+    name: str | None = None
+    family: str | None = None
+    source: str | None = None  #: the file that was loaded
+    postprocess: bool = False
+    engine: str
+    threads: int
+    input_size: tuple[int, ...] | None = None  #: what was fed (HxW)
+    claims: Claims | None = None
+    artifact_sha256: str | None = None
+    modelinfo: ArtifactInfo | None = None
+    result: CellResult
+    provenance: Mapping[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return isinstance(self.result, Measurement)
+
+    @property
+    def measured(self) -> Measurement | None:
+        return self.result if isinstance(self.result, Measurement) else None
+
+    @property
+    def failure(self) -> Failure | None:
+        return self.result if isinstance(self.result, Failure) else None
+
+    @property
+    def stats(self) -> Stats | None:
+        return self.measured.stats if self.measured else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = plain(self, omit=("result", "provenance"))
+        d["status"] = "ok" if self.ok else "failed"
+        d.update(self.result.to_dict())
+        if self.provenance is not None:
+            d["provenance"] = plain(self.provenance)
+        return d
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> Cell:
+        ok = f.string("status", choices=("ok", "failed")) == "ok"
+        claims, info = f.opt_obj("claims"), f.opt_obj("modelinfo")
+        size = f.items("input_size", "integer", optional=True)
+        provenance = f.opt_obj("provenance")
+        return cls(
+            model=f.string("model"),
+            model_id=f.opt_string("model_id"),
+            name=f.opt_string("name"),
+            family=f.opt_string("family"),
+            source=f.opt_string("source"),
+            postprocess=f.boolean("postprocess"),
+            engine=f.string("engine", choices=tuple(ENGINES)),
+            threads=f.integer("threads", minimum=1),
+            input_size=size,
+            claims=_claims(claims) if claims else None,
+            artifact_sha256=f.opt_string("artifact_sha256"),
+            modelinfo=ArtifactInfo(info.integer("params"), info.integer("flops")) if info else None,
+            result=Measurement.from_fields(f) if ok else Failure.from_fields(f),
+            provenance=dict(provenance.data) if provenance else None,
+        )
+
+
+def _claims(f: Fields) -> Claims:
+    latency = f.opt_obj("latency_ms")
+    return Claims(
+        **{k: f.opt_number(k) for k in CLAIM_FIELDS},
+        latency_ms={k: latency.number(k) for k in latency.data} if latency else {},
+    )
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What a benchmark ran on (see :func:`picozoo.bench.environment.collect_environment`)."""
+
+    cpu_model: str
+    physical_cores: int | None
+    logical_cores: int
+    hostname: str | None
+    os: str | None
+    machine: str | None
+    python_executable: str | None
+    versions: Mapping[str, str | None]  #: distribution -> version (None: not installed)
+    cpu_governor: str | None
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> Environment:
+        versions = f.obj("versions")
+        return cls(
+            cpu_model=f.string("cpu_model"),
+            physical_cores=f.opt_integer("physical_cores"),
+            logical_cores=f.integer("logical_cores", minimum=1),
+            hostname=f.opt_string("hostname"),
+            os=f.opt_string("os"),
+            machine=f.opt_string("machine"),
+            python_executable=f.opt_string("python_executable"),
+            versions={k: versions.opt_string(k) for k in versions.data},
+            cpu_governor=f.opt_string("cpu_governor"),
+        )
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a whole benchmark was run (the same for every cell)."""
+
+    warmup: int | str
+    min_iters: int
+    min_time_s: float
+    threads: tuple[int, ...] = ()
+    timeout_s: float | None = None
+    seed: int = 0
+    percentiles: str = ""
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> RunSettings:
+        return cls(
+            warmup=_warmup(f),
+            min_iters=f.integer("min_iters", minimum=1),
+            min_time_s=f.number("min_time_s", minimum=0),
+            threads=f.integers("threads", minimum=1) if "threads" in f.data else (),
+            timeout_s=f.opt_number("timeout_s"),
+            seed=f.opt_integer("seed") or 0,
+            percentiles=f.opt_string("percentiles") or "",
+        )
+
+
+@dataclass(frozen=True)
+class Document:
+    """A whole ``picozoo.bench/1`` result."""
+
+    created: str  #: ISO 8601, UTC, seconds
+    device: str  #: the label used in reports and merges
+    environment: Environment
+    settings: RunSettings
+    cells: tuple[Cell, ...] = field(default=())
+
+    schema: ClassVar[str] = SCHEMA
+
+    @classmethod
+    def create(
+        cls, cells: Sequence[Cell], environment: Environment, settings: RunSettings, device: str
+    ) -> Document:
+        """A new document, created now.
+
+        >>> from picozoo.bench.environment import collect_environment
+        >>> doc = Document.create([], collect_environment(), RunSettings("auto", 100, 2.0), "pc")
+        >>> doc.device, doc.created.endswith("+00:00")
+        ('pc', True)
+        """
+        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        return cls(now, device, environment, settings, tuple(cells))
+
+    @property
+    def all_failed(self) -> bool:
+        """True when the document has cells and none of them succeeded.
+
+        >>> load_document(Path("every-cell-failed.json")).all_failed  # doctest: +SKIP
+        True
+        """
+        return bool(self.cells) and not any(c.ok for c in self.cells)
+
+    def to_dict(self) -> dict[str, Any]:
+        cells = [c.to_dict() for c in self.cells]
+        return {"schema": self.schema, **plain(self, omit=("cells",)), "cells": cells}
+
+    def to_json(self) -> str:
+        """The document as indented JSON text (what ``--report json`` writes).
+
+        >>> load_document(path).to_json() == path.read_text()  # doctest: +SKIP
+        True
+        """
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, data: Any, path: str | Path = "<result>") -> Document:
+        """The document in parsed JSON ``data`` read from ``path``: this is the validation.
+
+        Raises :class:`~picozoo.errors.ResultFileError` naming ``path`` and the first bad field.
+
+        >>> Document.from_json({"schema": SCHEMA}, "r.json")
+        Traceback (most recent call last):
+        ...
+        picozoo.errors.ResultFileError: r.json is not a valid picozoo.bench/1 result: $: missing \
+required property 'created' (pass a file written by `picozoo bench --report json`)
+        """
+        try:
+            f = Fields(data)
+            if f.get("schema", "string") != SCHEMA:
+                raise f.error(f"expected {SCHEMA!r}, got {f.data['schema']!r}", "schema")
+            return cls(
+                created=f.string("created"),
+                device=f.string("device"),
+                environment=Environment.from_fields(f.obj("environment")),
+                settings=RunSettings.from_fields(f.obj("settings")),
+                cells=tuple(Cell.from_fields(c) for c in f.objects("cells")),
+            )
+        except FieldError as e:
+            raise ResultFileError(
+                f"{path} is not a valid {SCHEMA} result: {e}", hint=RESULT_HINT
+            ) from e
+
+
+def load_document(path: Path) -> Document:
+    """Read and validate a saved result; raises :class:`~picozoo.errors.ResultFileError`.
+
+    >>> load_document(Path("/nonexistent.json"))
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.ResultFileError: cannot read /nonexistent.json: No such file or directory \
+(check the path)
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ResultFileError(
+            f"cannot read {path}: {e.strerror or e}", hint="check the path"
+        ) from e
+    except ValueError as e:
+        raise ResultFileError(f"{path} is not JSON ({e})", hint=RESULT_HINT) from e
+    return Document.from_json(data, path)

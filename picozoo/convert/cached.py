@@ -1,0 +1,139 @@
+"""One cached conversion, whatever the target format: key, cache hit, staging, provenance,
+install, pin.
+
+A target format supplies a :class:`Recipe`: its options and tool identities (both go into the
+cache key) and a ``produce`` step that writes the output file into a staging folder and returns
+its own provenance fields. Everything else is done here, once:
+
+* the key is a hash of (source sha256, tools, options); the output lives in the store at
+  ``converted/<label>/<key>/{model.onnx | model.nb, provenance.json}``;
+* a cache hit reads only ``provenance.json`` (no paddle/onnx import);
+* a miss runs ``produce`` in a ``.tmp-*`` staging folder beside the final place, which appears
+  only once every check passed (renamed into place); the file is then pinned in the pins file.
+
+>>> cache_key("ab" * 32, {"onnx": "1.17.0"}, {"opset": 11})
+'8c58bcea9e5d5ec2'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..atomic import sha256_file
+from ..hub.store import PROVENANCE, STAGING_PREFIX, Store
+from ..paddle_dir import PaddleModel
+from .result import ConversionResult
+from .sources import Source
+
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What one target format supplies.
+
+    ``produce(files, staging)`` writes ``staging / output_file`` and returns provenance fields
+    (``output`` is merged with the file's name, sha256 and size).
+    """
+
+    target: str  #: ``onnx`` or ``lite``
+    output_file: str  #: ``model.onnx`` or ``model.nb``
+    options: dict[str, Any]
+    tools: dict[str, Any]
+    produce: Callable[[PaddleModel, Path], dict[str, Any]]
+
+
+def cache_key(source_sha256: str, tools: dict[str, Any], options: dict[str, Any]) -> str:
+    """16 hex digits identifying one conversion."""
+    blob = json.dumps({"source": source_sha256, "tools": tools, "options": options}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def convert_cached(store: Store, recipe: Recipe, source: Source) -> ConversionResult:
+    """Convert ``source`` into the store unless that exact conversion is already there.
+
+    >>> convert_cached(Store(settings), onnx_recipe(...), local_source(Path("m")))  # doctest: +SKIP
+    ConversionResult(path=PosixPath('.../converted/local-m/8c58bcea9e5d5ec2/model.onnx'), ...)
+    """
+    shas = source.files.sha256()
+    final = store.converted_dir(source.label, _key(recipe, shas))
+    hit = store.read_converted(final)
+    cached = hit is not None and _complete(hit.path, hit.provenance)
+    if not cached:
+        if hit is not None:  # a damaged output (file gone or truncated): convert it again
+            shutil.rmtree(final, ignore_errors=True)
+        staging = store.staging_dir(final.parent)
+        try:
+            _build(staging, recipe, source, shas)
+            store.install_dir(staging, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        hit = store.read_converted(final)
+    assert hit is not None
+    store.pin_converted(hit)
+    return ConversionResult(hit.path, hit.provenance, cached=cached, label=source.label)
+
+
+def convert_into(out_dir: Path, recipe: Recipe, source: Source) -> ConversionResult:
+    """Convert ``source`` into ``out_dir/<output file>`` + ``provenance.json`` (no cache); the
+    files appear only once every check passed.
+
+    >>> convert_into(Path("out"), onnx_recipe(...), local_source(Path("m"))).path  # doctest: +SKIP
+    PosixPath('out/model.onnx')
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shas = source.files.sha256()
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+    try:
+        prov = _build(staging, recipe, source, shas)
+        for name in (recipe.output_file, PROVENANCE):
+            (staging / name).replace(out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ConversionResult(out_dir / recipe.output_file, prov, label=source.label)
+
+
+def _key(recipe: Recipe, shas: dict[str, str]) -> str:
+    return cache_key(shas["combined"], recipe.tools, recipe.options)
+
+
+def _build(staging: Path, recipe: Recipe, source: Source, shas: dict[str, str]) -> dict[str, Any]:
+    """Run ``produce`` into ``staging`` and write its ``provenance.json``; return that."""
+    fields = recipe.produce(source.files, staging)
+    out = staging / recipe.output_file
+    prov: dict[str, Any] = {
+        "schema": SCHEMA,
+        "target": recipe.target,
+        "key": _key(recipe, shas),
+        "label": source.label,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "tools": recipe.tools,
+        "options": recipe.options,
+        "source": source.provenance(shas),
+        **fields,
+    }
+    prov["output"] = {
+        **fields.get("output", {}),
+        "file": recipe.output_file,
+        "sha256": sha256_file(out),
+        "size": out.stat().st_size,
+    }
+    (staging / PROVENANCE).write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
+    return prov
+
+
+def _complete(path: Path, provenance: dict[str, Any]) -> bool:
+    """The converted file is there, with the size its provenance recorded."""
+    try:
+        return bool(path.stat().st_size == provenance.get("output", {}).get("size"))
+    except OSError:
+        return False

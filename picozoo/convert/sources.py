@@ -1,0 +1,149 @@
+"""What a conversion reads: the Paddle inference folder of a model id (its tarball pulled into
+the store if missing) or a folder on disk, with its cache label and provenance facts.
+
+>>> local_label(Path("/models/my picodet/"))
+'local-my_picodet'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..hub.registry import Model, Registry
+from ..hub.store import Store
+from ..paddle_dir import PaddleModel, find_paddle_model, inference_kind
+from ..targets import Target
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A Paddle model to convert: its files, cache label, origin facts and expected input size."""
+
+    files: PaddleModel
+    label: str
+    origin: dict[str, Any]  #: model id/kind/url/artifact sha256, or the local path
+    image_size: tuple[int, int] | None = None
+
+    def provenance(self, shas: dict[str, str]) -> dict[str, Any]:
+        """The ``source`` section of a provenance record (``shas``: ``files.sha256()``).
+
+        >>> s = local_source(Path("picodet_dir"))  # doctest: +SKIP
+        >>> s.provenance(s.files.sha256())["format"]  # doctest: +SKIP
+        'legacy'
+        """
+        f = self.files
+        return {
+            **self.origin,
+            "directory": str(f.directory),
+            "model_file": f.model_file.name,
+            "params_file": f.params_file.name if f.params_file else None,
+            "format": f.format,
+            "model_sha256": shas["model"],
+            "params_sha256": shas["params"] or None,
+            "sha256": shas["combined"],
+        }
+
+
+def local_label(path: Path) -> str:
+    """Cache label of a folder on disk: ``local-<folder name>`` (the model file's folder).
+
+    >>> local_label(Path("/models/picodet_s/"))
+    'local-picodet_s'
+    """
+    p = Path(path).resolve()
+    name = p.parent.name if p.is_file() else p.name
+    return "local-" + (re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "model")
+
+
+def local_source(path: Path) -> Source:
+    """The model in folder (or model file) ``path``.
+
+    >>> local_source(Path("/nonexistent"))
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.ModelFileError: /nonexistent: no such file or directory \
+(give a Paddle inference directory with model.pdmodel or model.json, and model.pdiparams)
+    """
+    files = find_paddle_model(path)
+    return Source(files, local_label(path), {"path": str(Path(path).resolve())})
+
+
+def resolve_source(
+    store: Store, target: Target, *, postprocess: bool, progress: Progress | None = None
+) -> Source:
+    """The model a target names: a folder as it is; a model id's inference tarball (``inference``
+    or ``inference-nopp`` after ``postprocess``) from the store, pulled (and said) if missing.
+
+    >>> resolve_source(store, resolve_arg("picodet-s-416", registry), postprocess=False,
+    ...                progress=print).label  # doctest: +SKIP
+    picodet-s-416: pulling inference-nopp (picodet_s_416_coco_lcnet_non_postprocess.tar)
+    'picodet-s-416'
+    """
+    if target.model is None:
+        assert target.path is not None
+        return local_source(target.path)
+    model, say = target.model, progress or (lambda _m: None)
+    kind, with_postprocess = inference_kind(model.kinds, postprocess=postprocess)
+    artifact = model.artifact(kind)
+    if with_postprocess != postprocess:
+        say(f"{model.id}: has no inference-nopp tarball, converting {kind} (with NMS)")
+    if store.lookup(artifact) is None:
+        say(f"{model.id}: pulling {kind} ({artifact.filename})")
+    from ..hub.pull import pull
+
+    entry = pull(store, artifact)
+    origin = {
+        "model_id": model.id,
+        "kind": kind,
+        "url": artifact.url,
+        "artifact_sha256": entry.sha256,
+        "postprocess": with_postprocess,
+    }
+    return Source(find_paddle_model(entry.path), model.id, origin, model.input_size)
+
+
+def cached_models(store: Store, registry: Registry, *, postprocess: bool) -> list[Model]:
+    """Models whose inference tarball (of the kind ``postprocess`` selects) is in the store.
+
+    >>> from picozoo.hub.registry import load_registry
+    >>> from picozoo.settings import Settings
+    >>> cached_models(Store(Settings(cache_dir=Path("/nonexistent"))), load_registry(),
+    ...               postprocess=True)
+    []
+    """
+    out = []
+    for m in registry.models:
+        kind, _ = inference_kind(m.kinds, postprocess=postprocess)
+        if m.has(kind) and store.lookup(m.artifact(kind)) is not None:
+            out.append(m)
+    return out
+
+
+def select_args(
+    args: Sequence[str], store: Store, registry: Registry, *, postprocess: bool
+) -> list[str]:
+    """``args``, or (none given) the id of every model with a cached inference tarball.
+
+    >>> select_args(["picodet-s-416", "./my_dir"], store, registry,
+    ...             postprocess=True)  # doctest: +SKIP
+    ['picodet-s-416', './my_dir']
+    """
+    if args:
+        return list(args)
+    found = [m.id for m in cached_models(store, registry, postprocess=postprocess)]
+    if not found:
+        kind = "inference" if postprocess else "inference-nopp"
+        flag = "" if postprocess else " --no-postprocess"
+        raise UsageError(
+            f"no model has an {kind!r} tarball in the cache ({store.root})",
+            hint=f"name models (`picozoo convert picodet-s-416{flag}`) or pull them first "
+            f"(`picozoo pull picodet-s-416 --artifact {kind}`)",
+        )
+    return found

@@ -1,0 +1,460 @@
+"""The store: picozoo's cache directory, its layout, refs, pins, mirrors and offline mode.
+
+Layout under the cache root (``Settings.cache_dir``)::
+
+    picozoo.lock                   pinned sha256/size per URL (see picozoo.hub.pins)
+    blobs/sha256/<hex>             downloaded files, named by content, read-only, never rewritten
+    unpacked/<hex16>/tree/...      an extracted tarball (``<hex16>`` = blob hash prefix)
+    unpacked/<hex16>/manifest.json sha256 of every extracted file, recorded while extracting
+    files/<hex16>/<file name>      a hard link to the blob under its upstream name (non-tarballs)
+    refs/<urlkey>.json             URL -> blob (+ unpacked dir), verified flag (a :class:`Ref`)
+    refs/<urlkey>.used             its mtime is the last use
+    downloads/<urlkey>.part        resumable partial download (+ ``.part.json`` validators)
+    locks/<urlkey>.lock            per-URL cross-process mutex
+    converted/<label>/<key>/       a converted model + provenance.json (see picozoo.convert)
+    */.tmp-*                       staging folders; a crashed one is removed by ``cache prune``
+
+>>> from picozoo.settings import Settings
+>>> store = Store(Settings(cache_dir=Path("/tmp/zoo")))
+>>> store.blob_path("ab" * 32).relative_to(store.root).as_posix()[:20]
+'blobs/sha256/abababa'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_text
+from ..settings import Settings
+from .mirror import normalise_mirror, source_urls
+from .mutex import mutex
+from .pins import PinFile
+
+CONVERTED = "converted"
+PROVENANCE = "provenance.json"
+STAGING_PREFIX = ".tmp-"
+#: Pins of converted outputs use this URL scheme in the pins file.
+CONVERTED_PIN_PREFIX = "picozoo-converted:"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """What the store knows about one artifact URL (``refs/<key>.json``); paths are relative to
+    the cache root."""
+
+    url: str
+    model_id: str
+    kind: str
+    sha256: str
+    size: int
+    blob: str
+    path: str
+    unpacked: str | None = None
+    verified: bool = True
+    source: str = ""
+    fetched_at: float = 0.0
+
+    @classmethod
+    def from_json(cls, data: Any) -> Ref | None:
+        """The ref a JSON object describes, or None when it is not a valid ref."""
+        try:
+            ref = cls(
+                url=str(data["url"]),
+                model_id=str(data.get("model_id", "")),
+                kind=str(data.get("kind", "")),
+                sha256=str(data["sha256"]),
+                size=int(data.get("size", 0)),
+                blob=str(data.get("blob") or f"blobs/sha256/{data['sha256']}"),
+                path=str(data.get("path") or data.get("blob") or ""),
+                unpacked=str(data["unpacked"]) if data.get("unpacked") else None,
+                verified=bool(data.get("verified", False)),
+                source=str(data.get("source", "")),
+                fetched_at=float(data.get("fetched_at") or 0.0),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        return ref
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A cached artifact. ``path`` is what users load: the unpacked directory of a tarball,
+    the file (under its upstream name) otherwise."""
+
+    url: str
+    model_id: str
+    kind: str
+    path: Path
+    sha256: str
+    size: int
+    verified: bool
+    last_used: float | None
+    blob: Path
+    unpacked: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model_id,
+            "kind": self.kind,
+            "url": self.url,
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "size": self.size,
+            "verified": self.verified,
+            "last_used": self.last_used,
+            "blob": str(self.blob),
+            "unpacked": str(self.unpacked) if self.unpacked else None,
+        }
+
+
+@dataclass(frozen=True)
+class ConvertedOutput:
+    """A converted model in the store (read from its ``provenance.json``)."""
+
+    label: str
+    key: str
+    directory: Path
+    provenance: dict[str, Any]
+
+    @property
+    def target(self) -> str:
+        return str(self.provenance.get("target", ""))
+
+    @property
+    def path(self) -> Path:
+        return self.directory / str(self.provenance.get("output", {}).get("file", ""))
+
+    @property
+    def source_kind(self) -> str | None:
+        kind = self.provenance.get("source", {}).get("kind")
+        return str(kind) if kind else None
+
+    @property
+    def created(self) -> str:
+        return str(self.provenance.get("created") or "")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.provenance.get("output", {})
+        parity = self.provenance.get("parity") or {}
+        return {
+            "key": self.key,
+            "target": self.target,
+            "path": str(self.path),
+            "sha256": out.get("sha256"),
+            "size": out.get("size"),
+            "source_kind": self.source_kind,
+            "options": self.provenance.get("options", {}),
+            "parity": (
+                {
+                    "passed": parity.get("passed"),
+                    "max_abs": max((o.get("max_abs", 0.0) for o in parity["outputs"]), default=0.0),
+                }
+                if parity
+                else None
+            ),
+            "created": self.provenance.get("created"),
+        }
+
+
+def url_key(url: str) -> str:
+    """A file-name-safe key for a URL: the file name plus a hash of the whole URL.
+
+    >>> url_key("https://h/a/b c.tar")[:8], len(url_key("https://h/a/b c.tar"))
+    ('b_c.tar-', 24)
+    """
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:80]
+    return f"{safe}-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
+
+
+class Store:
+    """One cache root with its settings: layout, refs, pins, mirrors, converted outputs.
+
+    Reads are cheap (no hashing); every write is atomic (temp + rename).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = Path(settings.cache_dir).expanduser().absolute()
+        self.mirrors = [normalise_mirror(m) for m in settings.mirrors]
+
+    @property
+    def offline(self) -> bool:
+        return self.settings.offline
+
+    # -- locations ------------------------------------------------------------------------------
+    @property
+    def blobs_dir(self) -> Path:
+        return self.root / "blobs" / "sha256"
+
+    @property
+    def unpacked_root(self) -> Path:
+        return self.root / "unpacked"
+
+    @property
+    def refs_dir(self) -> Path:
+        return self.root / "refs"
+
+    @property
+    def downloads_dir(self) -> Path:
+        return self.root / "downloads"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.root / "locks"
+
+    @property
+    def files_root(self) -> Path:
+        return self.root / "files"
+
+    @property
+    def converted_root(self) -> Path:
+        return self.root / CONVERTED
+
+    def blob_path(self, sha256: str) -> Path:
+        return self.blobs_dir / sha256
+
+    def unpacked_dir(self, sha256: str) -> Path:
+        return self.unpacked_root / sha256[:16]
+
+    def named_path(self, sha256: str, filename: str) -> Path:
+        """Where a non-tarball blob is visible under its upstream file name."""
+        return self.files_root / sha256[:16] / filename
+
+    def ref_path(self, url: str) -> Path:
+        return self.refs_dir / f"{url_key(url)}.json"
+
+    def used_path(self, url: str) -> Path:
+        return self.refs_dir / f"{url_key(url)}.used"
+
+    def part_path(self, url: str) -> Path:
+        return self.downloads_dir / f"{url_key(url)}.part"
+
+    def mutex_path(self, url: str) -> Path:
+        return self.locks_dir / f"{url_key(url)}.lock"
+
+    # -- sources, pins, mutex -------------------------------------------------------------------
+    def sources(self, url: str) -> list[str]:
+        """Where to download ``url`` from: each mirror in order, else upstream."""
+        return source_urls(url, self.mirrors)
+
+    def pins(self) -> PinFile:
+        """The pins file in force (``--lock FILE`` or ``<cache>/picozoo.lock``), loaded now."""
+        return PinFile.load(self.settings.pins_path)
+
+    def mutex(
+        self, url: str, *, timeout: float = 3600.0, on_wait: Callable[[], None] | None = None
+    ) -> contextlib.AbstractContextManager[bool]:
+        """The cross-process mutex of one artifact URL (pull and maintenance both take it)."""
+        return mutex(
+            self.mutex_path(url), mode=self.settings.locking, timeout=timeout, on_wait=on_wait
+        )
+
+    # -- refs -----------------------------------------------------------------------------------
+    def read_ref(self, url: str) -> Ref | None:
+        return Ref.from_json(_read_json(self.ref_path(url)))
+
+    def write_ref(self, ref: Ref) -> None:
+        atomic_write_text(self.ref_path(ref.url), ref.to_json())
+
+    def drop_ref(self, url: str) -> None:
+        for p in (self.ref_path(url), self.used_path(url)):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+    def refs(self) -> Iterator[Ref]:
+        """Every valid ref in the store (order: by file name)."""
+        if not self.refs_dir.is_dir():
+            return
+        for p in sorted(self.refs_dir.glob("*.json")):
+            ref = Ref.from_json(_read_json(p))
+            if ref is not None:
+                yield ref
+
+    def touch(self, url: str) -> None:
+        """Record a use of ``url`` now (the mtime of ``refs/<key>.used``: no ref rewrite, so it
+        cannot race with a concurrent pull updating the ref)."""
+        p = self.used_path(url)
+        with contextlib.suppress(OSError):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.touch()
+            os.utime(p)
+
+    def last_used(self, url: str) -> float | None:
+        try:
+            return self.used_path(url).stat().st_mtime
+        except OSError:
+            return None
+
+    def set_verified(self, url: str, verified: bool) -> None:
+        ref = self.read_ref(url)
+        if ref is not None and ref.verified != verified:
+            self.write_ref(_replace(ref, verified=verified))
+
+    # -- lookups --------------------------------------------------------------------------------
+    def entry(self, ref: Ref) -> Entry | None:
+        """The entry a ref describes, or None when its files are gone."""
+        blob = self.blob_path(ref.sha256)
+        unpacked = self.root / ref.unpacked if ref.unpacked else None
+        path = self.root / ref.path if ref.path else blob
+        if not path.exists() or (unpacked is None and not blob.is_file()):
+            return None
+        return Entry(
+            url=ref.url,
+            model_id=ref.model_id,
+            kind=ref.kind,
+            path=path,
+            sha256=ref.sha256,
+            size=ref.size,
+            verified=ref.verified,
+            last_used=self.last_used(ref.url) or ref.fetched_at or None,
+            blob=blob,
+            unpacked=unpacked,
+        )
+
+    def lookup(self, artifact: Any) -> Entry | None:
+        """The cached entry of a registry :class:`~picozoo.hub.registry.Artifact`, or None."""
+        ref = self.read_ref(artifact.url)
+        return self.entry(ref) if ref else None
+
+    def entries(self) -> list[Entry]:
+        return [e for e in (self.entry(r) for r in self.refs()) if e is not None]
+
+    def models_with_entries(self) -> set[str]:
+        """Ids of the models that have anything in the store (downloads or conversions)."""
+        ids = {e.model_id for e in self.entries()}
+        return ids | {c.label for c in self.converted()}
+
+    # -- blobs ----------------------------------------------------------------------------------
+    def store_blob(self, src: Path, sha256: str) -> Path:
+        """Move a fully verified file into ``blobs/sha256/<sha256>`` (read-only).
+
+        Never overwrites: if the blob already exists ``src`` is discarded (same name = same
+        bytes).
+        """
+        dest = self.blob_path(sha256)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            os.chmod(src, 0o444)
+        try:
+            os.link(src, dest)
+        except FileExistsError:
+            pass
+        except OSError:  # no hard links here: rename, but only if nobody placed it meanwhile
+            if not dest.exists():
+                os.replace(src, dest)
+                return dest
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(src)
+        return dest
+
+    def link_named(self, blob: Path, sha256: str, filename: str) -> Path:
+        """Give ``blob`` its upstream file name (hard link; copy where links are unsupported)."""
+        dest = self.named_path(sha256, filename)
+        with contextlib.suppress(OSError):
+            if os.path.samefile(dest, blob):
+                return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        try:
+            os.link(blob, tmp)
+        except OSError:
+            shutil.copyfile(blob, tmp)
+            os.chmod(tmp, 0o444)
+        os.replace(tmp, dest)
+        return dest
+
+    def referenced(self) -> tuple[set[str], set[str]]:
+        """(blob hashes, ``unpacked/`` + ``files/`` dir names) referenced by some ref."""
+        blobs, dirs = set(), set()
+        for ref in self.refs():
+            blobs.add(ref.sha256)
+            for rel in (ref.unpacked, ref.path):
+                parts = Path(rel or "").parts
+                if len(parts) >= 2 and parts[0] in ("unpacked", "files"):
+                    dirs.add(parts[1])
+        return blobs, dirs
+
+    # -- staging and converted outputs ---------------------------------------------------------
+    def staging_dir(self, parent: Path) -> Path:
+        """A fresh staging folder in ``parent`` (same file system as the final place)."""
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent))
+
+    def converted_dir(self, label: str, key: str) -> Path:
+        return self.converted_root / label / key
+
+    def install_dir(self, staging: Path, final: Path) -> Path:
+        """Move a finished staging folder into place (if another process won, keep theirs)."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(staging, final)
+        except OSError:
+            if not (final / PROVENANCE).is_file():
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
+        return final
+
+    def read_converted(self, directory: Path) -> ConvertedOutput | None:
+        prov = _read_json(directory / PROVENANCE)
+        if prov is None or directory.name.startswith("."):
+            return None
+        return ConvertedOutput(directory.parent.name, directory.name, directory, prov)
+
+    def converted(self, label: str | None = None) -> list[ConvertedOutput]:
+        """Converted outputs (of ``label``, else all), newest first.
+
+        >>> from picozoo.settings import Settings
+        >>> Store(Settings(cache_dir=Path("/nonexistent"))).converted("picodet-s-416")
+        []
+        """
+        roots = [self.converted_root / label] if label else _subdirs(self.converted_root)
+        items = [
+            c for root in roots for d in _subdirs(root) if (c := self.read_converted(d)) is not None
+        ]
+        items.sort(key=lambda c: c.created, reverse=True)
+        return items
+
+    def pin_converted(self, item: ConvertedOutput) -> None:
+        """Record a converted file's sha256/size in the pins file, like a download."""
+        sha = str(item.provenance.get("output", {}).get("sha256", ""))
+        url = f"{CONVERTED_PIN_PREFIX}{item.label}/{item.key}/{item.path.name}"
+        pins = self.pins()
+        current = pins.get(url)
+        if current is None or current.sha256 != sha:
+            pins.record(url, sha, item.path.stat().st_size)
+            pins.save()
+
+
+def _replace(ref: Ref, **changes: Any) -> Ref:
+    import dataclasses
+
+    return dataclasses.replace(ref, **changes)
+
+
+def _subdirs(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,104 @@
+"""The engine-neutral interface and the engine table.
+
+>>> load("tensorflow", Path("m.pb"))
+Traceback (most recent call last):
+...
+picozoo.errors.UsageError: unknown engine 'tensorflow' (use one of: onnxruntime, paddle)
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+
+#: engine name -> (adapter module, extra that installs the engine)
+ENGINES: dict[str, tuple[str, str]] = {
+    "onnxruntime": ("picozoo.runtime.onnxruntime", "bench"),
+    "paddle": ("picozoo.runtime.paddle", "convert"),
+}
+PRECISIONS = ("fp32",)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A model input or output: name, shape (None/str for dynamic dims) and numpy dtype name."""
+
+    name: str
+    shape: list[Any]
+    dtype: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass
+class Runtime(ABC):
+    """A model loaded by one engine, ready to run."""
+
+    path: Path
+    threads: int
+    precision: str = "fp32"
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    engine: str = ""
+    extra: str = ""
+
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """The engine's version, e.g. ``1.20.1``."""
+
+    @abstractmethod
+    def inputs(self) -> list[TensorInfo]:
+        """The model's inputs, in the engine's order."""
+
+    @abstractmethod
+    def outputs(self) -> list[TensorInfo]:
+        """The model's outputs, in the engine's order."""
+
+    @abstractmethod
+    def run(self, feeds: dict[str, Any]) -> list[Any]:
+        """Run one inference; returns every output (numpy arrays) in :meth:`outputs` order."""
+
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs()]
+
+
+def load(
+    engine: str,
+    path: Path,
+    *,
+    threads: int = 1,
+    precision: str = "fp32",
+    reference: bool = False,
+) -> Runtime:
+    """Load ``path`` with ``engine``.
+
+    ``reference=True`` asks for the engine's plain reference kernels (no graph fusion, no
+    oneDNN), as the parity check wants; otherwise the engine is set up for speed, as the bench
+    measures it. Raises :class:`~picozoo.errors.MissingDependencyError` when the engine is not
+    installed, :class:`~picozoo.errors.EngineError` when it cannot load the model.
+    """
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}", hint=f"use one of: {', '.join(ENGINES)}")
+    if precision not in PRECISIONS:
+        raise UsageError(
+            f"precision {precision!r} is not available for {engine}",
+            hint=f"use one of: {', '.join(PRECISIONS)}",
+        )
+    module = importlib.import_module(ENGINES[engine][0])
+    runtime: Runtime = module.open_model(
+        Path(path), threads=int(threads), precision=precision, reference=reference
+    )
+    return runtime
+
+
+def short_error(e: BaseException, limit: int = 300) -> str:
+    """An exception as one short line (engines raise long multi-line messages)."""
+    text = " ".join(str(e).split())
+    return (text[:limit] + "...") if len(text) > limit else text or type(e).__name__

@@ -1,0 +1,178 @@
+"""picozoo's settings: built once (flags + environment + defaults), frozen, passed down.
+
+This is the only module that reads picozoo's environment variables. The CLI builds one
+:class:`Settings` per command from its flags; library callers build their own with
+:meth:`Settings.from_env` (or the constructor) and pass it on.
+
+>>> s = Settings.from_env({"PICOZOO_CACHE": "/tmp/zoo", "PICOZOO_MIRROR": "http://m.lan/pp"})
+>>> str(s.cache_dir), s.mirrors, s.offline, str(s.pins_path)
+('/tmp/zoo', ('http://m.lan/pp',), False, '/tmp/zoo/picozoo.lock')
+>>> s.with_overrides(offline=True).offline
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+#: Every environment variable picozoo reads, and what it sets.
+ENV_VARS: dict[str, str] = {
+    "PICOZOO_CACHE": "cache directory (default: the platform cache dir + /picozoo)",
+    "PICOZOO_REGISTRY": "registry YAML to use instead of the packaged one",
+    "PICOZOO_MIRROR": "comma-separated mirrors tried in order instead of upstream",
+    "PICOZOO_OFFLINE": "1: open no connection, serve only verified cache entries",
+    "PICOZOO_LOCK": "pins file (default: picozoo.lock in the cache)",
+    "PICOZOO_TIMEOUT": "network timeout in seconds (connect: at most 10)",
+    "PICOZOO_RETRIES": "consecutive failed attempts per source before giving up",
+    "PICOZOO_BACKOFF": "first retry back-off in seconds (doubles each time, at most 30)",
+    "PICOZOO_LOCKING": "cross-process mutex: auto (OS file lock), soft (lock file), none",
+    "PICOZOO_LITE_OPT": "paddle_lite_opt executable for convert --to lite",
+    "PICOZOO_DEBUG": "1: show tracebacks",
+}
+PINS_NAME = "picozoo.lock"
+_TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """How downloads behave."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retries: int = 5  #: consecutive failures without progress before giving up on a source
+    backoff: float = 0.5  #: first back-off in seconds, doubled per failure, capped at 30 s
+    max_attempts: int = 100
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a picozoo command needs to know about its environment."""
+
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir({}))
+    registry_path: Path | None = None
+    mirrors: tuple[str, ...] = ()
+    offline: bool = False
+    lock_path: Path | None = None  #: the pins file; None: ``picozoo.lock`` in the cache
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    locking: str = "auto"
+    lite_opt: str | None = None
+    debug: bool = False
+
+    @property
+    def pins_path(self) -> Path:
+        """The pins file in force: ``--lock FILE`` or ``<cache>/picozoo.lock``."""
+        return self.lock_path if self.lock_path is not None else self.cache_dir / PINS_NAME
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``environ`` (default ``os.environ``); ``overrides`` (flags) win when
+        they are not None."""
+        env = os.environ if environ is None else environ
+        base = cls(
+            cache_dir=default_cache_dir(env),
+            registry_path=_path(env.get("PICOZOO_REGISTRY")),
+            mirrors=split_mirrors(env.get("PICOZOO_MIRROR", "")),
+            offline=env.get("PICOZOO_OFFLINE", "").strip().lower() in _TRUE,
+            lock_path=_path(env.get("PICOZOO_LOCK")),
+            network=_network(env),
+            locking=_locking(env.get("PICOZOO_LOCKING", "")),
+            lite_opt=env.get("PICOZOO_LITE_OPT") or None,
+            debug=env.get("PICOZOO_DEBUG", "") == "1",
+        )
+        return base.with_overrides(**overrides)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given fields replaced (None values are ignored; mirrors may be one
+        comma-separated string or a sequence; paths may be strings)."""
+        changes: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key == "mirrors":
+                value = split_mirrors(value)
+                if not value:
+                    continue
+            elif key in ("cache_dir", "registry_path", "lock_path"):
+                value = _path(value)
+            changes[key] = value
+        return dataclasses.replace(self, **changes) if changes else self
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$PICOZOO_CACHE``, else the platform's user cache dir + ``picozoo`` (platformdirs).
+
+    >>> str(default_cache_dir({"PICOZOO_CACHE": "/tmp/zoo"}))
+    '/tmp/zoo'
+    """
+    env = os.environ if environ is None else environ
+    if env.get("PICOZOO_CACHE"):
+        return Path(env["PICOZOO_CACHE"]).expanduser().absolute()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("picozoo", appauthor=False))
+
+
+def split_mirrors(mirrors: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Mirrors as a tuple; strings may be comma-separated.
+
+    >>> split_mirrors("http://a/pp, /srv/zoo,")
+    ('http://a/pp', '/srv/zoo')
+    """
+    if not mirrors:
+        return ()
+    items = [mirrors] if isinstance(mirrors, str) else list(mirrors)
+    return tuple(m.strip() for item in items for m in str(item).split(",") if m.strip())
+
+
+def _path(value: str | os.PathLike[str] | None) -> Path | None:
+    return Path(value).expanduser().absolute() if value else None
+
+
+def _number(env: Mapping[str, str], name: str, *, integer: bool = False) -> float | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(int(raw)) if integer else float(raw)
+    except ValueError as e:
+        kind = "a whole number" if integer else "a number"
+        raise UsageError(
+            f"{name}={raw!r} is not {kind}", hint=f"set {name} to {kind} >= 0, or unset it"
+        ) from e
+    if not math.isfinite(value) or value < 0 or (name == "PICOZOO_TIMEOUT" and value == 0):
+        raise UsageError(
+            f"{name}={raw!r} is out of range",
+            hint=f"set {name} to a finite number {'> 0' if name == 'PICOZOO_TIMEOUT' else '>= 0'}",
+        )
+    return value
+
+
+def _network(env: Mapping[str, str]) -> NetworkSettings:
+    n = NetworkSettings()
+    timeout = _number(env, "PICOZOO_TIMEOUT")
+    retries = _number(env, "PICOZOO_RETRIES", integer=True)
+    backoff = _number(env, "PICOZOO_BACKOFF")
+    return NetworkSettings(
+        connect_timeout=min(timeout, n.connect_timeout) if timeout else n.connect_timeout,
+        read_timeout=timeout or n.read_timeout,
+        retries=int(retries) if retries is not None else n.retries,
+        backoff=backoff if backoff is not None else n.backoff,
+    )
+
+
+def _locking(value: str) -> str:
+    mode = value.strip().lower() or "auto"
+    mode = {"flock": "auto", "excl": "soft"}.get(mode, mode)  # names of picozoo <= 0.1
+    if mode not in ("auto", "soft", "none"):
+        raise UsageError(
+            f"PICOZOO_LOCKING={value!r} is not a locking mode", hint="use auto, soft or none"
+        )
+    return mode
