@@ -157,6 +157,15 @@ class BadArchiveError(ArchiveError):
     """A tarball that is corrupt or lacks the files its kind must have."""
 
 
+class ArchiveTooLargeError(ArchiveError):
+    """An archive that would unpack to more than the configured limits."""
+
+
+class WrongContentError(ArchiveError):
+    """Downloaded bytes that are not what the artifact kind must be (an HTML error page, a
+    compressed body, ...); nothing is pinned."""
+
+
 class IntegrityError(PicozooError):
     """Bytes that do not match what was pinned or recorded."""
 
@@ -169,6 +178,11 @@ class HashMismatchError(IntegrityError):
 
 class HashRequiredError(IntegrityError):
     """``--require-hashes`` and the artifact has no pinned hash."""
+
+
+class TamperedStoreError(IntegrityError):
+    """Something planted in the store (a symlink, a foreign file) that picozoo refuses to
+    follow or overwrite."""
 
 
 class CorruptBlobError(IntegrityError):

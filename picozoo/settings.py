@@ -33,6 +33,10 @@ ENV_VARS: dict[str, str] = {
     "PICOZOO_TIMEOUT": "network timeout in seconds (connect: at most 10)",
     "PICOZOO_RETRIES": "consecutive failed attempts per source before giving up",
     "PICOZOO_BACKOFF": "first retry back-off in seconds (doubles each time, at most 30)",
+    "PICOZOO_MIN_SPEED": "an attempt slower than this many bytes/s for PICOZOO_MIN_SPEED_TIME fails",
+    "PICOZOO_MIN_SPEED_TIME": "seconds of too-slow transfer before an attempt fails (default 30)",
+    "PICOZOO_MAX_UNPACK_RATIO": "largest unpacked size as a multiple of the archive size",
+    "PICOZOO_MAX_UNPACK_BYTES": "largest unpacked size of one archive, in bytes",
     "PICOZOO_LOCKING": "cross-process mutex: auto (OS file lock), soft (lock file), none",
     "PICOZOO_LITE_OPT": "paddle_lite_opt executable for convert --to lite",
     "PICOZOO_DEBUG": "1: show tracebacks",
@@ -50,6 +54,16 @@ class NetworkSettings:
     retries: int = 5  #: consecutive failures without progress before giving up on a source
     backoff: float = 0.5  #: first back-off in seconds, doubled per failure, capped at 30 s
     max_attempts: int = 100
+    min_speed: float = 1024.0  #: bytes/s; slower than this for min_speed_time fails the attempt
+    min_speed_time: float = 30.0
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    """How large an archive may unpack (checked from member headers before writing)."""
+
+    max_ratio: float = 50.0  #: unpacked size / archive size
+    max_bytes: int = 8 << 30  #: absolute cap per archive (8 GiB)
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,7 @@ class Settings:
     offline: bool = False
     lock_path: Path | None = None  #: the pins file; None: ``picozoo.lock`` in the cache
     network: NetworkSettings = field(default_factory=NetworkSettings)
+    unpack: UnpackLimits = field(default_factory=UnpackLimits)
     locking: str = "auto"
     lite_opt: str | None = None
     debug: bool = False
@@ -83,6 +98,7 @@ class Settings:
             offline=env.get("PICOZOO_OFFLINE", "").strip().lower() in _TRUE,
             lock_path=_path(env.get("PICOZOO_LOCK")),
             network=_network(env),
+            unpack=_unpack(env),
             locking=_locking(env.get("PICOZOO_LOCKING", "")),
             lite_opt=env.get("PICOZOO_LITE_OPT") or None,
             debug=env.get("PICOZOO_DEBUG", "") == "1",
@@ -160,11 +176,25 @@ def _network(env: Mapping[str, str]) -> NetworkSettings:
     timeout = _number(env, "PICOZOO_TIMEOUT")
     retries = _number(env, "PICOZOO_RETRIES", integer=True)
     backoff = _number(env, "PICOZOO_BACKOFF")
+    min_speed = _number(env, "PICOZOO_MIN_SPEED")
+    min_speed_time = _number(env, "PICOZOO_MIN_SPEED_TIME")
     return NetworkSettings(
         connect_timeout=min(timeout, n.connect_timeout) if timeout else n.connect_timeout,
         read_timeout=timeout or n.read_timeout,
         retries=int(retries) if retries is not None else n.retries,
         backoff=backoff if backoff is not None else n.backoff,
+        min_speed=min_speed if min_speed is not None else n.min_speed,
+        min_speed_time=min_speed_time if min_speed_time is not None else n.min_speed_time,
+    )
+
+
+def _unpack(env: Mapping[str, str]) -> UnpackLimits:
+    u = UnpackLimits()
+    ratio = _number(env, "PICOZOO_MAX_UNPACK_RATIO")
+    cap = _number(env, "PICOZOO_MAX_UNPACK_BYTES", integer=True)
+    return UnpackLimits(
+        max_ratio=ratio if ratio is not None else u.max_ratio,
+        max_bytes=int(cap) if cap is not None else u.max_bytes,
     )
 
 
