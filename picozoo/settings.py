@@ -33,7 +33,7 @@ ENV_VARS: dict[str, str] = {
     "PICOZOO_TIMEOUT": "network timeout in seconds (connect: at most 10)",
     "PICOZOO_RETRIES": "consecutive failed attempts per source before giving up",
     "PICOZOO_BACKOFF": "first retry back-off in seconds (doubles each time, at most 30)",
-    "PICOZOO_MIN_SPEED": "an attempt slower than this many bytes/s for PICOZOO_MIN_SPEED_TIME fails",
+    "PICOZOO_MIN_SPEED": "bytes/s below which (for PICOZOO_MIN_SPEED_TIME) an attempt fails",
     "PICOZOO_MIN_SPEED_TIME": "seconds of too-slow transfer before an attempt fails (default 30)",
     "PICOZOO_MAX_UNPACK_RATIO": "largest unpacked size as a multiple of the archive size",
     "PICOZOO_MAX_UNPACK_BYTES": "largest unpacked size of one archive, in bytes",
