@@ -1,0 +1,96 @@
+"""Decode PicoDet's no-post-processing outputs into boxes and class scores.
+
+The exported head gives, per stride (8, 16, 32, 64), a score map ``[1, N, C]`` (already
+sigmoid-activated) and a box distribution ``[1, N, 4 * (reg_max + 1)]`` (logits). For a
+``H x W`` input the stride-``s`` grid is ``ceil(H / s) x ceil(W / s)`` with cell centres at
+``((j + 0.5) * s, (i + 0.5) * s)``; each side's distance is the expectation of the softmax
+over its ``reg_max + 1`` bins, times ``s``; the box is ``centre -/+ distance``, divided by
+``scale_factor`` to land in original-image pixels. Computed in float32 like the exported
+model.
+
+>>> import numpy as np
+>>> s = [np.full((1, n, 2), 0.5, "float32") for n in (4, 1, 1, 1)]
+>>> d = [np.zeros((1, n, 32), "float32") for n in (4, 1, 1, 1)]
+>>> boxes, scores = decode(s, d, (16, 16), np.array([1.0, 1.0], "float32"))
+>>> boxes.shape, scores.shape, boxes[0].tolist()
+((7, 4), (7, 2), [-24.0, -24.0, 32.0, 32.0])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import ModelFileError
+
+STRIDES = (8, 16, 32, 64)
+
+
+def split_outputs(outputs: Sequence[Any], num_classes: int | None = None) -> tuple[list, list]:
+    """Split the 8 no-post-processing outputs into (score maps, distribution maps), largest
+    grid first. Upstream's order is the 4 score maps then the 4 distribution maps."""
+    if len(outputs) != 2 * len(STRIDES):
+        raise ModelFileError(
+            f"a no-post-processing PicoDet has {2 * len(STRIDES)} outputs, this model has "
+            f"{len(outputs)}",
+            hint="use a model exported without post-processing, or one with NMS as it is",
+        )
+    scores, dists = list(outputs[: len(STRIDES)]), list(outputs[len(STRIDES) :])
+    for s, d in zip(scores, dists, strict=True):
+        if s.ndim != 3 or d.ndim != 3 or s.shape[1] != d.shape[1] or d.shape[2] % 4:
+            raise ModelFileError(
+                f"unexpected output shapes {list(s.shape)} / {list(d.shape)}",
+                hint="expected [1, N, classes] score maps and [1, N, 4*(reg_max+1)] maps",
+            )
+    return scores, dists
+
+
+def grid_centres(input_hw: tuple[int, int], stride: int) -> Any:
+    """``[N, 2]`` float32 (x, y) centres of the stride's grid, row-major."""
+    import numpy as np
+
+    gh, gw = math.ceil(input_hw[0] / stride), math.ceil(input_hw[1] / stride)
+    ys, xs = np.meshgrid(np.arange(gh, dtype="float32"), np.arange(gw, dtype="float32"),
+                         indexing="ij")  # fmt: skip
+    return (np.stack([xs.ravel(), ys.ravel()], axis=1) + np.float32(0.5)) * np.float32(stride)
+
+
+def distances(dist_logits: Any) -> Any:
+    """``[N, 4 * bins]`` logits -> ``[N, 4]`` expected distances in grid units (float32)."""
+    import numpy as np
+
+    n, width = dist_logits.shape
+    bins = width // 4
+    x = dist_logits.reshape(n, 4, bins).astype("float32")
+    x = np.exp(x - x.max(axis=2, keepdims=True))
+    p = x / x.sum(axis=2, keepdims=True)
+    return (p * np.arange(bins, dtype="float32")).sum(axis=2, dtype="float32")
+
+
+def decode(
+    score_maps: Sequence[Any],
+    dist_maps: Sequence[Any],
+    input_hw: tuple[int, int],
+    scale_factor: Any,
+    strides: Sequence[int] = STRIDES,
+) -> tuple[Any, Any]:
+    """Boxes ``[N, 4]`` (x1, y1, x2, y2 in original-image pixels) and scores ``[N, C]`` of the
+    first image of a batch, every stride concatenated (stride 8 first)."""
+    import numpy as np
+
+    boxes, scores = [], []
+    for stride, s, d in zip(strides, score_maps, dist_maps, strict=True):
+        centres = grid_centres(input_hw, stride)
+        if centres.shape[0] != s.shape[1]:
+            raise ModelFileError(
+                f"stride {stride}: the model gives {s.shape[1]} cells, a {input_hw[0]}x"
+                f"{input_hw[1]} input has {centres.shape[0]}",
+                hint="the input size does not match the model (check infer_cfg.yml)",
+            )
+        dist = distances(d[0]) * np.float32(stride)
+        boxes.append(np.concatenate([centres - dist[:, :2], centres + dist[:, 2:]], axis=1))
+        scores.append(np.asarray(s[0], dtype="float32"))
+    sy, sx = (float(v) for v in np.asarray(scale_factor).reshape(-1)[:2])
+    scale = np.array([sx, sy, sx, sy], dtype="float32")
+    return np.concatenate(boxes).astype("float32") / scale, np.concatenate(scores)

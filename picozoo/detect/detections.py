@@ -1,0 +1,67 @@
+"""Detections of one image: class ids, scores and ``[x1, y1, x2, y2]`` boxes in image pixels.
+
+>>> import numpy as np
+>>> d = Detections(np.array([2]), np.array([0.9], "float32"), np.array([[1, 2, 11, 22]], "float32"))
+>>> d.to_coco("img.jpg", ["a", "b", "c"])
+[{'image': 'img.jpg', 'category': 'c', 'category_id': 2, 'bbox': [1.0, 2.0, 10.0, 20.0], 'score': 0.9}]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Parallel arrays: ``labels`` [K] int, ``scores`` [K] float32, ``boxes`` [K, 4] float32."""
+
+    labels: Any
+    scores: Any
+    boxes: Any
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        import numpy as np
+
+        return cls(np.zeros(0, "int64"), np.zeros(0, "float32"), np.zeros((0, 4), "float32"))
+
+    @classmethod
+    def from_rows(cls, rows: Any) -> Detections:
+        """From NMS output rows ``[label, score, x1, y1, x2, y2]`` (Paddle's multiclass_nms3;
+        a single ``[-1]`` row, or any row with label -1, means none)."""
+        import numpy as np
+
+        rows = np.asarray(rows, dtype="float32")
+        if rows.ndim != 2 or rows.shape[1] < 6:
+            return cls.empty()
+        rows = rows[rows[:, 0] >= 0]
+        return cls(rows[:, 0].astype("int64"), rows[:, 1].copy(), rows[:, 2:6].copy())
+
+    def above(self, threshold: float) -> Detections:
+        """Only the detections scoring at least ``threshold``."""
+        keep = self.scores >= threshold
+        return Detections(self.labels[keep], self.scores[keep], self.boxes[keep])
+
+    def to_coco(self, image: str, labels: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """COCO-results-style rows: ``bbox`` is ``[x, y, w, h]``; ``category`` is the class
+        name when ``labels`` are known."""
+        out = []
+        for label, score, (x1, y1, x2, y2) in zip(
+            self.labels.tolist(), self.scores.tolist(), self.boxes.tolist(), strict=True
+        ):
+            name = labels[label] if 0 <= label < len(labels) else str(label)
+            out.append(
+                {
+                    "image": image,
+                    "category": name,
+                    "category_id": int(label),
+                    "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
+                    "score": round(float(score), 6),
+                }
+            )
+        return out

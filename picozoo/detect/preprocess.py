@@ -1,0 +1,78 @@
+"""Pre-processing exactly as PaddleDetection deploys it (``deploy/python/preprocess.py``).
+
+Decode with OpenCV (BGR -> RGB), ``Resize`` (``target_size``, ``keep_ratio``, ``interp``: 0
+nearest, 1 linear, 2 cubic, 3 area, 4 lanczos4 - the OpenCV codes), ``NormalizeImage``
+(``is_scale`` then ``(x - mean) / std`` in float32), ``Permute`` (HWC -> CHW). ``scale_factor``
+is ``[resized_h / h, resized_w / w]``, fed as upstream does (``[1, 2]`` float32).
+
+>>> import numpy as np
+>>> from picozoo.paddle_dir import InferConfig
+>>> cfg = InferConfig(input_size=(320, 320))
+>>> x, info = preprocess(np.zeros((240, 480, 3), "uint8"), cfg)
+>>> x.shape, info["scale_factor"].tolist()
+((3, 320, 320), [1.3333333730697632, 0.6666666865348816])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelFileError, UsageError, require
+from ..paddle_dir import InferConfig
+
+
+def read_image(path: Path) -> Any:
+    """An image file as an RGB uint8 array (OpenCV decoding, like upstream)."""
+    import numpy as np
+
+    cv2 = require("cv2", "eval", package="opencv-python-headless")
+    try:
+        data = np.fromfile(str(path), dtype="uint8")
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot read the image ({e})", hint="check the path") from e
+    im = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if im is None:
+        raise UsageError(f"{path}: not an image OpenCV can decode", hint="give a JPEG or PNG")
+    return cv2.cvtColor(im, cv2.COLOR_BGR2RGB)
+
+
+def resize_scale(shape: tuple[int, int], cfg: InferConfig) -> tuple[float, float]:
+    """``(scale_y, scale_x)`` of upstream's ``Resize.generate_scale``.
+
+    >>> resize_scale((300, 600), InferConfig(input_size=(320, 320), keep_ratio=True))
+    (0.5333333333333333, 0.5333333333333333)
+    """
+    import numpy as np
+
+    if cfg.input_size is None:
+        raise UsageError(
+            "infer_cfg.yml has no Resize target_size", hint="give the model's --config"
+        )
+    h, w = shape
+    if cfg.keep_ratio:
+        target_min, target_max = min(cfg.input_size), max(cfg.input_size)
+        scale = float(target_min) / float(min(h, w))
+        if np.round(scale * max(h, w)) > target_max:
+            scale = float(target_max) / float(max(h, w))
+        return scale, scale
+    return cfg.input_size[0] / float(h), cfg.input_size[1] / float(w)
+
+
+def preprocess(image: Any, cfg: InferConfig) -> tuple[Any, dict[str, Any]]:
+    """An RGB uint8 HWC image -> (CHW float32 input, ``{"im_shape", "scale_factor"}``)."""
+    import numpy as np
+
+    cv2 = require("cv2", "eval", package="opencv-python-headless")
+    scale_y, scale_x = resize_scale(image.shape[:2], cfg)
+    im = cv2.resize(image, None, None, fx=scale_x, fy=scale_y, interpolation=int(cfg.interp))
+    info = {
+        "im_shape": np.array(im.shape[:2], dtype="float32"),
+        "scale_factor": np.array([scale_y, scale_x], dtype="float32"),
+    }
+    im = im.astype(np.float32, copy=False)
+    if cfg.is_scale:
+        im *= 1.0 / 255.0
+    im -= np.array(cfg.mean)[np.newaxis, np.newaxis, :]
+    im /= np.array(cfg.std)[np.newaxis, np.newaxis, :]
+    return im.transpose((2, 0, 1)).copy(), info

@@ -1,0 +1,106 @@
+"""Decoder, NMS and pre-processing units, checked against independent references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from picozoo.detect.decode import decode, distances, grid_centres, split_outputs
+from picozoo.detect.detections import Detections
+from picozoo.detect.nms import multiclass_nms
+from picozoo.detect.preprocess import preprocess, resize_scale
+from picozoo.errors import ModelFileError
+from picozoo.paddle_dir import InferConfig, NmsSettings
+
+
+def _reference_nms(boxes: np.ndarray, scores: np.ndarray, s: NmsSettings) -> list[tuple]:
+    """A slow, plain-Python reading of Paddle's multiclass_nms3 (float64 IoU)."""
+
+    def iou(a: np.ndarray, b: np.ndarray) -> float:
+        iw = min(a[2], b[2]) - max(a[0], b[0])
+        ih = min(a[3], b[3]) - max(a[1], b[1])
+        if iw < 0 or ih < 0:
+            return 0.0
+        area = lambda r: max(r[2] - r[0], 0) * max(r[3] - r[1], 0)  # noqa: E731
+        return iw * ih / (area(a) + area(b) - iw * ih)
+
+    picked = []
+    for c in range(scores.shape[1]):
+        cand = sorted(
+            (i for i in range(len(boxes)) if scores[i, c] > s.score_threshold),
+            key=lambda i: -scores[i, c],
+        )[: s.nms_top_k]
+        kept: list[int] = []
+        for i in cand:
+            if all(iou(boxes[i], boxes[k]) <= s.nms_threshold for k in kept):
+                kept.append(i)
+        picked += [(c, i) for i in kept]
+    if len(picked) > s.keep_top_k:
+        best = sorted(range(len(picked)), key=lambda k: -scores[picked[k][1], picked[k][0]])
+        picked = sorted((picked[k] for k in best[: s.keep_top_k]), key=lambda ci: ci[0])
+    return picked
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nms_matches_a_plain_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 100, (300, 2))
+    wh = rng.uniform(5, 40, (300, 2))
+    boxes = np.concatenate([xy, xy + wh], 1).astype("float32")
+    scores = rng.uniform(0, 1, (300, 4)).astype("float32")
+    s = NmsSettings(score_threshold=0.3, nms_threshold=0.5, nms_top_k=150, keep_top_k=60)
+    got = multiclass_nms(boxes, scores, s)
+    want = _reference_nms(boxes, scores, s)
+    assert 10 < len(want) <= 60
+    assert list(zip(got.labels.tolist(), got.scores.tolist(), strict=True)) == [
+        (c, float(scores[i, c])) for c, i in want
+    ]
+    assert np.array_equal(got.boxes, boxes[[i for _, i in want]])
+
+
+def test_decode_grid_is_ceil_of_size_over_stride() -> None:
+    assert grid_centres((200, 100), 64).shape == (math.ceil(200 / 64) * math.ceil(100 / 64), 2)
+    assert grid_centres((16, 16), 8).tolist() == [[4, 4], [12, 4], [4, 12], [12, 12]]
+
+
+def test_distances_are_the_softmax_expectation() -> None:
+    logits = np.zeros((1, 32), "float32")
+    logits[0, 3] = 50.0  # side 0 all on bin 3
+    d = distances(logits)
+    assert d[0, 0] == pytest.approx(3.0, abs=1e-5)
+    assert d[0, 1:].tolist() == pytest.approx([3.5, 3.5, 3.5])  # uniform over 8 bins
+
+
+def test_decode_divides_by_scale_factor_x_then_y() -> None:
+    s = [np.full((1, n, 1), 0.9, "float32") for n in (1, 1, 1, 1)]
+    d = [np.zeros((1, 1, 32), "float32") for _ in range(4)]
+    boxes, _ = decode(s, d, (8, 8), np.array([2.0, 0.5], "float32"))  # [scale_y, scale_x]
+    cx, cy, dist = 4.0, 4.0, 3.5 * 8
+    assert boxes[0].tolist() == pytest.approx(
+        [(cx - dist) / 0.5, (cy - dist) / 2.0, (cx + dist) / 0.5, (cy + dist) / 2.0]
+    )
+
+
+def test_split_outputs_refuses_other_models() -> None:
+    with pytest.raises(ModelFileError, match="8 outputs"):
+        split_outputs([np.zeros((1, 4, 2))] * 2)
+
+
+def test_rows_with_label_minus_one_mean_no_detection() -> None:
+    assert len(Detections.from_rows(np.array([[-1.0]]))) == 0
+    assert len(Detections.from_rows(np.zeros((0, 6)))) == 0
+    d = Detections.from_rows(np.array([[1, 0.5, 1, 2, 3, 4]]))
+    assert d.labels.tolist() == [1] and d.boxes.tolist() == [[1, 2, 3, 4]]
+
+
+def test_preprocess_keep_ratio_and_normalisation() -> None:
+    cfg = InferConfig(input_size=(320, 320), keep_ratio=True, interp=1)
+    assert resize_scale((300, 600), cfg) == (320 / 600, 320 / 600)
+    image = np.full((300, 600, 3), 255, "uint8")
+    x, info = preprocess(image, cfg)
+    assert x.shape == (3, 160, 320) and x.dtype == np.float32
+    assert info["im_shape"].tolist() == [160, 320]
+    expect = (1.0 - np.array(cfg.mean)) / np.array(cfg.std)
+    assert x[:, 0, 0] == pytest.approx(expect.astype("float32"), abs=1e-6)
