@@ -1,9 +1,11 @@
 """Detections of one image: class ids, scores and ``[x1, y1, x2, y2]`` boxes in image pixels.
 
 >>> import numpy as np
->>> d = Detections(np.array([2]), np.array([0.9], "float32"), np.array([[1, 2, 11, 22]], "float32"))
->>> d.to_coco("img.jpg", ["a", "b", "c"])
-[{'image': 'img.jpg', 'category': 'c', 'category_id': 2, 'bbox': [1.0, 2.0, 10.0, 20.0], 'score': 0.9}]
+>>> box = np.array([[1, 2, 11, 22]], "float32")
+>>> d = Detections(np.array([2]), np.array([0.9], "float32"), box)
+>>> d.to_coco("img.jpg", ["a", "b", "c"])  # doctest: +NORMALIZE_WHITESPACE
+[{'image': 'img.jpg', 'category': 'c', 'category_id': 2, 'bbox': [1.0, 2.0, 10.0, 20.0],
+  'score': 0.9}]
 """
 
 from __future__ import annotations
