@@ -18,6 +18,7 @@ model.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -46,14 +47,17 @@ def split_outputs(outputs: Sequence[Any], num_classes: int | None = None) -> tup
     return scores, dists
 
 
+@functools.lru_cache(maxsize=32)
 def grid_centres(input_hw: tuple[int, int], stride: int) -> Any:
-    """``[N, 2]`` float32 (x, y) centres of the stride's grid, row-major."""
+    """``[N, 2]`` float32 (x, y) centres of the stride's grid, row-major (cached, read-only)."""
     import numpy as np
 
     gh, gw = math.ceil(input_hw[0] / stride), math.ceil(input_hw[1] / stride)
     ys, xs = np.meshgrid(np.arange(gh, dtype="float32"), np.arange(gw, dtype="float32"),
                          indexing="ij")  # fmt: skip
-    return (np.stack([xs.ravel(), ys.ravel()], axis=1) + np.float32(0.5)) * np.float32(stride)
+    out = (np.stack([xs.ravel(), ys.ravel()], axis=1) + np.float32(0.5)) * np.float32(stride)
+    out.flags.writeable = False
+    return out
 
 
 def distances(dist_logits: Any) -> Any:
@@ -74,23 +78,39 @@ def decode(
     input_hw: tuple[int, int],
     scale_factor: Any,
     strides: Sequence[int] = STRIDES,
+    min_score: float | None = None,
 ) -> tuple[Any, Any]:
     """Boxes ``[N, 4]`` (x1, y1, x2, y2 in original-image pixels) and scores ``[N, C]`` of the
-    first image of a batch, every stride concatenated (stride 8 first)."""
+    first image of a batch, every stride concatenated (stride 8 first).
+
+    With ``min_score``, only cells whose best class scores above it are decoded (NMS would
+    drop the others anyway); they keep their relative order."""
     import numpy as np
 
-    boxes, scores = [], []
-    for stride, s, d in zip(strides, score_maps, dist_maps, strict=True):
-        centres = grid_centres(input_hw, stride)
-        if centres.shape[0] != s.shape[1]:
+    centres, cell_strides = [], []
+    for stride, s in zip(strides, score_maps, strict=True):
+        c = grid_centres(tuple(input_hw), stride)
+        if c.shape[0] != s.shape[1]:
             raise ModelFileError(
                 f"stride {stride}: the model gives {s.shape[1]} cells, a {input_hw[0]}x"
-                f"{input_hw[1]} input has {centres.shape[0]}",
+                f"{input_hw[1]} input has {c.shape[0]}",
                 hint="the input size does not match the model (check infer_cfg.yml)",
             )
-        dist = distances(d[0]) * np.float32(stride)
-        boxes.append(np.concatenate([centres - dist[:, :2], centres + dist[:, 2:]], axis=1))
-        scores.append(np.asarray(s[0], dtype="float32"))
+        centres.append(c)
+        cell_strides.append(np.full((c.shape[0], 1), stride, dtype="float32"))
+    scores = np.concatenate([np.asarray(s[0], dtype="float32") for s in score_maps])
+    logits = np.concatenate([d[0] for d in dist_maps])
+    centre, stride_col = np.concatenate(centres), np.concatenate(cell_strides)
+    if min_score is not None:
+        rows = np.flatnonzero(scores.max(axis=1) > np.float32(min_score))
+        scores, logits, centre, stride_col = (
+            scores[rows],
+            logits[rows],
+            centre[rows],
+            stride_col[rows],
+        )
+    dist = distances(logits) * stride_col
+    boxes = np.concatenate([centre - dist[:, :2], centre + dist[:, 2:]], axis=1)
     sy, sx = (float(v) for v in np.asarray(scale_factor).reshape(-1)[:2])
     scale = np.array([sx, sy, sx, sy], dtype="float32")
-    return np.concatenate(boxes).astype("float32") / scale, np.concatenate(scores)
+    return boxes.astype("float32") / scale, scores

@@ -48,46 +48,59 @@ def iou_one_to_many(box: Any, boxes: Any) -> Any:
         | (boxes[:, 3] < box[1])
     )
     with np.errstate(divide="ignore", invalid="ignore"):
-        iou = inter / (own + area - inter)
+        iou = inter / (own + area - inter)  # 0/0 (two empty boxes) is NaN, as in Paddle
     return np.where(disjoint, zero, iou).astype("float32")
 
 
-def _nms_one_class(boxes: Any, scores: Any, settings: NmsSettings) -> list[int]:
+def _candidates(scores: Any, s: NmsSettings) -> tuple[Any, Any, Any]:
+    """(box index, class, score) of every candidate, each class cut to its ``nms_top_k``
+    best (stable: ties by box index), then in processing order: score descending, class,
+    box index - the order in which Paddle's results are ranked for ``keep_top_k``."""
     import numpy as np
 
-    cand = np.flatnonzero(scores > np.float32(settings.score_threshold))
-    if cand.size == 0:
-        return []
-    order = cand[np.argsort(-scores[cand], kind="stable")]
-    if settings.nms_top_k > -1:
-        order = order[: settings.nms_top_k]
-    kept: list[int] = []
-    kept_boxes = np.empty((len(order), 4), dtype="float32")
-    thr = np.float32(settings.nms_threshold)
-    for idx in order:
-        if kept and (iou_one_to_many(boxes[idx], kept_boxes[: len(kept)]) > thr).any():
-            continue
-        kept_boxes[len(kept)] = boxes[idx]
-        kept.append(int(idx))
-    return kept
+    idx, cls = np.nonzero(scores > np.float32(s.score_threshold))
+    sc = scores[idx, cls]
+    order = np.lexsort((idx, -sc, cls))
+    idx, cls, sc = idx[order], cls[order], sc[order]
+    if s.nms_top_k > -1:
+        rank = np.arange(len(cls)) - np.searchsorted(cls, cls, side="left")
+        top = rank < s.nms_top_k
+        idx, cls, sc = idx[top], cls[top], sc[top]
+    order = np.lexsort((idx, cls, -sc))
+    return idx[order], cls[order], sc[order]
 
 
 def multiclass_nms(boxes: Any, scores: Any, settings: NmsSettings) -> Detections:
-    """NMS over ``boxes`` [N, 4] with per-class ``scores`` [N, C] (see the module docstring)."""
+    """NMS over ``boxes`` [N, 4] with per-class ``scores`` [N, C] (see the module docstring).
+
+    Candidates of every class are visited once, best first; a kept box removes the later
+    candidates of its class that overlap it too much, so the loop runs once per kept box and
+    stops at ``keep_top_k`` (the later ones could not make the cut).
+    """
     import numpy as np
 
     boxes = np.asarray(boxes, dtype="float32")
     scores = np.asarray(scores, dtype="float32")
-    picked: list[tuple[int, int]] = []  # (class, box index), by class then selection order
-    for c in range(scores.shape[1]):
-        picked += [(c, i) for i in _nms_one_class(boxes, scores[:, c], settings)]
-    if settings.keep_top_k > -1 and len(picked) > settings.keep_top_k:
-        s = np.array([scores[i, c] for c, i in picked], dtype="float32")
-        best = np.argsort(-s, kind="stable")[: settings.keep_top_k]
-        chosen = [picked[k] for k in best]
-        picked = sorted(chosen, key=lambda ci: ci[0])  # stable: score order within a class
-    if not picked:
+    idx, cls, sc = _candidates(scores, settings)
+    alive = np.ones(len(idx), dtype=bool)
+    by_class = {int(c): np.flatnonzero(cls == c) for c in np.unique(cls)}
+    thr = np.float32(settings.nms_threshold)
+    kept: list[int] = []
+    pos = 0
+    while pos < len(idx) and len(kept) != settings.keep_top_k:
+        pos += int(np.argmax(alive[pos:]))
+        if not alive[pos]:
+            break
+        kept.append(pos)
+        later = by_class[int(cls[pos])]
+        later = later[np.searchsorted(later, pos, side="right") :]
+        later = later[alive[later]]
+        if later.size:
+            iou = iou_one_to_many(boxes[idx[pos]], boxes[idx[later]])
+            alive[later[~(iou <= thr)]] = False  # Paddle keeps only if overlap <= threshold
+        pos += 1
+    if not kept:
         return Detections.empty()
-    cls = np.array([c for c, _ in picked], dtype="int64")
-    idx = np.array([i for _, i in picked], dtype="int64")
-    return Detections(cls, scores[idx, cls], boxes[idx])
+    k = np.array(kept)
+    k = k[np.argsort(cls[k], kind="stable")]  # by class, best first within a class
+    return Detections(cls[k].astype("int64"), sc[k], boxes[idx[k]])

@@ -1,0 +1,85 @@
+"""A detector: a PicoDet model on the runtime layer, RGB images in, detections out.
+
+Models exported without post-processing (8 outputs) are decoded and NMS'd by picozoo
+(:mod:`.decode`, :mod:`.nms`); models exported with it (inputs ``image`` + ``scale_factor``,
+outputs ``[K, 6]`` rows + count) are run as they are. Every call times pre-processing,
+inference and post-processing separately, as upstream's ``deploy/python/infer.py`` reports.
+
+>>> det = Detector.open(Path("model.onnx"), config=cfg, engine="onnxruntime")  # doctest: +SKIP
+>>> detections, ms = det.detect(read_image(Path("dog.jpg")))  # doctest: +SKIP
+>>> sorted(ms)  # doctest: +SKIP
+['inference', 'postprocess', 'preprocess']
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelFileError
+from ..paddle_dir import EVAL_NMS, InferConfig, NmsSettings
+from ..runtime import Runtime, load
+from .decode import decode, split_outputs
+from .detections import Detections
+from .nms import multiclass_nms
+from .preprocess import preprocess
+
+
+@dataclass
+class Detector:
+    """``runtime`` + the ``config`` of its ``infer_cfg.yml`` + the NMS settings to decode with."""
+
+    runtime: Runtime
+    config: InferConfig
+    nms: NmsSettings = EVAL_NMS
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        config: InferConfig,
+        engine: str = "onnxruntime",
+        threads: int = 1,
+        nms: NmsSettings = EVAL_NMS,
+    ) -> Detector:
+        if config.input_size is None:
+            raise ModelFileError(
+                f"{path}: no input size in its infer_cfg.yml",
+                hint="give the model's infer_cfg.yml with --config",
+            )
+        return cls(load(engine, path, threads=threads), config, nms)
+
+    @property
+    def postprocessed(self) -> bool:
+        """True when the model runs NMS itself (it takes ``scale_factor``)."""
+        return any(i.name == "scale_factor" for i in self.runtime.inputs())
+
+    def detect(self, image: Any) -> tuple[Detections, dict[str, float]]:
+        """Detections of one RGB uint8 image (boxes in its pixels), and milliseconds per
+        stage: ``preprocess``, ``inference``, ``postprocess``."""
+        t0 = time.perf_counter()
+        x, info = preprocess(image, self.config)
+        feeds = {"image": x[None]}
+        names = {i.name for i in self.runtime.inputs()}
+        for extra in ("scale_factor", "im_shape"):
+            if extra in names:
+                feeds[extra] = info[extra][None]
+        t1 = time.perf_counter()
+        outputs = self.runtime.run(feeds)
+        t2 = time.perf_counter()
+        if "scale_factor" in names:
+            detections = Detections.from_rows(outputs[0])
+        else:
+            scores, dists = split_outputs(outputs)
+            assert self.config.input_size is not None
+            boxes, class_scores = decode(
+                scores, dists, self.config.input_size, info["scale_factor"]
+            )
+            detections = multiclass_nms(boxes, class_scores, self.nms)
+        t3 = time.perf_counter()
+        ms = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3}
+        ms["postprocess"] = (t3 - t2) * 1e3
+        return detections, ms

@@ -1,0 +1,59 @@
+"""Draw detections on an image: a box, the class name and the score per detection.
+
+>>> import numpy as np
+>>> from picozoo.detect.detections import Detections
+>>> d = Detections(np.array([0]), np.array([0.9], "float32"),
+...                np.array([[10, 10, 60, 40]], "float32"))
+>>> draw(np.zeros((64, 64, 3), "uint8"), d, ["cat"]).shape
+(64, 64, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError, require
+from .detections import Detections
+
+
+def colour(label: int) -> tuple[int, int, int]:
+    """A stable, distinct RGB colour per class id."""
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb((label * 0.61803398875) % 1.0, 0.85, 0.95)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def draw(image: Any, detections: Detections, labels: Sequence[str] = ()) -> Any:
+    """A copy of the RGB ``image`` with every detection drawn."""
+    cv2 = require("cv2", "eval", package="opencv-python-headless")
+    out = image.copy()
+    thick = max(1, round(min(out.shape[:2]) / 300))
+    for label, score, box in zip(
+        detections.labels.tolist(), detections.scores.tolist(), detections.boxes, strict=True
+    ):
+        x1, y1, x2, y2 = (round(float(v)) for v in box)
+        c = colour(label)
+        cv2.rectangle(out, (x1, y1), (x2, y2), c, thick)
+        name = labels[label] if 0 <= label < len(labels) else str(label)
+        text = f"{name} {score:.2f}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, 1)
+        top = max(y1 - th - base, 0)
+        cv2.rectangle(out, (x1, top), (x1 + tw, top + th + base), c, -1)
+        cv2.putText(out, text, (x1, top + th), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick,
+                    (0, 0, 0), 1, cv2.LINE_AA)  # fmt: skip
+    return out
+
+
+def write_image(image: Any, path: Path) -> Path:
+    """Write an RGB image (format from the suffix), atomically."""
+    cv2 = require("cv2", "eval", package="opencv-python-headless")
+    from ..atomic import atomic_write_bytes
+
+    ok, data = cv2.imencode(path.suffix or ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise UsageError(f"cannot encode {path.name}", hint="use a .jpg or .png output name")
+    atomic_write_bytes(path, data.tobytes())
+    return path
