@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "mirror": "picozoo.cli.fetch:mirror_group",
     "convert": "picozoo.cli.convert:convert_cmd",
     "inspect": "picozoo.cli.convert:inspect_cmd",
+    "infer": "picozoo.cli.detect:infer_cmd",
     "bench": "picozoo.cli.bench:bench_cmd",
     "report": "picozoo.cli.bench:report_group",
 }

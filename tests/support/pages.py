@@ -41,7 +41,7 @@ WORDS = (
     "the model detects layout regions in document images with a light backbone and a "
     "simple head trained on many pages of papers reports and books so that text tables "
     "and figures are found quickly on a phone or a laptop without a graphics card"
-).split()
+).split()  # noqa: SIM905
 
 
 def _sentence(rng: random.Random, n: int) -> str:
