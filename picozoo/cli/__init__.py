@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "convert": "picozoo.cli.convert:convert_cmd",
     "inspect": "picozoo.cli.convert:inspect_cmd",
     "infer": "picozoo.cli.detect:infer_cmd",
+    "eval": "picozoo.cli.detect:eval_cmd",
     "bench": "picozoo.cli.bench:bench_cmd",
     "report": "picozoo.cli.bench:report_group",
 }

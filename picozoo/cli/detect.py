@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -63,3 +64,91 @@ def infer_cmd(
             click.echo(f"{r['image']}\t{r['category']}\t{r['score']:.3f}\t"
                        f"{x:.1f},{y:.1f},{w:.1f},{h:.1f}")  # fmt: skip
     info(report.timing_line())
+
+
+EVAL_EPILOG = """\b
+Example: picozoo eval picodet-s-416 --coco ~/data/coco
+Example: picozoo eval picodet-s-416 --coco ~/data/coco --limit 500 --threads 2
+Example: picozoo eval model.onnx --config infer_cfg.yml --coco pages/ --ann pages/ann.json
+"""
+
+
+@click.command("eval", epilog=EVAL_EPILOG)
+@click.argument("model", metavar="MODEL|PATH")
+@click.option("--coco", "coco_dir", required=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="COCO folder: val2017/ + annotations/instances_val2017.json, or the "
+              "image folder of --ann.")  # fmt: skip
+@click.option(
+    "--ann",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="COCO-format annotation JSON [default: annotations/instances_val2017.json].",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N images (by id).")
+@click.option("--engine", type=click.Choice(["onnxruntime", "paddle"]), default="onnxruntime",
+              show_default=True)  # fmt: skip
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="infer_cfg.yml of a bare .onnx file.",
+)
+@format_option("table", "json")
+@store_options()
+def eval_cmd(
+    app: App,
+    model: str,
+    coco_dir: Path,
+    ann: Path | None,
+    limit: int | None,
+    engine: str,
+    threads: int,
+    config: Path | None,
+    fmt: str,
+) -> None:
+    """COCO mAP of MODEL on a COCO-format data set, with upstream's evaluation settings.
+
+    Prints mAP 0.5:0.95, 0.5 and the other 10 COCO stats, and the AP of every class; the
+    result is cached in the store (same model file, engine, data set: instant).
+    """
+    from ..detect.evaluate import run_eval
+
+    with _progress_bar() as tick:
+        result = run_eval(app, model, coco_dir=coco_dir, ann=ann, limit=limit, engine=engine,
+                          threads=threads, config=config, progress=info, tick=tick)  # fmt: skip
+    if fmt == "json":
+        echo_json(result)
+        return
+    s = result["stats"]
+    click.echo(f"{result['model']} on {result['images']} images ({result['ann_file']}), {engine}")
+    click.echo(f"mAP 0.5:0.95 {s['AP'] * 100:.1f}   mAP 0.5 {s['AP50'] * 100:.1f}")
+    click.echo("  ".join(f"{k} {v * 100:.1f}" for k, v in s.items()))
+    for name, ap in result["per_class_ap"].items():
+        click.echo(f"  {name:<20} AP {'-' if ap is None or ap != ap else f'{ap * 100:.1f}'}")
+    if result.get("images_per_s"):
+        info(f"{result['images_per_s']:.1f} images/s (inference alone "
+             f"{result['inference_images_per_s']:.1f} images/s)")  # fmt: skip
+
+
+def _progress_bar() -> Any:
+    """A rich progress bar on a terminal's stderr (yields ``tick(done, total)``), else None."""
+    import contextlib
+    import sys
+
+    @contextlib.contextmanager
+    def bar() -> Any:
+        if not sys.stderr.isatty():
+            yield None
+            return
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with Progress(console=Console(stderr=True), transient=True) as p:
+            task = p.add_task("evaluating", total=None)
+
+            def tick(done: int, total: int) -> None:
+                p.update(task, completed=done, total=total)
+
+            yield tick
+
+    return bar()
