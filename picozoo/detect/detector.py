@@ -13,6 +13,7 @@ inference and post-processing separately, as upstream's ``deploy/python/infer.py
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,33 +53,43 @@ class Detector:
             )
         return cls(load(engine, path, threads=threads), config, nms)
 
-    @property
+    @functools.cached_property
     def postprocessed(self) -> bool:
         """True when the model runs NMS itself (it takes ``scale_factor``)."""
         return any(i.name == "scale_factor" for i in self.runtime.inputs())
 
-    def detect(self, image: Any) -> tuple[Detections, dict[str, float]]:
-        """Detections of one RGB uint8 image (boxes in its pixels), and milliseconds per
-        stage: ``preprocess``, ``inference``, ``postprocess``."""
-        t0 = time.perf_counter()
+    def prepare(self, image: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Pre-process an RGB uint8 image: (the feeds for :meth:`run`, ``im_shape`` /
+        ``scale_factor`` info for :meth:`postprocess`)."""
         x, info = preprocess(image, self.config)
         feeds = {"image": x[None]}
         names = {i.name for i in self.runtime.inputs()}
         for extra in ("scale_factor", "im_shape"):
             if extra in names:
                 feeds[extra] = info[extra][None]
+        return feeds, info
+
+    def postprocess(self, outputs: list[Any], info: dict[str, Any]) -> Detections:
+        """The detections of the model's ``outputs`` (boxes in original-image pixels)."""
+        if self.postprocessed:
+            return Detections.from_rows(outputs[0])
+        scores, dists = split_outputs(outputs)
+        size = self.config.input_size
+        assert size is not None
+        boxes, class_scores = decode(
+            scores, dists, size, info["scale_factor"], min_score=self.nms.score_threshold
+        )
+        return multiclass_nms(boxes, class_scores, self.nms)
+
+    def detect(self, image: Any) -> tuple[Detections, dict[str, float]]:
+        """Detections of one RGB uint8 image (boxes in its pixels), and milliseconds per
+        stage: ``preprocess``, ``inference``, ``postprocess``."""
+        t0 = time.perf_counter()
+        feeds, info = self.prepare(image)
         t1 = time.perf_counter()
         outputs = self.runtime.run(feeds)
         t2 = time.perf_counter()
-        if "scale_factor" in names:
-            detections = Detections.from_rows(outputs[0])
-        else:
-            scores, dists = split_outputs(outputs)
-            assert self.config.input_size is not None
-            boxes, class_scores = decode(
-                scores, dists, self.config.input_size, info["scale_factor"]
-            )
-            detections = multiclass_nms(boxes, class_scores, self.nms)
+        detections = self.postprocess(outputs, info)
         t3 = time.perf_counter()
         ms = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3}
         ms["postprocess"] = (t3 - t2) * 1e3

@@ -83,7 +83,8 @@ def multiclass_nms(boxes: Any, scores: Any, settings: NmsSettings) -> Detections
     scores = np.asarray(scores, dtype="float32")
     idx, cls, sc = _candidates(scores, settings)
     alive = np.ones(len(idx), dtype=bool)
-    by_class = {int(c): np.flatnonzero(cls == c) for c in np.unique(cls)}
+    grouped = np.argsort(cls, kind="stable")  # positions of each class, in visiting order
+    starts = np.searchsorted(cls[grouped], np.arange(scores.shape[1] + 1))
     thr = np.float32(settings.nms_threshold)
     kept: list[int] = []
     pos = 0
@@ -92,7 +93,8 @@ def multiclass_nms(boxes: Any, scores: Any, settings: NmsSettings) -> Detections
         if not alive[pos]:
             break
         kept.append(pos)
-        later = by_class[int(cls[pos])]
+        c = int(cls[pos])
+        later = grouped[starts[c] : starts[c + 1]]
         later = later[np.searchsorted(later, pos, side="right") :]
         later = later[alive[later]]
         if later.size:

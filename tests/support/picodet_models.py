@@ -62,12 +62,28 @@ NMS:
 """
 
 
-def build_picodet(root: Path, size: tuple[int, int], seed: int = 0) -> dict[str, Path]:
-    """Export the variants at input ``size`` (H, W) into ``root/{nopp,pp,pp-fast}``."""
+def build_picodet(
+    root: Path,
+    size: tuple[int, int],
+    seed: int = 0,
+    classes: int = NUM_CLASSES,
+    width: int = 32,
+    cls_bias: float = -2.0,
+) -> dict[str, Path]:
+    """Export the variants at input ``size`` (H, W) into ``root/{nopp,pp,pp-fast}``.
+
+    ``classes`` and ``width`` (channels of the neck) scale the model, e.g. 80 classes and
+    width 192 for a PicoDet-S-sized head at 416x416 (benchmarks/); a lower ``cls_bias`` makes
+    most class scores small, as a trained detector's are."""
     root.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("GLOG_minloglevel", "2")
-    cmd = [sys.executable, str(Path(__file__).resolve()), str(root), json.dumps([*size, seed])]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        str(root),
+        json.dumps([*size, seed, classes, width, cls_bias]),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"building the PicoDet test model failed:\n{proc.stderr[-3000:]}")
@@ -76,13 +92,19 @@ def build_picodet(root: Path, size: tuple[int, int], seed: int = 0) -> dict[str,
         d = root / name
         nms = NMS.get(name, NMS["pp"])
         (d / "infer_cfg.yml").write_text(
-            INFER_CFG.format(h=size[0], w=size[1], labels=json.dumps(LABELS), **nms)
+            INFER_CFG.format(h=size[0], w=size[1], labels=json.dumps(_labels(classes)), **nms)
         )
         out[name] = d
     return out
 
 
-def _build(root: Path, h: int, w: int, seed: int) -> None:  # pragma: no cover - child process
+def _labels(classes: int) -> list[str]:
+    return LABELS if classes == NUM_CLASSES else [f"class{i}" for i in range(classes)]
+
+
+def _build(  # pragma: no cover - child process
+    root: Path, h: int, w: int, seed: int, classes: int, width: int, cls_bias: float
+) -> None:
     import numpy as np
     import paddle
     import paddle.nn as nn
@@ -103,10 +125,10 @@ def _build(root: Path, h: int, w: int, seed: int) -> None:  # pragma: no cover -
     class Pico(nn.Layer):
         def __init__(self) -> None:
             super().__init__()
-            self.stem = nn.Sequential(conv(3, 16, 2), conv(16, 24, 2), conv(24, 32, 2))
-            self.down = nn.LayerList([conv(32, 32, 2) for _ in strides[1:]])
-            self.cls = nn.Conv2D(32, NUM_CLASSES, 1)
-            self.reg = nn.Conv2D(32, 4 * bins, 1)
+            self.stem = nn.Sequential(conv(3, 16, 2), conv(16, 24, 2), conv(24, width, 2))
+            self.down = nn.LayerList([conv(width, width, 2) for _ in strides[1:]])
+            self.cls = nn.Conv2D(width, classes, 1)
+            self.reg = nn.Conv2D(width, 4 * bins, 1)
             self.postprocess: str | None = None
 
         def forward(self, image, scale_factor=None):  # type: ignore[no-untyped-def]
@@ -150,7 +172,7 @@ def _build(root: Path, h: int, w: int, seed: int) -> None:  # pragma: no cover -
             layer._variance.set_value(paddle.ones_like(layer._variance))
     # heads: logits spread over several units, so scores cover [0, 1] and distances vary
     model.cls.weight.set_value(model.cls.weight * 1.5)
-    model.cls.bias.set_value(paddle.full_like(model.cls.bias, -2.0))
+    model.cls.bias.set_value(paddle.full_like(model.cls.bias, cls_bias))
     model.reg.weight.set_value(model.reg.weight * 4.0)
     model.eval()
     image = InputSpec([1, 3, h, w], "float32", "image")
@@ -164,5 +186,4 @@ def _build(root: Path, h: int, w: int, seed: int) -> None:  # pragma: no cover -
 
 
 if __name__ == "__main__":  # pragma: no cover - child process
-    _h, _w, _seed = json.loads(sys.argv[2])
-    _build(Path(sys.argv[1]), _h, _w, _seed)
+    _build(Path(sys.argv[1]), *json.loads(sys.argv[2]))
