@@ -3,7 +3,7 @@
 >>> load("tensorflow", Path("m.pb"))
 Traceback (most recent call last):
 ...
-picozoo.errors.UsageError: unknown engine 'tensorflow' (use one of: onnxruntime, paddle)
+picozoo.errors.UsageError: unknown engine 'tensorflow' (use one of: onnxruntime, paddle, openvino, mnn, ncnn)
 """
 
 from __future__ import annotations
@@ -20,8 +20,18 @@ from ..errors import UsageError
 ENGINES: dict[str, tuple[str, str]] = {
     "onnxruntime": ("picozoo.runtime.onnxruntime", "bench"),
     "paddle": ("picozoo.runtime.paddle", "convert"),
+    "openvino": ("picozoo.runtime.openvino", "openvino"),
+    "mnn": ("picozoo.runtime.mnn", "mnn"),
+    "ncnn": ("picozoo.runtime.ncnn", "ncnn"),
 }
-PRECISIONS = ("fp32",)
+#: precisions each engine can run (fp32 first: the default, and the one parity is proved on)
+PRECISIONS: dict[str, tuple[str, ...]] = {
+    "onnxruntime": ("fp32",),
+    "paddle": ("fp32",),
+    "openvino": ("fp32", "bf16", "fp16"),
+    "mnn": ("fp32", "fp16", "int8"),
+    "ncnn": ("fp32", "fp16"),
+}
 
 
 @dataclass(frozen=True)
@@ -86,10 +96,10 @@ def load(
     """
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}", hint=f"use one of: {', '.join(ENGINES)}")
-    if precision not in PRECISIONS:
+    if precision not in PRECISIONS[engine]:
         raise UsageError(
             f"precision {precision!r} is not available for {engine}",
-            hint=f"use one of: {', '.join(PRECISIONS)}",
+            hint=f"use one of: {', '.join(PRECISIONS[engine])}",
         )
     module = importlib.import_module(ENGINES[engine][0])
     runtime: Runtime = module.open_model(
