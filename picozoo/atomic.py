@@ -1,22 +1,43 @@
-"""Small file-system helpers: atomic writes, streaming sha256, and copying while hashing.
+"""Small file-system helpers: atomic writes, streaming sha256, copying while hashing, opening
+without following symlinks, and the store's permissions policy.
 
 >>> atomic_write_text(Path("/tmp/a.json"), "{}")        # doctest: +SKIP
 >>> sha256_file(Path("/tmp/a.json"))                    # doctest: +SKIP
 '44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'
+
+Permissions policy (everything picozoo creates in the store, always minus the umask):
+directories ``0o777`` (0755 with the usual umask 022), files picozoo rewrites (refs, pins,
+manifests, partial downloads) ``0o666`` (0644), content files (blobs, unpacked files) read-only
+for everyone ``0o444`` (``0o555`` for a file the archive marks executable).
+
+>>> oct(policy_mode(READONLY_MODE) | 0o444)
+'0o444'
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import TamperedStoreError
+
 CHUNK = 1 << 20
+#: Base modes of the permissions policy (see the module docstring); apply :func:`policy_mode`.
+DIR_MODE, FILE_MODE, READONLY_MODE, READONLY_EXEC_MODE = 0o777, 0o666, 0o444, 0o555
+_OPEN_FLAGS = {
+    "rb": os.O_RDONLY,
+    "wb": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+    "ab": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    "xb": os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+}
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -43,6 +64,100 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def policy_mode(base: int) -> int:
+    """``base`` (one of the policy's modes) minus the process umask."""
+    return base & ~_umask()
+
+
+def open_nofollow(path: Path, mode: str = "rb") -> IO[bytes]:
+    """Open a regular file without following a symlink at ``path`` (``O_NOFOLLOW``).
+
+    ``mode`` is ``rb``, ``wb``, ``ab`` or ``xb``. A symlink, FIFO, device or directory at
+    ``path``, or (when writing) a file with other hard links, raises
+    :class:`~picozoo.errors.TamperedStoreError`: picozoo never creates those there, so something
+    planted them to make picozoo write elsewhere.
+
+    >>> import tempfile; d = Path(tempfile.mkdtemp())
+    >>> with open_nofollow(d / "a", "wb") as f: _ = f.write(b"x")
+    >>> (d / "b").symlink_to(d / "a")
+    >>> open_nofollow(d / "b", "ab")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.TamperedStoreError: refusing to use .../b: it is a symlink ...
+    >>> import shutil; shutil.rmtree(d)
+    """
+    flags = _OPEN_FLAGS[mode] | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_BINARY", 0), FILE_MODE)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR) or _is_link(path):
+            raise tampered(path) from e
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise tampered(path, "it is not a regular file")
+        if mode != "rb" and st.st_nlink > 1:
+            raise tampered(path, f"it has {st.st_nlink} hard links")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, mode.replace("x", "w") if mode == "xb" else mode)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def check_not_planted(path: Path, allow: str = "file") -> bool:
+    """Whether ``path`` exists (``os.lstat``, no link followed) as what picozoo creates there:
+    ``allow`` is ``file``, ``folder`` or ``any`` (either). A symlink or anything else (FIFO,
+    device, a file where a folder belongs) raises :class:`~picozoo.errors.TamperedStoreError`.
+
+    >>> check_not_planted(Path("/nonexistent/x.lock")), check_not_planted(Path("/"), "folder")
+    (False, True)
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    if stat.S_ISLNK(mode):
+        raise tampered(path)
+    is_file, is_folder = stat.S_ISREG(mode), stat.S_ISDIR(mode)
+    if allow == "folder" and not is_folder:
+        raise tampered(path, "it is a file where picozoo keeps a folder")
+    if not (is_file or (is_folder and allow != "file")):
+        raise tampered(path, "it is not a regular file")
+    return True
+
+
+def tampered(path: Path, why: str | None = None) -> TamperedStoreError:
+    """The error for something planted at ``path`` that picozoo will not follow or overwrite."""
+    if why is None:
+        try:
+            why = f"it is a symlink to {os.readlink(path)!r}"
+        except OSError:
+            why = "it is not what picozoo created there"
+    return TamperedStoreError(
+        f"refusing to use {path}: {why}",
+        hint="picozoo never creates this; delete it, and check who else can write to the cache",
+    )
+
+
+def make_staging_dir(parent: Path, prefix: str) -> Path:
+    """A new, empty folder ``parent/<prefix>XXXX`` created with ``mkdtemp`` (no planted link can
+    be at its random name) and then given the policy's folder mode (0o777 minus the umask)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(tmp, policy_mode(DIR_MODE))
+    return tmp
+
+
+def _is_link(path: Path) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 @functools.cache

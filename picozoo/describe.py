@@ -8,6 +8,8 @@
 >>> d = describe_model(load_registry(), "picodet-s-416", store)
 >>> d["artifacts"][0]["kind"], d["artifacts"][0]["cached"]
 ('weights', False)
+>>> d["aliases"][:2]
+['picodet_s_416_coco_lcnet', 'picodet_s_416_coco_lcnet_fp16']
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from .hub.store import Store
 
 
 def describe_model(registry: Registry, model_id: str, store: Store) -> dict[str, Any]:
-    """A JSON-ready description: model, upstream claims and conditions, artifacts, conversions;
-    hashes pinned in the store's pins file (``--lock FILE`` or the cache's)."""
+    """A JSON-ready description: model, its upstream names (aliases), upstream claims and
+    conditions, artifacts, conversions; hashes pinned in the store's pins file (``--lock FILE``
+    or the cache's). ``model_id`` may be an alias."""
     model = registry.get(model_id)
     family = registry.family_of(model)
     pins = store.pins()
@@ -43,6 +46,7 @@ def describe_model(registry: Registry, model_id: str, store: Store) -> dict[str,
     return {
         "id": model.id,
         "name": model.name,
+        "aliases": registry.aliases_of(model.id),
         "family": model.family,
         "family_title": family.title,
         "legacy": family.legacy,

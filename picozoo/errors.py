@@ -279,6 +279,29 @@ class BenchFailedError(PicozooError):
     exit_code = ExitCode.FAILED
 
 
+class PartialFailureError(PicozooError):
+    """Some items of a command over several items failed, the others were done (each failure
+    is listed before this error). Exit code: DOWNLOAD if any download failed, else the code the
+    failures share, else FAILED.
+
+    >>> int(PartialFailureError("1 of 3 failed", failures=[DownloadError("404")]).exit_code)
+    4
+    """
+
+    exit_code = ExitCode.FAILED
+
+    def __init__(
+        self, message: str, *, failures: list[PicozooError], hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.failures = failures
+        codes = {f.exit_code for f in failures}
+        if ExitCode.DOWNLOAD in codes:
+            self.exit_code = ExitCode.DOWNLOAD
+        elif len(codes) == 1:
+            self.exit_code = codes.pop()
+
+
 def require(module: str, extra: str, *, package: str | None = None) -> Any:
     """Import optional ``module`` or raise :class:`MissingDependencyError` naming ``extra``.
 

@@ -94,7 +94,10 @@ def inspect_model(path: Path) -> ModelInfo:
 
 # -- ONNX ---------------------------------------------------------------------------------------
 def _inspect_onnx(path: Path) -> ModelInfo:
+    from .onnx_files import check_external_data
+
     onnx = require("onnx", "convert")
+    check_external_data(path)
     try:
         model = onnx.load(str(path))
     except Exception as e:
@@ -142,11 +145,15 @@ def _onnx_macs(model: Any) -> int:
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
+    dynamic = False
     for v in m.graph.input:
         for d in v.type.tensor_type.shape.dim:
             if not d.HasField("dim_value"):
                 d.Clear()
                 d.dim_value = 1
+                dynamic = True
+    if dynamic:
+        m = _fold_shape_ops(m)
     with contextlib.suppress(Exception):
         m = onnx.shape_inference.infer_shapes(m, data_prop=True)
     shapes: dict[str, list[int]] = {}
@@ -161,7 +168,7 @@ def _onnx_macs(model: Any) -> int:
             continue
         ins = [shapes.get(i) for i in n.input]
         out = shapes.get(n.output[0])
-        if out is None or len(ins) < 2 or ins[0] is None or ins[1] is None:
+        if not out or len(ins) < 2 or not ins[0] or not ins[1]:
             continue
         x, w = ins[0], ins[1]
         if n.op_type == "Conv":
@@ -174,6 +181,24 @@ def _onnx_macs(model: Any) -> int:
         else:
             macs += math.prod(out) * x[-1]
     return int(macs)
+
+
+def _fold_shape_ops(model: Any) -> Any:
+    """Fold the shape computations (Shape -> Slice -> Concat -> Reshape) of a model whose
+    dynamic input dims were just fixed, so shape inference reaches every Conv/MatMul: onnxsim
+    when it is installed (the [convert] extra), else the model as it is."""
+    try:
+        import onnxsim
+    except ImportError:
+        return model
+    from .capture import captured_output
+
+    del model.graph.value_info[:]  # computed for the symbolic dims
+    with captured_output(), contextlib.suppress(Exception):
+        folded, ok = onnxsim.simplify(model)
+        if ok:
+            return folded
+    return model
 
 
 # -- Paddle -------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """What a command argument names: a file or folder on disk, or a model id of the registry.
 
 One rule for every command: an argument is a path when it exists, contains a path separator,
-starts with ``.`` or ``~``, or ends with a model file suffix; otherwise it is a model id
-(unknown ids fail with suggestions).
+starts with ``.`` or ``~``, or ends with a model file suffix; otherwise it is a model id or
+one of upstream's file stems (``picodet_s_416_coco_lcnet``; unknown names fail with
+suggestions).
 
 >>> is_path_arg("picodet-s-416"), is_path_arg("x.onnx"), is_path_arg("./dir")
 (False, True, True)
@@ -23,11 +24,13 @@ MODEL_SUFFIXES = (".onnx", ".pdmodel", ".json", ".nb")
 
 @dataclass(frozen=True)
 class Target:
-    """A resolved argument: exactly one of ``path`` and ``model`` is set."""
+    """A resolved argument: exactly one of ``path`` and ``model`` is set. ``postprocess`` is
+    what an upstream name asks for: False for a ``_non_postprocess`` stem, else None/True."""
 
     arg: str
     path: Path | None = None
     model: Model | None = None
+    postprocess: bool | None = None
 
     @property
     def label(self) -> str:
@@ -52,7 +55,13 @@ def is_path_arg(arg: str) -> bool:
 
 
 def resolve_arg(arg: str, registry: Registry | None, *, must_exist: bool = True) -> Target:
-    """Resolve one argument; a path that does not exist is a :class:`ModelFileError`."""
+    """Resolve one argument; a path that does not exist is a :class:`ModelFileError`.
+
+    >>> from picozoo.hub.registry import load_registry
+    >>> t = resolve_arg("picodet_s_416_coco_lcnet_non_postprocess", load_registry())
+    >>> t.model.id, t.postprocess
+    ('picodet-s-416', False)
+    """
     if is_path_arg(arg) or registry is None:
         path = Path(arg).expanduser()
         if must_exist and not path.exists():
@@ -61,4 +70,5 @@ def resolve_arg(arg: str, registry: Registry | None, *, must_exist: bool = True)
                 hint="give an existing model file/folder, or a model id (`picozoo list`)",
             )
         return Target(arg, path=path)
-    return Target(arg, model=registry.get(arg))
+    model, postprocess = registry.resolve(arg)
+    return Target(arg, model=model, postprocess=postprocess)

@@ -8,10 +8,12 @@ The pieces, one concern each:
 - :mod:`.worker`: the measured loop on :mod:`picozoo.runtime`, run as
   ``python -m picozoo.bench.worker`` in a fresh process;
 - :mod:`.runner`: starts one worker per (model, engine, threads) cell and reads its result;
-- :mod:`.targets`: turns model ids / file paths into benchmark targets;
+- :mod:`.targets`: turns model ids / file paths into benchmark targets (``--source``: upstream's
+  ONNX or a converted one);
 - :mod:`.suite`: runs every cell of a benchmark into one document;
-- :mod:`.environment`: CPU, cores and runtime versions of this machine;
-- :mod:`.report` / :mod:`.plot` / :mod:`.merge`: tables, plots and multi-device merges.
+- :mod:`.environment`: CPU, cores (and the ones this process may use) and runtime versions;
+- :mod:`.report` / :mod:`.notes` / :mod:`.plot` / :mod:`.merge`: tables, their footnotes, plots
+  and multi-device merges; :mod:`.output`: writes them without losing measured work.
 
 This package is light: heavy modules (numpy, onnxruntime, paddle, pandas, matplotlib) are
 imported inside the functions that need them.

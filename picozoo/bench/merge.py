@@ -3,7 +3,9 @@ way upstream combined an i7 laptop (CPU column) and a Snapdragon phone (Lite col
 
 Rows are models (name, input size, claims); columns are devices. When one device measured
 several (engine, threads) combinations, each gets its own column, named ``device (engine, N
-thr)``.
+thr)``. The same run passed twice (identical measurements, whatever its device label) is merged
+once (:func:`unique_runs`). Cells with more threads than their device's usable cores are marked
+``(*)`` and noted.
 
 >>> unique_names(["laptop", "laptop", "phone"])
 ['laptop', 'laptop #2', 'phone']
@@ -11,12 +13,14 @@ thr)``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import require
 from ..render import markdown_table, render_rows
+from .notes import OVERSUBSCRIBED_MARK, oversubscription
 from .records import Document
 from .report import LATENCY_HEADER, UPSTREAM_HEADERS, flat_rows, html_page, short_device
 
@@ -30,6 +34,42 @@ def unique_names(names: Sequence[str]) -> list[str]:
     for name in names:
         seen[name] = seen.get(name, 0) + 1
         out.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    return out
+
+
+def same_run(a: Document, b: Document) -> bool:
+    """True when ``a`` and ``b`` hold the same measurements (their device labels aside).
+
+    >>> same_run(laptop, dataclasses.replace(laptop, device="my laptop"))  # doctest: +SKIP
+    True
+    """
+    return dataclasses.replace(a, device="") == dataclasses.replace(b, device="")
+
+
+def unique_runs(docs: Sequence[Document]) -> list[Document]:
+    """``docs`` without the ones that repeat an earlier run (see :func:`same_run`).
+
+    >>> len(unique_runs([laptop, laptop, phone]))  # doctest: +SKIP
+    2
+    """
+    out: list[Document] = []
+    for d in docs:
+        if not any(same_run(d, seen) for seen in out):
+            out.append(d)
+    return out
+
+
+def repeated_runs(docs: Sequence[Document], paths: Sequence[str]) -> list[str]:
+    """One message per file of ``paths`` that repeats the run of an earlier one.
+
+    >>> repeated_runs([laptop, laptop], ["a.json", "b.json"])  # doctest: +SKIP
+    ['b.json is the same run as a.json: merged once']
+    """
+    out = []
+    for i, d in enumerate(docs):
+        first = next((j for j in range(i) if same_run(d, docs[j])), None)
+        if first is not None:
+            out.append(f"{paths[i]} is the same run as {paths[first]}: merged once")
     return out
 
 
@@ -50,6 +90,7 @@ def merge_rows(docs: Sequence[Document]) -> tuple[list[str], list[dict[str, Any]
     >>> columns, rows[0]["latency"]  # doctest: +SKIP
     (['laptop', 'phone'], {'laptop': 7.1, 'phone': 21.4})
     """
+    docs = unique_runs(docs)
     columns: list[str] = []
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for name, doc in zip(device_names(docs), docs, strict=True):
@@ -72,10 +113,13 @@ def merge_rows(docs: Sequence[Document]) -> tuple[list[str], list[dict[str, Any]
                     "claimed_cpu_ms": r["claimed_cpu_ms"],
                     "latency": {},
                     "errors": {},
+                    "oversubscribed": [],
                 },
             )
             if r["status"] == "ok":
                 row["latency"][col] = r["median_ms"]
+                if r["oversubscribed"]:
+                    row["oversubscribed"].append(col)
             else:
                 row["errors"][col] = r["error"]
     return columns, list(rows.values())
@@ -103,7 +147,8 @@ def merged_table(docs: Sequence[Document]) -> tuple[list[str], list[list[str]]]:
         cells += [_fmt(r["params_m"]), _fmt(r["flops_g"]), _fmt(r["claimed_cpu_ms"], 1)]
         for c in columns:
             if c in r["latency"]:
-                cells.append(_fmt(r["latency"][c]))
+                mark = f" {OVERSUBSCRIBED_MARK}" if c in r["oversubscribed"] else ""
+                cells.append(_fmt(r["latency"][c]) + mark)
             else:
                 cells.append("failed" if c in r["errors"] else "-")
         body.append(cells)
@@ -111,16 +156,23 @@ def merged_table(docs: Sequence[Document]) -> tuple[list[str], list[list[str]]]:
 
 
 def merged_notes(docs: Sequence[Document]) -> list[str]:
-    """One line per device (CPU, cores, date), then one per failed cell.
+    """One line per device (CPU, cores, date, too many threads), then one per failed cell.
 
     >>> merged_notes([laptop])[0]  # doctest: +SKIP
     'laptop: Intel(R) Core(TM) i7-10750H, 12 logical cores, measured 2026-11-27T17:26:12+00:00'
     """
-    out = [
-        f"{name}: {d.environment.cpu_model}, {d.environment.logical_cores} logical cores, "
-        f"measured {d.created}"
-        for name, d in zip(device_names(docs), docs, strict=True)
-    ]
+    docs = unique_runs(docs)
+    out = []
+    for name, d in zip(device_names(docs), docs, strict=True):
+        out.append(
+            f"{name}: {d.environment.cpu_model}, {d.environment.logical_cores} logical cores, "
+            f"measured {d.created}"
+        )
+        over = oversubscription(
+            [c.threads for c in d.cells if c.oversubscribed], d.environment.cores
+        )
+        if over:
+            out.append(f"{OVERSUBSCRIBED_MARK} {name}: {over}")
     for r in merge_rows(docs)[1]:
         for col, err in r["errors"].items():
             out.append(f"failed: {r['model']} on {col}: {err}")
@@ -135,6 +187,7 @@ def merged_png(docs: Sequence[Document]) -> bytes:
     """
     from .plot import map_vs_latency_png, series_from_rows
 
+    docs = unique_runs(docs)
     series = []
     for name, doc in zip(device_names(docs), docs, strict=True):
         series += series_from_rows(flat_rows(doc), device=name)
@@ -159,7 +212,7 @@ def render_merged(docs: Sequence[Document], fmt: str) -> str:
         columns, rows = merge_rows(docs)
         flat = [
             {
-                **{k: v for k, v in r.items() if k not in ("latency", "errors")},
+                **{k: v for k, v in r.items() if k not in ("latency", "errors", "oversubscribed")},
                 **{f"latency_ms[{c}]": r["latency"].get(c) for c in columns},
             }
             for r in rows

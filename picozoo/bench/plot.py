@@ -2,7 +2,8 @@
 
 Measured cells with a known mAP are drawn as one curve per (device, engine, threads), beside
 upstream's claimed CPU curve (i7-10750H, Paddle Inference, 12 threads). Cells without an mAP
-(plain ONNX files) are drawn as labelled vertical lines at their measured latency.
+(plain ONNX files) are drawn as labelled vertical lines at their measured latency. Labels never
+overprint each other (:func:`place_labels`).
 """
 
 from __future__ import annotations
@@ -37,19 +38,52 @@ def upstream_reference() -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r["latency_ms"])
 
 
+#: The ``gid`` of every point label (tests and :func:`place_labels` find them by it).
+LABEL_GID = "picozoo-label"
+
+
 def map_vs_latency_png(
     series: Sequence[dict[str, Any]],
     *,
     title: str = "mAP vs latency",
     reference: Sequence[dict[str, Any]] | None = None,
 ) -> bytes:
-    """PNG bytes of the plot.
+    """PNG bytes of the plot (see :func:`map_vs_latency_figure`).
+
+    >>> map_vs_latency_png([{"name": "laptop", "points": [
+    ...     {"label": "PicoDet-S 416", "latency_ms": 7.1, "map": 32.5}]}])[:4]
+    b'\\x89PNG'
+    """
+    fig = map_vs_latency_figure(series, title=title, reference=reference)
+    try:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def map_vs_latency_figure(
+    series: Sequence[dict[str, Any]],
+    *,
+    title: str = "mAP vs latency",
+    reference: Sequence[dict[str, Any]] | None = None,
+    declutter: bool = True,
+) -> Any:
+    """The plot as a matplotlib Figure (the caller closes it): upstream's claimed points,
+    one marker series per entry of ``series``, vertical lines for points without an mAP.
+    Labels name models the same way everywhere (``PicoDet-S 416``); with ``declutter`` they are
+    moved apart until no two overlap (:func:`place_labels`).
 
     ``series``: ``[{"name": str, "points": [{"label", "latency_ms", "map"|None}, ...]}]``.
 
-    >>> map_vs_latency_png([{"name": "laptop", "points": [
-    ...     {"label": "PicoDet-S", "latency_ms": 7.1, "map": 32.5}]}])[:4]  # doctest: +SKIP
-    b'\\x89PNG'
+    >>> import matplotlib.pyplot as plt
+    >>> fig = map_vs_latency_figure([], reference=[])
+    >>> fig.axes[0].get_xlabel()
+    'Latency (ms, median)'
+    >>> plt.close(fig)
     """
     matplotlib = require("matplotlib", "bench")
     matplotlib.use("Agg")
@@ -57,77 +91,7 @@ def map_vs_latency_png(
 
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
     try:
-        ref = list(reference if reference is not None else upstream_reference())
-        if ref:
-            ax.plot(
-                [r["latency_ms"] for r in ref],
-                [r["map"] for r in ref],
-                "o",
-                color="0.6",
-                label="upstream claim (i7-10750H, Paddle Inference, 12 threads)",
-            )
-            for r in ref:
-                ax.annotate(
-                    r["label"],
-                    (r["latency_ms"], r["map"]),
-                    fontsize=6,
-                    color="0.4",
-                    xytext=(3, -8),
-                    textcoords="offset points",
-                )
-        unmapped: list[tuple[str, float]] = []
-        for s in series:
-            pts = sorted(
-                (p for p in s["points"] if p.get("latency_ms") is not None),
-                key=lambda p: p["latency_ms"],
-            )
-            with_map = [p for p in pts if p.get("map") is not None]
-            if with_map:
-                ax.plot(
-                    [p["latency_ms"] for p in with_map],
-                    [p["map"] for p in with_map],
-                    "s",
-                    label=s["name"],
-                )
-                for p in with_map:
-                    ax.annotate(
-                        p["label"],
-                        (p["latency_ms"], p["map"]),
-                        fontsize=7,
-                        xytext=(4, 4),
-                        textcoords="offset points",
-                    )
-            unmapped += [
-                (f"{p['label']} ({s['name']})", p["latency_ms"])
-                for p in pts
-                if p.get("map") is None
-            ]
-        xs = [float(r["latency_ms"]) for r in ref] + [
-            float(p["latency_ms"])
-            for s_ in series
-            for p in s_["points"]
-            if p.get("latency_ms") is not None
-        ]
-        if xs:
-            ax.set_xlim(0, max(xs) * 1.12)
-        if ref or any(p.get("map") is not None for s_ in series for p in s_["points"]):
-            lo, hi = ax.get_ylim()
-            ax.set_ylim(lo - 1.0, hi + 1.0)
-        else:
-            ax.set_ylim(20.0, 45.0)
-        ymin = ax.get_ylim()[0]
-        for i, (label, lat) in enumerate(unmapped):
-            line = ax.axvline(lat, linestyle=":", color=f"C{(i + 3) % 10}")
-            ax.text(
-                lat,
-                ymin + 0.3,
-                f" {label}: {lat:.1f} ms (no mAP) ",
-                rotation=90,
-                va="bottom",
-                ha="right",
-                fontsize=7,
-                color=line.get_color(),
-            )
+        labels = _draw(ax, series, list(upstream_reference() if reference is None else reference))
         ax.set_xlabel("Latency (ms, median)")
         ax.set_ylabel("mAP val 0.5:0.95 (%)")
         ax.set_title(title, fontsize=10)
@@ -135,20 +99,144 @@ def map_vs_latency_png(
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        return buf.getvalue()
-    finally:
+        if declutter:
+            place_labels(fig, labels)
+    except BaseException:
         plt.close(fig)
+        raise
+    return fig
+
+
+def _label(
+    ax: Any, text: str, xy: tuple[float, float], offset: tuple[float, float], **kw: Any
+) -> Any:
+    return ax.annotate(text, xy, xytext=offset, textcoords="offset points", gid=LABEL_GID, **kw)
+
+
+def _draw(ax: Any, series: Sequence[dict[str, Any]], ref: list[dict[str, Any]]) -> list[Any]:
+    """Draw every point and line; return the label annotations."""
+    labels = []
+    if ref:
+        ax.plot(
+            [r["latency_ms"] for r in ref],
+            [r["map"] for r in ref],
+            "o",
+            color="0.6",
+            label="upstream claim (i7-10750H, Paddle Inference, 12 threads)",
+        )
+        labels += [
+            _label(ax, r["label"], (r["latency_ms"], r["map"]), (3, -8), fontsize=6, color="0.4")
+            for r in ref
+        ]
+    unmapped: list[tuple[str, float]] = []
+    for s in series:
+        pts = sorted(
+            (p for p in s["points"] if p.get("latency_ms") is not None),
+            key=lambda p: p["latency_ms"],
+        )
+        with_map = [p for p in pts if p.get("map") is not None]
+        if with_map:
+            (line,) = ax.plot(
+                [p["latency_ms"] for p in with_map],
+                [p["map"] for p in with_map],
+                "s",
+                label=s["name"],
+            )
+            labels += [
+                _label(
+                    ax,
+                    p["label"],
+                    (p["latency_ms"], p["map"]),
+                    (4, 4),
+                    fontsize=7,
+                    color=line.get_color(),
+                )
+                for p in with_map
+            ]
+        unmapped += [
+            (f"{p['label']} ({s['name']})", p["latency_ms"]) for p in pts if p.get("map") is None
+        ]
+    xs = [float(r["latency_ms"]) for r in ref] + [
+        float(p["latency_ms"])
+        for s_ in series
+        for p in s_["points"]
+        if p.get("latency_ms") is not None
+    ]
+    if xs:
+        ax.set_xlim(0, max(xs) * 1.12)
+    if ref or any(p.get("map") is not None for s_ in series for p in s_["points"]):
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo - 1.0, hi + 1.0)
+    else:
+        ax.set_ylim(20.0, 45.0)
+    ymin = ax.get_ylim()[0]
+    for i, (text, lat) in enumerate(unmapped):
+        line = ax.axvline(lat, linestyle=":", color=f"C{(i + 3) % 10}")
+        labels.append(
+            _label(
+                ax,
+                f" {text}: {lat:.1f} ms (no mAP) ",
+                (lat, ymin + 0.3),
+                (0, 0),
+                rotation=90,
+                va="bottom",
+                ha="right",
+                fontsize=7,
+                color=line.get_color(),
+            )
+        )
+    return labels
+
+
+def place_labels(fig: Any, labels: Sequence[Any], *, max_steps: int = 60) -> None:
+    """Move label annotations (offsets in points) until no two text boxes overlap.
+
+    Labels are placed in order of their anchor's x; each keeps its preferred offset when that
+    is free, else is moved one label height up, down, two up... (rotated labels of vertical
+    lines: one label width sideways) to the first free place, and gets a thin leader line to
+    its point.
+
+    >>> fig = map_vs_latency_figure([{"name": "pc", "points": [
+    ...     {"label": f"m{i}", "latency_ms": 7.0 + i / 100, "map": 30.0} for i in range(3)]}],
+    ...     reference=[])
+    >>> boxes = [t.get_window_extent() for t in fig.axes[0].texts if t.get_gid() == LABEL_GID]
+    >>> any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    False
+    """
+    renderer = fig.canvas.get_renderer()
+    pt_per_px = 72.0 / fig.dpi
+    placed: list[Any] = []
+    for ann in sorted(labels, key=lambda a: a.axes.transData.transform(a.xy)[0]):
+        dx, dy = ann.xyann
+        sideways = round(ann.get_rotation()) % 180 == 90
+        box = ann.get_window_extent(renderer)
+        step = ((box.width if sideways else box.height) + 2) * pt_per_px
+        for k in range(max_steps):
+            shift = (k + 1) // 2 * step * (1 if k % 2 else -1)
+            ann.xyann = (dx + shift, dy) if sideways else (dx, dy + shift)
+            box = ann.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+        placed.append(box)
+        if ann.xyann != (dx, dy):
+            ann.axes.annotate(
+                "",
+                ann.xy,
+                xytext=ann.xyann,
+                textcoords="offset points",
+                arrowprops={"arrowstyle": "-", "lw": 0.4, "color": ann.get_color(), "alpha": 0.6},
+            )
 
 
 def series_from_rows(
     rows: Sequence[dict[str, Any]], device: str | None = None
 ) -> list[dict[str, Any]]:
-    """Group flat report rows (see :func:`picozoo.bench.report.flat_rows`) into plot series.
+    """Group flat report rows (see :func:`picozoo.bench.report.flat_rows`) into plot series;
+    points are labelled like upstream's (``PicoDet-S 416``: name and input size; files: their
+    name).
 
-    >>> series_from_rows([{"model": "m", "engine": "paddle", "threads": 4, "median_ms": 9.0,
-    ...                    "map": None}], device="laptop")
+    >>> series_from_rows([{"plot_label": "m", "engine": "paddle", "threads": 4,
+    ...                    "median_ms": 9.0, "map": None}], device="laptop")
     [{'name': 'laptop: paddle, 4 thr', 'points': [{'label': 'm', 'latency_ms': 9.0, 'map': None}]}]
     """
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -158,7 +246,7 @@ def series_from_rows(
         combo = f"{r['engine']}, {r['threads']} thr"
         name = f"{device}: {combo}" if device else combo
         groups.setdefault(name, []).append(
-            {"label": r["model"], "latency_ms": r["median_ms"], "map": r["map"]}
+            {"label": r["plot_label"], "latency_ms": r["median_ms"], "map": r["map"]}
         )
     return [{"name": k, "points": v} for k, v in groups.items()]
 

@@ -3,8 +3,9 @@
 - :class:`BenchSpec`: what one worker process is asked to measure;
 - :class:`Measurement` (with :class:`Warmup`, :class:`Stats`, :class:`Stability`) or
   :class:`Failure`: what it reports;
-- :class:`Cell`: one (model, engine, threads) of a result, :class:`Document`: a whole result
-  with its :class:`Environment` and :class:`RunSettings`.
+- :class:`Cell`: one (model, engine, precision, threads) of a result, with the
+  :class:`MeasuredMap` of the benched file when ``picozoo eval`` scored it;
+  :class:`Document`: a whole result with its :class:`Environment` and :class:`RunSettings`.
 
 A document keeps every raw sample (integer nanoseconds) so results can be re-analysed later.
 :meth:`Document.from_json` is the validation of a saved file: it raises
@@ -30,10 +31,12 @@ from typing import Any, ClassVar
 
 from ..errors import ResultFileError
 from ..hub.registry import CLAIM_FIELDS, Claims
-from ..runtime.base import ENGINES, TensorInfo
+from ..runtime.base import ENGINES, PRECISIONS, TensorInfo
 from .fields import FieldError, Fields, plain
 
 SCHEMA = "picozoo.bench/1"
+#: every precision some engine runs, in a fixed order
+ALL_PRECISIONS = tuple(dict.fromkeys(p for ps in PRECISIONS.values() for p in ps))
 RESULT_HINT = "pass a file written by `picozoo bench --report json`"
 
 
@@ -53,7 +56,8 @@ def _size(f: Fields) -> tuple[int, int] | None:
 
 @dataclass(frozen=True)
 class BenchSpec:
-    """What the worker measures: one model file on one engine with one thread count."""
+    """What the worker measures: one model file on one engine, at one precision, with one
+    thread count."""
 
     path: Path
     engine: str
@@ -63,6 +67,7 @@ class BenchSpec:
     min_time_s: float = 2.0
     input_size: tuple[int, int] | None = None  #: for inputs with a dynamic height/width
     seed: int = 0
+    precision: str = "fp32"  #: one of the engine's ``picozoo.runtime.base.PRECISIONS``
 
     def to_dict(self) -> dict[str, Any]:
         return dict(plain(self))
@@ -85,6 +90,7 @@ class BenchSpec:
             min_time_s=f.number("min_time_s", minimum=0),
             input_size=_size(f),
             seed=f.opt_integer("seed") or 0,
+            precision=f.opt_string("precision") or "fp32",
         )
 
 
@@ -147,8 +153,9 @@ class Measurement:
     samples_ns: tuple[int, ...]
     stats: Stats
     stability: Stability
-    peak_rss_mb: float
+    peak_rss_mb: float  #: the worker's own peak RSS (VmHWM), model and engine loaded
     wall_s: float | None = None  #: the whole worker process, as the runner saw it
+    rss_before_load_mb: float | None = None  #: the worker's RSS before the model was loaded
 
     def image_size(self) -> tuple[int, int] | None:
         """Height and width of the first 4-D (image) input that was fed.
@@ -160,10 +167,7 @@ class Measurement:
         return (int(shape[2]), int(shape[3])) if shape else None
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = plain(self)
-        if self.wall_s is None:
-            del d["wall_s"]
-        return d
+        return _drop_unset(plain(self), ("wall_s", "rss_before_load_mb"))
 
     @classmethod
     def from_fields(cls, f: Fields) -> Measurement:
@@ -188,6 +192,7 @@ class Measurement:
             stability=Stability.from_fields(f.obj("stability")),
             peak_rss_mb=f.number("peak_rss_mb", minimum=0),
             wall_s=f.opt_number("wall_s"),
+            rss_before_load_mb=f.opt_number("rss_before_load_mb"),
         )
 
 
@@ -241,25 +246,76 @@ class ArtifactInfo:
     flops: int
 
 
+@dataclass(frozen=True)
+class MeasuredMap:
+    """The COCO mAP ``picozoo eval`` measured on the benched file itself (its sha256, engine and
+    precision are the cell's): fractions 0..1, as ``eval`` reports them.
+
+    >>> m = MeasuredMap(ap=0.3191, ap50=0.47, images=5000, dataset="d" * 16)
+    >>> round(m.map, 2), m.delta(32.5) is not None and round(m.delta(32.5), 2)
+    (31.91, -0.59)
+    """
+
+    ap: float  #: AP at IoU 0.5:0.95
+    ap50: float | None
+    images: int
+    dataset: str  #: fingerprint of the data set (annotation file and images)
+    ann_file: str | None = None
+
+    @property
+    def map(self) -> float:
+        """AP 0.5:0.95 in percent, as upstream's tables give mAP."""
+        return self.ap * 100.0
+
+    @property
+    def map50(self) -> float | None:
+        return None if self.ap50 is None else self.ap50 * 100.0
+
+    def delta(self, claimed: float | None) -> float | None:
+        """Measured minus claimed mAP, in points (None: no claim)."""
+        return None if claimed is None else self.map - claimed
+
+    def to_dict(self) -> dict[str, Any]:
+        return _drop_unset(dict(plain(self)), ("ann_file",))
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> MeasuredMap:
+        return cls(
+            ap=f.number("ap", minimum=0),
+            ap50=f.get("ap50", "number", optional=True, minimum=0),
+            images=f.integer("images", minimum=0),
+            dataset=f.string("dataset"),
+            ann_file=f.opt_string("ann_file"),
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Cell:
-    """One (model, engine, threads) of a result: what was benched, and its measurement or
-    failure. Fields are in the order of the JSON."""
+    """One (model, engine, precision, threads) of a result: what was benched, and its
+    measurement or failure. Fields are in the order of the JSON."""
 
     model: str  #: label: the model id, or the file/folder name
     model_id: str | None = None
     name: str | None = None
     family: str | None = None
     source: str | None = None  #: the file that was loaded
+    origin: str | None = None  #: where it came from: ``upstream``, ``converted`` or ``file``
     postprocess: bool = False
     engine: str
+    #: what the engine computed in (None: a result written before precisions were recorded,
+    #: which ran fp32; see :attr:`run_precision`)
+    precision: str | None = None
     threads: int
     input_size: tuple[int, ...] | None = None  #: what was fed (HxW)
     claims: Claims | None = None
     artifact_sha256: str | None = None
     modelinfo: ArtifactInfo | None = None
+    #: mAP that ``picozoo eval`` measured on this very file, engine and precision
+    measured_map: MeasuredMap | None = None
     result: CellResult
     provenance: Mapping[str, Any] | None = None
+    #: more threads than the cores the benchmark process could use (affinity / cgroup quota)
+    oversubscribed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -277,8 +333,22 @@ class Cell:
     def stats(self) -> Stats | None:
         return self.measured.stats if self.measured else None
 
+    @property
+    def run_precision(self) -> str:
+        """The precision the cell ran at (``fp32`` for results that do not say).
+
+        >>> Cell(model="m", engine="onnxruntime", threads=1, result=Failure(None, "x")).run_precision
+        'fp32'
+        """
+        return self.precision or "fp32"
+
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = plain(self, omit=("result", "provenance"))
+        d: dict[str, Any] = _drop_unset(
+            plain(self, omit=("result", "provenance", "measured_map")),
+            ("origin", "oversubscribed", "precision"),
+        )
+        if self.measured_map is not None:  # after modelinfo, as in the dataclass
+            d = _insert_after(d, "modelinfo", "measured_map", self.measured_map.to_dict())
         d["status"] = "ok" if self.ok else "failed"
         d.update(self.result.to_dict())
         if self.provenance is not None:
@@ -297,16 +367,39 @@ class Cell:
             name=f.opt_string("name"),
             family=f.opt_string("family"),
             source=f.opt_string("source"),
+            origin=f.opt_string("origin"),
             postprocess=f.boolean("postprocess"),
             engine=f.string("engine", choices=tuple(ENGINES)),
+            precision=_precision(f),
             threads=f.integer("threads", minimum=1),
             input_size=size,
             claims=_claims(claims) if claims else None,
             artifact_sha256=f.opt_string("artifact_sha256"),
             modelinfo=ArtifactInfo(info.integer("params"), info.integer("flops")) if info else None,
+            measured_map=MeasuredMap.from_fields(mm) if (mm := f.opt_obj("measured_map")) else None,
             result=Measurement.from_fields(f) if ok else Failure.from_fields(f),
             provenance=dict(provenance.data) if provenance else None,
+            oversubscribed=bool(f.get("oversubscribed", "boolean", optional=True)),
         )
+
+
+def _precision(f: Fields) -> str | None:
+    value = f.opt_string("precision")
+    if value is not None and value not in ALL_PRECISIONS:
+        raise f.error(f"{value!r} is not one of: {', '.join(ALL_PRECISIONS)}", "precision")
+    return value
+
+
+def _insert_after(d: dict[str, Any], after: str, key: str, value: Any) -> dict[str, Any]:
+    """``d`` with ``key: value`` placed right after ``after`` (at the end if it is absent)."""
+    if after not in d:
+        return {**d, key: value}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out[k] = v
+        if k == after:
+            out[key] = value
+    return out
 
 
 def _claims(f: Fields) -> Claims:
@@ -330,6 +423,17 @@ class Environment:
     python_executable: str | None
     versions: Mapping[str, str | None]  #: distribution -> version (None: not installed)
     cpu_governor: str | None
+    usable_cores: int | None = None  #: cores this process could use (affinity, cgroup quota)
+
+    @property
+    def cores(self) -> int:
+        """Cores the benchmark could use (``logical_cores`` for results that do not say).
+
+        >>> env = Environment("CPU", 2, 4, None, None, None, None, {}, None)
+        >>> env.cores, dataclasses.replace(env, usable_cores=2).cores
+        (4, 2)
+        """
+        return self.usable_cores or self.logical_cores
 
     @classmethod
     def from_fields(cls, f: Fields) -> Environment:
@@ -344,6 +448,7 @@ class Environment:
             python_executable=f.opt_string("python_executable"),
             versions={k: versions.opt_string(k) for k in versions.data},
             cpu_governor=f.opt_string("cpu_governor"),
+            usable_cores=f.get("usable_cores", "integer", optional=True, minimum=1),
         )
 
 
@@ -409,7 +514,9 @@ class Document:
 
     def to_dict(self) -> dict[str, Any]:
         cells = [c.to_dict() for c in self.cells]
-        return {"schema": self.schema, **plain(self, omit=("cells",)), "cells": cells}
+        d = plain(self, omit=("cells",))
+        d["environment"] = _drop_unset(d["environment"], ("usable_cores",))
+        return {"schema": self.schema, **d, "cells": cells}
 
     def to_json(self) -> str:
         """The document as indented JSON text (what ``--report json`` writes).
@@ -446,6 +553,19 @@ required property 'created' (pass a file written by `picozoo bench --report json
             raise ResultFileError(
                 f"{path} is not a valid {SCHEMA} result: {e}", hint=RESULT_HINT
             ) from e
+
+
+def _drop_unset(d: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """``d`` without the optional ``keys`` that are unset (None or False), so that results
+    written before those fields existed read and write back unchanged.
+
+    >>> _drop_unset({"a": 1, "b": None, "c": False}, ("b", "c"))
+    {'a': 1}
+    """
+    for k in keys:
+        if d.get(k) in (None, False):
+            d.pop(k, None)
+    return d
 
 
 def load_document(path: Path) -> Document:

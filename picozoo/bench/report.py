@@ -3,7 +3,9 @@
 The Markdown table reproduces upstream's README layout (Model | Input size | mAP | mAP 0.5 |
 Params | FLOPS | Latency), with the Params/FLOPs computed from the benchmarked artifact beside
 the claimed ones, and the measured median latency beside upstream's claimed CPU latency, plus
-their ratio. Several thread counts add a thread-scaling table.
+their ratio (not for cells with more threads than cores: those measure oversubscription). Several
+thread counts add a thread-scaling table of the measured (model, engine) pairs. The footnotes
+(:mod:`.notes`) follow every table.
 
 >>> "mAP<sup>val<br>0.5:0.95" in [h for _, h in MD_COLUMNS]
 True
@@ -23,6 +25,7 @@ from typing import Any
 from ..errors import require
 from ..hub.registry import Claims
 from ..render import markdown_table, render_rows
+from .notes import OVERSUBSCRIBED_MARK, UNSTABLE_MARK, cell_notes, notes, origin_of
 from .records import Cell, Document
 
 REPORT_FORMATS = ("table", "md", "csv", "json", "html")
@@ -109,6 +112,9 @@ CSV_COLUMNS = [
     "peak_rss_mb",
     "artifact_sha256",
     "error",
+    "oversubscribed",
+    "origin",
+    "source",
 ]
 
 
@@ -127,12 +133,16 @@ def _row(doc: Document, c: Cell) -> dict[str, Any]:
     stats = m.stats if m else None
     claimed = claims.latency_ms.get("cpu")
     median = stats.median_ms if stats else None
+    ratio = None
+    if median is not None and claimed and not c.oversubscribed:  # oversubscribed: not the model
+        ratio = median / claimed
     return {
         "device": doc.device,
         "model": c.model,
         "model_id": c.model_id,
         "name": c.name,
         "display": c.name or c.model,
+        "plot_label": f"{c.name} {c.input_size[0]}" if c.name and c.input_size else c.model,
         "input_size": "*".join(str(d) for d in c.input_size) if c.input_size else None,
         "postprocess": c.postprocess,
         "engine": c.engine,
@@ -140,7 +150,7 @@ def _row(doc: Document, c: Cell) -> dict[str, Any]:
         "status": "ok" if c.ok else "failed",
         **{k: getattr(stats, k) if stats else None for k in _STATS},
         "claimed_cpu_ms": claimed,
-        "ratio": (median / claimed) if (median is not None and claimed) else None,
+        "ratio": ratio,
         "map": claims.map,
         "map50": claims.map50,
         "params_m": claims.params_m,
@@ -157,6 +167,9 @@ def _row(doc: Document, c: Cell) -> dict[str, Any]:
         "artifact_sha256": c.artifact_sha256,
         "error": c.failure.error if c.failure else None,
         "hint": c.failure.hint if c.failure else None,
+        "oversubscribed": c.oversubscribed,
+        "origin": origin_of(c),
+        "source": c.source,
     }
 
 
@@ -193,7 +206,7 @@ def _display(row: dict[str, Any], *, markdown: bool) -> dict[str, Any]:
     if row["status"] == "ok":
         lat = _num(row["median_ms"])
         if not row["stable"]:
-            lat += " (!)"
+            lat += f" {UNSTABLE_MARK}"
         out["latency"] = lat
     else:
         reason = row["error"] or "failed"
@@ -201,6 +214,8 @@ def _display(row: dict[str, Any], *, markdown: bool) -> dict[str, Any]:
             reason = reason.replace("\n", " ")
         out["latency"] = f"failed: {reason}"
     out["ratio"] = f"{row['ratio']:.2f}x" if row["ratio"] is not None else "-"
+    if row["oversubscribed"]:
+        out["threads"] = f"{row['threads']} {OVERSUBSCRIBED_MARK}"
     out["p90"] = _num(row["p90_ms"])
     out["std"] = _num(row["std_ms"])
     out["fps"] = _num(row["fps"], 1)
@@ -216,71 +231,42 @@ def _display(row: dict[str, Any], *, markdown: bool) -> dict[str, Any]:
 
 
 def scaling_rows(doc: Document) -> tuple[list[str], list[list[str]]] | None:
-    """Thread-scaling table (median ms per thread count, speed-up vs the fewest threads), or
-    None when only one thread count was measured.
+    """Thread-scaling table: one row per measured (model, input size, engine), its median ms
+    per thread count ("-" where that count failed) and the speed-up vs the fewest threads;
+    None when only one thread count was run.
 
     >>> headers, body = scaling_rows(doc)  # doctest: +SKIP
     >>> body[0][-1]  # doctest: +SKIP
     '1.67x'
     """
-    pd = require("pandas", "bench")
-    if not doc.cells:
+    threads = sorted({c.threads for c in doc.cells})
+    if len(threads) < 2:
         return None
-    df = pd.DataFrame(flat_rows(doc))
-    ok = df[df["status"] == "ok"]
-    threads = sorted(df["threads"].unique().tolist())
-    if len(threads) < 2 or ok.empty:
+    measured: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+    for r in flat_rows(doc):
+        if r["status"] == "ok":
+            key = (_display(r, markdown=True)["display"], r["input_size"] or "-", r["engine"])
+            measured.setdefault(key, {})[r["threads"]] = r
+    if not measured:
         return None
-    piv = ok.pivot_table(
-        index=["display", "input_size", "engine"],
-        columns="threads",
-        values="median_ms",
-        aggfunc="median",
-        dropna=False,
-    )
     base = threads[0]
     headers = ["Model", "Input size", "Engine"]
     headers += [f"{t} thread{'s' if t > 1 else ''}<br><sup>(ms)" for t in threads]
     headers += [f"speed-up<br>{t} vs {base}" for t in threads[1:]]
     body = []
-    for (name, size, engine), rec in piv.iterrows():
-        cells = [str(name), str(size), str(engine)]
-        cells += [_num(rec.get(t)) if pd.notna(rec.get(t)) else "-" for t in threads]
+    for key, by_threads in measured.items():
+        cells = list(key)
+        for t in threads:
+            m = by_threads.get(t)
+            mark = f" {OVERSUBSCRIBED_MARK}" if m and m["oversubscribed"] else ""
+            cells.append(_num(m["median_ms"]) + mark if m else "-")
+        a = by_threads.get(base)
         for t in threads[1:]:
-            a, b = rec.get(base), rec.get(t)
-            cells.append(f"{a / b:.2f}x" if pd.notna(a) and pd.notna(b) and b else "-")
+            b = by_threads.get(t)
+            speedup = a["median_ms"] / b["median_ms"] if a and b and b["median_ms"] else None
+            cells.append(f"{speedup:.2f}x" if speedup is not None else "-")
         body.append(cells)
     return headers, body
-
-
-def notes(doc: Document) -> list[str]:
-    """Footnotes: where/how it was measured, stability warnings, failures.
-
-    >>> notes(doc)[0][:12]  # doctest: +SKIP
-    'Measured on '
-    """
-    env, s, v = doc.environment, doc.settings, doc.environment.versions
-    out = [
-        f"Measured on {env.cpu_model} ({env.physical_cores or '?'} physical / "
-        f"{env.logical_cores} logical cores), {doc.created}; onnxruntime "
-        f"{v.get('onnxruntime')}, paddlepaddle {v.get('paddlepaddle')}, numpy {v.get('numpy')}, "
-        f"Python {v.get('python')}.",
-        f"Latency = median of the measured iterations (at least {s.min_iters} and "
-        f"{s.min_time_s} s), after warm-up ({s.warmup}); each (model, engine, "
-        "threads) in a fresh process; inputs prepared outside the timed region. ONNX Runtime: "
-        "intra-op threads = N, inter-op = 1, sequential, all graph optimizations. Paddle "
-        "Inference: MKLDNN on, CPU math threads = N.",
-        "Upstream CPU latency: Intel Core i7-10750H, Paddle Inference + MKLDNN, 12 threads. "
-        "Params/FLOPS (artifact) are computed from the benchmarked file (FLOPs = 2 x MACs).",
-    ]
-    for r in flat_rows(doc):
-        where = f"{r['model']} / {r['engine']} / {r['threads']} thr"
-        out += [f"note: {where}: {n}" for n in r["notes"]]
-        out += [f"(!) {where}: {w}" for w in r["warnings"]]
-        if r["status"] != "ok":
-            hint = f" ({r['hint']})" if r["hint"] else ""
-            out.append(f"failed: {where}: {r['error']}{hint}")
-    return out
 
 
 def upstream_frame(doc: Document, device: str) -> Any:
@@ -326,7 +312,7 @@ def to_table(doc: Document) -> str:
     render_rows(
         rows, TABLE_COLUMNS, "table", title=f"picozoo bench: {short_device(doc)}", stream=buf
     )
-    buf.write("\n".join(notes(doc)[3:]) + ("\n" if len(notes(doc)) > 3 else ""))
+    buf.write("".join(f"{n}\n" for n in cell_notes(doc)))
     return buf.getvalue()
 
 
@@ -422,6 +408,19 @@ def to_html(doc: Document, png: bytes | None = None) -> str:
     return html_page(
         f"picozoo bench: {device}", tables, notes(doc), png if png is not None else plot_png(doc)
     )
+
+
+def check_formats(fmt: str, *, plot: bool = False) -> None:
+    """Raise :class:`~picozoo.errors.MissingDependencyError` now when rendering ``fmt`` (and
+    the plot) will need a package that is not installed, so that a long benchmark does not
+    fail at the end.
+
+    >>> check_formats("json")
+    """
+    if fmt in ("md", "csv", "html"):
+        require("pandas", "bench")
+    if plot or fmt == "html":
+        require("matplotlib", "bench")
 
 
 def render(doc: Document, fmt: str) -> str:

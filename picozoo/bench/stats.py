@@ -23,9 +23,10 @@ MIN_SAMPLES = 10
 #: How the percentiles are computed (recorded in every result document).
 PERCENTILES = "linear interpolation (numpy default)"
 
-_ADVICE = (
+#: What to do about unstable cells: said once per report (the warnings say only what is wrong).
+ADVICE = (
     "close other programs, pin the CPU frequency (e.g. `cpupower frequency-set -g performance`), "
-    "or raise --min-time"
+    "or raise --min-time / --min-iters"
 )
 
 
@@ -56,31 +57,43 @@ def summarize(samples_ms: Sequence[float]) -> Stats:
 
 
 def stability(stats: Stats) -> Stability:
-    """Check a :func:`summarize` result; each warning says what to do.
+    """Check a :func:`summarize` result; each warning says what is wrong (:data:`ADVICE` says
+    what to do, once per report).
 
     Flags (like pyperf): std/mean > 10 %, (p99 - median)/median > 50 %, fewer than 10 samples.
 
     >>> stability(summarize([10.0] * 50))
     Stability(stable=True, warnings=())
+    >>> stability(summarize([10.0] * 5)).warnings
+    ('only 5 measured iterations (< 10)',)
     """
     warnings: list[str] = []
     if stats.n < MIN_SAMPLES:
-        warnings.append(
-            f"only {stats.n} measured iterations (< {MIN_SAMPLES}): raise --min-iters or --min-time"
-        )
+        warnings.append(f"only {stats.n} measured iterations (< {MIN_SAMPLES})")
     if stats.mean_ms > 0:
         cv = stats.std_ms / stats.mean_ms
         if cv > MAX_CV:
-            warnings.append(
-                f"unstable: std is {cv:.0%} of the mean (limit {MAX_CV:.0%}); {_ADVICE}"
-            )
+            warnings.append(f"std is {cv:.0%} of the mean (limit {MAX_CV:.0%})")
     if stats.median_ms > 0:
         tail = (stats.p99_ms - stats.median_ms) / stats.median_ms
         if tail > MAX_TAIL:
-            warnings.append(
-                f"unstable: p99 is {tail:.0%} above the median (limit {MAX_TAIL:.0%}); {_ADVICE}"
-            )
+            warnings.append(f"p99 is {tail:.0%} above the median (limit {MAX_TAIL:.0%})")
     return Stability(stable=not warnings, warnings=tuple(warnings))
+
+
+def short_warning(warning: str) -> str:
+    """A stability warning without advice (results written before :data:`ADVICE` was said once
+    per report repeat it in every warning).
+
+    >>> short_warning("unstable: std is 25% of the mean (limit 10%); close other programs")
+    'std is 25% of the mean (limit 10%)'
+    >>> short_warning("only 3 measured iterations (< 10): raise --min-iters or --min-time")
+    'only 3 measured iterations (< 10)'
+    """
+    text = warning.removeprefix("unstable: ")
+    for sep in ("; ", ": raise "):
+        text = text.split(sep)[0]
+    return text
 
 
 def warm(samples_ms: Sequence[float], *, window: int = 5, tolerance: float = 0.05) -> bool:

@@ -1,4 +1,6 @@
 """Run a whole benchmark: every target x every thread count, one fresh worker process each.
+Cells with more threads than the cores this process may use
+(:func:`~picozoo.bench.environment.usable_cores`) are marked ``oversubscribed``.
 
 >>> from picozoo.bench.targets import file_target
 >>> doc = run_suite([file_target("/nonexistent.onnx", "onnxruntime")], threads=[1])
@@ -81,7 +83,13 @@ def run_suite(
                     t.path, t.engine, n, warmup, min_iters, min_time_s, t.input_size, seed
                 )
                 result = run_cell(spec, timeout=timeout_s, debug=debug)
-            cell = t.cell(n, result, artifact_sha256=sha, modelinfo=info)
+            cell = t.cell(
+                n,
+                result,
+                artifact_sha256=sha,
+                modelinfo=info,
+                oversubscribed=n > env.cores,
+            )
             cells.append(cell)
             _report(cell, where, say)
     settings = RunSettings(
@@ -106,5 +114,5 @@ def _report(cell: Cell, where: str, say: Callable[[str], None]) -> None:
         f"{where}: median {s.median_ms:.2f} ms, p90 {s.p90_ms:.2f} ms "
         f"(n={s.n}, warm-up {m.warmup.n})"
     )
-    for w in m.stability.warnings:
-        say(f"  warning: {w}")
+    if m.stability.warnings:
+        say(f"  (!) unstable: {'; '.join(m.stability.warnings)}")

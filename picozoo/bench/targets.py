@@ -1,10 +1,12 @@
 """Turn what the user named (model ids, .onnx files, Paddle inference dirs) into benchmark
 targets: one usable path per (model, engine), or the reason there is none.
 
-Model ids use the no-post-processing variant by default (as upstream measured), falling back
-to the post-processed tarball for models that have no other (see
-:func:`picozoo.paddle_dir.inference_kind`): ONNX Runtime benches the converted ONNX
-(``picozoo.convert.convert``, converted once and cached), Paddle Inference the pulled tarball.
+Model ids use the no-post-processing variant by default (as upstream measured). Paddle
+Inference benches the pulled inference tarball (falling back to the post-processed one for
+models that have no other, see :func:`picozoo.paddle_dir.inference_kind`). ONNX Runtime benches
+the ONNX that ``source`` selects (see :func:`onnx_source`): upstream's own ONNX (``onnx-nopp``
+or ``onnx``, pulled on demand; this needs only the ``[bench]`` extra) or one converted from the
+inference tarball (``picozoo.convert.convert``, converted once and cached; ``[convert]``).
 
 >>> t = file_target("model.onnx", "onnxruntime")
 >>> t.label, t.failure.error
@@ -19,14 +21,67 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ModelFileError, PicozooError
-from ..hub.registry import Model, Registry
+from ..errors import ModelFileError, PicozooError, UsageError
+from ..hub.registry import INFERENCE_KINDS, Model, Registry
 from ..paddle_dir import find_paddle_model, inference_kind
 from ..targets import Target, resolve_arg
 from .records import ArtifactInfo, Cell, CellResult, Failure, Measurement
 
 if TYPE_CHECKING:
     from ..hub.store import Store
+
+#: ``--source`` choices: which ONNX a model id is benched from on ONNX Runtime.
+SOURCES = ("auto", "upstream", "converted")
+
+
+def onnx_kind(postprocess: bool) -> str:
+    """The registry kind of upstream's ONNX with or without post-processing.
+
+    >>> onnx_kind(False), onnx_kind(True)
+    ('onnx-nopp', 'onnx')
+    """
+    return "onnx" if postprocess else "onnx-nopp"
+
+
+def onnx_source(model: Model, source: str, *, postprocess: bool) -> str:
+    """``upstream`` or ``converted``: where ``model``'s ONNX comes from under ``--source``.
+
+    ``auto`` is upstream's ONNX when the model has one of the requested post-processing kind,
+    else a conversion of its inference tarball. An explicit choice the model cannot satisfy
+    raises :class:`~picozoo.errors.UsageError` saying which choice would work.
+
+    >>> from picozoo.hub.registry import load_registry
+    >>> reg = load_registry()
+    >>> onnx_source(reg.get("picodet-s-416"), "auto", postprocess=False)
+    'upstream'
+    >>> onnx_source(reg.get("picodet-s-416-quant"), "auto", postprocess=False)
+    'converted'
+    >>> onnx_source(reg.get("picodet-legacy-s-320"), "converted", postprocess=False)
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.UsageError: picodet-legacy-s-320 has no Paddle inference tarball to convert \
+(bench its upstream ONNX: --source upstream (or auto))
+    """
+    if source not in SOURCES:
+        raise UsageError(f"unknown --source {source!r}", hint=f"use one of: {', '.join(SOURCES)}")
+    kind, other = onnx_kind(postprocess), onnx_kind(not postprocess)
+    has_upstream, has_tarball = model.has(kind), any(model.has(k) for k in INFERENCE_KINDS)
+    if source == "auto":
+        source = "upstream" if has_upstream else "converted"
+    has = f"it has: {', '.join(model.kinds) or 'no artifacts'}"
+    if source == "upstream" and not has_upstream:
+        hint = "bench --source converted (or auto)" if has_tarball else has
+        raise UsageError(f"{model.id} has no upstream {kind} ONNX", hint=hint)
+    if source == "converted" and not has_tarball:
+        if has_upstream:
+            hint = "bench its upstream ONNX: --source upstream (or auto)"
+        elif model.has(other):
+            flag = "drop --postprocess" if postprocess else "add --postprocess"
+            hint = f"bench its upstream {other} ONNX: {flag}"
+        else:
+            hint = has
+        raise UsageError(f"{model.id} has no Paddle inference tarball to convert", hint=hint)
+    return source
 
 
 @dataclass(frozen=True)
@@ -41,6 +96,7 @@ class BenchTarget:
     input_size: tuple[int, int] | None = None
     failure: Failure | None = None
     provenance: Mapping[str, Any] | None = None
+    origin: str | None = None  #: ``upstream``, ``converted`` or ``file``
 
     def cell(
         self,
@@ -49,9 +105,10 @@ class BenchTarget:
         *,
         artifact_sha256: str | None = None,
         modelinfo: ArtifactInfo | None = None,
+        oversubscribed: bool = False,
     ) -> Cell:
         """The result cell of this target measured with ``threads`` (its input size is what
-        was fed, when the worker fed an image).
+        was fed, when the worker fed an image; ``oversubscribed``: more threads than cores).
 
         >>> t = file_target("/nonexistent.onnx", "onnxruntime")
         >>> t.cell(4, t.failure).to_dict()["status"]
@@ -65,6 +122,7 @@ class BenchTarget:
             name=m.name if m else None,
             family=m.family if m else None,
             source=str(self.path) if self.path else None,
+            origin=self.origin,
             postprocess=self.postprocess,
             engine=self.engine,
             threads=threads,
@@ -74,6 +132,7 @@ class BenchTarget:
             modelinfo=modelinfo,
             result=result,
             provenance=self.provenance,
+            oversubscribed=oversubscribed,
         )
 
 
@@ -89,11 +148,13 @@ def file_target(
         target = resolve_arg(str(arg), None)
     except ModelFileError as e:
         label = Target(str(arg), path=Path(arg)).label
-        return BenchTarget(label, engine, failure=Failure("prepare", e.message, e.hint))
+        return BenchTarget(
+            label, engine, failure=Failure("prepare", e.message, e.hint), origin="file"
+        )
     assert target.path is not None
     if input_size is None and engine == "paddle":
         input_size = _exported_size(target.path)
-    return BenchTarget(target.label, engine, target.path, input_size=input_size)
+    return BenchTarget(target.label, engine, target.path, input_size=input_size, origin="file")
 
 
 def _exported_size(path: Path) -> tuple[int, int] | None:
@@ -111,37 +172,43 @@ def model_target(
     engine: str,
     *,
     postprocess: bool,
+    source: str = "auto",
     input_size: tuple[int, int] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BenchTarget:
-    """Resolve a registry model to a usable artifact for ``engine`` (converting or pulling it);
-    a failure costs this target only.
+    """Resolve a registry model to a usable artifact for ``engine`` (pulling or converting it;
+    ``source`` picks the ONNX for ONNX Runtime, see :func:`onnx_source`, and what was chosen is
+    said through ``progress``); a failure costs this target only.
 
     >>> model_target(store, registry.get("picodet-s-416"), "paddle",
     ...              postprocess=False).provenance["artifact"]  # doctest: +SKIP
     'inference-nopp'
     """
-    kind, postprocess = inference_kind(model.kinds, postprocess=postprocess)
+    say = progress or (lambda _m: None)
     base = BenchTarget(model.id, engine, model=model, postprocess=postprocess)
     try:
         if engine == "onnxruntime":
-            from ..convert import convert
-
-            res = convert(
-                store, Target(model.id, model=model), postprocess=postprocess, progress=progress
+            if onnx_source(model, source, postprocess=postprocess) == "upstream":
+                kind = onnx_kind(postprocess)
+                say(f"{model.id}: benching upstream's {kind} ONNX (--source {source})")
+                return _pulled(store, base, kind, input_size, say)
+            return _converted(store, base, source, input_size, say)
+        kind, with_pp = inference_kind(model.kinds, postprocess=postprocess)
+        if not model.has(kind):
+            raise UsageError(
+                f"{model.id} has no Paddle inference tarball",
+                hint="bench its upstream ONNX on ONNX Runtime: --engine onnxruntime"
+                if model.has(onnx_kind(postprocess))
+                else f"it has: {', '.join(model.kinds) or 'no artifacts'}",
             )
-            return _ready(base, res.path, input_size or model.input_size, res.provenance)
-        from ..hub.pull import pull
-
-        artifact = model.artifact(kind)
-        if progress and store.lookup(artifact) is None:
-            progress(f"{model.id}: pulling {kind} ({artifact.filename})")
-        path = pull(store, artifact).path
-        # the exported size (infer_cfg.yml) is what the inference model expects
-        size = input_size or find_paddle_model(path).config().input_size or model.input_size
-        return _ready(base, path, size, {"artifact": kind, "url": artifact.url})
+        return _pulled(store, dataclasses.replace(base, postprocess=with_pp), kind, input_size, say)
     except PicozooError as e:
-        failure = Failure("prepare", e.message, e.hint)
+        why = e.hint
+        upstream_ok = engine == "onnxruntime" and model.has(onnx_kind(postprocess))
+        if upstream_ok and source == "converted" and "--source upstream" not in (why or ""):
+            other = "bench upstream's ONNX: --source upstream (or auto)"
+            why = f"{why}; or {other}" if why else other
+        failure = Failure("prepare", e.message, why)
     except ImportError as e:
         failure = Failure("prepare", f"cannot prepare the model: {e}", "install picozoo[all]")
     except Exception as e:  # a converter/unpacker bug must cost one cell, not the whole run
@@ -153,10 +220,61 @@ def model_target(
     return dataclasses.replace(base, failure=failure, input_size=input_size or model.input_size)
 
 
-def _ready(
-    base: BenchTarget, path: Path, size: tuple[int, int], provenance: Mapping[str, Any]
+def _pulled(
+    store: Store,
+    base: BenchTarget,
+    kind: str,
+    input_size: tuple[int, int] | None,
+    say: Callable[[str], None],
 ) -> BenchTarget:
-    return dataclasses.replace(base, path=Path(path), input_size=size, provenance=dict(provenance))
+    """``base`` benched from upstream's artifact ``kind`` (an ONNX file or an inference
+    tarball), pulled into the store if it is not there."""
+    from ..hub.pull import pull
+
+    assert base.model is not None
+    artifact = base.model.artifact(kind)
+    if store.lookup(artifact) is None and not store.offline:
+        say(f"{base.model.id}: pulling {kind} ({artifact.filename})")
+    entry = pull(store, artifact)
+    size = input_size
+    if size is None and kind in INFERENCE_KINDS:
+        # the exported size (infer_cfg.yml) is what the inference model expects
+        size = find_paddle_model(entry.path).config().input_size
+    provenance = {"artifact": kind, "url": artifact.url, "sha256": entry.sha256}
+    return _ready(base, entry.path, size or base.model.input_size, provenance, "upstream")
+
+
+def _converted(
+    store: Store,
+    base: BenchTarget,
+    source: str,
+    input_size: tuple[int, int] | None,
+    say: Callable[[str], None],
+) -> BenchTarget:
+    """``base`` benched from an ONNX converted from its inference tarball (cached)."""
+    from ..convert import convert
+
+    model = base.model
+    assert model is not None
+    kind, with_pp = inference_kind(model.kinds, postprocess=base.postprocess)
+    why = f": it has no upstream {onnx_kind(base.postprocess)} ONNX" if source == "auto" else ""
+    say(f"{model.id}: benching an ONNX converted from its {kind} tarball (--source {source}{why})")
+    res = convert(store, Target(model.id, model=model), postprocess=with_pp, progress=say)
+    target = dataclasses.replace(base, postprocess=with_pp)
+    size = input_size or model.input_size
+    return _ready(target, res.path, size, res.provenance, "converted")
+
+
+def _ready(
+    base: BenchTarget,
+    path: Path,
+    size: tuple[int, int],
+    provenance: Mapping[str, Any],
+    origin: str,
+) -> BenchTarget:
+    return dataclasses.replace(
+        base, path=Path(path), input_size=size, provenance=dict(provenance), origin=origin
+    )
 
 
 def cached_models(registry: Registry, store: Store) -> list[Model]:
@@ -179,10 +297,12 @@ def resolve_targets(
     store: Store,
     registry: Registry | None,
     postprocess: bool = False,
+    source: str = "auto",
     input_size: tuple[int, int] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[BenchTarget]:
-    """Targets for every (argument, engine); no arguments: every model in the store.
+    """Targets for every (argument, engine); no arguments: every model in the store
+    (``source``: see :func:`onnx_source`).
 
     Unknown model ids raise (with suggestions); anything else that fails is kept as a target
     with ``failure`` set.
@@ -208,6 +328,7 @@ def resolve_targets(
                         item,
                         engine,
                         postprocess=postprocess,
+                        source=source,
                         input_size=input_size,
                         progress=progress,
                     )

@@ -17,6 +17,12 @@ time, the first inference and the warm-up iterations are recorded separately fro
 iterations, each timed with ``time.perf_counter_ns`` (garbage collection paused while
 measuring, as ``timeit`` does). Measurement runs until both ``min_iters`` and ``min_time_s``
 are met.
+
+Memory: ``peak_rss_mb`` is this worker's own peak resident set (``VmHWM`` of
+``/proc/self/status``, read after the measured iterations: interpreter, engine and model), and
+``rss_before_load_mb`` its resident set just before the model is loaded. ``getrusage``'s
+``ru_maxrss`` is not used on Linux: it carries over the peak of the process that started the
+worker (a parent that had just converted a model reported 500+ MB for an 87 MB worker).
 """
 
 from __future__ import annotations
@@ -210,6 +216,7 @@ def run_spec(spec: BenchSpec) -> Measurement:
     >>> run_spec(spec).stats.median_ms  # doctest: +SKIP
     0.42
     """
+    rss_before_load = _rss_mb("VmRSS")
     t0 = time.perf_counter_ns()
     try:
         runtime = load(spec.engine, spec.path, threads=spec.threads)
@@ -240,7 +247,8 @@ def run_spec(spec: BenchSpec) -> Measurement:
         samples_ns=tuple(samples),
         stats=stats,
         stability=stability(stats),
-        peak_rss_mb=_peak_rss_mb(),
+        peak_rss_mb=peak_rss_mb(),
+        rss_before_load_mb=rss_before_load,
     )
 
 
@@ -263,7 +271,32 @@ hint='this is a picozoo bug: report it')
         return Failure("crash", f"{type(e).__name__}: {short_error(e)}")
 
 
-def _peak_rss_mb() -> float:
+def _rss_mb(field: str, status: Path = Path("/proc/self/status")) -> float | None:
+    """``VmHWM`` (peak) or ``VmRSS`` (now) of this process in MB (None: no ``/proc``).
+
+    >>> _rss_mb("VmHWM") > 1 if Path("/proc/self/status").exists() else True
+    True
+    """
+    try:
+        text = status.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024  # kB
+    return None
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS in MB: ``VmHWM`` (reset by ``exec``, unlike ``ru_maxrss``,
+    which keeps the peak of the process that started us), else ``ru_maxrss`` off Linux.
+
+    >>> peak_rss_mb() > 1
+    True
+    """
+    hwm = _rss_mb("VmHWM")
+    if hwm is not None:
+        return hwm
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 

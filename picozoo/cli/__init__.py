@@ -75,13 +75,15 @@ def cli(ctx: click.Context, registry: str | None, cache_dir: str | None) -> None
     ctx.obj = GroupOptions(registry_path=registry, cache_dir=cache_dir)
 
 
-#: Commands whose interruption leaves a resumable partial download.
-DOWNLOADING = ("pull", "lock", "convert", "bench")
+#: Commands whose interruption leaves a resumable partial download (``bench`` says what it
+#: was doing: see :func:`picozoo.cli.bench.interrupted_message`).
+DOWNLOADING = ("pull", "lock", "convert")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and render errors in one place."""
     args = sys.argv[1:] if argv is None else argv
+    _notes_to_stderr()
     try:
         rv: Any = cli.main(args=args, prog_name="picozoo", standalone_mode=False)
     except PicozooError as e:
@@ -97,8 +99,31 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
 
 
+def _notes_to_stderr() -> None:
+    """Print the library's INFO notes (download retries, mirror fallbacks: the ``picozoo``
+    logger) on stderr as ``picozoo: ...`` lines; without this the library stays quiet."""
+    import logging
+
+    logger = logging.getLogger("picozoo")
+    if any(getattr(h, "picozoo_cli", False) for h in logger.handlers):
+        return
+
+    class StderrNotes(logging.Handler):
+        picozoo_cli = True
+
+        def emit(self, record: logging.LogRecord) -> None:
+            click.echo(f"picozoo: {record.getMessage()}", err=True)
+
+    logger.addHandler(StderrNotes(logging.INFO))
+    logger.setLevel(logging.INFO)
+
+
 def _interrupted(args: list[str]) -> str:
     command = next((a for a in args if a in COMMANDS), "")
+    if command == "bench":
+        from .bench import interrupted_message
+
+        return interrupted_message()
     if command in DOWNLOADING:
         return "interrupted (partial downloads are kept and resumed next time)"
     return "interrupted (nothing half-written was kept)"

@@ -1,12 +1,14 @@
 """``picozoo bench`` and ``picozoo report``: measure latency, render and merge results.
 
-A thin layer: options are parsed here, the work is done by :mod:`picozoo.bench`.
+A thin layer: options are parsed here, the work is done by :mod:`picozoo.bench`. Outputs are
+checked before anything is measured, and written by :func:`picozoo.bench.output.write_outputs`
+(a file that cannot be written is saved to a temporary file, never lost).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,7 +16,31 @@ from ..errors import BenchFailedError, UsageError
 from ..runtime.base import ENGINES
 from .common import App, info, store_options
 
+if TYPE_CHECKING:
+    from ..bench.output import Output
+
 _REPORTS = ("table", "md", "csv", "json", "html")
+_SOURCES = ("auto", "upstream", "converted")
+
+#: What ``picozoo bench`` is doing (``preparing``: pulls/conversions; ``measuring``); the
+#: Ctrl-C message says what that left behind (see :func:`interrupted_message`).
+_phase = {"now": ""}
+
+
+def interrupted_message() -> str:
+    """The Ctrl-C message of ``picozoo bench``, for what it was doing.
+
+    >>> interrupted_message()
+    'interrupted: no result was written'
+    """
+    if _phase["now"] == "preparing":
+        return (
+            "interrupted while preparing the models: no result was written (partial downloads "
+            "are kept and resumed next time)"
+        )
+    if _phase["now"] == "measuring":
+        return "interrupted while measuring: no result was written"
+    return "interrupted: no result was written"
 
 
 def _parse_warmup(value: str) -> int | str:
@@ -46,22 +72,33 @@ def _parse_size(value: str | None) -> tuple[int, int] | None:
     return dims[0], dims[1]
 
 
-def _emit(text: str, out: str | None) -> None:
-    """Report text to ``--out`` (atomically) or stdout."""
-    if out:
-        from ..atomic import atomic_write_text
+def _check_outputs(out: str | None, plot: str | None) -> None:
+    """Refuse unwritable --out/--plot paths before any work is done."""
+    from ..bench.output import check_writable
 
-        atomic_write_text(Path(out), text)
-        info(f"wrote {out}")
-    else:
+    for option, path in (("--out", out), ("--plot", plot)):
+        if path:
+            check_writable(Path(path), option)
+
+
+def _write(
+    text: str,
+    out: str | None,
+    png: bytes | None,
+    plot: str | None,
+    results: Output | None = None,
+) -> None:
+    """The report to ``--out`` (else stdout) and the PNG to ``--plot``; see
+    :func:`picozoo.bench.output.write_outputs` (``results``: the document, saved aside if an
+    output cannot be written)."""
+    from ..bench.output import Output, write_outputs
+
+    outputs = [Output("--out", Path(out), text.encode("utf-8"))] if out else []
+    if plot and png is not None:
+        outputs.append(Output("--plot", Path(plot), png, "plot"))
+    if not out:
         click.echo(text, nl=False)
-
-
-def _write_plot(png: bytes, path: str) -> None:
-    from ..bench.plot import write_png
-
-    write_png(png, Path(path))
-    info(f"wrote {path}")
+    write_outputs(outputs, say=info, results=results)
 
 
 @click.command(
@@ -82,10 +119,20 @@ def _write_plot(png: bytes, path: str) -> None:
     "threads",
     multiple=True,
     type=click.IntRange(min=1),
-    help="Thread count (repeatable: a thread-scaling table) [default: all logical cores].",
+    help="Thread count (repeatable: a thread-scaling table) [default: the cores this process "
+    "may use: CPU affinity, cgroup quota].",
 )
 @click.option(
     "--postprocess", is_flag=True, help="Bench the model with post-processing (NMS) included."
+)
+@click.option(
+    "--source",
+    type=click.Choice(_SOURCES),
+    default="auto",
+    show_default=True,
+    help="MODEL on ONNX Runtime: upstream's ONNX (pulled; needs only [bench]), one converted "
+    "from the inference tarball ([convert]), or auto: upstream's when the model has one of "
+    "the requested post-processing kind, else converted.",
 )
 @click.option(
     "--warmup",
@@ -127,6 +174,7 @@ def bench_cmd(
     engines: tuple[str, ...],
     threads: tuple[int, ...],
     postprocess: bool,
+    source: str,
     warmup: str,
     min_iters: int,
     min_time: float,
@@ -139,25 +187,40 @@ def bench_cmd(
 ) -> None:
     """Measure inference latency, each (model, engine, threads) in a fresh process.
 
-    MODEL is a model id (its no-post-processing ONNX is converted or pulled first), an .onnx
-    file, or a Paddle inference directory (--engine paddle). With no MODEL, every model with
-    anything in the cache (a download or a conversion) is benched. A cell that fails is listed
-    with its reason; the exit code is non-zero only when every cell failed.
+    MODEL is a model id, an .onnx file, or a Paddle inference directory (--engine paddle). A
+    model id is benched without post-processing (as upstream measured): on ONNX Runtime from
+    the ONNX --source selects (stderr says which), on Paddle Inference from its inference
+    tarball; whatever is missing is pulled or converted first. With no MODEL, every model with
+    anything in the cache is benched. A cell that fails is listed with its reason; the exit
+    code is non-zero only when every cell failed.
     """
-    from ..bench.report import render
+    from ..bench.environment import usable_cores
+    from ..bench.notes import oversubscription
+    from ..bench.output import Output
+    from ..bench.report import check_formats, plot_png, render
+    from ..bench.stats import ADVICE
     from ..bench.suite import run_suite
     from ..bench.targets import resolve_targets
     from ..targets import is_path_arg
 
     wu = _parse_warmup(warmup)
     size = _parse_size(input_size)
+    _check_outputs(out, plot)
+    check_formats(fmt, plot=bool(plot))
+    cores = usable_cores()
+    counts = list(dict.fromkeys(threads)) or [cores]
+    over = oversubscription(counts, cores)
+    if over:
+        info(f"warning: {over}; their ratio to upstream's latency is not shown")
     needs_registry = not models or not all(is_path_arg(m) for m in models)
+    _phase["now"] = "preparing"
     targets = resolve_targets(
         models,
         engines or ("onnxruntime",),
         store=app.store,
         registry=app.registry if needs_registry else None,
         postprocess=postprocess,
+        source=source,
         input_size=size,
         progress=info,
     )
@@ -166,9 +229,10 @@ def bench_cmd(
             f"no model to bench: the cache {app.settings.cache_dir} has no model in it",
             hint="pass a model id or an .onnx file, or `picozoo pull MODEL` first",
         )
+    _phase["now"] = "measuring"
     doc = run_suite(
         targets,
-        threads=list(dict.fromkeys(threads)) or [os.cpu_count() or 1],
+        threads=counts,
         warmup=wu,
         min_iters=min_iters,
         min_time_s=min_time,
@@ -177,11 +241,12 @@ def bench_cmd(
         debug=app.settings.debug,
         progress=info,
     )
-    _emit(render(doc, fmt), out)
-    if plot:
-        from ..bench.report import plot_png
-
-        _write_plot(plot_png(doc), plot)
+    _phase["now"] = "writing"
+    if any(c.measured and not c.measured.stability.stable for c in doc.cells):
+        info(f"(!) some cells are unstable: {ADVICE}")
+    results = Output("results", Path("bench-results.json"), doc.to_json().encode(), "results")
+    png = plot_png(doc) if plot else None
+    _write(render(doc, fmt), out, png, plot, results=results)
     if doc.all_failed:
         raise BenchFailedError(
             "every benchmark cell failed", hint="see the reasons in the report above"
@@ -201,12 +266,12 @@ def report_group() -> None:
 def show_cmd(result: str, fmt: str, out: str | None, plot: str | None) -> None:
     """Render one saved result file in another format."""
     from ..bench.records import load_document
-    from ..bench.report import plot_png, render
+    from ..bench.report import check_formats, plot_png, render
 
+    _check_outputs(out, plot)
+    check_formats(fmt, plot=bool(plot))
     doc = load_document(Path(result))
-    _emit(render(doc, fmt), out)
-    if plot:
-        _write_plot(plot_png(doc), plot)
+    _write(render(doc, fmt), out, plot_png(doc) if plot else None, plot)
 
 
 @report_group.command(
@@ -217,14 +282,18 @@ def show_cmd(result: str, fmt: str, out: str | None, plot: str | None) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the report here, not stdout.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also write the mAP-vs-latency PNG.")
 def merge_cmd(results: tuple[str, ...], fmt: str, out: str | None, plot: str | None) -> None:
-    """Combine result files from several machines: one latency column per device."""
-    from ..bench.merge import merged_png, render_merged
+    """Combine result files from several machines: one latency column per device (a file
+    that repeats the run of an earlier one is merged once)."""
+    from ..bench.merge import merged_png, render_merged, repeated_runs
     from ..bench.records import load_document
+    from ..bench.report import check_formats
 
+    _check_outputs(out, plot)
+    check_formats(fmt, plot=bool(plot))
     docs = [load_document(Path(r)) for r in results]
-    _emit(render_merged(docs, fmt), out)
-    if plot:
-        _write_plot(merged_png(docs), plot)
+    for message in repeated_runs(docs, results):
+        info(f"warning: {message}")
+    _write(render_merged(docs, fmt), out, merged_png(docs) if plot else None, plot)
 
 
 __all__ = ["bench_cmd", "report_group"]

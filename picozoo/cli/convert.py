@@ -12,7 +12,7 @@ from .common import App, echo_json, format_option, info, store_options
 
 CONVERT_EPILOG = """\b
 Example: picozoo convert picodet-s-416 --to onnx --no-postprocess
-Example: picozoo convert --to onnx --no-postprocess      (every cached inference tarball)
+Example: picozoo convert --to onnx --no-postprocess      (every model you have pulled)
 Example: picozoo convert ./my_inference_dir --input-shape image=1,3,320,320 --out ./onnx
 Example: picozoo convert picodet-s-416 --to lite --fp16 --opt-bin ./paddle_lite_opt
 """
@@ -52,7 +52,12 @@ Example: picozoo inspect picodet-s-416 --no-postprocess --format json
     metavar="NAME=D0,D1,...",
     help="Fix an input's shape, e.g. image=1,3,416,416 (repeatable).",
 )
-@click.option("--dynamic-batch", is_flag=True, help="Keep the batch dimension symbolic.")
+@click.option(
+    "--dynamic-batch/--fixed-batch",
+    default=None,
+    help="Batch dimension of the ONNX inputs: symbolic, or fixed at 1 [default: symbolic when "
+    "the Paddle model was exported with a dynamic batch and has no NMS, else 1].",
+)
 @click.option("--fp16", is_flag=True, help="Lite: write an FP16 model.")
 @click.option(
     "--opt-bin",
@@ -70,7 +75,7 @@ def convert_cmd(
     no_simplify: bool,
     out_dir: Path | None,
     input_shape: tuple[str, ...],
-    dynamic_batch: bool,
+    dynamic_batch: bool | None,
     fp16: bool,
     opt_bin: str | None,
     fmt: str,
@@ -78,8 +83,9 @@ def convert_cmd(
     """Convert Paddle inference models to ONNX (proved by a parity check) or Paddle-Lite.
 
     MODEL is a model id (its inference tarball is pulled if missing) or a directory holding a
-    Paddle inference model. With no MODEL, every model whose inference tarball is cached is
-    converted. Prints the output path(s); progress goes to stderr.
+    Paddle inference model. With no MODEL, every model you have pulled anything of is converted
+    (its tarball is pulled when missing). ONNX inputs keep the Paddle model's feed order.
+    Prints the output path(s); progress goes to stderr.
     """
     from ..convert import convert
     from ..convert.run import copy_out
@@ -89,7 +95,7 @@ def convert_cmd(
 
     shapes = parse_input_shapes(input_shape) or None
     postprocess = not no_postprocess
-    args = select_args(targets, app.store, app.registry, postprocess=postprocess)
+    args = select_args(targets, app.store, app.registry, postprocess=postprocess, progress=info)
     done: list[dict[str, Any]] = []
     failed: list[str] = []
     for arg in args:
@@ -138,18 +144,22 @@ def convert_cmd(
     help="MODEL: use the model converted/exported without post-processing.",
 )
 @format_option("text", "json", default="text")
-@store_options(download=False)
+@store_options()
 def inspect_cmd(app: App, target: str, no_postprocess: bool, fmt: str) -> None:
     """Inputs, outputs, op histogram, parameter count and FLOPs of an ONNX or Paddle model.
 
-    MODEL uses its newest converted ONNX in the cache, else its cached inference directory.
+    MODEL uses what the cache has (its newest converted ONNX, upstream's ONNX, its inference
+    directory), else pulls upstream's ONNX (or its inference tarball) first.
     """
     from ..convert.inspect_target import resolve_inspect_target
     from ..modelinfo import FLOPS_CONVENTION, inspect_model
     from ..targets import resolve_arg
 
     path = resolve_inspect_target(
-        app.store, resolve_arg(target, app.registry), postprocess=not no_postprocess
+        app.store,
+        resolve_arg(target, app.registry),
+        postprocess=not no_postprocess,
+        progress=info,
     )
     model_info = inspect_model(path)
     if fmt == "json":

@@ -31,8 +31,9 @@ def _artifact_option(default: tuple[str, ...]) -> Callable[[Any], Any]:
 def _targets(app: App, model_ids: tuple[str, ...], kinds: tuple[str, ...]) -> list[Any]:
     """Resolve every (model, kind) before any download, so a typo fails fast."""
     out: list[Any] = []
-    for m in app.registry.select(model_ids):
-        chosen = m.kinds if "all" in kinds else list(dict.fromkeys(kinds))
+    for m, postprocess in map(app.registry.resolve, model_ids):  # ids or upstream file stems
+        chosen = m.kinds if "all" in kinds else [m.variant_kind(k, postprocess) for k in kinds]
+        chosen = list(dict.fromkeys(chosen))
         if not chosen:
             raise UnknownArtifactError(m.id, "any", [])
         out += [m.artifact(k) for k in chosen]
@@ -96,25 +97,40 @@ def pull_cmd(
     """Download, verify and unpack artifacts; print each usable path on stdout.
 
     A tarball's path is its unpacked directory. Downloads resume, retry, and must match the
-    hash pinned in the registry or the lock file (the first download pins it).
+    hash pinned in the registry or the lock file (the first download pins it). With several
+    artifacts, a failed one does not stop the others: a summary of what was fetched and what
+    failed goes to stderr (and into --format json), and the exit code is non-zero (4 when a
+    download failed).
     """
-    from ..hub.pull import pull
+    from ..hub.pull_many import PullFailure, pull_many
 
-    results = []
+    targets = _targets(app, model_ids, kinds)
+
+    def fetched(entry: Any) -> None:
+        if fmt == "text":
+            click.echo(str(entry.path))
+
+    def failed(failure: PullFailure) -> None:
+        if len(targets) > 1:
+            info(f"{failure.artifact.model_id} {failure.artifact.kind}: error: {failure.error}")
+
     with _progress() as progress:
-        for art in _targets(app, model_ids, kinds):
-            entry = pull(
-                app.store,
-                art,
-                update_lock=update_lock,
-                require_hashes=require_hashes,
-                progress=progress,
-            )
-            if fmt == "text":
-                click.echo(str(entry.path))
-            results.append(entry.to_dict())
+        summary = pull_many(
+            app.store,
+            targets,
+            on_fetched=fetched,
+            on_failed=failed,
+            update_lock=update_lock,
+            require_hashes=require_hashes,
+            progress=progress,
+        )
     if fmt == "json":
-        echo_json(results)
+        echo_json(summary.rows())
+    if len(targets) > 1:
+        info(summary.describe())
+    error = summary.error()
+    if error is not None:
+        raise error
 
 
 @click.command("lock", epilog="Example: picozoo lock picodet-s-416 picodet-m-416 --lock zoo.lock")

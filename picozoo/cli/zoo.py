@@ -34,12 +34,18 @@ def list_cmd(
     render_rows(rows, LIST_COLUMNS, fmt, title="PP-PicoDet zoo (upstream claims)")
 
 
-@click.command("show", epilog="Example: picozoo show picodet-s-416 --format json")
+@click.command(
+    "show",
+    epilog="Example: picozoo show picodet-s-416 --format json\n\n"
+    "Example: picozoo show picodet_s_416_coco_lcnet   (upstream's name)",
+)
 @click.argument("model_id", metavar="MODEL")
 @format_option("table", "json")
 @store_options(download=False)
 def show_cmd(app: App, model_id: str, fmt: str) -> None:
-    """Show one model: claims, benchmark conditions, artifacts and cache state."""
+    """Show one model: upstream names, claims, benchmark conditions, artifacts, cache state.
+
+    MODEL is an id or one of upstream's file stems (shown as aliases)."""
     from ..describe import describe_model
 
     info = describe_model(app.registry, model_id, app.store)
@@ -62,6 +68,8 @@ def _print_description(info: dict) -> None:
         f"[bold]{info['id']}[/bold]  {info['name']}  ({info['family_title']})"
         + (f"  [{', '.join(flags)}]" if flags else "")
     )
+    if info["aliases"]:
+        console.print(f"aliases (upstream names): {', '.join(info['aliases'])}", highlight=False)
     console.print(
         f"input {cell(info['input_size'])}  mAP {cell(c['map'])} / mAP50 {cell(c['map50'])}  "
         f"params {cell(c['params_m'])} M  FLOPs {cell(c['flops_g'])} G"

@@ -27,14 +27,16 @@ zero is meaningless).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..capture import captured_output
 from ..errors import ConversionError, MissingDependencyError, ParityError
 from ..paddle_dir import PaddleModel
 
+T = TypeVar("T")
 SEED = 0
 SCORE_TOL = (1e-4, 0.0)
 BOX_TOL = (1e-3, 1e-4)
@@ -136,29 +138,53 @@ def run_reference(engine: str, path: Path, feeds: dict[str, Any]) -> tuple[list[
     >>> run_reference("onnxruntime", Path("model.onnx"), feeds)  # doctest: +SKIP
     (['fetch_name_0', 'fetch_name_1'], [array(...), array(...)])
     """
+    runtime = _open_reference(engine, path)
+    names = input_names(runtime)
+    missing = [n for n in names if n not in feeds]
+    if missing:
+        raise ConversionError(f"{_ENGINES[engine]}: model input(s) {missing} have no parity input")
+    results = _engine_call(engine, path, lambda: runtime.run({n: feeds[n] for n in names}))
+    return runtime.output_names(), list(results)
+
+
+def feed_order(engine: str, path: Path) -> list[str]:
+    """The input names of the model at ``path`` in ``engine``'s feed order (Paddle: the order
+    of the model's feed ops, which is the order users feed inputs in).
+
+    >>> feed_order("paddle", Path("picodet_dir"))  # doctest: +SKIP
+    ['image', 'scale_factor']
+    """
+    return input_names(_open_reference(engine, path))
+
+
+def input_names(runtime: Any) -> list[str]:
+    """The input names of a loaded :class:`~picozoo.runtime.Runtime`, in its order."""
+    return [i.name for i in runtime.inputs()]
+
+
+_ENGINES = {"paddle": "Paddle Inference", "onnxruntime": "ONNX Runtime"}
+
+
+def _open_reference(engine: str, path: Path) -> Any:
     from ..runtime import load
 
-    what = "Paddle Inference" if engine == "paddle" else "ONNX Runtime"
+    return _engine_call(engine, path, lambda: load(engine, path, reference=True))
+
+
+def _engine_call(engine: str, path: Path, step: Callable[[], T]) -> T:
+    """Run ``step`` (load or run a model) with the engine's own logs captured; whatever the
+    engine raises (but a missing package) becomes one :class:`ConversionError`."""
     with captured_output():  # engines print their own logs on stdout
         try:
-            runtime = load(engine, path, reference=True)
-            names = [i.name for i in runtime.inputs()]
-            missing = [n for n in names if n not in feeds]
-            if missing:
-                raise ConversionError(f"{what}: model input(s) {missing} have no parity input")
-            results = runtime.run({n: feeds[n] for n in names})
-        except (ConversionError, MissingDependencyError):
+            return step()
+        except MissingDependencyError:
             raise
-        except Exception as e:  # EngineError, or whatever the engine raises while running
-            error: Exception | None = e
-        else:
-            error = None
-    if error is not None:
-        raise ConversionError(
-            f"{what} could not run {path}: {error}".splitlines()[0][:400],
-            hint="the parity check runs both models on CPU; the converted model was not kept",
-        ) from error
-    return runtime.output_names(), list(results)
+        except Exception as e:  # EngineError, or whatever the engine raises
+            error = e
+    raise ConversionError(
+        f"{_ENGINES[engine]} could not run {path}: {error}".splitlines()[0][:400],
+        hint="the parity check runs both models on CPU; the converted model was not kept",
+    ) from error
 
 
 def compare(

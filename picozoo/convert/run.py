@@ -36,7 +36,7 @@ def convert(
     opset: int = 11,
     simplify: bool = True,
     input_shape: dict[str, list[int]] | None = None,
-    dynamic_batch: bool = False,
+    dynamic_batch: bool | None = None,
     fp16: bool = False,
     opt_bin: str | None = None,
     progress: Progress | None = None,
@@ -46,8 +46,10 @@ def convert(
 
     An identical earlier conversion comes back at once (``cached=True``). ONNX options:
     ``postprocess`` (which tarball of a model id), ``opset``, ``simplify`` (onnxsim),
-    ``input_shape`` (``{input: dims}``), ``dynamic_batch``; Lite: ``fp16``, ``opt_bin``
-    (default: ``store.settings.lite_opt``). ``progress`` gets one line per step.
+    ``input_shape`` (``{input: dims}``), ``dynamic_batch`` (None: symbolic batch when the Paddle
+    model has one and no NMS; True/False force it); inputs keep Paddle's feed order. Lite:
+    ``fp16``, ``opt_bin`` (default: ``store.settings.lite_opt``). ``progress`` gets one line per
+    step.
     """
     _check_options(to, fp16=fp16, input_shape=input_shape, dynamic_batch=dynamic_batch)
     from .to_lite import find_opt_tool, lite_recipe
@@ -99,14 +101,14 @@ def copy_out(result: ConversionResult, out_dir: Path) -> Path:
 
 
 def _check_options(
-    to: str, *, fp16: bool, input_shape: dict[str, list[int]] | None, dynamic_batch: bool
+    to: str, *, fp16: bool, input_shape: dict[str, list[int]] | None, dynamic_batch: bool | None
 ) -> None:
     if to not in FORMATS:
         raise UsageError(f"unknown target format {to!r}", hint="use --to onnx or --to lite")
     if to == "onnx" and fp16:
         raise UsageError("--fp16 applies to --to lite only", hint="drop --fp16 or use --to lite")
-    if to == "lite" and (input_shape or dynamic_batch):
+    if to == "lite" and (input_shape or dynamic_batch is not None):
         raise UsageError(
-            "--input-shape/--dynamic-batch apply to --to onnx only",
+            "--input-shape/--dynamic-batch/--fixed-batch apply to --to onnx only",
             hint="Paddle-Lite keeps the shapes of the Paddle model",
         )

@@ -110,6 +110,74 @@ def plan_inputs(
     }
 
 
+def choose_batch(
+    declared: dict[str, list[int]],
+    requested: bool | None,
+    *,
+    overridden: bool,
+    nms: bool,
+) -> tuple[bool, str]:
+    """Whether the batch dim of the ONNX inputs stays symbolic, and why.
+
+    ``requested``: ``--dynamic-batch`` (True), ``--fixed-batch`` (False) or neither (None:
+    follow the Paddle model -- symbolic when every input was exported with a dynamic batch,
+    unless ``--input-shape`` fixed the shapes (``overridden``) or the model ends in NMS
+    (``nms``), which paddle2onnx 2.1.0 converts for one image at a time).
+
+    >>> choose_batch({"image": [-1, 3, 416, 416], "scale_factor": [-1, 2]}, None,
+    ...              overridden=False, nms=False)
+    (True, 'exported with a dynamic batch')
+    >>> choose_batch({"image": [-1, 3, 416, 416]}, None, overridden=False, nms=True)
+    (False, 'multiclass_nms3 converts for batch 1 only (paddle2onnx 2.1.0)')
+    >>> choose_batch({"image": [1, 3, 416, 416]}, None, overridden=False, nms=False)
+    (False, 'exported with a fixed batch')
+    """
+    if requested is True:
+        if nms:
+            raise UsageError(
+                "--dynamic-batch: the model ends in multiclass_nms3, which paddle2onnx 2.1.0 "
+                "converts for one image at a time (its outputs would mix the images of a batch)",
+                hint="drop --dynamic-batch, or convert the model without post-processing "
+                "(--no-postprocess)",
+            )
+        return True, "--dynamic-batch"
+    if requested is False:
+        return False, "--fixed-batch"
+    if overridden:
+        return False, "--input-shape"
+    if nms:
+        return False, "multiclass_nms3 converts for batch 1 only (paddle2onnx 2.1.0)"
+    if declared and all(d and d[0] < 0 for d in declared.values()):
+        return True, "exported with a dynamic batch"
+    return False, "exported with a fixed batch"
+
+
+def order_inputs(model: Any, names: list[str]) -> None:
+    """Reorder the graph inputs of an ``onnx.ModelProto`` to ``names`` (the Paddle model's
+    feed order); inputs not named keep their relative order after them.
+
+    >>> import onnx  # doctest: +SKIP
+    >>> m = onnx.helper.make_model(onnx.helper.make_graph([], "g", [
+    ...     onnx.helper.make_tensor_value_info("scale_factor", 1, [1, 2]),
+    ...     onnx.helper.make_tensor_value_info("image", 1, [1, 3, 8, 8])], []))  # doctest: +SKIP
+    >>> order_inputs(m, ["image", "scale_factor"])  # doctest: +SKIP
+    >>> [i.name for i in m.graph.input]  # doctest: +SKIP
+    ['image', 'scale_factor']
+    """
+    rank = {n: i for i, n in enumerate(names)}
+    current = list(model.graph.input)
+    wanted = sorted(current, key=lambda v: rank.get(v.name, len(rank)))
+    if [v.name for v in wanted] == [v.name for v in current]:
+        return
+    copies = []
+    for v in wanted:
+        c = type(v)()
+        c.CopyFrom(v)
+        copies.append(c)
+    del model.graph.input[:]
+    model.graph.input.extend(copies)
+
+
 def onnx_input_dims(model: Any) -> dict[str, list[int]]:
     """``{input name: dims}`` of an ``onnx.ModelProto`` (-1 for symbolic/unknown dims)."""
     inits = {t.name for t in model.graph.initializer}

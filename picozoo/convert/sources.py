@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..hub.registry import Model, Registry
+from ..hub.registry import INFERENCE_KINDS, Model, Registry
 from ..hub.store import Store
 from ..paddle_dir import PaddleModel, find_paddle_model, inference_kind
 from ..targets import Target
@@ -109,27 +109,32 @@ def resolve_source(
     return Source(find_paddle_model(entry.path), model.id, origin, model.input_size)
 
 
-def cached_models(store: Store, registry: Registry, *, postprocess: bool) -> list[Model]:
-    """Models whose inference tarball (of the kind ``postprocess`` selects) is in the store.
+def pulled_models(store: Store, registry: Registry) -> list[Model]:
+    """Models the user has anything of in the store (a download of any kind, or a conversion)
+    that have an inference tarball to convert, in registry order.
 
     >>> from picozoo.hub.registry import load_registry
     >>> from picozoo.settings import Settings
-    >>> cached_models(Store(Settings(cache_dir=Path("/nonexistent"))), load_registry(),
-    ...               postprocess=True)
+    >>> pulled_models(Store(Settings(cache_dir=Path("/nonexistent"))), load_registry())
     []
     """
-    out = []
-    for m in registry.models:
-        kind, _ = inference_kind(m.kinds, postprocess=postprocess)
-        if m.has(kind) and store.lookup(m.artifact(kind)) is not None:
-            out.append(m)
-    return out
+    ids = store.models_with_entries()
+    return [
+        m for m in registry.models if m.id in ids and any(k in m.kinds for k in INFERENCE_KINDS)
+    ]
 
 
 def select_args(
-    args: Sequence[str], store: Store, registry: Registry, *, postprocess: bool
+    args: Sequence[str],
+    store: Store,
+    registry: Registry,
+    *,
+    postprocess: bool,
+    progress: Progress | None = None,
 ) -> list[str]:
-    """``args``, or (none given) the id of every model with a cached inference tarball.
+    """``args``, or (none given) the id of every model the user has pulled anything of: their
+    inference tarball (``inference`` or ``inference-nopp`` after ``postprocess``) is pulled by
+    the conversion when missing, so ``pull MODEL`` then ``convert --no-postprocess`` works.
 
     >>> select_args(["picodet-s-416", "./my_dir"], store, registry,
     ...             postprocess=True)  # doctest: +SKIP
@@ -137,13 +142,18 @@ def select_args(
     """
     if args:
         return list(args)
-    found = [m.id for m in cached_models(store, registry, postprocess=postprocess)]
+    found = [m.id for m in pulled_models(store, registry)]
     if not found:
-        kind = "inference" if postprocess else "inference-nopp"
         flag = "" if postprocess else " --no-postprocess"
         raise UsageError(
-            f"no model has an {kind!r} tarball in the cache ({store.root})",
-            hint=f"name models (`picozoo convert picodet-s-416{flag}`) or pull them first "
-            f"(`picozoo pull picodet-s-416 --artifact {kind}`)",
+            f"no MODEL given and nothing is pulled yet ({store.root})",
+            hint=f"name models (`picozoo convert picodet-s-416{flag}`) or pull one first "
+            "(`picozoo pull picodet-s-416`)",
+        )
+    if progress is not None:
+        kind = "inference" if postprocess else "inference-nopp"
+        progress(
+            f"no MODEL given: converting the {kind} tarball of every pulled model: "
+            + ", ".join(found)
         )
     return found

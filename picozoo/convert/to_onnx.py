@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,11 @@ def onnx_options(
     opset: int,
     simplify: bool,
     input_shape: dict[str, list[int]] | None,
-    dynamic_batch: bool,
+    dynamic_batch: bool | None,
 ) -> dict[str, Any]:
     """The normalized options of an ONNX conversion (part of the cache key and provenance).
+    ``dynamic_batch``: True / False force a symbolic / fixed batch; None follows the Paddle
+    model (see :func:`picozoo.convert.shapes.choose_batch`).
 
     >>> onnx_options(opset=11, simplify=False, input_shape={"image": [1, 3, 320, 320]},
     ...              dynamic_batch=False)["input_shape"]
@@ -84,7 +86,7 @@ def convert_paddle_dir_to_onnx(
     opset: int = 11,
     simplify: bool = True,
     input_shape: dict[str, list[int]] | None = None,
-    dynamic_batch: bool = False,
+    dynamic_batch: bool | None = None,
     image_size: tuple[int, int] | None = None,
     onnx_hook: OnnxHook | None = None,
     progress: Progress | None = None,
@@ -117,8 +119,8 @@ def _produce(
     import onnx
 
     from .p2o import paddle_to_onnx
-    from .parity import check_parity
-    from .shapes import fix_onnx_inputs, onnx_input_dims, plan_inputs
+    from .parity import check_parity, feed_order
+    from .shapes import choose_batch, fix_onnx_inputs, onnx_input_dims, order_inputs, plan_inputs
     from .simplify import check_model, simplify_model
 
     timings: dict[str, float] = {}
@@ -126,10 +128,17 @@ def _produce(
     say(f"paddle2onnx {files.model_file} (opset {options['opset']}, optimizer off)")
     model = onnx.load_from_string(paddle_to_onnx(files, opset=options["opset"]))
     timings["paddle2onnx"] = _lap(t)
+    # paddle2onnx lists the inputs of legacy programs in another order than Paddle's feed ops;
+    # users feed by position as they do in Paddle, so keep Paddle's order (also after onnxsim)
+    feed = feed_order("paddle", files.model_file)
+    order_inputs(model, feed)
 
     declared = onnx_input_dims(model)
     dtypes = {i.name: _onnx_dtype(i) for i in model.graph.input if i.name in declared}
-    dynamic = options["dynamic_batch"]
+    nms = any(n.op_type == "NonMaxSuppression" for n in model.graph.node)
+    dynamic, why = choose_batch(
+        declared, options["dynamic_batch"], overridden=bool(options["input_shape"]), nms=nms
+    )
     shapes = plan_inputs(
         declared, options["input_shape"], files.input_size or image_size, dynamic_batch=dynamic
     )
@@ -140,11 +149,15 @@ def _produce(
         say("onnxsim")
         model = simplify_model(model)
     timings["onnxsim"] = _lap(t)
+    order_inputs(model, feed)
     if hook is not None:
         hook(model)
     check_model(model)
     onnx_path = staging / ONNX_FILE
     onnx.save(model, str(onnx_path))
+    inputs = {i.name: _dims(i) for i in model.graph.input if i.name in declared}
+    batch = "symbolic" if dynamic else "1"
+    say(f"inputs in Paddle's feed order: {_fmt_shapes(inputs)}; batch {batch} ({why})")
 
     t = time.perf_counter()
     run_shapes = {n: ([2, *s[1:]] if dynamic else s) for n, s in shapes.items()}
@@ -160,7 +173,9 @@ def _produce(
     return {
         "output": {
             "opset": opset_used,
-            "inputs": {i.name: _dims(i) for i in model.graph.input if i.name in declared},
+            "inputs": inputs,
+            "input_order": list(inputs),
+            "batch": {"dynamic": dynamic, "why": why},
             "outputs": {o.name: _dims(o) for o in model.graph.output},
         },
         "parity": report.to_dict(),
@@ -182,7 +197,7 @@ def _dims(value_info: Any) -> list[int | str]:
     ]
 
 
-def _fmt_shapes(shapes: dict[str, list[int]]) -> str:
+def _fmt_shapes(shapes: Mapping[str, Sequence[int | str]]) -> str:
     return ", ".join(f"{n}={'x'.join(map(str, s))}" for n, s in shapes.items())
 
 

@@ -23,6 +23,18 @@ from ..errors import UsageError, require
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl",
               "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")  # fmt: skip
 DEFAULT_ANN = "annotations/instances_val2017.json"
+_COCO80 = (
+    "person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant "
+    "stop_sign parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe "
+    "backpack umbrella handbag tie suitcase frisbee skis snowboard sports_ball kite "
+    "baseball_bat baseball_glove skateboard surfboard tennis_racket bottle wine_glass cup fork "
+    "knife spoon bowl banana apple sandwich orange broccoli carrot hot_dog pizza donut cake "
+    "chair couch potted_plant bed dining_table toilet tv laptop mouse remote keyboard "
+    "cell_phone microwave oven toaster sink refrigerator book clock vase scissors teddy_bear "
+    "hair_drier toothbrush"
+)
+#: COCO's 80 class names in contiguous-index order (the label_list of upstream's exports)
+COCO80 = tuple(name.replace("_", " ") for name in _COCO80.split(" "))
 IMAGE_DIRS = ("val2017", "images", ".")
 
 

@@ -1,8 +1,11 @@
 """What ``infer``/``eval`` run: a model file for the engine, and its ``infer_cfg.yml``.
 
 A model id runs its no-post-processing export (upstream measured and evaluated that way):
-ONNX Runtime the converted ONNX, Paddle Inference the pulled ``inference-nopp`` folder (the
-post-processed tarball for legacy models that have no other). A path is a Paddle inference
+ONNX Runtime upstream's ``onnx-nopp`` when the model has one (else its tarball converted),
+Paddle Inference the pulled ``inference-nopp`` folder (the post-processed tarball for legacy
+models that have no other). The pre-processing comes from the tarball's ``infer_cfg.yml``
+(pulled for it), or, for models published only as ONNX, is upstream's standard PicoDet COCO
+pre-processing at the model's input size. A path is a Paddle inference
 folder (its own ``infer_cfg.yml``) or an ``.onnx`` file (``--config``, else an
 ``infer_cfg.yml`` beside it).
 
@@ -20,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelFileError, UsageError
-from ..hub.registry import Registry
+from ..hub.registry import INFERENCE_KINDS, Model, Registry
 from ..hub.store import Store
 from ..paddle_dir import INFER_CFG, InferConfig, find_paddle_model, inference_kind
 from ..targets import Target, resolve_arg
+from .coco import COCO80
 
 
 @dataclass(frozen=True)
@@ -72,17 +76,43 @@ def resolve_runnable(
             path = find_paddle_model(path).directory
         return Runnable(target.label, path, resolve_config(path, config), engine)
     assert target.model is not None
-    model = target.model
-    kind, postprocess = inference_kind(model.kinds, postprocess=False)
+    return _model_runnable(target.model, store, engine, config, progress)
+
+
+def _model_runnable(
+    model: Model,
+    store: Store,
+    engine: str,
+    config: Path | None,
+    progress: Callable[[str], None] | None,
+) -> Runnable:
+    from ..bench.targets import onnx_kind, onnx_source
     from ..hub.pull import pull
 
-    artifact = model.artifact(kind)
-    if progress and store.lookup(artifact) is None:
-        progress(f"{model.id}: pulling {kind} ({artifact.filename})")
-    folder = pull(store, artifact).path
-    cfg = resolve_config(folder, config)
+    def fetch(kind: str) -> Path:
+        artifact = model.artifact(kind)
+        if progress and store.lookup(artifact) is None:
+            progress(f"{model.id}: pulling {kind} ({artifact.filename})")
+        return pull(store, artifact).path
+
+    tarball = [k for k in INFERENCE_KINDS if model.has(k)]
+    kind, postprocess = inference_kind(model.kinds, postprocess=False)
+    folder = fetch(kind) if tarball and (engine == "paddle" or config is None) else None
+    if config is not None:
+        cfg = resolve_config(Path(config), config)
+    elif folder is not None:
+        cfg = resolve_config(folder, None)
+    else:  # upstream ONNX only: the standard PicoDet COCO pre-processing at its input size
+        cfg = InferConfig(input_size=model.input_size, labels=COCO80)
     if engine == "paddle":
+        if folder is None:
+            raise UsageError(f"{model.id} has no Paddle inference tarball",
+                             hint="run it on ONNX Runtime: --engine onnxruntime")  # fmt: skip
         return Runnable(model.id, folder, cfg, engine)
+    if onnx_source(model, "auto", postprocess=False) == "upstream":
+        if progress:
+            progress(f"{model.id}: running upstream's {onnx_kind(False)} ONNX")
+        return Runnable(model.id, fetch(onnx_kind(False)), cfg, engine)
     from ..convert import convert
 
     result = convert(store, Target(model.id, model=model), postprocess=postprocess,

@@ -159,7 +159,7 @@ def _staging_parents(store: Store) -> list[Path]:
     """Every folder where picozoo stages work before renaming it into place."""
     parents = [store.unpacked_root, store.converted_root]
     if store.converted_root.is_dir():
-        parents += [p for p in store.converted_root.iterdir() if p.is_dir()]
+        parents += [p for p in store.converted_root.iterdir() if p.is_dir() and not p.is_symlink()]
     return [p for p in parents if p.is_dir()]
 
 

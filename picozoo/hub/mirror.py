@@ -9,6 +9,10 @@ the upstream origin is not contacted unless it is listed itself.
 
 >>> source_urls("https://paddledet.bj.bcebos.com/a/b.tar", ["http://m.lan/pp", "/srv/zoo"])
 ['http://m.lan/pp/a/b.tar', 'file:///srv/zoo/a/b.tar']
+
+A URL path is normalised first (``.`` and ``..`` segments resolved, percent-escapes decoded);
+one that climbs above its host's root is refused, so no URL can leave a mirror's folder
+(the registry refuses such URLs when it loads; this is the second line of defence).
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from ..atomic import atomic_write_text, copy_hashing, sha256_file
-from ..errors import CorruptBlobError, UsageError
+from ..errors import CorruptBlobError, RegistryError, UsageError
 
 
 def normalise_mirror(m: str) -> str:
@@ -35,12 +39,53 @@ def normalise_mirror(m: str) -> str:
     )
 
 
+def url_path(url: str) -> str:
+    """The path of ``url`` below its host's root: percent-decoded, with empty, ``.`` and ``..``
+    segments resolved. A path that climbs above the root, holds a backslash or NUL, or names
+    no file is a :class:`RegistryError` (exit 3).
+
+    >>> url_path("https://h/a/./b/../c%20d.tar")
+    'a/c d.tar'
+    >>> url_path("https://h/pp/../../etc/passwd")
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.RegistryError: https://h/pp/../../etc/passwd: its path climbs above ...
+    """
+    raw = unquote(urlsplit(url).path)
+    if "\\" in raw or "\x00" in raw:
+        raise RegistryError(url, "its path holds a backslash or NUL character")
+    out: list[str] = []
+    for seg in raw.split("/"):
+        if seg == "..":
+            if not out:
+                raise RegistryError(url, "its path climbs above the host's root ('..')")
+            out.pop()
+        elif seg not in ("", "."):
+            out.append(seg)
+    if not out:
+        raise RegistryError(url, "its path names no file")
+    return "/".join(out)
+
+
+def normalise_url(url: str) -> str:
+    """``url`` with its path normalised by :func:`url_path` (unchanged when already normal).
+
+    >>> normalise_url("https://h/a/../b.tar"), normalise_url("https://h/x%20y.tar")
+    ('https://h/b.tar', 'https://h/x%20y.tar')
+    """
+    parts = urlsplit(url)
+    rel = url_path(url)
+    if unquote(parts.path) == "/" + rel:
+        return url
+    return urlunsplit(parts._replace(path="/" + quote(rel)))
+
+
 def source_urls(url: str, mirrors: Sequence[str]) -> list[str]:
     """Candidate download URLs of ``url``: each mirror + the URL path, or the URL itself."""
-    path = urlsplit(url).path.lstrip("/")
     if not mirrors:
-        return [direct_url(url)]
-    return [f"{normalise_mirror(m)}/{quote(path)}" for m in mirrors]
+        return [direct_url(normalise_url(url))]
+    path = quote(url_path(url))
+    return [f"{normalise_mirror(m)}/{path}" for m in mirrors]
 
 
 def direct_url(url: str) -> str:
@@ -62,10 +107,7 @@ def export(entries: Sequence[Any], dest: Path) -> list[dict[str, Any]]:
     dest.mkdir(parents=True, exist_ok=True)
     rows = []
     for e in entries:
-        rel = urlsplit(e.url).path.lstrip("/")
-        target = dest / rel
-        if ".." in Path(rel).parts:
-            continue
+        target = dest / url_path(e.url)
         target.parent.mkdir(parents=True, exist_ok=True)
         if not (target.is_file() and target.stat().st_size == e.size and _same(target, e)):
             tmp = target.with_name(f".{target.name}.picozoo-tmp")

@@ -9,6 +9,10 @@ Modes (``Settings.locking``, env ``PICOZOO_LOCKING``):
 * ``none`` - no locking. Correctness never depends on the mutex: each process then downloads
   to its own ``.part`` and blobs are content-addressed, so the result is the same.
 
+A symlink (or anything but a regular file) planted at the mutex path is refused with
+:class:`~picozoo.errors.TamperedStoreError` instead of being opened, so taking a mutex never
+writes outside its folder.
+
 >>> with mutex(Path("/tmp/picozoo-doctest.lock"), mode="auto") as exclusive:
 ...     exclusive
 True
@@ -17,9 +21,12 @@ True
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+from ..atomic import check_not_planted, tampered
 from ..errors import MutexTimeoutError
 
 
@@ -41,21 +48,31 @@ def mutex(
     import filelock
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    check_not_planted(path)  # a lock file is a plain file, or absent
     cls = filelock.SoftFileLock if mode == "soft" else filelock.FileLock
     lock = cls(str(path), thread_local=False)
     try:
-        lock.acquire(timeout=0)
+        _acquire(lock, path, 0)
     except filelock.Timeout:
         if on_wait is not None:
             on_wait()
         try:
-            lock.acquire(timeout=timeout)
+            _acquire(lock, path, timeout)
         except filelock.Timeout as e:
             raise MutexTimeoutError(path, timeout) from e
     try:
         yield True
     finally:
         lock.release()
+
+
+def _acquire(lock: Any, path: Path, timeout: float) -> None:
+    try:
+        lock.acquire(timeout=timeout)
+    except OSError as e:  # a link planted after the check (filelock opens with O_NOFOLLOW)
+        if e.errno == errno.ELOOP:
+            raise tampered(path) from e
+        raise
 
 
 def is_held(path: Path, *, mode: str = "auto") -> bool:

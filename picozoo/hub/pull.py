@@ -8,7 +8,11 @@ PosixPath('/tmp/zoo/unpacked/5f0c.../tree/picodet_s_416_coco_lcnet')
 
 Hash pins come from the registry (``sha256``/``size``) or, when upstream publishes none, from
 the pins file: the first verified download of a URL is recorded there and every later download
-must match it.  A mismatch leaves the cache untouched and says how to accept the new file.
+must match it.  A mismatch leaves the cache untouched and says how to accept the new file; a pin
+is only ever replaced with ``update_lock=True`` (``--update-lock``).  Before a first pin the bytes
+must be what the artifact kind is (:mod:`picozoo.hub.content`), so an HTML error page is never
+pinned.  A full or read-only disk is a :class:`~picozoo.errors.DiskError`; a verified download
+whose unpacking ran out of space is kept, and the next pull unpacks it without downloading again.
 """
 
 from __future__ import annotations
@@ -16,14 +20,22 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..atomic import sha256_file
-from ..errors import HashMismatchError, HashRequiredError, OfflineError, PicozooError
+from ..errors import (
+    DiskError,
+    HashMismatchError,
+    HashRequiredError,
+    OfflineError,
+    PicozooError,
+)
 from ..paddle_dir import check_inference_dir
-from .download import DownloadResult, ProgressFn, discard_part, download
+from .content import check_head
+from .download import DownloadResult, ProgressFn, discard_part, disk_error, download
 from .pins import PinFile, PinnedHash
 from .registry import INFERENCE_KINDS, Artifact
 from .store import Entry, Ref, Store
@@ -64,6 +76,17 @@ def pull(
     """Make ``artifact`` available in the store, verified, and return its entry (``.path`` is
     the unpacked directory of a tarball, else the file). Mirrors, offline mode and the pins
     file come from the store's settings."""
+    with _disk_errors(store):
+        return _pull(store, artifact, update_lock, require_hashes, progress)
+
+
+def _pull(
+    store: Store,
+    artifact: Artifact,
+    update_lock: bool,
+    require_hashes: bool,
+    progress: ProgressFn | None,
+) -> Entry:
     pins = store.pins()
     pin = pin_of(artifact, pins, update_lock=update_lock)
     label = label_of(artifact)
@@ -87,13 +110,44 @@ def pull(
                 entry = _usable(store, artifact, pin)
             if entry is None:
                 entry = _fetch_locked(store, artifact, pin, exclusive, progress, fresh=update_lock)
-    if (pin is None or pin.source != "registry") and pins.get(artifact.url) != PinnedHash(
-        entry.sha256, entry.size
-    ):
-        pins.record(artifact.url, entry.sha256, entry.size)
-        pins.save()
+    if pin is None or pin.source != "registry":
+        try:
+            _record_pin(store, artifact, entry.sha256, entry.size, replace=update_lock)
+        except HashMismatchError:  # pinned otherwise meanwhile: do not serve what we fetched
+            store.drop_ref(artifact.url)
+            raise
     store.touch(artifact.url)
     return entry
+
+
+def _record_pin(
+    store: Store, artifact: Artifact, sha: str, size: int, *, replace: bool, got: str = ""
+) -> bool:
+    """Pin ``artifact`` to ``sha``/``size`` unless it already is; returns whether the pins file
+    changed. A different pin (recorded meanwhile by another process, say) is never replaced
+    unless ``replace`` (``--update-lock``): that is a :class:`HashMismatchError`."""
+    pins = store.pins()  # re-read: another process may have pinned this URL meanwhile
+    current = pins.get(artifact.url)
+    if current == PinnedHash(sha, size):
+        return False
+    if current is not None and not replace:
+        pin = Pin(current.sha256, current.size, str(pins.path))
+        raise _mismatch(artifact, pin, sha, size, got or "the download")
+    pins.record(artifact.url, sha, size)
+    pins.save()
+    return True
+
+
+@contextlib.contextmanager
+def _disk_errors(store: Store) -> Iterator[None]:
+    """Turn a full or read-only disk (cache or pins file) into one :class:`DiskError` line."""
+    try:
+        yield
+    except OSError as e:
+        err = disk_error(e, store.root)
+        if err is None:
+            raise
+        raise err from e
 
 
 def _usable(store: Store, artifact: Artifact, pin: Pin | None) -> Entry | None:
@@ -144,30 +198,53 @@ def _fetch_locked(
             f"{label}: downloaded {result.size} bytes, the registry says {artifact.size}",
             hint="the mirror serves a different file; try another --mirror or fix the registry",
         )
-    try:
-        manifest_dir = _unpack(store, artifact, part, result.sha256)
-    except PicozooError:  # a refused archive: its bytes are useless (Ctrl-C keeps the .part)
-        discard_part(part)
-        raise
+    manifest_dir = _unpack_keeping(store, artifact, part, result)
     blob = store.blob_path(result.sha256)
     if blob.exists() and sha256_file(blob) != result.sha256:
         _remove_corrupt(blob)
     blob = store.store_blob(part, result.sha256)
+    discard_part(part)  # the resume validators (the bytes are in the blob now)
     return _write_ref(
         store, artifact, blob, result.sha256, result.size, result.source, manifest_dir
     )
 
 
+def _unpack_keeping(
+    store: Store, artifact: Artifact, part: Path, result: DownloadResult
+) -> Path | None:
+    """Unpack a verified download: a refused archive discards it (its bytes are useless), a
+    full or read-only disk keeps it so that the next pull does not download it again (Ctrl-C
+    keeps it too)."""
+    kept = "the verified download is kept and the next pull unpacks it without downloading again"
+    try:
+        return _unpack(store, artifact, part, result.sha256)
+    except DiskError as e:
+        raise DiskError(e.message, hint="; ".join(x for x in (e.hint, kept) if x)) from e
+    except PicozooError:
+        discard_part(part)
+        raise
+    except OSError as e:
+        bare = OSError(e.errno, e.strerror)  # not the staging file's name: it is gone
+        err = disk_error(bare, store.unpacked_root, need=result.size, kept=kept)
+        if err is None:
+            raise
+        raise err from e
+
+
 def _download(
     store: Store, artifact: Artifact, part: Path | None, progress: ProgressFn | None
 ) -> DownloadResult:
-    """Download from the store's sources (mirrors or upstream) with its network settings."""
+    """Download from the store's sources (mirrors or upstream) with its network settings,
+    refusing bytes that are not what the artifact kind must be; redirects may go to a mirror
+    or to the artifact's own host."""
     return download(
         store.sources(artifact.url),
         part,
         label=label_of(artifact),
         settings=store.settings.network,
         progress=progress,
+        check=lambda head, content_type: check_head(artifact.filename, head, content_type),
+        origins=[artifact.url],
     )
 
 
@@ -188,7 +265,7 @@ def _unpack(store: Store, artifact: Artifact, src: Path, sha: str) -> Path | Non
     if manifest is None:
         if udir.exists():  # damaged, or a leftover without a manifest: not ours to trust
             _remove_tree(udir)
-        extract_tarball(src, udir, label=label, check=check)
+        extract_tarball(src, udir, label=label, check=check, limits=store.settings.unpack)
     elif check is not None:
         check(udir / str(manifest.get("root", "tree")))
     return udir
@@ -250,13 +327,15 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _mismatch(artifact: Artifact, pin: Pin, sha: str, size: int) -> HashMismatchError:
+def _mismatch(
+    artifact: Artifact, pin: Pin, sha: str, size: int, got: str = "the download"
+) -> HashMismatchError:
     label = label_of(artifact)
     where = "the registry" if pin.source == "registry" else f"pins file {pin.source}"
     msg = (
         f"sha256 mismatch for {label} ({artifact.url}): {where} pins {pin.sha256}"
         + (f" ({pin.size} bytes)" if pin.size is not None else "")
-        + f", the download is {sha} ({size} bytes); nothing was added to the cache"
+        + f", {got} is {sha} ({size} bytes); nothing was added to the cache"
     )
     if pin.source == "registry":
         hint = "the mirror serves a different file: try another --mirror, or fix the registry"
@@ -313,8 +392,16 @@ def pin_artifact(
     """Record ``artifact``'s sha256/size in the lock without keeping a downloaded copy.
 
     Uses the registry pin or a verified cache entry when there is one; otherwise streams the
-    file through sha256 only (nothing is written to disk).
+    file through sha256 only (nothing is written to disk). An existing pin is only replaced
+    with ``update=True``; one that disagrees with the registry is a :class:`HashMismatchError`.
     """
+    with _disk_errors(store):
+        return _pin_artifact(store, artifact, update, progress)
+
+
+def _pin_artifact(
+    store: Store, artifact: Artifact, update: bool, progress: ProgressFn | None
+) -> PinResult:
     pins = store.pins()
     label = label_of(artifact)
     current = pins.get(artifact.url)
@@ -338,8 +425,6 @@ def pin_artifact(
                 raise _mismatch(
                     artifact, Pin(artifact.sha256, artifact.size, "registry"), sha, size
                 )
-    changed = current is None or current.sha256 != sha or current.size != size
-    if changed:
-        pins.record(artifact.url, sha, size)
-        pins.save()
+    got = "the registry's pin" if how == "registry" else ""
+    changed = _record_pin(store, artifact, sha, size, replace=update, got=got)
     return PinResult(artifact, sha, size, how, changed)

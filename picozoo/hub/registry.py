@@ -6,11 +6,17 @@ about them, and every downloadable artifact with its exact upstream URL.
 >>> reg = load_registry()
 >>> reg.get("picodet-s-416").artifact("inference").url
 'https://paddledet.bj.bcebos.com/deploy/Inference/picodet_s_416_coco_lcnet.tar'
+
+Upstream's file stems are aliases of the model ids (derived from the artifact URLs):
+
+>>> reg.resolve("picodet_s_416_coco_lcnet_non_postprocess")[0].id
+'picodet-s-416'
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -20,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import RegistryError, UnknownArtifactError, UnknownModelError
+from .mirror import normalise_url
 
 #: The fixed vocabulary of artifact kinds.
 ARTIFACT_KINDS: tuple[str, ...] = (
@@ -41,6 +48,21 @@ INFERENCE_KINDS = ("inference", "inference-nopp")
 CLAIM_FIELDS = ("map", "map50", "params_m", "flops_g")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
+#: A registry larger than this is refused unread (the packaged one is ~30 KB).
+MAX_REGISTRY_BYTES = 4 << 20
+#: Deepest YAML nesting accepted (the registry needs 6 levels).
+MAX_YAML_DEPTH = 32
+#: File-name endings stripped to get a file's stem.
+_FILE_SUFFIXES = (
+    ".tar.gz", ".tgz", ".tar", ".zip", ".onnx", ".pdparams", ".pdmodel", ".nb", ".yml",
+    ".yaml", ".log",
+)  # fmt: skip
+#: Stem endings that name a variant of a model rather than another model.
+_VARIANT_SUFFIXES = (
+    "_non_postprocess", "_postprocessed", "_postprocess", "_fp16", "_fp32", "_int8", "_lite",
+)  # fmt: skip
+#: Kinds and their counterpart exported without post-processing.
+_NOPP_KIND = {"inference": "inference-nopp", "onnx": "onnx-nopp", "lite-int8": "lite-int8-nopp"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,32 @@ class Model:
     def has(self, kind: str) -> bool:
         return any(a.kind == kind for a in self.artifacts)
 
+    def variant_kind(self, kind: str, postprocess: bool | None) -> str:
+        """``kind``, switched to its with/without post-processing counterpart as asked
+        (when the model has it); ``postprocess=None`` keeps ``kind``.
+
+        >>> load_registry().get("picodet-s-416").variant_kind("onnx", postprocess=False)
+        'onnx-nopp'
+        """
+        if postprocess is None:
+            return kind
+        pairs = _NOPP_KIND.items() if postprocess is False else _pp_kinds()
+        other = dict(pairs).get(kind)
+        return other if other is not None and self.has(other) else kind
+
+
+def _pp_kinds() -> Iterable[tuple[str, str]]:
+    return ((nopp, pp) for pp, nopp in _NOPP_KIND.items())
+
+
+@dataclass(frozen=True)
+class Alias:
+    """An upstream file stem naming a model; ``postprocess`` is False for a
+    ``_non_postprocess`` stem, True for a ``_postprocessed`` one, else None."""
+
+    model_id: str
+    postprocess: bool | None = None
+
 
 @dataclass(frozen=True)
 class Registry:
@@ -137,17 +185,39 @@ class Registry:
     origin: str
     families: Mapping[str, Family]
     models: tuple[Model, ...]
+    aliases: Mapping[str, Alias] = field(default_factory=dict)
 
     def get(self, model_id: str) -> Model:
-        """The model with this id, or :class:`UnknownModelError` with suggestions."""
-        for m in self.models:
-            if m.id == model_id:
-                return m
-        ids = [m.id for m in self.models]
-        close = difflib.get_close_matches(model_id.lower(), ids, n=3, cutoff=0.6)
+        """The model with this id or alias, or :class:`UnknownModelError` with suggestions.
+
+        >>> load_registry().get("picodet_s_416_coco_lcnet").id
+        'picodet-s-416'
+        """
+        return self.resolve(model_id)[0]
+
+    def resolve(self, name: str) -> tuple[Model, bool | None]:
+        """The model ``name`` (an id, or an upstream file stem or file name) names, and whether
+        that name asks for the post-processed variant (None: it does not say)."""
+        by_id = {m.id: m for m in self.models}
+        key = name.strip().lower()
+        alias = self.aliases.get(key) or self.aliases.get(file_stem(key))
+        if name in by_id or key in by_id:
+            return by_id[name if name in by_id else key], None
+        if alias is not None:
+            return by_id[alias.model_id], alias.postprocess
+        names = [*by_id, *self.aliases]
+        close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
         if not close:
-            close = [i for i in ids if model_id.lower() in i][:3]
-        raise UnknownModelError(model_id, close)
+            close = [i for i in names if key in i][:3]
+        raise UnknownModelError(name, close)
+
+    def aliases_of(self, model_id: str) -> list[str]:
+        """The upstream file stems that name ``model_id``, sorted.
+
+        >>> load_registry().aliases_of("picodet-legacy-s-320")
+        ['picodet_s_320', 'picodet_s_320_coco', 'picodet_s_320_fp16']
+        """
+        return sorted(a for a, t in self.aliases.items() if t.model_id == model_id)
 
     def select(self, model_ids: Iterable[str]) -> list[Model]:
         return [self.get(i) for i in model_ids]
@@ -173,20 +243,92 @@ def load_registry(path: str | os.PathLike[str] | None = None) -> Registry:
     >>> load_registry().get("picodet-xs-320").input_size
     (320, 320)
     """
-    import yaml
-
     p = Path(path or packaged_registry_path())
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(p, "rb") as f:
+            raw = f.read(MAX_REGISTRY_BYTES + 1)
     except OSError as e:
         raise RegistryError(str(p), f"cannot read: {e.strerror or e}") from e
+    if len(raw) > MAX_REGISTRY_BYTES:
+        raise RegistryError(str(p), f"larger than {MAX_REGISTRY_BYTES >> 20} MiB, refusing")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RegistryError(str(p), f"not UTF-8 text (byte {e.start})") from e
+    return parse_registry(strict_yaml(text, str(p)), str(p))
+
+
+def strict_yaml(text: str, path: str = "<registry>") -> Any:
+    """Parse YAML refusing what a registry never needs and an attacker would use: anchors and
+    aliases (the "billion laughs" bomb), nesting deeper than :data:`MAX_YAML_DEPTH`, duplicate
+    keys (the second would silently win) and non-finite numbers (``.nan``, ``.inf``, ``1e999``).
+
+    >>> strict_yaml("a: 1\\na: 2")
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.RegistryError: <registry>: not valid YAML at line 2: duplicate key 'a' ...
+    """
+    import yaml
+
+    loader = _strict_loader()(text)
+    try:
+        return loader.get_single_data()
+    except (yaml.YAMLError, ValueError, RecursionError) as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise RegistryError(str(p), f"not valid YAML{where}") from e
-    return parse_registry(data, str(p))
+        problem = getattr(e, "problem", None) or (str(e) if isinstance(e, ValueError) else "")
+        detail = f": {' '.join(problem.split())}" if problem else ""
+        raise RegistryError(path, f"not valid YAML{where}{detail}") from e
+    finally:
+        loader.dispose()
+
+
+def _strict_loader() -> type:
+    """A ``yaml.SafeLoader`` subclass with the refusals of :func:`strict_yaml`."""
+    import yaml
+    from yaml.composer import ComposerError
+    from yaml.constructor import ConstructorError
+
+    class StrictLoader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise ComposerError(
+                    None, None, "anchors and aliases (&, *) are not allowed", event.start_mark
+                )
+            self.depth += 1
+            try:
+                if self.depth > MAX_YAML_DEPTH:
+                    raise ComposerError(
+                        None, None, f"nested deeper than {MAX_YAML_DEPTH}", event.start_mark
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in getattr(node, "value", ()):
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+        def construct_yaml_float(self, node: Any) -> float:
+            value = super().construct_yaml_float(node)
+            if not math.isfinite(value):
+                raise ConstructorError(
+                    None, None, f"non-finite number {node.value!r}", node.start_mark
+                )
+            return value
+
+    StrictLoader.add_constructor("tag:yaml.org,2002:float", StrictLoader.construct_yaml_float)
+    return StrictLoader
 
 
 def parse_registry(data: Any, path: str = "<registry>") -> Registry:
@@ -214,7 +356,76 @@ def parse_registry(data: Any, path: str = "<registry>") -> Registry:
     for m in models:
         if m.base_model and m.base_model not in seen:
             raise RegistryError(path, "names an unknown model", entry=m.id, field="base_model")
-    return Registry(path=path, origin=origin.rstrip("/"), families=families, models=tuple(models))
+    return Registry(
+        path=path,
+        origin=origin.rstrip("/"),
+        families=families,
+        models=tuple(models),
+        aliases=derive_aliases(models, path),
+    )
+
+
+def file_stem(filename: str) -> str:
+    """A file name without its model-file ending (and a log's ``train_`` prefix).
+
+    >>> file_stem("train_picodet_s_416_coco_lcnet.log"), file_stem("picodet_l_640.tar.gz")
+    ('picodet_s_416_coco_lcnet', 'picodet_l_640')
+    """
+    for ext in _FILE_SUFFIXES:
+        if filename.endswith(ext) and len(filename) > len(ext):
+            filename = filename[: -len(ext)]
+            if ext == ".log" and filename.startswith("train_"):
+                filename = filename[len("train_") :]
+            break
+    return filename
+
+
+def stem_aliases(filename: str) -> dict[str, bool | None]:
+    """The aliases one upstream file name gives its model: its stem (which says whether it is
+    the variant with or without post-processing) and the stem without variant suffixes.
+
+    >>> stem_aliases("picodet_s_416_coco_lcnet_non_postprocess.tar")
+    {'picodet_s_416_coco_lcnet_non_postprocess': False, 'picodet_s_416_coco_lcnet': None}
+    """
+    stem = file_stem(filename.lower())
+    postprocess = False if "_non_postprocess" in stem else True if "_postprocess" in stem else None
+    base = stem
+    while suffix := next((x for x in _VARIANT_SUFFIXES if base.endswith(x)), ""):
+        base = base[: -len(suffix)]
+    return {stem: postprocess, base: None} if base and base != stem else {stem: postprocess}
+
+
+def derive_aliases(models: Iterable[Model], path: str = "<registry>") -> dict[str, Alias]:
+    """Upstream's names of each model, from the file stems of its artifact URLs. A file shared
+    by two models (a quantized model's base config) names neither; a stem naming two models is
+    a :class:`RegistryError`."""
+    models = list(models)
+    owners: dict[str, set[str]] = {}
+    for m in models:
+        for a in m.artifacts:
+            owners.setdefault(a.url, set()).add(m.id)
+    ids = {m.id for m in models}
+    out: dict[str, Alias] = {}
+    for m in models:
+        for a in m.artifacts:
+            if len(owners[a.url]) > 1:
+                continue
+            for name, postprocess in stem_aliases(a.filename).items():
+                known = out.get(name)
+                other = known.model_id if known else (name if name in ids else None)
+                if other is not None and other != m.id:
+                    raise RegistryError(
+                        path,
+                        f"alias {name!r} (the stem of {a.filename}) would name both "
+                        f"{other!r} and {m.id!r}",
+                        entry=m.id,
+                        field="artifacts",
+                    )
+                if name == m.id:
+                    continue
+                same = known is None or known.postprocess == postprocess
+                out[name] = Alias(m.id, postprocess if same else None)
+    return out
 
 
 class _Validator:
@@ -247,9 +458,14 @@ class _Validator:
     def number(self, data: Any, entry: str, fld: str) -> float | None:
         if data is None:
             return None
-        if isinstance(data, bool) or not isinstance(data, (int, float)) or data < 0:
-            raise self.fail(entry, fld, f"must be a non-negative number, got {data!r}")
-        return float(data)
+        ok = isinstance(data, (int, float)) and not isinstance(data, bool)
+        try:
+            value = float(data) if ok else math.nan
+        except OverflowError:  # an int too large for a float
+            value = math.inf
+        if not math.isfinite(value) or value < 0:
+            raise self.fail(entry, fld, f"must be a finite non-negative number, got {data!r}")
+        return value
 
     def boolean(self, data: Any, entry: str, fld: str) -> bool:
         if not isinstance(data, bool):
@@ -351,6 +567,10 @@ class _Validator:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc or not parts.path.strip("/"):
             raise self.fail(mid, f"{fld}.url", f"must be an http(s) URL to a file, got {url!r}")
+        try:
+            url = normalise_url(url)
+        except RegistryError as e:
+            raise self.fail(mid, f"{fld}.url", e.problem) from e
         sha = d.get("sha256")
         if sha is not None and (not isinstance(sha, str) or not _SHA256.match(sha)):
             raise self.fail(mid, f"{fld}.sha256", "must be 64 lower-case hex digits")

@@ -14,6 +14,11 @@ Layout under the cache root (``Settings.cache_dir``)::
     converted/<label>/<key>/       a converted model + provenance.json (see picozoo.convert)
     */.tmp-*                       staging folders; a crashed one is removed by ``cache prune``
 
+Every path the store hands out is checked first: no part of it below the cache root may be a
+symlink or a special file (picozoo never creates one there, so one was planted to make picozoo
+write elsewhere); such a path raises :class:`~picozoo.errors.TamperedStoreError`. Files and
+folders follow the permissions policy of :mod:`picozoo.atomic` (blobs read-only for everyone).
+
 >>> from picozoo.settings import Settings
 >>> store = Store(Settings(cache_dir=Path("/tmp/zoo")))
 >>> store.blob_path("ab" * 32).relative_to(store.root).as_posix()[:20]
@@ -27,13 +32,19 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_text
+from ..atomic import (
+    READONLY_MODE,
+    atomic_write_text,
+    check_not_planted,
+    make_staging_dir,
+    open_nofollow,
+    policy_mode,
+)
 from ..settings import Settings
 from .mirror import normalise_mirror, source_urls
 from .mutex import mutex
@@ -82,7 +93,8 @@ class Ref:
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        return ref
+        rels = (ref.blob, ref.path, ref.unpacked or "")
+        return ref if all(_is_relative_inside(r) for r in rels) else None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -194,56 +206,61 @@ class Store:
     def offline(self) -> bool:
         return self.settings.offline
 
-    # -- locations ------------------------------------------------------------------------------
+    # -- locations (each checked by :meth:`path`) ------------------------------------------------
+    def path(self, *parts: str) -> Path:
+        """``root/parts...`` after checking that no existing part of it below the root is a
+        symlink or special file (see :func:`check_no_links`)."""
+        return check_no_links(self.root, self.root.joinpath(*parts))
+
     @property
     def blobs_dir(self) -> Path:
-        return self.root / "blobs" / "sha256"
+        return self.path("blobs", "sha256")
 
     @property
     def unpacked_root(self) -> Path:
-        return self.root / "unpacked"
+        return self.path("unpacked")
 
     @property
     def refs_dir(self) -> Path:
-        return self.root / "refs"
+        return self.path("refs")
 
     @property
     def downloads_dir(self) -> Path:
-        return self.root / "downloads"
+        return self.path("downloads")
 
     @property
     def locks_dir(self) -> Path:
-        return self.root / "locks"
+        return self.path("locks")
 
     @property
     def files_root(self) -> Path:
-        return self.root / "files"
+        return self.path("files")
 
     @property
     def converted_root(self) -> Path:
-        return self.root / CONVERTED
+        return self.path(CONVERTED)
 
     def blob_path(self, sha256: str) -> Path:
-        return self.blobs_dir / sha256
+        return self.path("blobs", "sha256", sha256)
 
     def unpacked_dir(self, sha256: str) -> Path:
-        return self.unpacked_root / sha256[:16]
+        return self.path("unpacked", sha256[:16])
 
     def named_path(self, sha256: str, filename: str) -> Path:
         """Where a non-tarball blob is visible under its upstream file name."""
-        return self.files_root / sha256[:16] / filename
+        return self.path("files", sha256[:16], filename)
 
     def ref_path(self, url: str) -> Path:
-        return self.refs_dir / f"{url_key(url)}.json"
+        return self.path("refs", f"{url_key(url)}.json")
 
     def used_path(self, url: str) -> Path:
-        return self.refs_dir / f"{url_key(url)}.used"
+        return self.path("refs", f"{url_key(url)}.used")
 
     def part_path(self, url: str) -> Path:
-        return self.downloads_dir / f"{url_key(url)}.part"
+        return self.path("downloads", f"{url_key(url)}.part")
 
     def mutex_path(self, url: str) -> Path:
-        return self.locks_dir / f"{url_key(url)}.lock"
+        return self.path("locks", f"{url_key(url)}.lock")
 
     # -- sources, pins, mutex -------------------------------------------------------------------
     def sources(self, url: str) -> list[str]:
@@ -252,6 +269,8 @@ class Store:
 
     def pins(self) -> PinFile:
         """The pins file in force (``--lock FILE`` or ``<cache>/picozoo.lock``), loaded now."""
+        if self.settings.lock_path is None:  # the cache's own: no planted link is followed
+            return PinFile.load(self.path(self.settings.pins_path.name))
         return PinFile.load(self.settings.pins_path)
 
     def mutex(
@@ -279,7 +298,7 @@ class Store:
         if not self.refs_dir.is_dir():
             return
         for p in sorted(self.refs_dir.glob("*.json")):
-            ref = Ref.from_json(_read_json(p))
+            ref = Ref.from_json(_read_json(check_no_links(self.root, p)))
             if ref is not None:
                 yield ref
 
@@ -289,8 +308,8 @@ class Store:
         p = self.used_path(url)
         with contextlib.suppress(OSError):
             p.parent.mkdir(parents=True, exist_ok=True)
-            p.touch()
-            os.utime(p)
+            with open_nofollow(p, "ab") as f:
+                os.utime(f.fileno() if os.utime in os.supports_fd else p)
 
     def last_used(self, url: str) -> float | None:
         try:
@@ -307,8 +326,8 @@ class Store:
     def entry(self, ref: Ref) -> Entry | None:
         """The entry a ref describes, or None when its files are gone."""
         blob = self.blob_path(ref.sha256)
-        unpacked = self.root / ref.unpacked if ref.unpacked else None
-        path = self.root / ref.path if ref.path else blob
+        unpacked = self.path(ref.unpacked) if ref.unpacked else None
+        path = self.path(ref.path) if ref.path else blob
         if not path.exists() or (unpacked is None and not blob.is_file()):
             return None
         return Entry(
@@ -346,8 +365,9 @@ class Store:
         """
         dest = self.blob_path(sha256)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        check_not_planted(src)  # a planted symlink: never hard-link or chmod through it
         with contextlib.suppress(OSError):
-            os.chmod(src, 0o444)
+            os.chmod(src, policy_mode(READONLY_MODE))
         try:
             os.link(src, dest)
         except FileExistsError:
@@ -362,6 +382,7 @@ class Store:
 
     def link_named(self, blob: Path, sha256: str, filename: str) -> Path:
         """Give ``blob`` its upstream file name (hard link; copy where links are unsupported)."""
+        check_not_planted(blob)
         dest = self.named_path(sha256, filename)
         with contextlib.suppress(OSError):
             if os.path.samefile(dest, blob):
@@ -374,7 +395,7 @@ class Store:
             os.link(blob, tmp)
         except OSError:
             shutil.copyfile(blob, tmp)
-            os.chmod(tmp, 0o444)
+            os.chmod(tmp, policy_mode(READONLY_MODE))
         os.replace(tmp, dest)
         return dest
 
@@ -391,15 +412,16 @@ class Store:
 
     # -- staging and converted outputs ---------------------------------------------------------
     def staging_dir(self, parent: Path) -> Path:
-        """A fresh staging folder in ``parent`` (same file system as the final place)."""
-        parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent))
+        """A fresh staging folder in ``parent`` (same file system as the final place), with
+        the permissions policy's folder mode (``mkdtemp`` alone gives a private 0o700)."""
+        return make_staging_dir(check_no_links(self.root, parent), STAGING_PREFIX)
 
     def converted_dir(self, label: str, key: str) -> Path:
-        return self.converted_root / label / key
+        return self.path(CONVERTED, label, key)
 
     def install_dir(self, staging: Path, final: Path) -> Path:
         """Move a finished staging folder into place (if another process won, keep theirs)."""
+        check_no_links(self.root, final)
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(staging, final)
@@ -440,6 +462,37 @@ class Store:
             pins.save()
 
 
+def check_no_links(root: Path, path: Path) -> Path:
+    """``path`` unchanged, after checking each existing part of it below ``root``: folders must
+    be real folders and the last part a regular file or folder; a symlink (or a FIFO, device,
+    ...) raises :class:`~picozoo.errors.TamperedStoreError`. ``root`` itself may be a symlink
+    (the user chose it). Parts that do not exist yet end the check.
+
+    >>> import tempfile; root = Path(tempfile.mkdtemp())
+    >>> (root / "blobs").symlink_to("/etc")
+    >>> check_no_links(root, root / "refs" / "x.json") == root / "refs" / "x.json"
+    True
+    >>> check_no_links(root, root / "blobs" / "sha256")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.TamperedStoreError: refusing to use .../blobs: it is a symlink to '/etc' ...
+    >>> import shutil; shutil.rmtree(root)
+    """
+    parts = path.relative_to(root).parts
+    cur = root
+    for i, part in enumerate(parts):
+        cur = cur / part
+        if not check_not_planted(cur, "folder" if i < len(parts) - 1 else "any"):
+            break
+    return path
+
+
+def _is_relative_inside(rel: str) -> bool:
+    """True for a relative POSIX path without ``..`` (what refs record)."""
+    parts = rel.replace("\\", "/").split("/")
+    return not rel.startswith(("/", "\\")) and ":" not in parts[0] and ".." not in parts
+
+
 def _replace(ref: Ref, **changes: Any) -> Ref:
     import dataclasses
 
@@ -449,7 +502,11 @@ def _replace(ref: Ref, **changes: Any) -> Ref:
 def _subdirs(path: Path) -> list[Path]:
     if not path.is_dir():
         return []
-    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in path.iterdir()
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

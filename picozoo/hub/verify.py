@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import sha256_file
-from ..errors import ArchiveError, MissingDependencyError
+from ..errors import ArchiveError, MissingDependencyError, ModelFileError
+from ..onnx_files import check_external_data
 from ..paddle_dir import INFER_CFG, MODEL_FILES
 from .pins import PinFile
 from .store import Ref, Store
@@ -187,6 +188,11 @@ def _deep_onnx(path: Path, bad: Any, detail: dict[str, Any]) -> None:
         raise MissingDependencyError(
             "onnx", "convert", why=f" (needed to check {path.name})"
         ) from e
+    try:
+        check_external_data(path)
+    except ModelFileError as e:
+        bad(e.message)
+        return
     try:
         onnx.checker.check_model(str(path))
     except Exception as e:  # onnx raises several unrelated types

@@ -70,6 +70,9 @@ def open_model(path: Path, *, threads: int, precision: str, reference: bool) -> 
             f"{path} is not an .onnx file",
             hint="ONNX Runtime runs .onnx files; run a Paddle inference dir with --engine paddle",
         )
+    from ..onnx_files import check_external_data
+
+    check_external_data(path)
     so = session_options(threads, reference=reference)
     try:
         sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])

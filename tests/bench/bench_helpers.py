@@ -60,10 +60,21 @@ def build_conv_onnx(
     return path
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Any:
-    """The real console entry point in a subprocess."""
+#: ``python -c`` program: pin this process (and so its workers) to CPU 0, then run the CLI.
+ONE_CPU = (
+    "import os, sys; os.sched_setaffinity(0, {0}); sys.argv[0] = 'picozoo'; "
+    "from picozoo.cli import main; main(sys.argv[1:])"
+)
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, one_cpu: bool = False
+) -> Any:
+    """The real console entry point in a subprocess (``one_cpu``: allowed to run on CPU 0
+    only, as under ``taskset -c 0``)."""
+    entry = ["-c", ONE_CPU] if one_cpu else ["-m", "picozoo"]
     return subprocess.run(
-        [sys.executable, "-m", "picozoo", *args],
+        [sys.executable, *entry, *args],
         capture_output=True,
         text=True,
         env=env,

@@ -6,9 +6,10 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
 from bench_helpers import md_tables, run_cli
 
-from picozoo.bench.merge import merge_rows, merged_table, render_merged
+from picozoo.bench.merge import merge_rows, merged_table, render_merged, repeated_runs
 from picozoo.bench.records import Document
 
 
@@ -54,14 +55,18 @@ def test_several_combos_of_one_device_get_their_own_columns(measured_doc: Docume
     assert columns == [f"{dev} (onnxruntime, 1 thr)", f"{dev} (onnxruntime, 2 thr)"]
 
 
+@pytest.mark.slow
 def test_merge_cli(tmp_path: Path, measured_doc: Document) -> None:
     paths = []
     for d in two_devices(measured_doc):
         p = tmp_path / f"{d.device}.json"
         p.write_text(d.to_json())
         paths.append(str(p))
-    r = run_cli("report", "merge", *paths, "--report", "md")
+    copy = tmp_path / "copy.json"  # the laptop's run again, under another name
+    copy.write_text(Path(paths[0]).read_text())
+    r = run_cli("report", "merge", *paths, str(copy), "--report", "md")
     assert r.returncode == 0, r.stderr
+    assert r.stderr == f"warning: {copy} is the same run as {paths[0]}: merged once\n"
     (table,) = md_tables(r.stdout)
     assert [h for h in table[0] if "laptop" in h or "phone" in h] == [
         "Latency<sup><small>laptop</small></sup><br><sup>(ms)",
@@ -90,3 +95,15 @@ def test_merge_cli(tmp_path: Path, measured_doc: Document) -> None:
     r = run_cli("report", "merge", paths[0], str(bad))
     assert r.returncode == 2 and r.stdout == ""
     assert len(r.stderr.strip().splitlines()) == 1 and "bad.json" in r.stderr
+
+
+def test_the_same_run_twice_is_merged_once(measured_doc: Document) -> None:
+    laptop, phone = two_devices(measured_doc)
+    renamed = dataclasses.replace(laptop, device="my laptop")  # same measurements, new label
+    assert merge_rows([laptop, phone, laptop, renamed])[0] == ["laptop", "phone"]
+    assert repeated_runs([laptop, phone, laptop, renamed], ["a", "b", "c", "d"]) == [
+        "c is the same run as a: merged once",
+        "d is the same run as a: merged once",
+    ]
+    other = dataclasses.replace(laptop, created="2000-01-01T00:00:00+00:00")  # another run
+    assert merge_rows([laptop, other])[0] == ["laptop", "laptop #2"]

@@ -2,8 +2,9 @@
 
 A small real Paddle inference model is packed like upstream's ``inference-nopp`` tarball of
 picodet-s-416 and served over HTTP; bench pulls it (hub.pull) and benches it on Paddle
-Inference, converts it to ONNX (picozoo.convert) and benches that on ONNX Runtime, then the
-no-argument form benches every model in the cache."""
+Inference, converts it to ONNX (picozoo.convert, ``--source converted``) and benches that on
+ONNX Runtime, then the no-argument form benches every model in the cache. (Upstream's ONNX,
+``--source upstream``/``auto``: test_bench_sources.py.)"""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def test_bench_model_id_on_paddle_pulls_the_nopp_tarball(mirror_env: dict[str, s
     assert r.returncode == 0, r.stderr
     c = _cells(r.stdout)["paddle"]
     _check_model_cell(c)
-    assert c["provenance"]["artifact"] == "inference-nopp"
+    assert c["provenance"]["artifact"] == "inference-nopp" and c["origin"] == "upstream"
     assert c["modelinfo"]["params"] == EXPECTED_PARAMS  # the Paddle model as built
     # the pull used the mirror; the pulled model is now "in the cache"
     r = run_cli("bench", "--engine", "paddle", *FAST, "--report", "md", env=mirror_env)
@@ -88,6 +89,8 @@ def test_bench_model_id_on_onnxruntime_converts_it(mirror_env: dict[str, str]) -
         "picodet-s-416",
         "--engine",
         "onnxruntime",
+        "--source",
+        "converted",
         *FAST,
         "--report",
         "json",
@@ -97,8 +100,12 @@ def test_bench_model_id_on_onnxruntime_converts_it(mirror_env: dict[str, str]) -
     c = _cells(r.stdout)["onnxruntime"]
     _check_model_cell(c)
     assert c["source"].endswith(".onnx")
-    assert c["provenance"]["target"] == "onnx"
+    assert c["provenance"]["target"] == "onnx" and c["origin"] == "converted"
+    assert "benching an ONNX converted from its inference-nopp tarball (--source converted)" in (
+        r.stderr
+    )
     # no MODEL: every model in the cache (now: picodet-s-416, pulled and converted)
-    r = run_cli("bench", *FAST, "--report", "md", env=mirror_env)
+    r = run_cli("bench", "--source", "converted", *FAST, "--report", "md", env=mirror_env)
     assert r.returncode == 0, r.stderr
     assert "| PicoDet-S | 64*64 | 32.5 | 47.6 | 1.18 |" in r.stdout
+    assert "- benched picodet-s-416 / onnxruntime: converted from inference-nopp (" in r.stdout

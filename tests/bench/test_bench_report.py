@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import io
 import re
 import sys
+from typing import Any
 
 import pytest
 from bench_helpers import md_tables
 
-from picozoo.bench.records import Document
+from picozoo.bench.records import Document, Stability
 from picozoo.bench.report import (
     CSV_COLUMNS,
     UPSTREAM_HEADERS,
@@ -106,3 +108,137 @@ def test_missing_pandas_or_matplotlib_names_the_extra(
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(MissingDependencyError, match=r"matplotlib is not installed.*\[bench\]"):
         plot_png(measured_doc)
+
+
+def _relabelled(doc: Document, **changes: Any) -> Document:
+    """``doc`` with the cells of registry model picodet-s-416 changed."""
+    cells = [
+        dataclasses.replace(c, **changes) if c.model_id == "picodet-s-416" else c for c in doc.cells
+    ]
+    return dataclasses.replace(doc, cells=tuple(cells))
+
+
+def test_thread_scaling_lists_only_measured_combinations(measured_doc: Document) -> None:
+    """tiny_conv measured on ONNX Runtime at 64x64, PicoDet-S on Paddle at 416x416: two rows,
+    not every name x size x engine (8)."""
+    doc = _relabelled(measured_doc, engine="paddle", input_size=(416, 416))
+    expected = [["tiny_conv", "64*64", "onnxruntime"], ["PicoDet-S", "416*416", "paddle"]]
+    _, scaling = md_tables(to_markdown(doc))
+    assert [r[:3] for r in scaling[1:]] == expected
+    assert all(r[3] != "-" and r[4] != "-" and r[5].endswith("x") for r in scaling[1:])
+    page = to_html(doc)
+    section = page[page.index("<h2>Thread scaling") :].split("</table>")[0]
+    rows = re.findall(r"<tr>((?:<td>[^<]*</td>)+)</tr>", section)
+    assert [re.findall(r"<td>([^<]*)</td>", r)[:3] for r in rows] == expected
+
+
+def test_oversubscribed_cells_show_no_ratio_to_upstream(measured_doc: Document) -> None:
+    doc = dataclasses.replace(
+        measured_doc,
+        cells=tuple(
+            dataclasses.replace(c, oversubscribed=c.threads == 2) for c in measured_doc.cells
+        ),
+    )
+    main, _ = md_tables(to_markdown(doc))
+    header = main[0]
+    pico = [dict(zip(header, r, strict=True)) for r in main[1:] if r[0] == "PicoDet-S"]
+    assert [(r["Threads"], r["measured /<br>claimed"][-1:]) for r in pico] == [
+        ("1", "x"),
+        ("2 (*)", "-"),
+    ]
+    assert [r["ratio"] is None for r in flat_rows(doc) if r["name"]] == [False, True]
+
+
+def _unstable(doc: Document) -> Document:
+    """Every measured cell of ``doc`` flagged unstable, with warnings as results written before
+    the advice was said once carry them (the advice repeated in each)."""
+    advice = (
+        "close other programs, pin the CPU frequency (e.g. `cpupower frequency-set -g "
+        "performance`), or raise --min-time"
+    )
+    warnings = (
+        f"unstable: std is 25% of the mean (limit 10%); {advice}",
+        "only 3 measured iterations (< 10): raise --min-iters or --min-time",
+    )
+    cells = []
+    for c in doc.cells:
+        m = c.measured
+        if m is not None:
+            stab = Stability(stable=False, warnings=warnings)
+            c = dataclasses.replace(c, result=dataclasses.replace(m, stability=stab))
+        cells.append(c)
+    return dataclasses.replace(doc, cells=tuple(cells))
+
+
+def test_unstable_cells_get_a_mark_each_and_the_advice_once(measured_doc: Document) -> None:
+    doc = _unstable(measured_doc)
+    md = to_markdown(doc)
+    main, _ = md_tables(md)
+    lat = next(i for i, h in enumerate(main[0]) if measured_doc.device in h)
+    marked = [r[lat] for r in main[1:] if not r[lat].startswith("failed")]
+    assert len(marked) == 4 and all(v.endswith(" (!)") for v in marked)
+    notes_ = [line for line in md.splitlines() if line.startswith("- ")]
+    (line,) = [n for n in notes_ if "(!)" in n]  # one line for all the unstable cells...
+    for where in ("tiny_conv / onnxruntime / 1 thr", "picodet-s-416 / onnxruntime / 2 thr"):
+        assert (
+            f"{where} (std is 25% of the mean (limit 10%), only 3 measured iterations (< 10))"
+            in line
+        )
+    for fmt in ("md", "table", "html"):  # ...and the advice once per report
+        assert render(doc, fmt).count("close other programs") == 1, fmt
+
+
+def test_plot_labels_never_overlap() -> None:
+    """Points 0.02 ms and 0.1 mAP apart, vertical lines 0.03 ms apart, and upstream's own
+    points: no two label boxes overlap (without the placement, they do)."""
+    import matplotlib.pyplot as plt
+
+    from picozoo.bench.plot import LABEL_GID, map_vs_latency_figure, upstream_reference
+
+    series = [
+        {
+            "name": f"pc: onnxruntime, {n} thr",
+            "points": [
+                {"label": f"PicoDet-S {s}", "latency_ms": 6.6 + i * 0.02, "map": 32.5 - i * 0.1}
+                for i, s in enumerate((320, 416, 640))
+            ]
+            + [{"label": f"file{n}", "latency_ms": 6.7 + n * 0.03, "map": None}],
+        }
+        for n in (1, 2)
+    ]
+
+    def boxes(declutter: bool) -> list[Any]:
+        fig = map_vs_latency_figure(series, title="t", declutter=declutter)
+        try:
+            renderer = fig.canvas.get_renderer()
+            texts = [t for t in fig.axes[0].texts if t.get_gid() == LABEL_GID]
+            return [t.get_window_extent(renderer) for t in texts]
+        finally:
+            plt.close(fig)
+
+    def overlapping(bs: list[Any]) -> int:
+        return sum(a.overlaps(b) for i, a in enumerate(bs) for b in bs[i + 1 :])
+
+    placed = boxes(True)
+    assert len(placed) == 8 + len(upstream_reference())
+    assert overlapping(placed) == 0
+    assert overlapping(boxes(False)) > 0  # the case is real
+
+
+def test_measured_points_are_labelled_like_upstream_points(measured_doc: Document) -> None:
+    from picozoo.bench.plot import series_from_rows, upstream_reference
+
+    labels = {p["label"] for s in series_from_rows(flat_rows(measured_doc)) for p in s["points"]}
+    assert labels == {"tiny_conv", "PicoDet-S 64"}  # name and input size, as upstream's
+    assert "PicoDet-S 416" in [r["label"] for r in upstream_reference()]
+
+
+def test_methodology_says_how_memory_was_measured(measured_doc: Document) -> None:
+    from pathlib import Path
+
+    from picozoo.bench.records import load_document
+
+    assert "own peak resident memory (VmHWM" in to_markdown(measured_doc)
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    older = load_document(docs / "bench-standin-s416.json")  # measured with ru_maxrss
+    assert "getrusage peak (ru_maxrss), which can be the peak of the process" in render(older, "md")

@@ -86,3 +86,23 @@ def test_worker_reads_spec_file_and_keeps_stdout_clean(tiny_onnx: Path, tmp_path
     )
     assert bad.returncode == 3
     assert json.loads(bad.stdout)["stage"] == "spec"
+
+
+def test_peak_rss_is_the_workers_own_not_its_parents(tiny_onnx: Path) -> None:
+    """A parent that once held 400 MB (as after an in-process conversion) starts a worker: the
+    worker reports its own peak (getrusage's ru_maxrss would report the parent's)."""
+    code = f"""
+import json, resource
+from pathlib import Path
+from picozoo.bench.records import BenchSpec
+from picozoo.bench.runner import run_cell
+big = b"x" * (400 << 20)
+del big
+r = run_cell(BenchSpec(Path({str(tiny_onnx)!r}), "onnxruntime", 1, 1, 5, 0.0))
+parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"parent": parent, "peak": r.peak_rss_mb, "before": r.rss_before_load_mb}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    mb = json.loads(out.stdout)
+    assert mb["parent"] > 400
+    assert 10 < mb["before"] < mb["peak"] < 250, mb

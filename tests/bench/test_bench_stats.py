@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from picozoo.bench.records import Stability
-from picozoo.bench.stats import stability, summarize, warm
+from picozoo.bench.stats import ADVICE, short_warning, stability, summarize, warm
 
 
 def test_known_statistics_of_1_to_10() -> None:
@@ -44,13 +44,25 @@ def test_bad_input() -> None:
         summarize([])
 
 
-def test_bimodal_sample_is_flagged_with_advice() -> None:
+def test_bimodal_sample_is_flagged_and_the_advice_is_said_apart() -> None:
     bimodal = [10.0] * 50 + [20.0] * 50
     st = stability(summarize(bimodal))
     assert not st.stable
-    text = " ".join(st.warnings)
-    assert "std is 33% of the mean" in text
-    assert "close other programs" in text and "--min-time" in text and "frequency" in text
+    assert st.warnings == ("std is 33% of the mean (limit 10%)",)  # what is wrong, no advice
+    # the advice is said once per report, not in every warning of every cell
+    assert "close other programs" in ADVICE and "--min-time" in ADVICE and "frequency" in ADVICE
+
+
+def test_warnings_of_older_results_lose_their_repeated_advice() -> None:
+    old = [
+        "unstable: std is 25% of the mean (limit 10%); close other programs, pin the CPU "
+        "frequency (e.g. `cpupower frequency-set -g performance`), or raise --min-time",
+        "only 3 measured iterations (< 10): raise --min-iters or --min-time",
+    ]
+    assert [short_warning(w) for w in old] == [
+        "std is 25% of the mean (limit 10%)",
+        "only 3 measured iterations (< 10)",
+    ]
 
 
 def test_tight_sample_is_stable() -> None:
@@ -68,7 +80,7 @@ def test_long_tail_is_flagged_even_when_std_is_small() -> None:
 
 def test_too_few_samples_is_flagged() -> None:
     st = stability(summarize([10.0] * 5))
-    assert not st.stable and "--min-iters" in st.warnings[0]
+    assert not st.stable and st.warnings == ("only 5 measured iterations (< 10)",)
 
 
 def test_warm_up_detection() -> None:

@@ -65,12 +65,40 @@ def test_model_without_inference_tarball_and_nothing_cached(store: Store) -> Non
     with pytest.raises(UnknownArtifactError, match="no 'inference-nopp' artifact") as exc:
         convert(store, legacy, postprocess=False)
     assert exc.value.exit_code == ExitCode.USAGE
-    with pytest.raises(UsageError, match="no model has an 'inference' tarball") as none:
+    with pytest.raises(UsageError, match="no MODEL given and nothing is pulled yet") as none:
         select_args([], store, registry, postprocess=True)
-    assert "picozoo pull picodet-s-416 --artifact inference" in str(none.value)
+    assert "picozoo pull picodet-s-416`" in str(none.value)
     assert select_args(["a", "b"], store, registry, postprocess=True) == ["a", "b"]
-    with pytest.raises(NotCachedError, match="nothing to inspect"):
-        resolve_inspect_target(store, legacy, postprocess=True)
+    # legacy: upstream's onnx-nopp is its only model, inspected from it (pulled on demand)
+    import dataclasses
+
+    from picozoo.errors import OfflineError
+
+    offline = Store(dataclasses.replace(store.settings, offline=True))
+    with pytest.raises(OfflineError, match="picodet-legacy-s-320 onnx-nopp"):
+        resolve_inspect_target(offline, legacy, postprocess=True)
+    with pytest.raises(NotCachedError, match="nothing to inspect"):  # it has tarballs: says how
+        resolve_inspect_target(store, resolve_arg("picodet-s-416", registry), postprocess=True)
+
+
+def test_no_model_ids_means_every_model_with_anything_in_the_store(store: Store) -> None:
+    """`pull MODEL` fetches the post-processed tarball; `convert --no-postprocess` with no ids
+    must still pick MODEL (its inference-nopp tarball is pulled by the conversion)."""
+    import json
+
+    registry = load_registry()
+    # something of picodet-m-416 (here: a conversion), and a folder conversion (not a model id)
+    for label in ("picodet-m-416", "local-mine"):
+        d = store.converted_root / label / "0123456789abcdef"
+        d.mkdir(parents=True)
+        (d / "model.onnx").write_bytes(b"onnx")
+        (d / "provenance.json").write_text(json.dumps({"target": "onnx", "output": {}}))
+    said: list[str] = []
+    got = select_args([], store, registry, postprocess=False, progress=said.append)
+    assert got == ["picodet-m-416"]
+    assert said == [
+        "no MODEL given: converting the inference-nopp tarball of every pulled model: picodet-m-416"
+    ]
 
 
 def test_missing_tools_before_any_work(
@@ -106,6 +134,41 @@ def test_inspect_paddle_without_paddle_names_the_extra(
     assert "[convert]" in str(exc.value) and INSTALL in str(exc.value)
     assert "3.3" not in str(exc.value)
     assert exc.value.exit_code == ExitCode.MISSING_DEPENDENCY
+
+
+@pytest.mark.slow
+def test_inspect_cli_without_paddle_names_the_extra(tmp_path: Path) -> None:
+    """Through the real CLI, in a process where `import paddle` fails: exit 11 and the extra to
+    install, not a diagnosis about models saved by paddlepaddle >= 3.3."""
+    import os
+    import subprocess
+
+    src = _paddle_dir(tmp_path / "m")
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "paddle.py").write_text(
+        "raise ImportError(\"No module named 'paddle' (test stand-in)\", name='paddle')\n"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PICOZOO_")}
+    path = os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")])
+
+    def inspect(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "picozoo", "inspect", str(src)],
+            capture_output=True, text=True, env={**base, "PICOZOO_CACHE": str(tmp_path / "c"),
+                                                  **env}, timeout=120,
+        )  # fmt: skip
+
+    r = inspect({"PYTHONPATH": path})
+    assert r.returncode == ExitCode.MISSING_DEPENDENCY == 11, r.stderr
+    assert r.stderr.startswith("picozoo: error: paddlepaddle is not installed")
+    assert "needs the [convert] extra: " + INSTALL in r.stderr
+    assert "3.3" not in r.stderr and len(r.stderr.strip().splitlines()) == 1 and not r.stdout
+    if toolchain.dist_version("paddlepaddle") is None:
+        return
+    # control: with paddle, the same folder gets as far as Paddle refusing the broken program
+    r = inspect({})
+    assert r.returncode == ExitCode.USAGE and "Paddle cannot load it" in r.stderr
 
 
 def test_inspect_bad_files(tmp_path: Path) -> None:

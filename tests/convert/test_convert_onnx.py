@@ -61,17 +61,22 @@ def test_convert_end_to_end_parity(
     assert parity["passed"] is True
     assert len(parity["outputs"]) == 2
     scores, boxes = parity["outputs"]
-    assert scores["shape"] == [1, 5, (SIZE // 2) ** 2] and boxes["shape"] == [1, 1024, 4]
+    # exported with a dynamic batch: it stays symbolic, and parity runs at batch 2
+    assert scores["shape"] == [2, 5, (SIZE // 2) ** 2] and boxes["shape"] == [2, 1024, 4]
     # scores: fp32 tolerance 1e-4 abs; boxes: 1e-3 + 1e-4*|x|; figures are real (> 0 allowed)
     assert (scores["atol"], scores["rtol"]) == (1e-4, 0.0)
     assert 0.0 <= scores["max_abs"] < 1e-4
     assert 0.0 <= boxes["max_abs"] < 1e-3 and boxes["max_rel"] < 1e-4
     assert set(parity["inputs"]) == ({"image", "scale_factor"} if "sf" in variant else {"image"})
-    # the file on disk is a valid, simplified, fixed-shape model
+    # the file on disk is a valid, simplified model: fixed H x W, symbolic batch
     model = onnx.load(str(result.path))
     onnx.checker.check_model(model, full_check=True)
-    dims = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
-    assert dims["image"] == [1, 3, SIZE, SIZE]
+    dims = {
+        i.name: [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim]
+        for i in model.graph.input
+    }
+    assert dims["image"] == ["batch", 3, SIZE, SIZE]
+    assert prov["output"]["batch"] == {"dynamic": True, "why": "exported with a dynamic batch"}
     assert prov["options"]["opset"] == 11 and prov["output"]["opset"] == 11
     assert prov["source"]["format"] == ("pir" if variant.startswith("pir") else "legacy")
     assert prov["tools"]["paddle2onnx"] == "2.1.0"
@@ -97,6 +102,47 @@ def test_convert_with_multiclass_nms(
     assert out_rows.shape[0] == int(out_count.sum())
 
 
+@pytest.mark.parametrize("variant", ["legacy-sf", "pir-sf", "legacy-nms", "pir-nms"])
+def test_inputs_keep_paddle_feed_order_and_upstream_shapes(
+    paddle_models: dict[str, Path], tmp_path: Path, variant: str
+) -> None:
+    """paddle2onnx lists a legacy program's inputs as [scale_factor, image]; the converted model
+    keeps Paddle's [image, scale_factor], so inputs fed by position give Paddle's results."""
+    from picozoo.convert.p2o import paddle_to_onnx
+    from picozoo.convert.parity import compare
+    from picozoo.paddle_dir import find_paddle_model
+    from picozoo.runtime import load
+
+    src = paddle_models[variant]
+    paddle_rt = load("paddle", src, threads=1, reference=True)
+    order = [i.name for i in paddle_rt.inputs()]
+    assert order == ["image", "scale_factor"]
+    raw = onnx.load_from_string(paddle_to_onnx(find_paddle_model(src), opset=11))
+    raw_order = [i.name for i in raw.graph.input]
+    assert raw_order == (order[::-1] if variant.startswith("legacy") else order)  # the bug
+
+    result = convert_paddle_dir_to_onnx(src, tmp_path / "o")
+    sess = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == order
+    assert result.provenance["output"]["input_order"] == order
+    # batch symbolic as exported, except after NMS (paddle2onnx converts it for one image)
+    batch: int | str = 1 if variant.endswith("-nms") else "batch"
+    assert [i.shape for i in sess.get_inputs()] == [[batch, 3, SIZE, SIZE], [batch, 2]]
+    # fed by position, as a Paddle user feeds them
+    rng = np.random.default_rng(3)
+    values = [rng.standard_normal((1, 3, SIZE, SIZE)).astype("float32"),
+              np.array([[1.5, 0.75]], "float32")]  # fmt: skip
+    want = paddle_rt.run(dict(zip(order, values, strict=True)))
+    got = sess.run(None, {i.name: v for i, v in zip(sess.get_inputs(), values, strict=True)})
+    rows = compare((order, want), (order, got))
+    assert rows and all(r["ok"] for r in rows), rows
+    if variant.endswith("-nms"):
+        with pytest.raises(UsageError, match="multiclass_nms3") as exc:
+            convert_paddle_dir_to_onnx(src, tmp_path / "dyn", dynamic_batch=True)
+        assert not (tmp_path / "dyn" / "model.onnx").exists()
+        assert exc.value.exit_code == ExitCode.USAGE
+
+
 @pytest.mark.parametrize("variant", ["pir-sf", "legacy-sf"])
 def test_inspect_paddle_and_onnx_agree(
     paddle_models: dict[str, Path], tmp_path: Path, variant: str
@@ -116,7 +162,8 @@ def test_inspect_paddle_and_onnx_agree(
     oinfo = inspect_model(result.path)
     assert oinfo.format == "onnx" and oinfo.flops == pinfo.flops
     assert oinfo.op_histogram["Conv"] == 3 and oinfo.op_histogram["MatMul"] == 2
-    assert {t.name: t.shape for t in oinfo.inputs}["image"] == [1, 3, SIZE, SIZE]
+    assert [t.name for t in oinfo.inputs] == [t.name for t in pinfo.inputs]  # Paddle's order
+    assert {t.name: t.shape for t in oinfo.inputs}["image"] == ["batch", 3, SIZE, SIZE]
     d = oinfo.to_dict()
     assert "2 x MACs" in d["flops_convention"] and d["params"] > 0
 
@@ -182,7 +229,7 @@ def test_cache_hit_provenance_and_pin(paddle_models: dict[str, Path], store: Sto
     assert prov["source"]["sha256"] and prov["source"]["model_file"] == "model.json"
     assert prov["source"]["path"] == str(src.resolve())
     assert set(prov["tools"]) >= {"paddlepaddle", "paddle2onnx", "onnx", "onnxsim"}
-    assert prov["options"]["simplify"] is True and prov["options"]["dynamic_batch"] is False
+    assert prov["options"]["simplify"] is True and prov["options"]["dynamic_batch"] is None
     entry = store.pins().get(f"{CONVERTED_PIN_PREFIX}local-pir-sf/{key}/model.onnx")
     assert entry is not None and entry.sha256 == prov["output"]["sha256"]
     assert entry.size == first.path.stat().st_size
@@ -208,6 +255,13 @@ def test_dynamic_batch_and_input_shape(paddle_models: dict[str, Path], tmp_path:
     }
     out = sess.run(None, _ort_inputs(sess, batch=3))
     assert out[0].shape[0] == 3 and out[1].shape == (3, 1024, 4)
+
+    fixed = convert_paddle_dir_to_onnx(
+        paddle_models["legacy-sf"], tmp_path / "f", dynamic_batch=False
+    )
+    sess = ort.InferenceSession(str(fixed.path), providers=["CPUExecutionProvider"])
+    assert [i.shape for i in sess.get_inputs()] == [[1, 3, SIZE, SIZE], [1, 2]]
+    assert fixed.provenance["output"]["batch"] == {"dynamic": False, "why": "--fixed-batch"}
 
     small = convert_paddle_dir_to_onnx(
         paddle_models["pir"], tmp_path / "s", input_shape={"image": [1, 3, 32, 32]}

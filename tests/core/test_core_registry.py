@@ -166,3 +166,126 @@ def test_minimal_registry_parses_and_bad_yaml_is_reported(tmp_path: Path) -> Non
         load_registry(bad)
     with pytest.raises(RegistryError, match="cannot read"):
         load_registry(tmp_path / "missing.yaml")
+
+
+# -- hostile registry files (issue 9, items 12-13) ---------------------------------------------
+def _alias_bomb(levels: int = 9) -> str:
+    """A 583-byte registry whose nested aliases expand to 9**9 strings when traversed."""
+    nest = ['&a0 ["lol"' + ', "lol"' * 8 + "]"]
+    nest += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    models = "models:\n  - {id: m, family: f, input_size: [320, 320]}\n"
+    return f"schema: 1\nfamilies:\n  f:\n    title: F\n    source: [{', '.join(nest)}]\n{models}"
+
+
+def _limit_memory() -> None:  # a regression must fail the test, not the machine
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def test_yaml_alias_bomb_is_refused_in_well_under_a_second(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_alias_bomb())
+    assert bomb.stat().st_size < 739
+    t0 = time.perf_counter()
+    with pytest.raises(RegistryError, match=r"line 5: anchors and aliases .* not allowed"):
+        load_registry(bomb)
+    assert time.perf_counter() - t0 < 0.5
+    r = subprocess.run(
+        [sys.executable, "-m", "picozoo", "--registry", str(bomb), "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_limit_memory,
+        check=False,
+    )
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.count("\n") == 1 and "anchors and aliases" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a: &x 1\nb: 2\n", r"line 1: anchors and aliases"),  # an anchor alone is refused too
+        ("a: [" * 40 + "]" * 40 + "\n", r"line 1: nested deeper than 32"),
+        ("schema: 1\nschema: 1\n", r"line 2: duplicate key 'schema'"),
+        ("models:\n  - {id: a, id: b}\n", r"line 2: duplicate key 'id'"),
+        ("claims: {map: .nan}\n", r"line 1: non-finite number '.nan'"),
+        ("claims: {map: -.Inf}\n", r"line 1: non-finite number '-.Inf'"),
+        ("claims: {map: 1.0e+999}\n", r"line 1: non-finite number '1.0e\+999'"),
+        ("n: " + "9" * 5000 + "\n", r"not valid YAML: Exceeds the limit"),
+    ],
+)
+def test_strict_yaml_refusals_name_the_line(tmp_path: Path, text: str, problem: str) -> None:
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    with pytest.raises(RegistryError, match=problem) as e:
+        load_registry(p)
+    assert "\n" not in str(e.value) and e.value.exit_code == 3
+
+
+def test_oversized_and_non_utf8_registries_are_refused(tmp_path: Path) -> None:
+    from picozoo.hub.registry import MAX_REGISTRY_BYTES
+
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"#" * (MAX_REGISTRY_BYTES + 1))
+    with pytest.raises(RegistryError, match="larger than 4 MiB"):
+        load_registry(big)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"schema: 1\n# caf\xe9\n")
+    with pytest.raises(RegistryError, match=r"not UTF-8 text \(byte 15\)"):
+        load_registry(latin)
+
+
+def test_non_finite_claims_are_refused_when_parsed_from_data() -> None:
+    data = _minimal()
+    data["models"][0]["claims"] = {"map": float("nan")}
+    with pytest.raises(RegistryError, match="finite non-negative number, got nan") as e:
+        parse_registry(data, "my.yaml")
+    assert e.value.field == "claims.map"
+    data["models"][0]["claims"] = {"latency_ms": {"cpu": float("inf")}}
+    with pytest.raises(RegistryError, match="got inf"):
+        parse_registry(data, "my.yaml")
+    data["models"][0]["claims"] = {"params_m": 10**400}  # too large for a float
+    with pytest.raises(RegistryError, match="finite non-negative number, got 1000"):
+        parse_registry(data, "my.yaml")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://paddledet.bj.bcebos.com/../../etc/passwd",
+        "https://paddledet.bj.bcebos.com/models/../../etc/passwd",
+        "https://paddledet.bj.bcebos.com/models/%2e%2e/%2E%2E/etc/passwd",
+        "https://paddledet.bj.bcebos.com/models/..%5c..%5cwin.ini",
+        "https://paddledet.bj.bcebos.com/models/..",
+    ],
+)
+def test_urls_leaving_the_host_root_are_refused_at_load(url: str) -> None:
+    data = _minimal()
+    data["models"][0]["artifacts"][0]["url"] = url
+    with pytest.raises(RegistryError) as e:
+        parse_registry(data, "my.yaml")
+    assert (e.value.entry, e.value.field) == ("m-1", "artifacts[0].url")
+    assert e.value.exit_code == 3
+
+
+def test_urls_are_normalised_at_load() -> None:
+    data = _minimal()
+    data["models"][0]["artifacts"][0]["url"] = "https://h.example/a/./b/../c//d.pdparams"
+    art = parse_registry(data).get("m-1").artifact("weights")
+    assert art.url == "https://h.example/a/c/d.pdparams" and art.url_path == "a/c/d.pdparams"
+    # URLs already in normal form are kept byte for byte (the pins file is keyed by them)
+    assert all(
+        a.url == u
+        for a, u in zip(load_registry().artifacts(), _raw_urls(REPO_REGISTRY), strict=True)
+    )
+
+
+def _raw_urls(path: Path) -> list[str]:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [a["url"] for m in raw["models"] for a in m.get("artifacts", [])]

@@ -78,6 +78,91 @@ def test_pull_all_and_json(served, tmp_path: Path) -> None:
     assert len(lock) == len(kinds)
 
 
+def test_pull_all_goes_on_after_a_404_and_sums_up(tmp_path: Path) -> None:
+    """One missing file (the log, second of nine) must not stop the seven artifacts after it;
+    the summary names what was fetched and what failed, and the exit code says a download
+    failed (4)."""
+    reg = load_registry()
+    kinds = reg.get(MODEL).kinds
+    files = build_mirror(reg, tmp_path / "m", tmp_path, [MODEL], ("all",))
+    files[(MODEL, "log")].unlink()  # upstream lost the log: a real 404
+    assert kinds.index("log") < len(kinds) - 1
+    log = reg.get(MODEL).artifact("log")
+    cache = Cache(tmp_path / "c")
+    with serve_directory(tmp_path / "m") as srv:
+        env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": srv.url}
+        r = cli("pull", MODEL, "-a", "all", env=env)
+        assert (log.url_path, 404) in srv.stats.statuses
+    assert r.returncode == 4, r.stderr
+    paths = r.stdout.splitlines()
+    assert len(paths) == len(kinds) - 1 and all(Path(p).exists() for p in paths)
+    assert sorted(e.kind for e in cache.entries()) == sorted(k for k in kinds if k != "log")
+    err = r.stderr.strip().splitlines()
+    assert any(line.startswith(f"{MODEL} log: error:") and "404" in line for line in err)
+    assert f"fetched {len(kinds) - 1} of {len(kinds)} artifacts; failed: {MODEL} log" in err
+    assert err[-1].startswith(f"picozoo: error: 1 of {len(kinds)} artifacts failed: {MODEL} log")
+    assert cache.lookup(log) is None and not cache.part_path(log.url).exists()
+
+    # the same in JSON, for scripts; the fetched ones now come from the cache
+    with serve_directory(tmp_path / "m") as srv:
+        env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": srv.url}
+        j = cli("pull", MODEL, "-a", "all", "--format", "json", env=env)
+    assert j.returncode == 4, j.stderr
+    rows = json.loads(j.stdout)
+    assert sorted(x["kind"] for x in rows) == sorted(kinds)
+    (failed,) = [x for x in rows if x["status"] == "failed"]
+    assert failed["kind"] == "log" and failed["exit_code"] == 4 and "404" in failed["error"]
+    assert all(x["status"] == "fetched" and x["verified"] for x in rows if x is not failed)
+
+
+def test_pull_summary_exit_code_says_what_failed() -> None:
+    from picozoo.errors import DownloadError, HashMismatchError, OfflineError
+    from picozoo.hub.pull_many import PullFailure, PullSummary
+
+    arts = load_registry().get(MODEL).artifacts
+    only = HashMismatchError("sha256 mismatch")
+    alone = PullSummary(failed=[PullFailure(arts[0], only)])
+    assert alone.error() is only  # one artifact asked for: its own error, as before
+    for errors, code in [
+        ([HashMismatchError("a"), DownloadError("b")], 4),
+        ([HashMismatchError("a"), HashMismatchError("b")], 6),
+        ([HashMismatchError("a"), OfflineError("b")], 1),
+    ]:
+        summary = PullSummary(
+            failed=[PullFailure(a, e) for a, e in zip(arts[:2], errors, strict=True)]
+        )
+        err = summary.error()
+        assert err is not None and err.exit_code == code, errors
+        assert str(err).startswith(f"2 of 2 artifacts failed: {MODEL} weights, {MODEL} log")
+    assert PullSummary().error() is None
+
+
+def test_verify_deep_without_onnx_names_the_extra(served, tmp_path: Path) -> None:
+    """A missing optional package is not an integrity failure: exit 11 and the extra to
+    install, not `FAILED ... onnx is not installed` with exit 6 and advice to re-download."""
+    srv, _ = served
+    env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": srv.url}
+    assert cli("pull", MODEL, "-a", "onnx", env=env).returncode == 0
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "onnx.py").write_text(
+        "raise ImportError(\"No module named 'onnx' (test stand-in)\", name='onnx')\n"
+    )
+    no_onnx = {
+        **env,
+        "PYTHONPATH": os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")]),
+    }
+    r = cli("verify", MODEL, "--deep", env=no_onnx)
+    assert r.returncode == 11, r.stdout + r.stderr
+    assert "needs the [convert] extra: pip install 'picozoo[convert]'" in r.stderr
+    assert "FAILED" not in r.stdout and "re-download" not in r.stdout + r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    # control: with onnx, the checker runs and rejects the stand-in's random bytes (exit 6)
+    pytest.importorskip("onnx")
+    r = cli("verify", MODEL, "--deep", env=env)
+    assert r.returncode == 6 and "FAILED" in r.stdout and "onnx.checker" in r.stdout
+
+
 def test_pull_errors_are_one_line_with_exit_codes(served, tmp_path: Path) -> None:
     srv, _ = served
     env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": srv.url}

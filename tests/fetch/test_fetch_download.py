@@ -10,7 +10,7 @@ from support.http_server import serve_directory
 from support.store import pull
 from support.store import store_at as Cache
 
-from picozoo.errors import DownloadError
+from picozoo.errors import DownloadError, WrongContentError
 from picozoo.hub.download import download
 from picozoo.hub.registry import load_registry
 
@@ -199,3 +199,15 @@ def test_complete_part_left_by_a_crash_is_not_downloaded_again(zoo, tmp_path: Pa
         assert srv.total_bytes(art.url_path) == published.stat().st_size
         assert [c for p, c in srv.stats.statuses if p == art.url_path] == [200, 416]
     assert cache.lookup(art).sha256 == sha256_file(published)  # type: ignore[union-attr]
+
+
+def test_a_file_mirror_holding_an_error_page_is_refused_before_copying(tmp_path: Path) -> None:
+    art = load_registry().get(MODEL).artifact("weights")
+    mirror = tmp_path / "mirror"
+    page = mirror / art.url_path
+    page.parent.mkdir(parents=True)
+    page.write_text("<html><body>404 Not Found</body></html>\n")
+    cache = Cache(tmp_path / "cache")
+    with pytest.raises(WrongContentError, match=r"an HTML page \(no Content-Type\), not a pickled"):
+        pull(art, cache_dir=cache.root, mirrors=mirror.as_uri())
+    assert not [p for p in cache.root.rglob("*") if p.is_file() and "locks" not in p.parts]

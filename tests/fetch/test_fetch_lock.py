@@ -17,12 +17,13 @@ from support.artifacts import (
     write_registry,
 )
 from support.http_server import serve_directory
-from support.store import pull
+from support.store import pin_artifact, pull
 from support.store import store_at as Cache
 
 from picozoo.errors import HashMismatchError, HashRequiredError
 from picozoo.errors import PinsFileError as LockFileError
 from picozoo.hub.pins import PinFile as Lock
+from picozoo.hub.pins import PinnedHash
 from picozoo.hub.registry import load_registry
 from picozoo.settings import Settings
 
@@ -245,3 +246,76 @@ def test_concurrent_processes_recording_pins_lose_nothing(tmp_path: Path) -> Non
     lock = Lock.load(path)
     assert len(lock) == 30
     assert lock.get("https://x/c-3.tar").sha256 == "c" * 64  # type: ignore[union-attr]
+
+
+# -- a pin is only ever replaced by --update-lock / --update -----------------------------------
+@pytest.fixture
+def published(tmp_path: Path):
+    """(inference artifact of MODEL, mirror dir, its published tarball)."""
+    reg = load_registry()
+    files = build_mirror(reg, tmp_path / "mirror", tmp_path, [MODEL])
+    return reg.get(MODEL).artifact("inference"), tmp_path / "mirror", files[(MODEL, "inference")]
+
+
+def test_a_download_not_matching_the_pin_never_replaces_it(published, tmp_path: Path) -> None:
+    art, mirror, tarball = published
+    lock = tmp_path / "project.lock"
+    lk = Lock.load(lock)
+    lk.record(art.url, "0" * 64, 123)
+    lk.save()
+    pinned = lock.read_bytes()
+    with serve_directory(mirror) as srv:
+        env = {"PICOZOO_CACHE": str(tmp_path / "cache"), "PICOZOO_MIRROR": srv.url}
+        r = cli("pull", MODEL, "--lock", str(lock), env=env)
+        assert r.returncode == 6, r.stderr
+        assert lock.read_bytes() == pinned
+        kw = {"cache_dir": tmp_path / "cache", "mirrors": srv.url, "lock_path": lock}
+        assert pin_artifact(art, **kw).how == "already pinned"  # `picozoo lock`
+        assert lock.read_bytes() == pinned
+        # the registry pins the real file: the disagreeing pins file is reported, not rewritten
+        good = {"sha256": sha256_file(tarball), "size": tarball.stat().st_size}
+        reg_path = write_registry(tmp_path / "reg.yaml", [MODEL], {(MODEL, "inference"): good})
+        reg_art = load_registry(reg_path).get(MODEL).artifact("inference")
+        with pytest.raises(HashMismatchError, match="0" * 64) as ei:
+            pin_artifact(reg_art, **kw)
+        assert ei.value.exit_code == 6 and lock.read_bytes() == pinned
+        assert pin_artifact(reg_art, update=True, **kw).changed  # `picozoo lock --update`
+    assert Lock.load(lock).get(art.url) == PinnedHash(good["sha256"], good["size"])
+
+
+def test_a_pin_recorded_meanwhile_by_another_process_is_not_replaced(
+    published, tmp_path: Path
+) -> None:
+    art, mirror, _ = published
+    lock = tmp_path / "picozoo.lock"
+    other = "e" * 64
+
+    def other_process_pins(label: str, done: int, total: int | None) -> None:
+        if done == total and Lock.load(lock).get(art.url) is None:
+            lk = Lock.load(lock)
+            lk.record(art.url, other, 99)
+            lk.save()
+
+    with serve_directory(mirror) as srv, pytest.raises(HashMismatchError) as ei:
+        pull(
+            art, cache_dir=tmp_path / "cache", mirrors=srv.url, lock_path=lock,
+            progress=other_process_pins,
+        )  # fmt: skip
+    assert other in str(ei.value) and ei.value.exit_code == 6
+    assert Lock.load(lock).get(art.url) == PinnedHash(other, 99)
+    assert Cache(tmp_path / "cache").lookup(art) is None
+
+
+def test_require_hashes_with_a_malformed_pins_file_names_file_and_entry(tmp_path: Path) -> None:
+    art = load_registry().get(MODEL).artifact("inference")
+    lock = tmp_path / "bad.lock"
+    lock.write_text(json.dumps({"version": 1, "artifacts": {art.url: {"sha256": "abc"}}}))
+    with serve_directory(tmp_path) as srv:
+        env = {"PICOZOO_CACHE": str(tmp_path / "cache"), "PICOZOO_MIRROR": srv.url}
+        r = cli("pull", MODEL, "--require-hashes", "--lock", str(lock), env=env)
+        assert not srv.stats.requests
+    assert r.returncode == 3, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(lock) in lines[0] and repr(art.url) in lines[0], lines
+    assert "sha256 must be 64 hex digits" in lines[0]
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.json"))

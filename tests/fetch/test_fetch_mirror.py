@@ -122,3 +122,77 @@ def test_export_refuses_a_corrupted_blob(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(CorruptBlobError, match="no longer matches"):
         export([entry], tmp_path / "out")
     assert not (tmp_path / "out" / reg.get(MODELS[0]).artifact("inference").url_path).exists()
+
+
+# -- '..' in artifact URLs (issue 9, item 13) ------------------------------------------------
+ESCAPES = [
+    "https://paddledet.bj.bcebos.com/../secret.pdparams",
+    "https://paddledet.bj.bcebos.com/deploy/../../secret.pdparams",
+    "https://paddledet.bj.bcebos.com/deploy/%2e%2e/%2E%2E/secret.pdparams",
+]
+
+
+def test_source_urls_normalise_paths_and_refuse_escapes() -> None:
+    from picozoo.errors import RegistryError
+
+    assert source_urls("https://h/a/./b/../c%20d.tar", ["http://m/pp", "file:///srv"]) == [
+        "http://m/pp/a/c%20d.tar",
+        "file:///srv/a/c%20d.tar",
+    ]
+    assert source_urls("https://h/a/../b.tar", []) == ["https://h/b.tar"]
+    for url in ESCAPES:
+        for mirrors in (["http://m/pp"], ["file:///srv/zoo"], []):
+            with pytest.raises(RegistryError, match="climbs above the host's root") as e:
+                source_urls(url, mirrors)
+            assert e.value.exit_code == 3
+
+
+def _secret_beside_mirror(tmp_path: Path) -> tuple[Path, Path]:
+    """A served folder holding a secret next to (not inside) the mirror folder ``pp``."""
+    served = tmp_path / "served"
+    (served / "pp").mkdir(parents=True)
+    (served / "secret.pdparams").write_bytes(b"SECRET-" * 100)
+    return served, served / "pp"
+
+
+def _holds_secret(cache: Path) -> bool:
+    return any(p.is_file() and b"SECRET-" in p.read_bytes() for p in cache.rglob("*"))
+
+
+@pytest.mark.parametrize("url", ESCAPES)
+def test_pull_of_an_escaping_url_reads_nothing_outside_the_mirror(tmp_path: Path, url) -> None:
+    """Second line of defence: an Artifact made without the registry's checks."""
+    from support.store import pull
+
+    from picozoo.errors import RegistryError
+    from picozoo.hub.registry import Artifact
+
+    served, pp = _secret_beside_mirror(tmp_path)
+    art = Artifact("m", "weights", url)
+    with pytest.raises(RegistryError):
+        pull(art, cache_dir=tmp_path / "c1", mirrors=pp.as_uri())
+    with serve_directory(served) as srv, pytest.raises(RegistryError):
+        pull(art, cache_dir=tmp_path / "c2", mirrors=f"{srv.url}/pp")
+    assert dict(srv.stats.requests) == {}
+    assert not _holds_secret(tmp_path / "c1") and not _holds_secret(tmp_path / "c2")
+
+
+def test_registry_with_an_escaping_url_exits_3_before_any_request(tmp_path: Path) -> None:
+    served, pp = _secret_beside_mirror(tmp_path)
+    reg = tmp_path / "evil.yaml"
+    reg.write_text(
+        "schema: 1\nfamilies: {f: {title: F}}\nmodels:\n"
+        f"  - {{id: m, family: f, input_size: [320, 320], "
+        f"artifacts: [{{kind: weights, url: '{ESCAPES[1]}'}}]}}\n"
+    )
+    cache = tmp_path / "cache"
+    r = cli("pull", "m", "-a", "weights", env={"PICOZOO_CACHE": str(cache),
+            "PICOZOO_REGISTRY": str(reg), "PICOZOO_MIRROR": pp.as_uri()})  # fmt: skip
+    assert r.returncode == 3 and r.stderr.count("\n") == 1, r.stderr
+    assert "field 'artifacts[0].url': its path climbs above the host's root" in r.stderr
+    with serve_directory(served) as srv:
+        r = cli("pull", "m", "-a", "weights", env={"PICOZOO_CACHE": str(cache),
+                "PICOZOO_REGISTRY": str(reg), "PICOZOO_MIRROR": f"{srv.url}/pp"})  # fmt: skip
+    assert r.returncode == 3, r.stderr
+    assert dict(srv.stats.requests) == {}
+    assert not cache.exists() or not _holds_secret(cache)

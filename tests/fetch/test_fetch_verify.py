@@ -113,20 +113,17 @@ def test_flipped_byte_in_unpacked_file_is_flagged(cache: Cache) -> None:
         pull(load_registry().get(MODEL).artifact("inference"), cache_dir=cache.root, offline=True)
 
 
-def test_deep_flags_broken_structure(cache: Cache, tmp_path: Path) -> None:
-    reg = load_registry()
-    onnx_entry = cache.lookup(reg.get(MODEL).artifact("onnx"))
-    assert onnx_entry is not None
-    # A blob whose ref and lock agree but whose content is a broken ONNX: simulate a registry
-    # that pinned a bad file by rewriting blob + ref + lock consistently.
-    bad = tmp_path / "bad.onnx"
-    bad.write_bytes(b"\x08\x07garbage")
+def pin_bad_content(cache: Cache, kind: str, bad: Path) -> None:
+    """Make ``bad`` the cached, pinned content of MODEL's ``kind`` (blob + ref + lock agree):
+    what a registry or first download that pinned a bad file leaves."""
     from picozoo.atomic import sha256_file
 
+    entry = cache.lookup(load_registry().get(MODEL).artifact(kind))
+    assert entry is not None
     sha, size = sha256_file(bad), bad.stat().st_size
     blob = cache.store_blob(bad, sha)
-    named = cache.link_named(blob, sha, onnx_entry.path.name)
-    ref = cache.read_ref(onnx_entry.url)
+    named = cache.link_named(blob, sha, entry.path.name)
+    ref = cache.read_ref(entry.url)
     assert ref is not None
     cache.write_ref(
         dataclasses.replace(
@@ -134,8 +131,15 @@ def test_deep_flags_broken_structure(cache: Cache, tmp_path: Path) -> None:
         )
     )
     lock = Lock.load((cache.root) / "picozoo.lock")
-    lock.record(onnx_entry.url, sha, size)
+    lock.record(entry.url, sha, size)
     lock.save()
+
+
+def test_deep_flags_broken_structure(cache: Cache, tmp_path: Path) -> None:
+    reg = load_registry()
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    pin_bad_content(cache, "onnx", bad)
     shallow = verify_cache(cache, reg, deep=False)
     assert shallow.ok, shallow.problems
     deep = verify_cache(cache, reg, deep=True)
@@ -228,3 +232,87 @@ def test_corrupted_single_file_is_replaced_by_a_fresh_download(
 
     assert sha256_file(path) == good == sha256_file(cache.blob_path(good))
     assert verify_cache(cache, reg).ok
+
+
+# -- issue 9 item 7: hostile checkpoints are refused fast, without allocating what they claim --
+def nested_tuples_pickle(levels: int = 120) -> bytes:
+    """{'w': numpy.dtype(t)} where t = (t', t') nested ``levels`` deep through the memo: 268
+    bytes that print as 2**levels leaves (the old reader str()'d it: minutes, then memory)."""
+    return b"\x80\x02}X\x01\x00\x00\x00wcnumpy\ndtype\nK\x01" + b"2\x86" * levels + b"\x85Rs."
+
+
+def fake_buffer_pickle(nbytes: int = 3_000_000_000) -> bytes:
+    """{'w': numpy.core.numeric._frombuffer(<nbytes as a number>, dtype('f4'), (nbytes/4,))}:
+    87 bytes that the old reader turned into a zero-filled buffer and reported as params."""
+    return (
+        b"\x80\x02}X\x01\x00\x00\x00wcnumpy.core.numeric\n_frombuffer\n("
+        + b"\x8a\x05" + nbytes.to_bytes(5, "little")
+        + b"cnumpy\ndtype\nX\x02\x00\x00\x00f4\x85R"
+        + b"J" + (nbytes // 4).to_bytes(4, "little") + b"\x85"
+        + b"X\x01\x00\x00\x00Ct" + b"Rs."
+    )  # fmt: skip
+
+
+def _refused_quickly(path: Path, match: str) -> float:
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(PdparamsError, match=match):
+            read_pdparams(path)
+        elapsed = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak  # nothing near what the file claims was allocated
+    return elapsed
+
+
+def test_hostile_checkpoints_are_refused_fast_and_small(tmp_path: Path) -> None:
+    cases = {
+        "nested.pdparams": (nested_tuples_pickle(), "nests containers more than 32 deep"),
+        # shallow enough for the depth bound: the dtype code must be a short string
+        "wide.pdparams": (nested_tuples_pickle(25), "dtype that is not a short type code"),
+        "fake.pdparams": (fake_buffer_pickle(), "buffer is not bytes"),
+        # BINBYTES8 declaring 3 GiB: the C unpickler would allocate it before reading
+        "declared.pdparams": (
+            b"\x80\x04}X\x01\x00\x00\x00w\x8e" + (3 << 30).to_bytes(8, "little") + b"xs.",
+            "declares 3221225472 bytes but only 3 remain",
+        ),
+        # one real buffer claimed by 1000 arrays: params would be counted 1000 times
+        "shared.pdparams": (_shared_buffer_pickle(1000), "claim 4000000 bytes but the file"),
+    }
+    assert len(cases["nested.pdparams"][0]) == 268
+    assert len(cases["fake.pdparams"][0]) == 87
+    for name, (data, match) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert _refused_quickly(tmp_path / name, match) < 0.5, name
+
+
+def _shared_buffer_pickle(copies: int) -> bytes:
+    import numpy as np
+
+    arr = np.zeros(1000, "float32")  # 4000 bytes, pickled once
+    data = pickle.dumps({f"w{i}": arr for i in range(copies)}, protocol=2)
+    assert len(data) < 25_000  # every name after the first is a memo reference to it
+    return data
+
+
+def test_verify_deep_reports_a_hostile_checkpoint_in_the_cache(
+    cache: Cache, tmp_path: Path
+) -> None:
+    import time
+
+    reg = load_registry()
+    bad = tmp_path / "bad.pdparams"
+    bad.write_bytes(nested_tuples_pickle())
+    pin_bad_content(cache, "weights", bad)
+    t0 = time.perf_counter()
+    result = verify_cache(cache, reg, model_ids=[MODEL], deep=True)
+    assert time.perf_counter() - t0 < 5
+    assert [p.kind for p in result.problems] == ["weights"]
+    assert "nests containers more than 32 deep" in result.problems[0].message
+    row = next(r for r in result.rows if r["kind"] == "weights")
+    assert row["status"] == "FAILED" and row["params"] is None

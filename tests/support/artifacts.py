@@ -206,9 +206,23 @@ def make_artifact_file(artifact: Any, workdir: Path, *, seed: int = 0, nbytes: i
         out.write_text("architecture: PicoDet\nepoch: 300\n", encoding="utf-8")
     elif name.endswith(".log"):
         out.write_text("".join(f"[epoch {i}] loss: {rnd.random():.4f}\n" for i in range(50)))
+    elif name.endswith(".onnx"):  # protobuf fields of an ONNX ModelProto around random bytes
+        out.write_bytes(onnx_like(rnd.randbytes(nbytes)))
     else:
         out.write_bytes(rnd.randbytes(nbytes))
     return out
+
+
+def onnx_like(payload: bytes) -> bytes:
+    """Bytes that start like an ONNX model (ir_version, producer_name, then ``payload`` as the
+    doc_string), so picozoo's content check accepts them as an ``.onnx`` download."""
+    n, size = len(payload), b""
+    while True:
+        size += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+        n >>= 7
+        if not n:
+            break
+    return b"\x08\x08" + b"\x12\x07picozoo" + b"\x32" + size + payload
 
 
 def build_mirror(
@@ -245,6 +259,7 @@ __all__ = [
     "make_inference_tarball",
     "make_pdparams",
     "make_tarball",
+    "onnx_like",
     "publish",
     "sha256_file",
     "tree_snapshot",

@@ -7,12 +7,20 @@
 Every response carries an ETag (size + mtime + inode) and Last-Modified, so clients can resume
 with ``Range`` + ``If-Range``. ``stats`` counts requests and body bytes per path on the server
 side, which is how tests prove "one download" or "resumed, not restarted".
+
+Hostile behaviours (each bounded in count and time): canned replies such as an HTML error page
+answered with 200 (``reply_next``), bodies gzip-compressed with ``Content-Encoding: gzip``
+(``gzip_next``), resumed replies served from another file under the same validators
+(``serve_ranges_from``), a ``Content-Length`` shorter than the ``Content-Range``
+(``short_length_next``), one byte at a time (``drip_next``, ``drip_headers_next``) and
+redirects (``redirect``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
+import gzip
 import os
 import socket
 import threading
@@ -52,6 +60,13 @@ class LoopbackServer:
         self._drops: dict[str, list[int]] = defaultdict(list)
         self._errors: dict[str, list[int]] = defaultdict(list)
         self._stalls: dict[str, list[float]] = defaultdict(list)
+        self._replies: dict[str, list[tuple[int, str, bytes]]] = defaultdict(list)
+        self._gzips: dict[str, list[bool]] = defaultdict(list)
+        self._shorts: dict[str, list[int]] = defaultdict(list)
+        self._drips: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        self._header_drips: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        self._redirects: dict[str, tuple[int, str]] = {}
+        self._ranges_from: dict[str, Path] = {}
 
     # -- fault injection ------------------------------------------------------------------
     def drop_after(self, path: str, nbytes: int, times: int = 1) -> None:
@@ -68,6 +83,57 @@ class LoopbackServer:
         """The next ``times`` GETs of ``path`` send headers, then hang for ``seconds``."""
         with self.lock:
             self._stalls[path.lstrip("/")].extend([seconds] * times)
+
+    def reply_next(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        status: int = 200,
+        content_type: str = "text/html; charset=utf-8",
+        times: int = 1,
+    ) -> None:
+        """The next ``times`` GETs of ``path`` answer ``status`` with ``body`` instead of the
+        file (an HTML error page served with 200, say)."""
+        with self.lock:
+            self._replies[path.lstrip("/")].extend([(status, content_type, body)] * times)
+
+    def gzip_next(self, path: str, times: int = 1) -> None:
+        """The next ``times`` GETs of ``path`` send the (ranged) body gzip-compressed, with
+        ``Content-Encoding: gzip``, whatever the client's ``Accept-Encoding``."""
+        with self.lock:
+            self._gzips[path.lstrip("/")].extend([True] * times)
+
+    def short_length_next(self, path: str, missing: int, times: int = 1) -> None:
+        """The next ``times`` range replies of ``path`` announce the full ``Content-Range`` but a
+        ``Content-Length`` (and body) ``missing`` bytes shorter."""
+        with self.lock:
+            self._shorts[path.lstrip("/")].extend([missing] * times)
+
+    def drip_next(self, path: str, rate: float, seconds: float, times: int = 1) -> None:
+        """The next ``times`` GETs of ``path`` send the body one byte at a time, ``rate`` bytes
+        per second, for at most ``seconds`` (then the connection is closed)."""
+        with self.lock:
+            self._drips[path.lstrip("/")].extend([(rate, seconds)] * times)
+
+    def drip_headers_next(self, path: str, rate: float, seconds: float, times: int = 1) -> None:
+        """The next ``times`` GETs of ``path`` trickle response header bytes at ``rate`` per
+        second for at most ``seconds``, then close the connection (no body)."""
+        with self.lock:
+            self._header_drips[path.lstrip("/")].extend([(rate, seconds)] * times)
+
+    def redirect(self, path: str, location: str, status: int = 302) -> None:
+        """Every GET of ``path`` answers ``status`` with ``Location: location`` (relative or
+        absolute, any scheme)."""
+        with self.lock:
+            self._redirects[path.lstrip("/")] = (status, location)
+
+    def serve_ranges_from(self, path: str, other: Path) -> None:
+        """Range requests of ``path`` get their bytes and ``Content-Range`` total from
+        ``other`` while the validators (ETag, Last-Modified) stay those of ``path``'s file: a
+        file replaced upstream without its validators changing."""
+        with self.lock:
+            self._ranges_from[path.lstrip("/")] = Path(other)
 
     def _pop(self, table: dict[str, list], path: str) -> object | None:
         with self.lock:
@@ -95,10 +161,53 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             with server.lock:
                 server.stats.statuses.append((rel, code))
 
+        def _canned(self, rel: str, code: int, body: bytes, headers: dict[str, str]) -> None:
+            self._status(rel, code)
+            self.send_response(code)
+            for k, v in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(k, v)
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                self.wfile.write(body)
+
+        def _drip(self, rel: str | None, data: bytes, rate: float, seconds: float) -> None:
+            """Send ``data`` one byte at a time (``rate`` per second) for at most ``seconds``,
+            then close the connection; body bytes (``rel`` given) are counted in stats."""
+            self.close_connection = True
+            t_end = time.monotonic() + seconds
+            for i in range(len(data)):
+                if time.monotonic() >= t_end:
+                    break
+                try:
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                except OSError:
+                    return
+                if rel is not None:
+                    with server.lock:
+                        server.stats.bytes_sent[rel] += 1
+                time.sleep(1 / rate)
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
         def _serve(self, head: bool) -> None:
             rel = unquote(urlsplit(self.path).path).lstrip("/")
             with server.lock:
                 server.stats.requests[rel] += 1
+                redirect = server._redirects.get(rel)
+            if redirect is not None:
+                self._canned(rel, redirect[0], b"", {"Location": redirect[1]})
+                return
+            reply = server._pop(server._replies, rel)
+            if reply is not None and not head:
+                code, ctype, body = reply  # type: ignore[misc]
+                self._canned(rel, code, body, {"Content-Type": ctype})
+                return
+            header_drip = server._pop(server._header_drips, rel)
+            if header_drip is not None and not head:
+                rate, seconds = header_drip  # type: ignore[misc]
+                self._drip(None, b"HTTP/1.1 200 OK\r\nX-Drip: " + b"a" * 10_000, rate, seconds)
+                return
             target = (server.root / rel).resolve()
             if server.root.resolve() not in target.parents or not target.is_file():
                 self._status(rel, 404)
@@ -116,7 +225,11 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             st = target.stat()
             etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}-{st.st_ino:x}"'
             last_mod = email.utils.formatdate(st.st_mtime, usegmt=True)
-            size = st.st_size
+            with server.lock:
+                other = server._ranges_from.get(rel)
+            if other is not None and self.headers.get("Range"):
+                target = other  # same validators, other bytes
+            size = target.stat().st_size
             start, end = 0, size - 1
             partial = False
             rng = self.headers.get("Range")
@@ -149,7 +262,16 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                         server.stats.full_gets[rel] += 1
             self.send_response(code)
             length = end - start + 1
-            self.send_header("Content-Length", str(length))
+            short = server._pop(server._shorts, rel) if partial and not head else None
+            gzipped = None
+            if server._pop(server._gzips, rel) and not head:
+                with open(target, "rb") as f:
+                    f.seek(start)
+                    gzipped = gzip.compress(f.read(length))
+                self.send_header("Content-Encoding", "gzip")
+            if short is not None:
+                length -= int(short)  # type: ignore[call-overload]
+            self.send_header("Content-Length", str(length if gzipped is None else len(gzipped)))
             self.send_header("Accept-Ranges", "bytes" if server.honour_range else "none")
             if server.use_etag:
                 self.send_header("ETag", etag)
@@ -160,6 +282,18 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/octet-stream")
             self.end_headers()
             if head:
+                return
+            if gzipped is not None:
+                with contextlib.suppress(OSError):
+                    self.wfile.write(gzipped)
+                with server.lock:
+                    server.stats.bytes_sent[rel] += len(gzipped)
+                return
+            drip = server._pop(server._drips, rel)
+            if drip is not None:
+                with open(target, "rb") as f:
+                    f.seek(start)
+                    self._drip(rel, f.read(length), *drip)  # type: ignore[misc]
                 return
             drop = server._pop(server._drops, rel)
             stall = server._pop(server._stalls, rel)

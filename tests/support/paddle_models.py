@@ -6,7 +6,8 @@ Linear layers -> ``boxes`` of shape [B, N, 4]). With ``scale_factor`` the model 
 input ``scale_factor`` [B, 2] and divides the boxes by it, like upstream's post-processing.
 The ``*-nms`` variants end like upstream's exported-with-post-processing models: boxes decoded
 around anchor points, then ``multiclass_nms3`` -> ``[K, 6]`` rows (label, score, x1, y1, x2, y2)
-and the per-image box count.
+and the per-image box count. The ``*-demo416*`` variants are PicoDet-S-416 stand-ins of the
+real size (:data:`PICO_BACKBONE` ...: params and FLOPs within 10% of upstream's claims).
 
 Formats:
 
@@ -45,16 +46,24 @@ VARIANTS = {
     # real post-processing: box decoding + multiclass_nms3, like upstream's `inference` tarballs
     "pir-nms": ("pir", True),
     "legacy-nms": ("legacy", True),
-    # for benchmarks: a PicoDet-sized backbone (16 depthwise-separable blocks, 96 channels,
-    # 320x320), exported with scale_factor like upstream
+    # for benchmarks/bench_convert.py: a deep plain backbone (16 depthwise-separable blocks,
+    # 96 channels, 320x320), exported with scale_factor like upstream
     "legacy-big": ("legacy", True),
-    # stand-ins for upstream's PicoDet-S-416 tarballs (same backbone as -big, 416x416), used by
-    # tests/support/demo_mirror.py: without post-processing (image only) and with scale_factor
+    # stand-ins for upstream's PicoDet-S-416 tarballs, as big as PicoDet-S-416 (params and FLOPs
+    # within 10% of its claims, see PICO_*), used by tests/support/demo_mirror.py: without
+    # post-processing (image only; scores + box distances) and with scale_factor (boxes decoded)
     "legacy-demo416-nopp": ("legacy", False),
     "legacy-demo416": ("legacy", True),
 }
 BIG_SIZE = 320
 DEMO_SIZE = 416
+#: The demo416 stand-ins are sized like upstream's PicoDet-S-416 claims (1.18 M params, 1.65
+#: GFLOPs = 2 x MACs at 416x416): backbone widths (LCNet x0.75), neck width, blocks per level,
+#: distance bins per box side. Measured by picozoo.modelinfo: see tests/core/test_core_headline.py.
+PICO_BACKBONE = (16, 24, 48, 96, 192, 384)
+PICO_NECK = 128
+PICO_BLOCKS = 6
+PICO_BINS = 8
 
 INFER_CFG = """\
 mode: paddle
@@ -201,6 +210,86 @@ def _build_in_child(root: Path, names: list[str]) -> None:  # pragma: no cover -
                 return scores, boxes
             return scores, boxes / scale_factor.tile([1, 2]).unsqueeze(1)
 
+    def dsb(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
+        """Depthwise-separable block (LCNet's): dw kxk + BN + hardswish, pw 1x1 + BN."""
+        return nn.Sequential(
+            nn.Conv2D(cin, cin, k, stride=stride, padding=k // 2, groups=cin,
+                      weight_attr=kaiming(), bias_attr=False),
+            nn.BatchNorm2D(cin),
+            nn.Hardswish(),
+            nn.Conv2D(cin, cout, 1, weight_attr=kaiming(), bias_attr=False),
+            nn.BatchNorm2D(cout),
+            nn.Hardswish(),
+        )  # fmt: skip
+
+    class Pico(nn.Layer):
+        """PicoDet-S-sized stand-in (see PICO_*): an LCNet-x0.75-like backbone (C3/C4/C5 at
+        strides 8/16/32), a top-down neck of 128 channels plus a stride-64 level, and per level
+        6 depthwise-separable 5x5 blocks then one 1x1 conv to 80 class + 4x8 distance bins
+        (GFL-style). 52^2 + 26^2 + 13^2 + 7^2 = 3598 anchor points at 416x416, as upstream.
+        Without scale_factor it ends like upstream's no-post-processing export (8 outputs);
+        with it, boxes are decoded around the anchor points to the original image."""
+
+        def __init__(self, scale_factor: bool) -> None:
+            super().__init__()
+            self.scale_factor = scale_factor
+            c0, c1, c2, c3, c4, c5 = PICO_BACKBONE
+            n = PICO_NECK
+            self.stem = nn.Sequential(
+                nn.Conv2D(3, c0, 3, stride=2, padding=1, weight_attr=kaiming(), bias_attr=False),
+                nn.BatchNorm2D(c0),
+                nn.Hardswish(),
+            )
+            self.c3 = nn.Sequential(dsb(c0, c1, 3), dsb(c1, c2, 3, 2), dsb(c2, c2, 3),
+                                    dsb(c2, c3, 3, 2), dsb(c3, c3, 3))  # fmt: skip
+            self.c4 = nn.Sequential(dsb(c3, c4, 3, 2), *[dsb(c4, c4, 5) for _ in range(5)])
+            self.c5 = nn.Sequential(dsb(c4, c5, 5, 2), dsb(c5, c5, 5))
+            self.lateral = nn.LayerList(
+                [nn.Conv2D(c, n, 1, weight_attr=kaiming(), bias_attr=False) for c in (c3, c4, c5)]
+            )
+            self.extra = dsb(n, n, 5, 2)
+            self.levels = nn.LayerList(
+                [nn.Sequential(*[dsb(n, n, 5) for _ in range(PICO_BLOCKS)]) for _ in range(4)]
+            )
+            self.out = nn.LayerList(
+                [nn.Conv2D(n, 80 + 4 * PICO_BINS, 1, weight_attr=kaiming()) for _ in range(4)]
+            )
+
+        def forward(self, image, scale_factor=None):  # type: ignore[no-untyped-def]
+            x3 = self.c3(self.stem(image))
+            x4 = self.c4(x3)
+            x5 = self.c5(x4)
+            p5 = self.lateral[2](x5)
+            p4 = self.lateral[1](x4) + F.interpolate(p5, scale_factor=2.0, mode="nearest")
+            p3 = self.lateral[0](x3) + F.interpolate(p4, scale_factor=2.0, mode="nearest")
+            feats = [p3, p4, p5, self.extra(p5)]
+            scores, boxes, logits = [], [], []
+            bins = paddle.arange(PICO_BINS, dtype="float32").reshape([PICO_BINS, 1])
+            for i, f in enumerate(feats):  # (no zip(strict=...): dy2static cannot convert it)
+                y = self.out[i](self.levels[i](f)).flatten(2)  # [B, 80 + 32, N]
+                # sigmoid via tanh: paddle 3.2's F.sigmoid fails in the legacy (old IR) mode
+                scores.append((paddle.tanh(y[:, :80] * 0.5) + 1.0) * 0.5)
+                logits.append(y[:, 80:].transpose([0, 2, 1]))  # [B, N, 4 * bins]
+                dist = y[:, 80:].transpose([0, 2, 1]).reshape([0, -1, 4, PICO_BINS])
+                # GFL's integral: expected distance over the bins (F.linear, like upstream's)
+                dist = F.linear(F.softmax(dist, axis=-1), bins).flatten(2) * float(8 * 2**i)
+                if self.scale_factor:  # decode around the anchor points, to the original image
+                    g = f.shape[2]
+                    ys, xs = paddle.meshgrid(
+                        paddle.arange(g, dtype="float32"), paddle.arange(g, dtype="float32")
+                    )
+                    c = (paddle.stack([xs.flatten(), ys.flatten()], -1) + 0.5) * float(8 * 2**i)
+                    dist = paddle.concat([c - dist[:, :, :2], c + dist[:, :, 2:]], -1)
+                boxes.append(dist)
+            if not self.scale_factor:  # upstream's no-post-processing export: 4 score maps
+                # [B, N, 80] then 4 box distributions [B, N, 32], one per stride
+                return (*[sc.transpose([0, 2, 1]) for sc in scores], *logits)
+            scores_all = paddle.concat(scores, axis=2)  # [B, 80, 3598]
+            boxes_all = paddle.concat(boxes, axis=1)  # [B, 3598, 4]
+            if self.scale_factor:
+                boxes_all = boxes_all / scale_factor.tile([1, 2]).unsqueeze(1)
+            return scores_all, boxes_all
+
     class Nms(nn.Layer):
         def __init__(self) -> None:
             super().__init__()
@@ -268,7 +357,7 @@ def _build_in_child(root: Path, names: list[str]) -> None:  # pragma: no cover -
             spec = [big, InputSpec([-1, 2], "float32", "scale_factor")]
         elif "-demo416" in name:
             sf = VARIANTS[name][1]
-            layer = Big(scale_factor=sf)
+            layer = Pico(scale_factor=sf)
             demo = InputSpec([-1, 3, DEMO_SIZE, DEMO_SIZE], "float32", "image")
             spec = [demo, InputSpec([-1, 2], "float32", "scale_factor")] if sf else [demo]
         else:

