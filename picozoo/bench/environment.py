@@ -21,7 +21,17 @@ from ..atomic import sha256_file
 from .records import Environment
 
 #: Distributions whose versions are recorded (None when not installed).
-RUNTIMES = ("onnxruntime", "paddlepaddle", "numpy", "onnx", "paddle2onnx", "pandas")
+RUNTIMES = (
+    "onnxruntime",
+    "paddlepaddle",
+    "openvino",
+    "mnn",
+    "ncnn",
+    "numpy",
+    "onnx",
+    "paddle2onnx",
+    "pandas",
+)
 
 
 def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:

@@ -2,10 +2,10 @@
 way upstream combined an i7 laptop (CPU column) and a Snapdragon phone (Lite column).
 
 Rows are models (name, input size, claims); columns are devices. When one device measured
-several (engine, threads) combinations, each gets its own column, named ``device (engine, N
-thr)``. The same run passed twice (identical measurements, whatever its device label) is merged
-once (:func:`unique_runs`). Cells with more threads than their device's usable cores are marked
-``(*)`` and noted.
+several (engine, precision, threads) combinations, each gets its own column, named ``device
+(engine [precision], N thr)`` (fp32 is not said). The same run passed twice (identical
+measurements, whatever its device label) is merged once (:func:`unique_runs`). Cells with more
+threads than their device's usable cores are marked ``(*)`` and noted.
 
 >>> unique_names(["laptop", "laptop", "phone"])
 ['laptop', 'laptop #2', 'phone']
@@ -95,9 +95,10 @@ def merge_rows(docs: Sequence[Document]) -> tuple[list[str], list[dict[str, Any]
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for name, doc in zip(device_names(docs), docs, strict=True):
         flat = flat_rows(doc)
-        combos = sorted({(r["engine"], r["threads"]) for r in flat})
+        combos = sorted({(r["engine"], r["precision"], r["threads"]) for r in flat})
         for r in flat:
-            col = name if len(combos) == 1 else f"{name} ({r['engine']}, {r['threads']} thr)"
+            engine = r["engine"] if r["precision"] == "fp32" else f"{r['engine']} {r['precision']}"
+            col = name if len(combos) == 1 else f"{name} ({engine}, {r['threads']} thr)"
             if col not in columns:
                 columns.append(col)
             key = tuple(r[k] for k in _KEY)

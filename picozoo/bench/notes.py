@@ -22,6 +22,24 @@ from .stats import ADVICE, short_warning
 
 UNSTABLE_MARK = "(!)"
 OVERSUBSCRIBED_MARK = "(*)"
+#: the distribution whose version a report gives for each engine
+ENGINE_DISTS = {
+    "onnxruntime": "onnxruntime",
+    "paddle": "paddlepaddle",
+    "openvino": "openvino",
+    "mnn": "mnn",
+    "ncnn": "ncnn",
+}
+#: how each engine is set up for speed (the adapters of picozoo.runtime)
+ENGINE_SETTINGS = {
+    "onnxruntime": "ONNX Runtime: intra-op threads = N, inter-op = 1, sequential, all graph "
+    "optimizations.",
+    "paddle": "Paddle Inference: MKLDNN on, CPU math threads = N.",
+    "openvino": "OpenVINO: CPU, N inference threads, latency hint, inference precision = the "
+    "cell's (f32 unless asked).",
+    "mnn": "MNN: N threads, precision = the cell's (fp32: normal, fp16/int8: low).",
+    "ncnn": "ncnn: N threads, fp16 storage and arithmetic off unless the cell is fp16.",
+}
 
 
 def oversubscription(threads: Sequence[int], cores: int) -> str | None:
@@ -38,13 +56,16 @@ def oversubscription(threads: Sequence[int], cores: int) -> str | None:
 
 
 def where(c: Cell, *, threads: bool = True) -> str:
-    """``model / engine / N thr``: how notes name a cell.
+    """``model / engine [precision] / N thr``: how notes name a cell (fp32 is not said).
 
     >>> from picozoo.bench.records import Failure
     >>> where(Cell(model="m", engine="paddle", threads=4, result=Failure(None, "x")))
     'm / paddle / 4 thr'
+    >>> where(Cell(model="m", engine="mnn", precision="int8", threads=2, result=Failure(None, "x")))
+    'm / mnn int8 / 2 thr'
     """
-    return f"{c.model} / {c.engine}" + (f" / {c.threads} thr" if threads else "")
+    at = "" if c.run_precision == "fp32" else f" {c.run_precision}"
+    return f"{c.model} / {c.engine}{at}" + (f" / {c.threads} thr" if threads else "")
 
 
 def origin_of(c: Cell) -> str | None:
@@ -82,7 +103,10 @@ abababababababababababababababababab'
         what = f"upstream {prov.get('artifact', '')} {prov.get('url', c.source)}"
     elif origin == "converted":
         src = prov.get("source") or {}
-        what = f"converted from {src.get('kind') or 'a Paddle model'} ({c.source})"
+        made = src.get("kind") or (
+            f"{src['format']} file {src.get('model_file')}" if src.get("format") else None
+        )
+        what = f"converted from {made or 'a Paddle model'} ({c.source})"
     else:
         what = f"file {c.source}"
     return f"{where(c, threads=False)}: {what}, sha256 {c.artifact_sha256 or 'unknown'}"
@@ -100,25 +124,48 @@ def methodology(doc: Document) -> list[str]:
         else "RSS = the worker's getrusage peak (ru_maxrss), which can be the peak of the "
         "process that started it."
     )
-    return [
+    engines = list(dict.fromkeys(c.engine for c in doc.cells))
+    others = [e for e in engines if e not in ("onnxruntime", "paddle")]
+    versions = ", ".join(
+        f"{dist} {v.get(dist)}"
+        for dist in ("onnxruntime", "paddlepaddle", *[ENGINE_DISTS[e] for e in others], "numpy")
+    )
+    settings = [ENGINE_SETTINGS[e] for e in ("onnxruntime", "paddle", *others) if e in engines]
+    if others:
+        settings.append("Each cell's engine_settings (JSON) record how its engine was set up.")
+    out = [
         f"Measured on {env.cpu_model} ({env.physical_cores or '?'} physical / "
-        f"{env.logical_cores} logical cores{usable}), {doc.created}; onnxruntime "
-        f"{v.get('onnxruntime')}, paddlepaddle {v.get('paddlepaddle')}, numpy {v.get('numpy')}, "
+        f"{env.logical_cores} logical cores{usable}), {doc.created}; {versions}, "
         f"Python {v.get('python')}.",
         f"Latency = median of the measured iterations (at least {s.min_iters} and "
-        f"{s.min_time_s} s), after warm-up ({s.warmup}); each (model, engine, "
-        "threads) in a fresh process; inputs prepared outside the timed region. ONNX Runtime: "
-        "intra-op threads = N, inter-op = 1, sequential, all graph optimizations. Paddle "
-        f"Inference: MKLDNN on, CPU math threads = N. {rss}",
+        f"{s.min_time_s} s), after warm-up ({s.warmup}); each (model, engine, precision, "
+        "threads) in a fresh process; inputs prepared outside the timed region. "
+        + " ".join(settings or [ENGINE_SETTINGS["onnxruntime"], ENGINE_SETTINGS["paddle"]])
+        + f" {rss}",
         "Upstream CPU latency: Intel Core i7-10750H, Paddle Inference + MKLDNN, 12 threads. "
         "Params/FLOPS (artifact) are computed from the benchmarked file (FLOPs = 2 x MACs).",
     ]
+    scored = [c for c in doc.cells if c.measured_map]
+    if scored:
+        sets = "; ".join(
+            dict.fromkeys(
+                f"{m.ann_file or 'data set ' + m.dataset[:12]} ({m.images} images)"
+                for m in (c.measured_map for c in scored)
+                if m
+            )
+        )
+        out.append(
+            "mAP measured = COCO mAP 0.5:0.95 from `picozoo eval` of the very file benched "
+            "(same sha256, engine and precision), stored in the result when it was benched; "
+            f"(Δ) = measured - upstream's claim. Data set: {sets}."
+        )
+    return out
 
 
 def cell_notes(doc: Document) -> list[str]:
     """What particular cells need said: one line per kind of mark, one per benched file, then
     engine notes and failures."""
-    out: list[str] = []
+    out: list[str] = [f"note: {n}" for n in doc.notes]
     over = [c for c in doc.cells if c.oversubscribed]
     text = oversubscription([c.threads for c in over], doc.environment.cores)
     if over:

@@ -1,9 +1,12 @@
 """mAP-vs-latency plots like upstream's ``picodet_map.png`` (matplotlib, headless).
 
-Measured cells with a known mAP are drawn as one curve per (device, engine, threads), beside
-upstream's claimed CPU curve (i7-10750H, Paddle Inference, 12 threads). Cells without an mAP
-(plain ONNX files) are drawn as labelled vertical lines at their measured latency. Labels never
-overprint each other (:func:`place_labels`).
+Measured cells with a known mAP are drawn as one series per (device, engine, precision,
+threads), beside upstream's claimed CPU curve (i7-10750H, Paddle Inference, 12 threads). Colours
+are the engine's (:data:`ENGINE_COLORS`), so a cross-engine result reads at a glance. A point's
+mAP is the one ``picozoo eval`` measured on the benched file when there is one (filled marker),
+else upstream's claim for the model (hollow marker, "claimed mAP" in the legend). Cells without
+any mAP (plain ONNX files) are drawn as labelled vertical lines at their measured latency.
+Labels never overprint each other (:func:`place_labels`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,16 @@ def upstream_reference() -> list[dict[str, Any]]:
 
 #: The ``gid`` of every point label (tests and :func:`place_labels` find them by it).
 LABEL_GID = "picozoo-label"
+#: One colour per engine (matplotlib's tab10 order); other series use the default cycle.
+ENGINE_COLORS = {
+    "onnxruntime": "#1f77b4",
+    "paddle": "#d62728",
+    "openvino": "#9467bd",
+    "mnn": "#2ca02c",
+    "ncnn": "#ff7f0e",
+}
+#: Markers of the successive series of one engine (precisions, thread counts, devices).
+MARKERS = ("s", "o", "^", "D", "v", "P", "X", "*")
 
 
 def map_vs_latency_png(
@@ -77,7 +90,9 @@ def map_vs_latency_figure(
     Labels name models the same way everywhere (``PicoDet-S 416``); with ``declutter`` they are
     moved apart until no two overlap (:func:`place_labels`).
 
-    ``series``: ``[{"name": str, "points": [{"label", "latency_ms", "map"|None}, ...]}]``.
+    ``series``: ``[{"name": str, "engine": str (optional: its colour), "points": [{"label",
+    "latency_ms", "map"|None, "measured": bool (optional, default True: a filled marker)},
+    ...]}]``.
 
     >>> import matplotlib.pyplot as plt
     >>> fig = map_vs_latency_figure([], reference=[])
@@ -129,30 +144,37 @@ def _draw(ax: Any, series: Sequence[dict[str, Any]], ref: list[dict[str, Any]]) 
             for r in ref
         ]
     unmapped: list[tuple[str, float]] = []
+    per_engine: dict[str, int] = {}
     for s in series:
         pts = sorted(
             (p for p in s["points"] if p.get("latency_ms") is not None),
             key=lambda p: p["latency_ms"],
         )
-        with_map = [p for p in pts if p.get("map") is not None]
-        if with_map:
-            (line,) = ax.plot(
-                [p["latency_ms"] for p in with_map],
-                [p["map"] for p in with_map],
-                "s",
-                label=s["name"],
-            )
-            labels += [
-                _label(
-                    ax,
-                    p["label"],
-                    (p["latency_ms"], p["map"]),
-                    (4, 4),
-                    fontsize=7,
-                    color=line.get_color(),
-                )
-                for p in with_map
+        engine = s.get("engine") or ""
+        marker = MARKERS[per_engine.get(engine, 0) % len(MARKERS)]
+        per_engine[engine] = per_engine.get(engine, 0) + 1
+        color = ENGINE_COLORS.get(engine)
+        for measured in (True, False):
+            group = [
+                p for p in pts if p.get("map") is not None and p.get("measured", True) == measured
             ]
+            if not group:
+                continue
+            (line,) = ax.plot(
+                [p["latency_ms"] for p in group],
+                [p["map"] for p in group],
+                marker,
+                linestyle="none",
+                color=color,
+                markerfacecolor=None if measured else "none",
+                label=s["name"] + ("" if measured else " (claimed mAP)"),
+            )
+            color = line.get_color()
+            labels += [
+                _label(ax, p["label"], (p["latency_ms"], p["map"]), (4, 4), fontsize=7,
+                       color=color)
+                for p in group
+            ]  # fmt: skip
         unmapped += [
             (f"{p['label']} ({s['name']})", p["latency_ms"]) for p in pts if p.get("map") is None
         ]
@@ -231,24 +253,36 @@ def place_labels(fig: Any, labels: Sequence[Any], *, max_steps: int = 60) -> Non
 def series_from_rows(
     rows: Sequence[dict[str, Any]], device: str | None = None
 ) -> list[dict[str, Any]]:
-    """Group flat report rows (see :func:`picozoo.bench.report.flat_rows`) into plot series;
-    points are labelled like upstream's (``PicoDet-S 416``: name and input size; files: their
-    name).
+    """Group flat report rows (see :func:`picozoo.bench.report.flat_rows`) into plot series, one
+    per (device, engine, precision, threads); points are labelled like upstream's
+    (``PicoDet-S 416``: name and input size; files: their name) and carry the measured mAP
+    (``measured``: True) when eval scored the benched file, else the claimed one.
 
-    >>> series_from_rows([{"plot_label": "m", "engine": "paddle", "threads": 4,
-    ...                    "median_ms": 9.0, "map": None}], device="laptop")
-    [{'name': 'laptop: paddle, 4 thr', 'points': [{'label': 'm', 'latency_ms': 9.0, 'map': None}]}]
+    >>> series_from_rows([{"plot_label": "m", "engine": "paddle", "precision": "fp32",
+    ...                    "threads": 4, "median_ms": 9.0, "map": 30.0, "map_measured": 29.5}],
+    ...                  device="laptop")  # doctest: +NORMALIZE_WHITESPACE
+    [{'name': 'laptop: paddle, 4 thr', 'engine': 'paddle',
+      'points': [{'label': 'm', 'latency_ms': 9.0, 'map': 29.5, 'measured': True}]}]
     """
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, dict[str, Any]] = {}
     for r in rows:
         if r["median_ms"] is None:
             continue
-        combo = f"{r['engine']}, {r['threads']} thr"
+        precision = r.get("precision") or "fp32"
+        engine = r["engine"] if precision == "fp32" else f"{r['engine']} {precision}"
+        combo = f"{engine}, {r['threads']} thr"
         name = f"{device}: {combo}" if device else combo
-        groups.setdefault(name, []).append(
-            {"label": r["plot_label"], "latency_ms": r["median_ms"], "map": r["map"]}
+        measured = r.get("map_measured")
+        group = groups.setdefault(name, {"name": name, "engine": r["engine"], "points": []})
+        group["points"].append(
+            {
+                "label": r["plot_label"],
+                "latency_ms": r["median_ms"],
+                "map": measured if measured is not None else r["map"],
+                "measured": measured is not None,
+            }
         )
-    return [{"name": k, "points": v} for k, v in groups.items()]
+    return list(groups.values())
 
 
 def write_png(data: bytes, path: Path) -> Path:

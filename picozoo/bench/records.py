@@ -337,7 +337,7 @@ class Cell:
     def run_precision(self) -> str:
         """The precision the cell ran at (``fp32`` for results that do not say).
 
-        >>> Cell(model="m", engine="onnxruntime", threads=1, result=Failure(None, "x")).run_precision
+        >>> Cell(model="m", engine="mnn", threads=1, result=Failure(None, "x")).run_precision
         'fp32'
         """
         return self.precision or "fp32"
@@ -486,12 +486,19 @@ class Document:
     environment: Environment
     settings: RunSettings
     cells: tuple[Cell, ...] = field(default=())
+    #: what the run said about the whole benchmark (engines skipped by ``--engine all``...)
+    notes: tuple[str, ...] = ()
 
     schema: ClassVar[str] = SCHEMA
 
     @classmethod
     def create(
-        cls, cells: Sequence[Cell], environment: Environment, settings: RunSettings, device: str
+        cls,
+        cells: Sequence[Cell],
+        environment: Environment,
+        settings: RunSettings,
+        device: str,
+        notes: Sequence[str] = (),
     ) -> Document:
         """A new document, created now.
 
@@ -501,7 +508,7 @@ class Document:
         ('pc', True)
         """
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        return cls(now, device, environment, settings, tuple(cells))
+        return cls(now, device, environment, settings, tuple(cells), tuple(notes))
 
     @property
     def all_failed(self) -> bool:
@@ -514,8 +521,10 @@ class Document:
 
     def to_dict(self) -> dict[str, Any]:
         cells = [c.to_dict() for c in self.cells]
-        d = plain(self, omit=("cells",))
+        d = plain(self, omit=("cells", "notes"))
         d["environment"] = _drop_unset(d["environment"], ("usable_cores",))
+        if self.notes:
+            d["notes"] = list(self.notes)
         return {"schema": self.schema, **d, "cells": cells}
 
     def to_json(self) -> str:
@@ -548,6 +557,7 @@ required property 'created' (pass a file written by `picozoo bench --report json
                 environment=Environment.from_fields(f.obj("environment")),
                 settings=RunSettings.from_fields(f.obj("settings")),
                 cells=tuple(Cell.from_fields(c) for c in f.objects("cells")),
+                notes=f.strings("notes") if "notes" in f.data else (),
             )
         except FieldError as e:
             raise ResultFileError(

@@ -2,10 +2,13 @@
 
 The Markdown table reproduces upstream's README layout (Model | Input size | mAP | mAP 0.5 |
 Params | FLOPS | Latency), with the Params/FLOPs computed from the benchmarked artifact beside
-the claimed ones, and the measured median latency beside upstream's claimed CPU latency, plus
-their ratio (not for cells with more threads than cores: those measure oversubscription). Several
-thread counts add a thread-scaling table of the measured (model, engine) pairs. The footnotes
-(:mod:`.notes`) follow every table.
+the claimed ones, the measured median latency beside upstream's claimed CPU latency, plus
+their ratio (not for cells with more threads than cores: those measure oversubscription), and,
+when ``picozoo eval`` scored a benched file, that measured mAP beside the claim with the
+difference (a Precision column appears when a cell is not fp32). Several thread counts add a
+thread-scaling table of the measured (model, engine, precision) combinations; several engines or
+precisions add the cross-engine table and a "fastest on this machine" line per model
+(:mod:`.compare`). The footnotes (:mod:`.notes`) follow every table.
 
 >>> "mAP<sup>val<br>0.5:0.95" in [h for _, h in MD_COLUMNS]
 True
@@ -25,6 +28,7 @@ from typing import Any
 from ..errors import require
 from ..hub.registry import Claims
 from ..render import markdown_table, render_rows
+from .compare import combos, cross_engine_table, fastest_lines, measured_map_text
 from .notes import OVERSUBSCRIBED_MARK, UNSTABLE_MARK, cell_notes, notes, origin_of
 from .records import Cell, Document
 
@@ -59,6 +63,15 @@ MD_COLUMNS: list[tuple[str, str]] = [
     ("threads", "Threads"),
     ("p90", "p90<br><sup>(ms)"),
     ("fps", "FPS"),
+]
+#: Shown only when some cell has them: (key, header, after which key).
+MD_OPTIONAL: list[tuple[str, str, str]] = [
+    ("map_measured_text", "mAP<sup>measured<br>0.5:0.95 (Δ)", "map"),
+    ("precision", "Precision", "engine"),
+]
+TABLE_OPTIONAL: list[tuple[str, str, str]] = [
+    ("map_measured_text", "mAP measured (Δ)", "map"),
+    ("precision", "Prec.", "engine"),
 ]
 #: Plain headers for the terminal table.
 TABLE_COLUMNS: list[tuple[str, str]] = [
@@ -115,6 +128,13 @@ CSV_COLUMNS = [
     "oversubscribed",
     "origin",
     "source",
+    "precision",
+    "engine_version",
+    "map_measured",
+    "map50_measured",
+    "map_delta",
+    "eval_images",
+    "eval_dataset",
 ]
 
 
@@ -129,7 +149,7 @@ def flat_rows(doc: Document) -> list[dict[str, Any]]:
 
 
 def _row(doc: Document, c: Cell) -> dict[str, Any]:
-    claims, info, m = c.claims or Claims(), c.modelinfo, c.measured
+    claims, info, m, mm = c.claims or Claims(), c.modelinfo, c.measured, c.measured_map
     stats = m.stats if m else None
     claimed = claims.latency_ms.get("cpu")
     median = stats.median_ms if stats else None
@@ -167,9 +187,17 @@ def _row(doc: Document, c: Cell) -> dict[str, Any]:
         "artifact_sha256": c.artifact_sha256,
         "error": c.failure.error if c.failure else None,
         "hint": c.failure.hint if c.failure else None,
+        "stage": c.failure.stage if c.failure else None,
         "oversubscribed": c.oversubscribed,
         "origin": origin_of(c),
         "source": c.source,
+        "precision": c.run_precision,
+        "engine_version": m.engine_version if m else None,
+        "map_measured": mm.map if mm else None,
+        "map50_measured": mm.map50 if mm else None,
+        "map_delta": mm.delta(claims.map) if mm else None,
+        "eval_images": mm.images if mm else None,
+        "eval_dataset": mm.dataset if mm else None,
     }
 
 
@@ -180,7 +208,9 @@ def frame(doc: Document) -> Any:
     43.6599585
     """
     pd = require("pandas", "bench")
-    return pd.DataFrame(flat_rows(doc), columns=list(CSV_COLUMNS))
+    df = pd.DataFrame(flat_rows(doc), columns=list(CSV_COLUMNS))
+    df["eval_images"] = df["eval_images"].astype("Int64")  # a count, blank without an eval
+    return df
 
 
 def short_device(doc: Document) -> str:
@@ -200,9 +230,34 @@ def _num(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
+def columns_for(
+    rows: Sequence[dict[str, Any]],
+    base: Sequence[tuple[str, str]],
+    optional: Sequence[tuple[str, str, str]],
+) -> list[tuple[str, str]]:
+    """``base`` plus the ``optional`` columns ``rows`` need: measured mAP when some cell has
+    one, precision when some cell did not run fp32.
+
+    >>> [k for k, _ in columns_for([{"map_measured": 31.0, "precision": "fp32"}],
+    ...                            [("map", "mAP"), ("engine", "Engine")], MD_OPTIONAL)]
+    ['map', 'map_measured_text', 'engine']
+    """
+    wanted = {
+        "map_measured_text": any(r.get("map_measured") is not None for r in rows),
+        "precision": any(r.get("precision", "fp32") != "fp32" for r in rows),
+    }
+    out = list(base)
+    for key, header, after in optional:
+        if wanted[key]:
+            at = next((i + 1 for i, (k, _) in enumerate(out) if k == after), len(out))
+            out.insert(at, (key, header))
+    return out
+
+
 def _display(row: dict[str, Any], *, markdown: bool) -> dict[str, Any]:
     """Formatted cells of one row."""
     out = dict(row)
+    out["map_measured_text"] = measured_map_text(row)
     if row["status"] == "ok":
         lat = _num(row["median_ms"])
         if not row["stable"]:
@@ -245,7 +300,8 @@ def scaling_rows(doc: Document) -> tuple[list[str], list[list[str]]] | None:
     measured: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
     for r in flat_rows(doc):
         if r["status"] == "ok":
-            key = (_display(r, markdown=True)["display"], r["input_size"] or "-", r["engine"])
+            engine = r["engine"] if r["precision"] == "fp32" else f"{r['engine']} {r['precision']}"
+            key = (_display(r, markdown=True)["display"], r["input_size"] or "-", engine)
             measured.setdefault(key, {})[r["threads"]] = r
     if not measured:
         return None
@@ -277,22 +333,50 @@ def upstream_frame(doc: Document, device: str) -> Any:
     'Model'
     """
     pd = require("pandas", "bench")
-    shown = [_display(r, markdown=True) for r in flat_rows(doc)]
-    data = {h.format(device=device): [_cell(d[k]) for d in shown] for k, h in MD_COLUMNS}
+    rows = flat_rows(doc)
+    shown = [_display(r, markdown=True) for r in rows]
+    columns = columns_for(rows, MD_COLUMNS, MD_OPTIONAL)
+    data = {h.format(device=device): [_cell(d[k]) for d in shown] for k, h in columns}
     return pd.DataFrame(data, columns=list(data), dtype=object)
 
 
+#: captions of the tables that follow the main one
+SCALING_CAPTION = "Thread scaling (median latency)"
+ENGINES_CAPTION = "Across engines and precisions (fastest first per model and thread count)"
+
+
+def extra_tables(doc: Document) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The tables after the main one: thread scaling (several thread counts) and the
+    cross-engine table (several engines or precisions), each with its caption.
+
+    >>> [caption for caption, _, _ in extra_tables(doc)]  # doctest: +SKIP
+    ['Thread scaling (median latency)']
+    """
+    out = []
+    scaling = scaling_rows(doc)
+    if scaling:
+        out.append((SCALING_CAPTION, *scaling))
+    engines = cross_engine_table(flat_rows(doc))
+    if engines:
+        out.append((ENGINES_CAPTION, *engines))
+    return out
+
+
 def to_markdown(doc: Document) -> str:
-    """The upstream-style Markdown table, thread scaling, and notes.
+    """The upstream-style Markdown table, thread scaling, the cross-engine table with the
+    fastest way to run each model, and notes.
 
     >>> to_markdown(doc).splitlines()[0][:28]  # doctest: +SKIP
     '| Model | Input size | mAP<s'
     """
     table = upstream_frame(doc, short_device(doc).replace("|", "/"))
     parts = [markdown_table(list(table.columns), table.values.tolist())]
-    scaling = scaling_rows(doc)
-    if scaling:
-        parts.append("\nThread scaling (median latency):\n\n" + markdown_table(*scaling))
+    for caption, headers, body in extra_tables(doc):
+        parts.append(f"\n{caption}:\n\n" + markdown_table(headers, body))
+    fastest = fastest_lines(flat_rows(doc))
+    if fastest and len(combos(flat_rows(doc))) > 1:
+        bold = [f"**{head}:**{rest}" for head, rest in (f.split(":", 1) for f in fastest)]
+        parts.append("\n" + "\n\n".join(bold) + "\n")
     parts.append("\n" + "\n".join(f"- {n}" for n in notes(doc)) + "\n")
     return "".join(parts)
 
@@ -308,10 +392,12 @@ def to_table(doc: Document) -> str:
     True
     """
     buf = io.StringIO()
-    rows = [_display(r, markdown=False) for r in flat_rows(doc)]
-    render_rows(
-        rows, TABLE_COLUMNS, "table", title=f"picozoo bench: {short_device(doc)}", stream=buf
-    )
+    flat = flat_rows(doc)
+    rows = [_display(r, markdown=False) for r in flat]
+    columns = columns_for(flat, TABLE_COLUMNS, TABLE_OPTIONAL)
+    render_rows(rows, columns, "table", title=f"picozoo bench: {short_device(doc)}", stream=buf)
+    if len(combos(flat)) > 1:
+        buf.write("".join(f"{line}\n" for line in fastest_lines(flat)))
     buf.write("".join(f"{n}\n" for n in cell_notes(doc)))
     return buf.getvalue()
 
@@ -402,11 +488,14 @@ def to_html(doc: Document, png: bytes | None = None) -> str:
     tables: list[tuple[str | None, list[str], list[list[str]]]] = [
         ("Latency", list(table.columns), table.values.tolist())
     ]
-    scaling = scaling_rows(doc)
-    if scaling:
-        tables.append(("Thread scaling (median latency)", *scaling))
+    tables += extra_tables(doc)
+    flat = flat_rows(doc)
+    fastest = fastest_lines(flat) if len(combos(flat)) > 1 else []
     return html_page(
-        f"picozoo bench: {device}", tables, notes(doc), png if png is not None else plot_png(doc)
+        f"picozoo bench: {device}",
+        tables,
+        fastest + notes(doc),
+        png if png is not None else plot_png(doc),
     )
 
 

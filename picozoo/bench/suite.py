@@ -1,6 +1,8 @@
 """Run a whole benchmark: every target x every thread count, one fresh worker process each.
 Cells with more threads than the cores this process may use
-(:func:`~picozoo.bench.environment.usable_cores`) are marked ``oversubscribed``.
+(:func:`~picozoo.bench.environment.usable_cores`) are marked ``oversubscribed``; a cell whose
+file ``picozoo eval`` scored on the same engine and precision gets that measured mAP
+(:mod:`.evals`).
 
 >>> from picozoo.bench.targets import file_target
 >>> doc = run_suite([file_target("/nonexistent.onnx", "onnxruntime")], threads=[1])
@@ -11,10 +13,12 @@ Cells with more threads than the cores this process may use
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .environment import collect_environment, device_label, sha256_of
+from .evals import measured_map_for
 from .records import ArtifactInfo, BenchSpec, Cell, CellResult, Document, Failure, RunSettings
 from .runner import DEFAULT_TIMEOUT_S, run_cell
 from .stats import PERCENTILES
@@ -54,8 +58,12 @@ def run_suite(
     seed: int = 0,
     debug: bool = False,
     progress: Callable[[str], None] | None = None,
+    evals: Sequence[Mapping[str, Any]] = (),
+    notes: Sequence[str] = (),
 ) -> Document:
-    """Benchmark every (target, threads) cell and return the ``picozoo.bench/1`` document.
+    """Benchmark every (target, threads) cell and return the ``picozoo.bench/1`` document
+    (``evals``: cached ``picozoo eval`` results, see :func:`.evals.load_evals`; ``notes``: what
+    the document should say about the whole run).
 
     >>> from picozoo.bench.targets import file_target
     >>> targets = [file_target("model.onnx", "onnxruntime")]
@@ -69,9 +77,11 @@ def run_suite(
     total = len(targets) * len(threads)
     for t in targets:
         sha, info = artifact_facts(t.path) if t.path is not None else (None, None)
+        scored = measured_map_for(t.path, t.engine, t.precision, evals, sha) if t.path else None
+        at = "" if t.precision == "fp32" else f" {t.precision}"
         for n in threads:
             where = (
-                f"[{len(cells) + 1}/{total}] {t.label} / {t.engine} / "
+                f"[{len(cells) + 1}/{total}] {t.label} / {t.engine}{at} / "
                 f"{n} thread{'s' if n > 1 else ''}"
             )
             result: CellResult
@@ -80,7 +90,15 @@ def run_suite(
             else:
                 say(f"{where}: measuring ...")
                 spec = BenchSpec(
-                    t.path, t.engine, n, warmup, min_iters, min_time_s, t.input_size, seed
+                    t.path,
+                    t.engine,
+                    n,
+                    warmup,
+                    min_iters,
+                    min_time_s,
+                    t.input_size,
+                    seed,
+                    t.precision,
                 )
                 result = run_cell(spec, timeout=timeout_s, debug=debug)
             cell = t.cell(
@@ -89,6 +107,7 @@ def run_suite(
                 artifact_sha256=sha,
                 modelinfo=info,
                 oversubscribed=n > env.cores,
+                measured_map=scored,
             )
             cells.append(cell)
             _report(cell, where, say)
@@ -101,7 +120,7 @@ def run_suite(
         seed=seed,
         percentiles=PERCENTILES,
     )
-    return Document.create(cells, env, settings, device or device_label(env))
+    return Document.create(cells, env, settings, device or device_label(env), notes)
 
 
 def _report(cell: Cell, where: str, say: Callable[[str], None]) -> None:
@@ -110,9 +129,10 @@ def _report(cell: Cell, where: str, say: Callable[[str], None]) -> None:
         say(f"{where}: FAILED: {cell.failure.error if cell.failure else 'unknown failure'}")
         return
     s = m.stats
+    scored = f", mAP {cell.measured_map.map:.1f} (eval)" if cell.measured_map else ""
     say(
         f"{where}: median {s.median_ms:.2f} ms, p90 {s.p90_ms:.2f} ms "
-        f"(n={s.n}, warm-up {m.warmup.n})"
+        f"(n={s.n}, warm-up {m.warmup.n}){scored}"
     )
     if m.stability.warnings:
         say(f"  (!) unstable: {'; '.join(m.stability.warnings)}")

@@ -7,6 +7,8 @@ models that have no other, see :func:`picozoo.paddle_dir.inference_kind`). ONNX 
 the ONNX that ``source`` selects (see :func:`onnx_source`): upstream's own ONNX (``onnx-nopp``
 or ``onnx``, pulled on demand; this needs only the ``[bench]`` extra) or one converted from the
 inference tarball (``picozoo.convert.convert``, converted once and cached; ``[convert]``).
+OpenVINO, MNN and ncnn bench the file ``convert(..., to=engine, precision=...)`` makes for them
+(from a model id, an ``.onnx`` file or a Paddle folder; their own files are benched as they are).
 
 >>> t = file_target("model.onnx", "onnxruntime")
 >>> t.label, t.failure.error
@@ -16,7 +18,7 @@ inference tarball (``picozoo.convert.convert``, converted once and cached; ``[co
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +27,8 @@ from ..errors import ModelFileError, PicozooError, UsageError
 from ..hub.registry import INFERENCE_KINDS, Model, Registry
 from ..paddle_dir import find_paddle_model, inference_kind
 from ..targets import Target, resolve_arg
-from .records import ArtifactInfo, Cell, CellResult, Failure, Measurement
+from .engines import CONVERTED_ENGINES, missing_engine_failure, runs_file
+from .records import ArtifactInfo, Cell, CellResult, Failure, MeasuredMap, Measurement
 
 if TYPE_CHECKING:
     from ..hub.store import Store
@@ -97,6 +100,7 @@ class BenchTarget:
     failure: Failure | None = None
     provenance: Mapping[str, Any] | None = None
     origin: str | None = None  #: ``upstream``, ``converted`` or ``file``
+    precision: str = "fp32"
 
     def cell(
         self,
@@ -106,6 +110,7 @@ class BenchTarget:
         artifact_sha256: str | None = None,
         modelinfo: ArtifactInfo | None = None,
         oversubscribed: bool = False,
+        measured_map: MeasuredMap | None = None,
     ) -> Cell:
         """The result cell of this target measured with ``threads`` (its input size is what
         was fed, when the worker fed an image; ``oversubscribed``: more threads than cores).
@@ -125,11 +130,13 @@ class BenchTarget:
             origin=self.origin,
             postprocess=self.postprocess,
             engine=self.engine,
+            precision=self.precision,
             threads=threads,
             input_size=fed or self.input_size,
             claims=m.claims if m else None,
             artifact_sha256=artifact_sha256,
             modelinfo=modelinfo,
+            measured_map=measured_map,
             result=result,
             provenance=self.provenance,
             oversubscribed=oversubscribed,
@@ -137,9 +144,14 @@ class BenchTarget:
 
 
 def file_target(
-    arg: str | Path, engine: str, input_size: tuple[int, int] | None = None
+    arg: str | Path,
+    engine: str,
+    input_size: tuple[int, int] | None = None,
+    *,
+    precision: str = "fp32",
 ) -> BenchTarget:
-    """A target for a file or folder, benched as it is (a missing one is a failed target).
+    """A target for a file or folder, benched as it is (a missing one is a failed target; see
+    :func:`engine_file_target` for engines that need a conversion).
 
     >>> file_target("/nonexistent/model_dir", "paddle").failure.stage
     'prepare'
@@ -149,12 +161,54 @@ def file_target(
     except ModelFileError as e:
         label = Target(str(arg), path=Path(arg)).label
         return BenchTarget(
-            label, engine, failure=Failure("prepare", e.message, e.hint), origin="file"
+            label,
+            engine,
+            failure=Failure("prepare", e.message, e.hint),
+            origin="file",
+            precision=precision,
         )
     assert target.path is not None
-    if input_size is None and engine == "paddle":
+    if input_size is None and (engine == "paddle" or engine in CONVERTED_ENGINES):
         input_size = _exported_size(target.path)
-    return BenchTarget(target.label, engine, target.path, input_size=input_size, origin="file")
+    return BenchTarget(
+        target.label,
+        engine,
+        target.path,
+        input_size=input_size,
+        origin="file",
+        precision=precision,
+    )
+
+
+def engine_file_target(
+    store: Store,
+    arg: str | Path,
+    engine: str,
+    input_size: tuple[int, int] | None = None,
+    *,
+    precision: str = "fp32",
+    progress: Callable[[str], None] | None = None,
+) -> BenchTarget:
+    """:func:`file_target`, but a file that is not ``engine``'s own format (an ``.onnx`` file
+    or a Paddle folder for OpenVINO, MNN or ncnn) is converted for it first
+    (``picozoo.convert.convert(..., to=engine)``, cached as ``local-<name>``); a failure costs
+    this target only.
+
+    >>> engine_file_target(store, "/nonexistent.onnx", "mnn").failure.error  # doctest: +SKIP
+    '/nonexistent.onnx: no such file or directory'
+    """
+    target = file_target(arg, engine, input_size, precision=precision)
+    native = CONVERTED_ENGINES.get(engine)
+    if target.path is None or native is None or target.path.suffix in native:
+        return target
+    missing = missing_engine_failure(engine)  # say so before converting
+    if missing is not None:
+        return dataclasses.replace(target, path=None, failure=missing)
+    say = progress or (lambda _m: None)
+    try:
+        return _for_engine(store, target, Target(str(arg), path=target.path), input_size, say)
+    except Exception as e:  # a failed conversion costs this target only
+        return dataclasses.replace(target, path=None, failure=_prepare_failure(e))
 
 
 def _exported_size(path: Path) -> tuple[int, int] | None:
@@ -175,18 +229,29 @@ def model_target(
     source: str = "auto",
     input_size: tuple[int, int] | None = None,
     progress: Callable[[str], None] | None = None,
+    precision: str = "fp32",
 ) -> BenchTarget:
     """Resolve a registry model to a usable artifact for ``engine`` (pulling or converting it;
     ``source`` picks the ONNX for ONNX Runtime, see :func:`onnx_source`, and what was chosen is
-    said through ``progress``); a failure costs this target only.
+    said through ``progress``; OpenVINO, MNN and ncnn bench the file
+    ``picozoo.convert.convert(..., to=engine, precision=precision)`` makes); a failure costs
+    this target only.
 
     >>> model_target(store, registry.get("picodet-s-416"), "paddle",
     ...              postprocess=False).provenance["artifact"]  # doctest: +SKIP
     'inference-nopp'
     """
     say = progress or (lambda _m: None)
-    base = BenchTarget(model.id, engine, model=model, postprocess=postprocess)
+    base = BenchTarget(model.id, engine, model=model, postprocess=postprocess, precision=precision)
     try:
+        if engine in CONVERTED_ENGINES:
+            missing = missing_engine_failure(engine)  # say so before pulling or converting
+            if missing is not None:
+                return dataclasses.replace(base, failure=missing, input_size=model.input_size)
+            if any(model.has(k) for k in INFERENCE_KINDS):
+                _kind, with_pp = inference_kind(model.kinds, postprocess=postprocess)
+                base = dataclasses.replace(base, postprocess=with_pp)
+            return _for_engine(store, base, Target(model.id, model=model), input_size, say)
         if engine == "onnxruntime":
             if onnx_source(model, source, postprocess=postprocess) == "upstream":
                 kind = onnx_kind(postprocess)
@@ -209,15 +274,26 @@ def model_target(
             other = "bench upstream's ONNX: --source upstream (or auto)"
             why = f"{why}; or {other}" if why else other
         failure = Failure("prepare", e.message, why)
-    except ImportError as e:
-        failure = Failure("prepare", f"cannot prepare the model: {e}", "install picozoo[all]")
     except Exception as e:  # a converter/unpacker bug must cost one cell, not the whole run
-        failure = Failure(
-            "prepare",
-            f"cannot prepare the model: {type(e).__name__}: {e}",
-            "rerun with PICOZOO_DEBUG=1 and report the problem",
-        )
+        failure = _prepare_failure(e)
     return dataclasses.replace(base, failure=failure, input_size=input_size or model.input_size)
+
+
+def _prepare_failure(e: Exception) -> Failure:
+    """The failed ``prepare`` stage of a target whose pull or conversion raised ``e``.
+
+    >>> _prepare_failure(ImportError("No module named 'MNN'")).error
+    "cannot prepare the model: No module named 'MNN'"
+    """
+    if isinstance(e, PicozooError):
+        return Failure("prepare", e.message, e.hint)
+    if isinstance(e, ImportError):
+        return Failure("prepare", f"cannot prepare the model: {e}", "install picozoo[all]")
+    return Failure(
+        "prepare",
+        f"cannot prepare the model: {type(e).__name__}: {e}",
+        "rerun with PICOZOO_DEBUG=1 and report the problem",
+    )
 
 
 def _pulled(
@@ -265,10 +341,34 @@ def _converted(
     return _ready(target, res.path, size, res.provenance, "converted")
 
 
+def _for_engine(
+    store: Store,
+    base: BenchTarget,
+    target: Target,
+    input_size: tuple[int, int] | None,
+    say: Callable[[str], None],
+) -> BenchTarget:
+    """``base`` benched from the file ``picozoo.convert.convert`` makes for its engine and
+    precision (converted once, cached, parity-checked by the converter)."""
+    from ..convert import convert
+
+    say(f"{base.label}: benching a {base.engine} {base.precision} model converted by picozoo")
+    res = convert(
+        store,
+        target,
+        to=base.engine,
+        precision=base.precision,
+        postprocess=base.postprocess,
+        progress=say,
+    )
+    size = input_size or (base.model.input_size if base.model else base.input_size)
+    return _ready(base, res.path, size, res.provenance, "converted")
+
+
 def _ready(
     base: BenchTarget,
     path: Path,
-    size: tuple[int, int],
+    size: tuple[int, int] | None,
     provenance: Mapping[str, Any],
     origin: str,
 ) -> BenchTarget:
@@ -292,7 +392,7 @@ def cached_models(registry: Registry, store: Store) -> list[Model]:
 
 def resolve_targets(
     args: Sequence[str],
-    engines: Sequence[str],
+    engines: Sequence[str | tuple[str, str]],
     *,
     store: Store,
     registry: Registry | None,
@@ -300,9 +400,13 @@ def resolve_targets(
     source: str = "auto",
     input_size: tuple[int, int] | None = None,
     progress: Callable[[str], None] | None = None,
+    implicit: Collection[str] = (),
+    notes: list[str] | None = None,
 ) -> list[BenchTarget]:
     """Targets for every (argument, engine); no arguments: every model in the store
-    (``source``: see :func:`onnx_source`).
+    (``source``: see :func:`onnx_source`). ``engines`` are names (fp32) or (engine, precision)
+    pairs (see :func:`picozoo.bench.engines.plan_engines`); a file that an ``implicit`` engine
+    (one ``--engine all`` brought in) cannot run is not benched on it, and ``notes`` says so.
 
     Unknown model ids raise (with suggestions); anything else that fails is kept as a target
     with ``failure`` set.
@@ -312,25 +416,38 @@ def resolve_targets(
     ['onnxruntime', 'paddle']
     """
     say = progress or (lambda _m: None)
+    pairs = [(e, "fp32") if isinstance(e, str) else e for e in engines]
     named: list[Model | str] = [resolve_arg(a, registry, must_exist=False).model or a for a in args]
     if not args and registry is not None:
         named = list(cached_models(registry, store))
     targets = []
     for item in named:
-        for engine in engines:
+        for engine, precision in pairs:
+            if isinstance(item, str) and engine in implicit and not runs_file(engine, Path(item)):
+                said = f"--engine all: {engine} skipped for {item}: it cannot run that file"
+                if notes is not None and said not in notes:
+                    notes.append(said)
+                    say(f"note: {said}")
+                continue
             if isinstance(item, str):
-                targets.append(file_target(item, engine, input_size))
-            else:
-                say(f"preparing {item.id} for {engine} ...")
                 targets.append(
-                    model_target(
-                        store,
-                        item,
-                        engine,
-                        postprocess=postprocess,
-                        source=source,
-                        input_size=input_size,
-                        progress=progress,
+                    engine_file_target(
+                        store, item, engine, input_size, precision=precision, progress=progress
                     )
                 )
+                continue
+            at = "" if precision == "fp32" else f" {precision}"
+            say(f"preparing {item.id} for {engine}{at} ...")
+            targets.append(
+                model_target(
+                    store,
+                    item,
+                    engine,
+                    postprocess=postprocess,
+                    source=source,
+                    input_size=input_size,
+                    progress=progress,
+                    precision=precision,
+                )
+            )
     return targets

@@ -4,14 +4,17 @@ Usage: ``python -m picozoo.bench.worker [SPEC.json | -]`` with a
 :class:`~picozoo.bench.records.BenchSpec` as JSON (on stdin by default) like::
 
     {"path": "model.onnx", "engine": "onnxruntime", "threads": 1, "warmup": "auto",
-     "min_iters": 100, "min_time_s": 2.0, "input_size": [416, 416], "seed": 0}
+     "min_iters": 100, "min_time_s": 2.0, "input_size": [416, 416], "seed": 0,
+     "precision": "fp32"}
 
 It prints one JSON line on stdout (anything the engines print goes to stderr): ``{"ok": true,
 ...measurement...}`` or ``{"ok": false, "stage": ..., "error": ..., "hint": ...}``.
 
 Methodology: the model is loaded through :func:`picozoo.runtime.load` with the engine's speed
-settings (ONNX Runtime: intra-op threads = N, inter-op threads = 1, sequential execution, all
-graph optimizations, CPU provider; Paddle Inference: oneDNN on, CPU math library threads = N);
+settings at the spec's precision (ONNX Runtime: intra-op threads = N, inter-op threads = 1,
+sequential execution, all graph optimizations, CPU provider; Paddle Inference: oneDNN on, CPU
+math library threads = N; OpenVINO, MNN, ncnn: N threads, see their adapters); an engine that
+cannot be imported is a failed cell (stage ``import``) with the extra that installs it;
 inputs are prepared before any timing (seeded random data, shapes from the model), then load
 time, the first inference and the warm-up iterations are recorded separately from the measured
 iterations, each timed with ``time.perf_counter_ns`` (garbage collection paused while
@@ -41,7 +44,7 @@ from typing import Any
 
 from ..errors import MissingDependencyError, ModelFileError, PicozooError, UsageError
 from ..runtime import load
-from ..runtime.base import TensorInfo, short_error
+from ..runtime.base import ENGINES, TensorInfo, short_error
 from .fields import FieldError
 from .records import BenchSpec, CellResult, Failure, Measurement, Warmup, result_to_json
 from .stats import stability, summarize, warm
@@ -209,6 +212,24 @@ def _stage(e: PicozooError) -> str:
     return "load"
 
 
+def _import_failure(engine: str, e: ImportError) -> tuple[str, str]:
+    """(error, hint) of an engine whose import failed outside picozoo's own ``require``.
+
+    >>> _import_failure("mnn", ModuleNotFoundError("No module named 'MNN'", name="MNN"))[0]
+    "MNN is not installed; this needs the [mnn] extra: pip install 'picozoo[mnn]'"
+    >>> _import_failure("ncnn", ModuleNotFoundError("x", name="picozoo.runtime.ncnn"))
+    ('this picozoo has no ncnn adapter (x)', "upgrade picozoo: pip install -U 'picozoo[ncnn]'")
+    """
+    extra = ENGINES.get(engine, ("", engine))[1]
+    if (e.name or "").startswith("picozoo."):
+        return (
+            f"this picozoo has no {engine} adapter ({short_error(e)})",
+            f"upgrade picozoo: pip install -U 'picozoo[{extra}]'",
+        )
+    missing = MissingDependencyError((e.name or engine).split(".")[0], extra)
+    return missing.message, f"or bench another engine (--engine {', '.join(ENGINES)})"
+
+
 def run_spec(spec: BenchSpec) -> Measurement:
     """Run one benchmark cell in this process; raises :class:`CellFailure`.
 
@@ -219,9 +240,11 @@ def run_spec(spec: BenchSpec) -> Measurement:
     rss_before_load = _rss_mb("VmRSS")
     t0 = time.perf_counter_ns()
     try:
-        runtime = load(spec.engine, spec.path, threads=spec.threads)
+        runtime = load(spec.engine, spec.path, threads=spec.threads, precision=spec.precision)
     except PicozooError as e:  # missing engine, unusable file, engine cannot load it
         raise CellFailure(_stage(e), e.message, e.hint) from e
+    except ImportError as e:  # an engine (or its adapter) that cannot be imported
+        raise CellFailure("import", *_import_failure(spec.engine, e)) from e
     load_ns = time.perf_counter_ns() - t0
     feeds, fed, notes = make_feeds(runtime.inputs(), spec.input_size, spec.seed)
     run_once = functools.partial(runtime.run, feeds)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import BenchFailedError, UsageError
-from ..runtime.base import ENGINES
+from ..runtime.base import ENGINES, PRECISIONS
 from .common import App, info, store_options
 
 if TYPE_CHECKING:
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 _REPORTS = ("table", "md", "csv", "json", "html")
 _SOURCES = ("auto", "upstream", "converted")
+#: every precision some engine runs (fp32 first), as picozoo.bench.records.ALL_PRECISIONS
+_PRECISIONS = list(dict.fromkeys(p for ps in PRECISIONS.values() for p in ps))
 
 #: What ``picozoo bench`` is doing (``preparing``: pulls/conversions; ``measuring``); the
 #: Ctrl-C message says what that left behind (see :func:`interrupted_message`).
@@ -104,15 +106,25 @@ def _write(
 @click.command(
     "bench",
     epilog="Example: picozoo bench picodet-s-416 --threads 1 --threads 4 --report md\n\n"
-    "Example: picozoo bench model.onnx --threads 2 --min-time 5 --report json --out r.json",
+    "Example: picozoo bench picodet-s-416 --engine all --precision all --threads 2 --report md"
+    "\n\nExample: picozoo bench model.onnx --threads 2 --min-time 5 --report json --out r.json",
 )
 @click.argument("models", nargs=-1, metavar="[MODEL|FILE.onnx|DIR]...")
 @click.option(
     "--engine",
     "engines",
     multiple=True,
-    type=click.Choice(list(ENGINES)),
-    help="Inference engine (repeatable) [default: onnxruntime].",
+    type=click.Choice([*ENGINES, "all"]),
+    help="Inference engine (repeatable; all: every installed engine, the others are skipped "
+    "with a note) [default: onnxruntime].",
+)
+@click.option(
+    "--precision",
+    "precisions",
+    multiple=True,
+    type=click.Choice([*_PRECISIONS, "all"]),
+    help="Precision the engines compute in (repeatable; all: every precision of each engine; "
+    "one an engine does not run is skipped with a note) [default: fp32].",
 )
 @click.option(
     "--threads",
@@ -172,6 +184,7 @@ def bench_cmd(
     app: App,
     models: tuple[str, ...],
     engines: tuple[str, ...],
+    precisions: tuple[str, ...],
     threads: tuple[int, ...],
     postprocess: bool,
     source: str,
@@ -185,16 +198,20 @@ def bench_cmd(
     out: str | None,
     plot: str | None,
 ) -> None:
-    """Measure inference latency, each (model, engine, threads) in a fresh process.
+    """Measure inference latency, each (model, engine, precision, threads) in a fresh process.
 
     MODEL is a model id, an .onnx file, or a Paddle inference directory (--engine paddle). A
     model id is benched without post-processing (as upstream measured): on ONNX Runtime from
     the ONNX --source selects (stderr says which), on Paddle Inference from its inference
-    tarball; whatever is missing is pulled or converted first. With no MODEL, every model with
-    anything in the cache is benched. A cell that fails is listed with its reason; the exit
-    code is non-zero only when every cell failed.
+    tarball, on OpenVINO, MNN and ncnn from the file `picozoo convert --to ENGINE` makes;
+    whatever is missing is pulled or converted first. With no MODEL, every model with
+    anything in the cache is benched. A cell whose file `picozoo eval` scored (same engine and
+    precision) shows that measured mAP beside upstream's claim. A cell that fails is listed
+    with its reason; the exit code is non-zero only when every cell failed.
     """
+    from ..bench.engines import plan_engines
     from ..bench.environment import usable_cores
+    from ..bench.evals import load_evals
     from ..bench.notes import oversubscription
     from ..bench.output import Output
     from ..bench.report import check_formats, plot_png, render
@@ -207,6 +224,9 @@ def bench_cmd(
     size = _parse_size(input_size)
     _check_outputs(out, plot)
     check_formats(fmt, plot=bool(plot))
+    plan = plan_engines(engines or ("onnxruntime",), precisions or ("fp32",))
+    for note in plan.notes:
+        info(f"note: {note}")
     cores = usable_cores()
     counts = list(dict.fromkeys(threads)) or [cores]
     over = oversubscription(counts, cores)
@@ -216,13 +236,15 @@ def bench_cmd(
     _phase["now"] = "preparing"
     targets = resolve_targets(
         models,
-        engines or ("onnxruntime",),
+        plan.pairs,
         store=app.store,
         registry=app.registry if needs_registry else None,
         postprocess=postprocess,
         source=source,
         input_size=size,
         progress=info,
+        implicit=plan.implicit,
+        notes=plan.notes,
     )
     if not targets:
         raise UsageError(
@@ -240,6 +262,8 @@ def bench_cmd(
         device=device,
         debug=app.settings.debug,
         progress=info,
+        evals=load_evals(app.store.root),
+        notes=plan.notes,
     )
     _phase["now"] = "writing"
     if any(c.measured and not c.measured.stability.stable for c in doc.cells):

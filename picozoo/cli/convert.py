@@ -15,6 +15,9 @@ Example: picozoo convert picodet-s-416 --to onnx --no-postprocess
 Example: picozoo convert --to onnx --no-postprocess      (every model you have pulled)
 Example: picozoo convert ./my_inference_dir --input-shape image=1,3,320,320 --out ./onnx
 Example: picozoo convert picodet-s-416 --to lite --fp16 --opt-bin ./paddle_lite_opt
+Example: picozoo convert picodet-s-416 --no-postprocess --to openvino
+Example: picozoo convert picodet-s-416 --no-postprocess --to ncnn --pnnx-bin ./pnnx
+Example: picozoo convert ./model.onnx --to mnn --precision fp16
 """
 
 INSPECT_EPILOG = """\b
@@ -24,14 +27,15 @@ Example: picozoo inspect picodet-s-416 --no-postprocess --format json
 
 
 @click.command("convert", epilog=CONVERT_EPILOG)
-@click.argument("targets", nargs=-1, metavar="[MODEL|DIR]...")
+@click.argument("targets", nargs=-1, metavar="[MODEL|DIR|FILE.onnx]...")
 @click.option(
     "--to",
     "to",
-    type=click.Choice(["onnx", "lite"]),
+    type=click.Choice(["onnx", "lite", "openvino", "mnn", "ncnn"]),
     default="onnx",
     show_default=True,
-    help="onnx: paddle2onnx + onnxsim + parity check; lite: Paddle-Lite .nb for ARM.",
+    help="onnx: paddle2onnx + onnxsim + parity check; lite: Paddle-Lite .nb for ARM; "
+    "openvino/mnn/ncnn: from the ONNX, parity-checked against ONNX Runtime.",
 )
 @click.option(
     "--no-postprocess",
@@ -64,6 +68,19 @@ Example: picozoo inspect picodet-s-416 --no-postprocess --format json
     metavar="PATH",
     help="Lite: paddle_lite_opt executable [env: PICOZOO_LITE_OPT].",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "fp16", "bf16", "int8"]),
+    default=None,
+    help="openvino (fp32|fp16|bf16), mnn (fp32|fp16|int8), ncnn (fp32|fp16) [default: fp32]. "
+    "Reduced precisions report their error and detection agreement instead of failing.",
+)
+@click.option(
+    "--pnnx-bin",
+    metavar="PATH",
+    help="NCNN: the pnnx executable [default: the one of `pip install --no-deps pnnx`, or "
+    "pnnx on PATH].",
+)
 @format_option("text", "json", default="text")
 @store_options()
 def convert_cmd(
@@ -78,14 +95,18 @@ def convert_cmd(
     dynamic_batch: bool | None,
     fp16: bool,
     opt_bin: str | None,
+    precision: str | None,
+    pnnx_bin: str | None,
     fmt: str,
 ) -> None:
-    """Convert Paddle inference models to ONNX (proved by a parity check) or Paddle-Lite.
+    """Convert Paddle inference models to ONNX (proved by a parity check), Paddle-Lite, or
+    from the ONNX to OpenVINO, MNN or NCNN (each proved against ONNX Runtime).
 
     MODEL is a model id (its inference tarball is pulled if missing) or a directory holding a
-    Paddle inference model. With no MODEL, every model you have pulled anything of is converted
-    (its tarball is pulled when missing). ONNX inputs keep the Paddle model's feed order.
-    Prints the output path(s); progress goes to stderr.
+    Paddle inference model; --to openvino|mnn|ncnn also take an .onnx file. With no MODEL,
+    every model you have pulled anything of is converted (its tarball is pulled when missing).
+    ONNX inputs keep the Paddle model's feed order. Prints the output path(s); progress goes
+    to stderr.
     """
     from ..convert import convert
     from ..convert.run import copy_out
@@ -111,6 +132,8 @@ def convert_cmd(
                 dynamic_batch=dynamic_batch,
                 fp16=fp16,
                 opt_bin=opt_bin or app.settings.lite_opt,
+                precision=precision,
+                pnnx_bin=pnnx_bin,
                 progress=info,
             )
         except PicozooError as e:

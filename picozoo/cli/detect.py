@@ -9,6 +9,28 @@ import click
 
 from .common import App, echo_json, format_option, info, store_options
 
+
+def engine_options(f: Any) -> Any:
+    """``--engine``, ``--precision`` and ``--threads``."""
+    from ..runtime.base import ENGINES
+
+    f = click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)(f)
+    f = click.option(
+        "--precision",
+        type=click.Choice(["fp32", "fp16", "bf16", "int8"]),
+        default="fp32",
+        show_default=True,
+        help="Engine precision (openvino: bf16/fp16, mnn: fp16/int8, ncnn: fp16).",
+    )(f)
+    return click.option(
+        "--engine",
+        type=click.Choice(list(ENGINES)),
+        default="onnxruntime",
+        show_default=True,
+        help="Inference engine (openvino, mnn, ncnn: converted from the ONNX first).",
+    )(f)
+
+
 INFER_EPILOG = """\b
 Example: picozoo infer picodet-s-416 dog.jpg street.jpg --out boxes/
 Example: picozoo infer ./picodet_s_416_coco_lcnet_non_postprocess page.png --format json
@@ -19,9 +41,7 @@ Example: picozoo infer model.onnx page.png --config infer_cfg.yml --threshold 0.
 @click.command("infer", epilog=INFER_EPILOG)
 @click.argument("model", metavar="MODEL|PATH")
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--engine", type=click.Choice(["onnxruntime", "paddle"]), default="onnxruntime",
-              show_default=True, help="Inference engine.")  # fmt: skip
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@engine_options
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="Keep detections scoring at least this [default: infer_cfg.yml's "
               "draw_threshold, 0.5 upstream].")  # fmt: skip
@@ -37,6 +57,7 @@ def infer_cmd(
     model: str,
     images: tuple[str, ...],
     engine: str,
+    precision: str,
     threads: int,
     threshold: float | None,
     config: Path | None,
@@ -54,7 +75,7 @@ def infer_cmd(
 
     report = infer_images(
         app, model, [Path(i) for i in images], engine=engine, threads=threads,
-        threshold=threshold, config=config, out_dir=out_dir, progress=info,
+        threshold=threshold, config=config, out_dir=out_dir, precision=precision, progress=info,
     )  # fmt: skip
     if fmt == "json":
         echo_json(report.rows)
@@ -85,9 +106,7 @@ Example: picozoo eval model.onnx --config infer_cfg.yml --coco pages/ --ann page
     help="COCO-format annotation JSON [default: annotations/instances_val2017.json].",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N images (by id).")
-@click.option("--engine", type=click.Choice(["onnxruntime", "paddle"]), default="onnxruntime",
-              show_default=True)  # fmt: skip
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@engine_options
 @click.option(
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -102,6 +121,7 @@ def eval_cmd(
     ann: Path | None,
     limit: int | None,
     engine: str,
+    precision: str,
     threads: int,
     config: Path | None,
     fmt: str,
@@ -115,12 +135,14 @@ def eval_cmd(
 
     with _progress_bar() as tick:
         result = run_eval(app, model, coco_dir=coco_dir, ann=ann, limit=limit, engine=engine,
-                          threads=threads, config=config, progress=info, tick=tick)  # fmt: skip
+                          threads=threads, config=config, precision=precision, progress=info,
+                          tick=tick)  # fmt: skip
     if fmt == "json":
         echo_json(result)
         return
     s = result["stats"]
-    click.echo(f"{result['model']} on {result['images']} images ({result['ann_file']}), {engine}")
+    click.echo(f"{result['model']} on {result['images']} images ({result['ann_file']}), "
+               f"{engine} {precision}")  # fmt: skip
     click.echo(f"mAP 0.5:0.95 {s['AP'] * 100:.1f}   mAP 0.5 {s['AP50'] * 100:.1f}")
     click.echo("  ".join(f"{k} {v * 100:.1f}" for k, v in s.items()))
     for name, ap in result["per_class_ap"].items():

@@ -1,13 +1,16 @@
-"""Convert Paddle inference models: to ONNX (proved by a parity check) and to Paddle-Lite.
+"""Convert Paddle inference models: to ONNX (proved by a parity check) and to Paddle-Lite; and
+from the ONNX to OpenVINO, MNN and NCNN (each proved against ONNX Runtime).
 
-:func:`convert` is the one entry point (CLI, bench and library callers): a model id or a folder
-in, a cached :class:`ConversionResult` out. Modules: ``sources`` (what is converted),
-``cached`` (key, cache hit, staging, provenance, install, pin -- for every format),
+:func:`convert` is the one entry point (CLI, bench and library callers): a model id, a folder
+or an ONNX file in, a cached :class:`ConversionResult` out. Modules: ``sources`` (what is
+converted), ``cached`` (key, cache hit, staging, provenance, install, pin -- for every format),
 ``to_onnx`` / ``to_lite`` (the recipes), ``p2o``, ``shapes``, ``simplify``, ``parity``
-(the ONNX steps), ``toolchain`` (tool versions and checks).
+(the ONNX steps), ``toolchain`` (tool versions and checks); ``onnx_input`` (the ONNX an engine
+format is made from), ``to_engine`` (their one recipe), ``to_openvino`` / ``to_mnn`` /
+``to_ncnn`` (the writers), ``engine_parity``.
 
-This package is light: paddle, paddle2onnx, onnx, onnxsim and onnxruntime are imported only
-inside the functions that run a conversion.
+This package is light: paddle, paddle2onnx, onnx, onnxsim, onnxruntime and the engines are
+imported only inside the functions that run a conversion.
 
 >>> from picozoo.hub.registry import load_registry
 >>> from picozoo.hub.store import Store

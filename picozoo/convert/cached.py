@@ -2,14 +2,16 @@
 install, pin.
 
 A target format supplies a :class:`Recipe`: its options and tool identities (both go into the
-cache key) and a ``produce`` step that writes the output file into a staging folder and returns
-its own provenance fields. Everything else is done here, once:
+cache key) and a ``produce`` step that writes the output file (and its sibling files, e.g. an
+IR's ``.bin``) into a staging folder and returns its own provenance fields. Everything else is
+done here, once:
 
 * the key is a hash of (source sha256, tools, options); the output lives in the store at
-  ``converted/<label>/<key>/{model.onnx | model.nb, provenance.json}``;
+  ``converted/<label>/<key>/{model.onnx | model.nb | model.xml + model.bin | ...,
+  provenance.json}``; every file's sha256 and size is in the provenance;
 * a cache hit reads only ``provenance.json`` (no paddle/onnx import);
 * a miss runs ``produce`` in a ``.tmp-*`` staging folder beside the final place, which appears
-  only once every check passed (renamed into place); the file is then pinned in the pins file.
+  only once every check passed (renamed into place); the files are then pinned in the pins file.
 
 >>> cache_key("ab" * 32, {"onnx": "1.17.0"}, {"opset": 11})
 '8c58bcea9e5d5ec2'
@@ -28,8 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import sha256_file
-from ..hub.store import PROVENANCE, STAGING_PREFIX, Store
-from ..paddle_dir import PaddleModel
+from ..hub.store import CONVERTED_PIN_PREFIX, PROVENANCE, STAGING_PREFIX, ConvertedOutput, Store
 from .result import ConversionResult
 from .sources import Source
 
@@ -40,15 +41,18 @@ SCHEMA = 1
 class Recipe:
     """What one target format supplies.
 
-    ``produce(files, staging)`` writes ``staging / output_file`` and returns provenance fields
-    (``output`` is merged with the file's name, sha256 and size).
+    ``produce(files, staging)`` (``files``: the source's
+    :class:`~picozoo.paddle_dir.PaddleModel` or :class:`~picozoo.convert.sources.OnnxFile`)
+    writes ``staging / output_file`` and the ``siblings`` beside it, and returns provenance
+    fields (``output`` is merged with the files' names, sha256 and sizes).
     """
 
-    target: str  #: ``onnx`` or ``lite``
-    output_file: str  #: ``model.onnx`` or ``model.nb``
+    target: str  #: ``onnx``, ``lite``, ``openvino``, ``mnn`` or ``ncnn``
+    output_file: str  #: the main file: ``model.onnx``, ``model.nb``, ``model.xml``, ...
     options: dict[str, Any]
     tools: dict[str, Any]
-    produce: Callable[[PaddleModel, Path], dict[str, Any]]
+    produce: Callable[[Any, Path], dict[str, Any]]
+    siblings: tuple[str, ...] = ()  #: other files of the output, e.g. ``model.bin``
 
 
 def cache_key(source_sha256: str, tools: dict[str, Any], options: dict[str, Any]) -> str:
@@ -79,7 +83,25 @@ def convert_cached(store: Store, recipe: Recipe, source: Source) -> ConversionRe
         hit = store.read_converted(final)
     assert hit is not None
     store.pin_converted(hit)
+    _pin_siblings(store, hit)
     return ConversionResult(hit.path, hit.provenance, cached=cached, label=source.label)
+
+
+def _pin_siblings(store: Store, item: ConvertedOutput) -> None:
+    """Pin the other files of a multi-file output, as :meth:`Store.pin_converted` pins the main
+    one."""
+    files = item.provenance.get("output", {}).get("files") or {}
+    if not files:
+        return
+    pins, changed = store.pins(), False
+    for name, facts in sorted(files.items()):
+        url = f"{CONVERTED_PIN_PREFIX}{item.label}/{item.key}/{name}"
+        current = pins.get(url)
+        if current is None or current.sha256 != facts["sha256"]:
+            pins.record(url, facts["sha256"], int(facts["size"]))
+            changed = True
+    if changed:
+        pins.save()
 
 
 def convert_into(out_dir: Path, recipe: Recipe, source: Source) -> ConversionResult:
@@ -95,7 +117,7 @@ def convert_into(out_dir: Path, recipe: Recipe, source: Source) -> ConversionRes
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
     try:
         prov = _build(staging, recipe, source, shas)
-        for name in (recipe.output_file, PROVENANCE):
+        for name in (*recipe.siblings, recipe.output_file, PROVENANCE):
             (staging / name).replace(out_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -127,13 +149,21 @@ def _build(staging: Path, recipe: Recipe, source: Source, shas: dict[str, str]) 
         "sha256": sha256_file(out),
         "size": out.stat().st_size,
     }
+    if recipe.siblings:
+        prov["output"]["files"] = {
+            name: {"sha256": sha256_file(staging / name), "size": (staging / name).stat().st_size}
+            for name in recipe.siblings
+        }
     (staging / PROVENANCE).write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
     return prov
 
 
 def _complete(path: Path, provenance: dict[str, Any]) -> bool:
-    """The converted file is there, with the size its provenance recorded."""
+    """The converted files are there, with the sizes their provenance recorded."""
+    output = provenance.get("output", {})
+    sizes = {path: output.get("size")}
+    sizes.update({path.parent / n: f.get("size") for n, f in (output.get("files") or {}).items()})
     try:
-        return bool(path.stat().st_size == provenance.get("output", {}).get("size"))
+        return all(p.stat().st_size == size for p, size in sizes.items())
     except OSError:
         return False

@@ -27,6 +27,7 @@ zero is meaningless).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,20 +132,37 @@ def check_parity(
     return report
 
 
-def run_reference(engine: str, path: Path, feeds: dict[str, Any]) -> tuple[list[str], list[Any]]:
+def run_reference(
+    engine: str, path: Path, feeds: dict[str, Any], *, precision: str = "fp32"
+) -> tuple[list[str], list[Any]]:
     """``(output names, outputs)`` of ``path`` run by ``engine``'s reference kernels on
-    ``feeds`` (inputs the model does not take are left out).
+    ``feeds`` (inputs the model does not take are left out). At a reduced ``precision`` the
+    engine runs as it is deployed (its reference mode would force fp32).
 
     >>> run_reference("onnxruntime", Path("model.onnx"), feeds)  # doctest: +SKIP
     (['fetch_name_0', 'fetch_name_1'], [array(...), array(...)])
     """
-    runtime = _open_reference(engine, path)
+    names, results, _settings = run_many(engine, path, [feeds], precision=precision)
+    return names, results[0]
+
+
+def run_many(
+    engine: str, path: Path, feeds: list[dict[str, Any]], *, precision: str = "fp32"
+) -> tuple[list[str], list[list[Any]], dict[str, Any]]:
+    """:func:`run_reference` on several feeds, the model loaded once: ``(output names,
+    outputs of each feed, the engine's settings)``."""
+    runtime = _open_reference(engine, path, precision)
     names = input_names(runtime)
-    missing = [n for n in names if n not in feeds]
+    missing = sorted({n for f in feeds for n in names if n not in f})
     if missing:
-        raise ConversionError(f"{_ENGINES[engine]}: model input(s) {missing} have no parity input")
-    results = _engine_call(engine, path, lambda: runtime.run({n: feeds[n] for n in names}))
-    return runtime.output_names(), list(results)
+        raise ConversionError(
+            f"{ENGINE_NAMES[engine]}: model input(s) {missing} have no parity input"
+        )
+    results = [
+        list(_engine_call(engine, path, functools.partial(runtime.run, {n: f[n] for n in names})))
+        for f in feeds
+    ]
+    return runtime.output_names(), results, dict(runtime.settings)
 
 
 def feed_order(engine: str, path: Path) -> list[str]:
@@ -162,13 +180,22 @@ def input_names(runtime: Any) -> list[str]:
     return [i.name for i in runtime.inputs()]
 
 
-_ENGINES = {"paddle": "Paddle Inference", "onnxruntime": "ONNX Runtime"}
+ENGINE_NAMES = {
+    "paddle": "Paddle Inference",
+    "onnxruntime": "ONNX Runtime",
+    "openvino": "OpenVINO",
+    "mnn": "MNN",
+    "ncnn": "NCNN",
+}
 
 
-def _open_reference(engine: str, path: Path) -> Any:
+def _open_reference(engine: str, path: Path, precision: str = "fp32") -> Any:
     from ..runtime import load
 
-    return _engine_call(engine, path, lambda: load(engine, path, reference=True))
+    reference = precision == "fp32"
+    return _engine_call(
+        engine, path, lambda: load(engine, path, precision=precision, reference=reference)
+    )
 
 
 def _engine_call(engine: str, path: Path, step: Callable[[], T]) -> T:
@@ -182,15 +209,21 @@ def _engine_call(engine: str, path: Path, step: Callable[[], T]) -> T:
         except Exception as e:  # EngineError, or whatever the engine raises
             error = e
     raise ConversionError(
-        f"{_ENGINES[engine]} could not run {path}: {error}".splitlines()[0][:400],
+        f"{ENGINE_NAMES[engine]} could not run {path}: {error}".splitlines()[0][:400],
         hint="the parity check runs both models on CPU; the converted model was not kept",
     ) from error
 
 
 def compare(
-    paddle_out: tuple[list[str], list[Any]], onnx_out: tuple[list[str], list[Any]]
+    paddle_out: tuple[list[str], list[Any]],
+    onnx_out: tuple[list[str], list[Any]],
+    *,
+    tolerance: Callable[[int, list[int], str], tuple[float, float]] | None = None,
+    sides: tuple[str, str] = ("Paddle", "ONNX"),
 ) -> list[dict[str, Any]]:
     """One row per output (matched by position): shapes, max abs/rel error, tolerance, ok.
+    ``paddle_out`` is the reference side; ``tolerance(index, shape, dtype)`` overrides
+    :func:`tolerance_for`; ``sides`` names the two sides in problems.
 
     >>> import numpy as np
     >>> compare((["p"], [np.zeros(3, "int32")]), (["o"], [np.ones(3, "int32")]))[0]["ok"]
@@ -207,7 +240,7 @@ def compare(
                 "name": "(outputs)",
                 "paddle_name": None,
                 "ok": False,
-                "problem": f"Paddle has {len(p_vals)} outputs, ONNX has {len(o_vals)}",
+                "problem": f"{sides[0]} has {len(p_vals)} outputs, {sides[1]} has {len(o_vals)}",
             }
         ]
     for i, (pn, on, ref, got) in enumerate(zip(p_names, o_names, p_vals, o_vals, strict=True)):
@@ -219,10 +252,16 @@ def compare(
             "shape": list(ref.shape),
             "dtype": str(ref.dtype),
         }
-        atol, rtol = tolerance_for(list(ref.shape), str(ref.dtype))
+        atol, rtol = (
+            tolerance(i, list(ref.shape), str(ref.dtype))
+            if tolerance
+            else tolerance_for(list(ref.shape), str(ref.dtype))
+        )
         row.update(atol=atol, rtol=rtol)
         if ref.shape != got.shape:
-            row.update(ok=False, problem=f"shape {list(got.shape)} != Paddle's {list(ref.shape)}")
+            row.update(
+                ok=False, problem=f"shape {list(got.shape)} != {sides[0]}'s {list(ref.shape)}"
+            )
         elif ref.size == 0:
             row.update(max_abs=0.0, max_rel=0.0, ok=True)
         else:
@@ -239,14 +278,17 @@ def compare(
             row["ok"] = within
             if not within:
                 row["problem"] = (
-                    f"max abs err {row['max_abs']:.3g} > tolerance {atol:g} + {rtol:g}*|paddle|"
+                    f"max abs err {row['max_abs']:.3g} > tolerance {atol:g} + {rtol:g}*|ref|"
                 )
         rows.append(row)
     return rows
 
 
-def parity_error(report: ParityReport) -> ParityError:
-    """One error naming every failed output and its worst error.
+def parity_error(
+    report: ParityReport, sides: tuple[str, str] = ("ONNX Runtime", "Paddle Inference")
+) -> ParityError:
+    """One error naming every failed output and its worst error (``sides``: the converted
+    model's engine, then the reference's).
 
     >>> r = ParityReport(0, {}, [{"index": 1, "name": "boxes", "ok": False, "problem": "shape"}])
     >>> str(parity_error(r)).split(": ", 1)[1][:26]
@@ -256,13 +298,13 @@ def parity_error(report: ParityReport) -> ParityError:
     for f in report.failures:
         what = f"output #{f.get('index', '?')} {f['name']!r}"
         if f.get("paddle_name") and f["paddle_name"] != f["name"]:
-            what += f" (Paddle {f['paddle_name']!r})"
+            what += f" ({sides[1]} {f['paddle_name']!r})"
         detail = f.get("problem", "")
         if "max_rel" in f:
             detail += f", max rel err {f['max_rel']:.3g}"
         parts.append(f"{what}: {detail}")
     return ParityError(
-        "parity check failed, ONNX Runtime and Paddle Inference disagree: " + "; ".join(parts),
+        f"parity check failed, {sides[0]} and {sides[1]} disagree: " + "; ".join(parts),
         hint="the converted model was discarded (not cached); report it with the tool versions",
         failures=report.failures,
     )

@@ -1,5 +1,5 @@
-"""The one entry point of picozoo.convert: a model id or a folder, to ONNX or Paddle-Lite, cached
-in the store.
+"""The one entry point of picozoo.convert: a model id, a folder or an ONNX file, to ONNX,
+Paddle-Lite, OpenVINO, MNN or NCNN, cached in the store.
 
 >>> from picozoo.hub.registry import load_registry
 >>> from picozoo.hub.store import Store
@@ -14,17 +14,21 @@ in the store.
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
 from ..errors import UsageError
 from ..hub.store import Store
+from ..runtime.base import refuse_lite
 from ..targets import Target
 from .cached import convert_cached
 from .result import ConversionResult
 from .sources import Progress, resolve_source
+from .to_engine import EngineWriter
 
-FORMATS = ("onnx", "lite")
+FORMATS = ("onnx", "lite", "openvino", "mnn", "ncnn")
+ENGINE_FORMATS = FORMATS[2:]
 
 
 def convert(
@@ -39,21 +43,56 @@ def convert(
     dynamic_batch: bool | None = None,
     fp16: bool = False,
     opt_bin: str | None = None,
+    precision: str | None = None,
+    pnnx_bin: str | None = None,
     progress: Progress | None = None,
 ) -> ConversionResult:
     """Convert ``target`` (a model id: its inference tarball, pulled into ``store`` if missing;
-    or a folder, cached as ``local-<name>``) to ``to`` (``onnx`` or ``lite``), into the store.
+    or a folder, cached as ``local-<name>``) to ``to`` (``onnx``, ``lite``, ``openvino``,
+    ``mnn`` or ``ncnn``), into the store.
 
     An identical earlier conversion comes back at once (``cached=True``). ONNX options:
     ``postprocess`` (which tarball of a model id), ``opset``, ``simplify`` (onnxsim),
     ``input_shape`` (``{input: dims}``), ``dynamic_batch`` (None: symbolic batch when the Paddle
     model has one and no NMS; True/False force it); inputs keep Paddle's feed order. Lite:
-    ``fp16``, ``opt_bin`` (default: ``store.settings.lite_opt``). ``progress`` gets one line per
-    step.
+    ``fp16``, ``opt_bin`` (default: ``store.settings.lite_opt``). Engines (from the ONNX, see
+    :mod:`.onnx_input`; ONNX options apply to that step): ``precision`` (``fp32`` default;
+    see ``PRECISIONS`` in :mod:`picozoo.runtime.base`), ``pnnx_bin`` (NCNN). ``progress`` gets
+    one line per step.
     """
-    _check_options(to, fp16=fp16, input_shape=input_shape, dynamic_batch=dynamic_batch)
+    _check_options(
+        to, fp16=fp16, input_shape=input_shape, dynamic_batch=dynamic_batch, precision=precision
+    )
+    if target.path is not None:
+        refuse_lite(target.path)  # an ARM .nb is nobody's source
     from .to_lite import find_opt_tool, lite_recipe
     from .to_onnx import onnx_options, onnx_recipe
+
+    if to in ENGINE_FORMATS:
+        onnx_options(
+            opset=opset, simplify=simplify, input_shape=input_shape, dynamic_batch=dynamic_batch
+        )  # checked before any download
+        to_onnx = functools.partial(
+            convert,
+            store,
+            postprocess=postprocess,
+            opset=opset,
+            simplify=simplify,
+            input_shape=input_shape,
+            dynamic_batch=dynamic_batch,
+            progress=progress,
+        )
+        return _convert_engine(
+            store,
+            target,
+            to,
+            precision=precision or "fp32",
+            pnnx_bin=pnnx_bin,
+            input_shape=input_shape,
+            postprocess=postprocess,
+            to_onnx=to_onnx,
+            progress=progress,
+        )
 
     # check options and tools before any download
     if to == "lite":
@@ -72,11 +111,60 @@ def convert(
     return convert_cached(store, recipe, source)
 
 
-def copy_out(result: ConversionResult, out_dir: Path) -> Path:
-    """Copy the converted file and its provenance to ``out_dir``; return the copy.
+def _convert_engine(
+    store: Store,
+    target: Target,
+    to: str,
+    *,
+    precision: str,
+    pnnx_bin: str | None,
+    input_shape: dict[str, list[int]] | None,
+    postprocess: bool,
+    to_onnx: functools.partial[ConversionResult],
+    progress: Progress | None,
+) -> ConversionResult:
+    """``target`` -> its ONNX (:mod:`.onnx_input`) -> ``to``, both cached."""
+    from .onnx_input import engine_source
+    from .to_engine import check_precision, engine_recipe
 
-    Names: ``<label>[-nopp][-fp16].onnx|.nb`` and ``<same>.provenance.json`` (``-nopp``: made
-    from a model's tarball without post-processing).
+    check_precision(to, precision)
+    writer = _engine_writer(to, pnnx_bin)  # tools checked before any download or conversion
+    source = engine_source(
+        store, target, postprocess=postprocess, to_onnx=to_onnx, progress=progress
+    )
+    say = (lambda m: progress(f"{source.label}: {m}")) if progress else None
+    recipe = engine_recipe(
+        writer,
+        precision=precision,
+        image_size=source.image_size,
+        input_shape=input_shape,
+        progress=say,
+    )
+    return convert_cached(store, recipe, source)
+
+
+def _engine_writer(to: str, pnnx_bin: str | None) -> EngineWriter:
+    if to == "openvino":
+        from .to_openvino import openvino_writer
+
+        return openvino_writer()
+    if to == "mnn":
+        from .to_mnn import mnn_writer
+
+        return mnn_writer()
+    from .to_ncnn import ncnn_writer
+
+    return ncnn_writer(pnnx_bin)
+
+
+def copy_out(result: ConversionResult, out_dir: Path) -> Path:
+    """Copy the converted files and their provenance to ``out_dir``; return the main file's
+    copy.
+
+    Names: ``<label>[-nopp][-fp16|-bf16|-int8]`` + the output's suffixes (``.onnx``, ``.nb``,
+    ``.xml`` + ``.bin``, ``.mnn`` + ``.io.json``, ``.ncnn.param`` + ``.ncnn.bin`` +
+    ``.ncnn.io.json``) and ``<same>.provenance.json`` (engines: ``<same>.<engine>.provenance.json``;
+    ``-nopp``: made from a model's tarball, or upstream's ONNX, without post-processing).
 
     >>> copy_out(convert(store, resolve_arg("picodet-s-416", registry), postprocess=False),
     ...          Path("onnx"))  # doctest: +SKIP
@@ -85,14 +173,23 @@ def copy_out(result: ConversionResult, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = result.label
-    if result.provenance.get("source", {}).get("kind") == "inference-nopp":
+    if result.provenance.get("source", {}).get("kind") in ("inference-nopp", "onnx-nopp"):
         stem += "-nopp"
-    if result.provenance.get("options", {}).get("fp16"):
+    options = result.provenance.get("options", {})
+    if options.get("fp16"):
         stem += "-fp16"
-    dest = out_dir / f"{stem}{result.path.suffix}"
+    elif options.get("precision", "fp32") != "fp32":
+        stem += f"-{options['precision']}"
+    suffixes = result.path.name.split(".", 1)[1]  # "onnx", "ncnn.param", ...
+    dest = out_dir / f"{stem}.{suffixes}"
+    target = result.provenance.get("target", "")
+    prov_infix = f"{target}." if target in ENGINE_FORMATS else ""  # several engines, one --out
+    siblings = result.provenance.get("output", {}).get("files") or {}
+    pairs = [(result.path.parent / n, out_dir / f"{stem}.{n.split('.', 1)[1]}") for n in siblings]
     for src, to in (
+        *pairs,
         (result.path, dest),
-        (result.provenance_path, dest.with_suffix(".provenance.json")),
+        (result.provenance_path, out_dir / f"{stem}.{prov_infix}provenance.json"),
     ):
         tmp = to.with_name(to.name + ".part")
         shutil.copyfile(src, tmp)
@@ -101,12 +198,23 @@ def copy_out(result: ConversionResult, out_dir: Path) -> Path:
 
 
 def _check_options(
-    to: str, *, fp16: bool, input_shape: dict[str, list[int]] | None, dynamic_batch: bool | None
+    to: str,
+    *,
+    fp16: bool,
+    input_shape: dict[str, list[int]] | None,
+    dynamic_batch: bool | None,
+    precision: str | None = None,
 ) -> None:
     if to not in FORMATS:
-        raise UsageError(f"unknown target format {to!r}", hint="use --to onnx or --to lite")
-    if to == "onnx" and fp16:
-        raise UsageError("--fp16 applies to --to lite only", hint="drop --fp16 or use --to lite")
+        raise UsageError(f"unknown target format {to!r}", hint=f"use --to {'|'.join(FORMATS)}")
+    if to != "lite" and fp16:
+        hint = "use --precision fp16" if to in ENGINE_FORMATS else "drop --fp16 or use --to lite"
+        raise UsageError("--fp16 applies to --to lite only", hint=hint)
+    if to not in ENGINE_FORMATS and precision is not None:
+        raise UsageError(
+            "--precision applies to --to openvino|mnn|ncnn only",
+            hint="use --fp16 for --to lite" if to == "lite" else "drop --precision",
+        )
     if to == "lite" and (input_shape or dynamic_batch is not None):
         raise UsageError(
             "--input-shape/--dynamic-batch/--fixed-batch apply to --to onnx only",

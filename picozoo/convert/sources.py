@@ -1,5 +1,6 @@
 """What a conversion reads: the Paddle inference folder of a model id (its tarball pulled into
-the store if missing) or a folder on disk, with its cache label and provenance facts.
+the store if missing) or a folder on disk -- or, for the engine formats, an ONNX file
+(:class:`OnnxFile`, see :mod:`.onnx_input`) -- with its cache label and provenance facts.
 
 >>> local_label(Path("/models/my picodet/"))
 'local-my_picodet'
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import sha256_file
 from ..errors import UsageError
 from ..hub.registry import INFERENCE_KINDS, Model, Registry
 from ..hub.store import Store
@@ -23,10 +25,37 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class Source:
-    """A Paddle model to convert: its files, cache label, origin facts and expected input size."""
+class OnnxFile:
+    """An ONNX file as a conversion source, with the face of a
+    :class:`~picozoo.paddle_dir.PaddleModel` (one file, no params).
 
-    files: PaddleModel
+    >>> OnnxFile(Path("/m/model.onnx")).directory
+    PosixPath('/m')
+    """
+
+    model_file: Path
+    params_file: None = None
+    format: str = "onnx"
+
+    @property
+    def directory(self) -> Path:
+        return self.model_file.parent
+
+    def sha256(self) -> dict[str, str]:
+        """sha256 of the file (``model`` and ``combined``; no ``params``)."""
+        sha = sha256_file(self.model_file)
+        return {"model": sha, "params": "", "combined": sha}
+
+
+#: What a conversion reads: a Paddle model (ONNX, Lite) or an ONNX file (the engine formats).
+ModelFiles = PaddleModel | OnnxFile
+
+
+@dataclass(frozen=True)
+class Source:
+    """A model to convert: its files, cache label, origin facts and expected input size."""
+
+    files: ModelFiles
     label: str
     origin: dict[str, Any]  #: model id/kind/url/artifact sha256, or the local path
     image_size: tuple[int, int] | None = None
@@ -91,22 +120,36 @@ def resolve_source(
         return local_source(target.path)
     model, say = target.model, progress or (lambda _m: None)
     kind, with_postprocess = inference_kind(model.kinds, postprocess=postprocess)
-    artifact = model.artifact(kind)
     if with_postprocess != postprocess:
         say(f"{model.id}: has no inference-nopp tarball, converting {kind} (with NMS)")
-    if store.lookup(artifact) is None:
-        say(f"{model.id}: pulling {kind} ({artifact.filename})")
+    path, origin = pull_artifact(store, model, kind, postprocess=with_postprocess, say=say)
+    return Source(find_paddle_model(path), model.id, origin, model.input_size)
+
+
+def pull_artifact(
+    store: Store, model: Model, kind: str, *, postprocess: bool, say: Progress
+) -> tuple[Path, dict[str, Any]]:
+    """Model ``model``'s artifact ``kind`` from the store, pulled (and said) if missing: its
+    path and the origin facts of a provenance record.
+
+    >>> pull_artifact(store, registry.get("picodet-s-416"), "inference-nopp", postprocess=False,
+    ...               say=print)[1]["kind"]  # doctest: +SKIP
+    'inference-nopp'
+    """
     from ..hub.pull import pull
 
+    artifact = model.artifact(kind)
+    if store.lookup(artifact) is None:
+        say(f"{model.id}: pulling {kind} ({artifact.filename})")
     entry = pull(store, artifact)
     origin = {
         "model_id": model.id,
         "kind": kind,
         "url": artifact.url,
         "artifact_sha256": entry.sha256,
-        "postprocess": with_postprocess,
+        "postprocess": postprocess,
     }
-    return Source(find_paddle_model(entry.path), model.id, origin, model.input_size)
+    return entry.path, origin
 
 
 def pulled_models(store: Store, registry: Registry) -> list[Model]:

@@ -118,6 +118,7 @@ def _produce(
     toolchain.check_onnx_toolchain(options["simplify"])
     import onnx
 
+    from .onnx_agreement import looks_like_detector, onnx_agreement
     from .p2o import paddle_to_onnx
     from .parity import check_parity, feed_order
     from .shapes import choose_batch, fix_onnx_inputs, onnx_input_dims, order_inputs, plan_inputs
@@ -166,6 +167,15 @@ def _produce(
     timings["parity"] = _lap(t)
     worst = max((o.get("max_abs", 0.0) for o in report.outputs), default=0.0)
     say(f"parity ok: {len(report.outputs)} outputs, max abs err {worst:.3g}")
+    outputs = {o.name: _dims(o) for o in model.graph.output}
+    agreement: dict[str, Any] = {"skipped": "not a detector's outputs"}
+    if looks_like_detector(list(outputs.values())):
+        t = time.perf_counter()
+        agreement = onnx_agreement(files, onnx_path)
+        timings["agreement"] = _lap(t)
+        if "agreement" in agreement:
+            say(f"detections agree: {agreement['matched']} of {agreement['detections']} "
+                f"on {agreement['images']}")  # fmt: skip
 
     opset_used = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset_used != options["opset"]:
@@ -176,9 +186,10 @@ def _produce(
             "inputs": inputs,
             "input_order": list(inputs),
             "batch": {"dynamic": dynamic, "why": why},
-            "outputs": {o.name: _dims(o) for o in model.graph.output},
+            "outputs": outputs,
         },
         "parity": report.to_dict(),
+        "detection_agreement": agreement,
         "seconds": timings,
     }
 

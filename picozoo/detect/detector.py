@@ -45,13 +45,14 @@ class Detector:
         engine: str = "onnxruntime",
         threads: int = 1,
         nms: NmsSettings = EVAL_NMS,
+        precision: str = "fp32",
     ) -> Detector:
         if config.input_size is None:
             raise ModelFileError(
                 f"{path}: no input size in its infer_cfg.yml",
                 hint="give the model's infer_cfg.yml with --config",
             )
-        return cls(load(engine, path, threads=threads), config, nms)
+        return cls(load(engine, path, threads=threads, precision=precision), config, nms)
 
     @functools.cached_property
     def postprocessed(self) -> bool:

@@ -50,13 +50,14 @@ def run_eval(
     engine: str = "onnxruntime",
     threads: int = 1,
     config: Path | None = None,
+    precision: str = "fp32",
     progress: Callable[[str], None] | None = None,
     tick: Tick | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on the COCO set at ``coco_dir``; see the module docstring."""
     data = load_coco(coco_dir, ann, limit)
     runnable = resolve_runnable(model, store=app.store, registry=app.registry, engine=engine,
-                                config=config, progress=progress)  # fmt: skip
+                                config=config, precision=precision, progress=progress)  # fmt: skip
     cfg = runnable.config
     if cfg.labels and len(cfg.labels) != len(data.category_ids):
         raise UsageError(
@@ -67,7 +68,7 @@ def run_eval(
     key = {
         "model_sha256": model_sha256(runnable.path),
         "engine": engine,
-        "precision": "fp32",
+        "precision": precision,
         "dataset": data.fingerprint,
         "nms": dataclasses.asdict(EVAL_NMS),
     }
@@ -78,7 +79,7 @@ def run_eval(
             progress(f"cached result: {cache}")
         return cached
     detector = Detector.open(runnable.path, config=cfg, engine=engine, threads=threads,
-                             nms=EVAL_NMS)  # fmt: skip
+                             nms=EVAL_NMS, precision=precision)  # fmt: skip
     to_cat = class_to_category(data.category_ids)
     results: list[dict[str, Any]] = []
     infer_s = 0.0

@@ -45,14 +45,15 @@ def infer_images(
     threshold: float | None = None,
     config: Path | None = None,
     out_dir: Path | None = None,
+    precision: str = "fp32",
     progress: Callable[[str], None] | None = None,
 ) -> InferReport:
     """Run ``model`` on ``images``; with ``out_dir``, write ``<stem>.jpg`` drawn images."""
     runnable = resolve_runnable(model, store=app.store, registry=app.registry, engine=engine,
-                                config=config, progress=progress)  # fmt: skip
+                                config=config, precision=precision, progress=progress)  # fmt: skip
     cfg = runnable.config
     detector = Detector.open(runnable.path, config=cfg, engine=engine, threads=threads,
-                             nms=EVAL_NMS)  # fmt: skip
+                             nms=EVAL_NMS, precision=precision)  # fmt: skip
     cut = cfg.draw_threshold if threshold is None else threshold
     report = InferReport()
     for path in images:

@@ -59,6 +59,12 @@ def resolve_config(model: Path, config: Path | None) -> InferConfig:
     return cfg
 
 
+#: Engines that run their own format, converted (and parity-checked) from the ONNX.
+CONVERTED_ENGINES = ("openvino", "mnn", "ncnn")
+#: Model files each of those engines reads as they are.
+ENGINE_FILES = {"openvino": (".xml",), "mnn": (".mnn",), "ncnn": (".param",)}
+
+
 def resolve_runnable(
     arg: str,
     *,
@@ -66,17 +72,38 @@ def resolve_runnable(
     registry: Registry,
     engine: str,
     config: Path | None = None,
+    precision: str = "fp32",
     progress: Callable[[str], None] | None = None,
 ) -> Runnable:
-    """Resolve a model id or path (see the module docstring)."""
+    """Resolve a model id or path (see the module docstring). OpenVINO, MNN and NCNN run
+    their own formats: an ONNX file, a Paddle folder or a model id is converted for them
+    first (cached, parity-checked), a file already in that format runs as it is."""
     target = resolve_arg(arg, registry)
     if target.path is not None:
         path = target.path
-        if engine == "paddle" or path.is_dir():
+        cfg = resolve_config(path, config)
+        if engine in CONVERTED_ENGINES and not path.name.endswith(ENGINE_FILES[engine]):
+            path = _engine_file(store, target, engine, precision, True, progress)
+        elif engine == "paddle" or path.is_dir():
             path = find_paddle_model(path).directory
-        return Runnable(target.label, path, resolve_config(path, config), engine)
+        return Runnable(target.label, path, cfg, engine)
     assert target.model is not None
-    return _model_runnable(target.model, store, engine, config, progress)
+    return _model_runnable(target.model, store, engine, config, precision, progress)
+
+
+def _engine_file(
+    store: Store,
+    target: Target,
+    engine: str,
+    precision: str,
+    postprocess: bool,
+    progress: Callable[[str], None] | None,
+) -> Path:
+    from ..convert import convert
+
+    result = convert(store, target, to=engine, postprocess=postprocess, precision=precision,
+                     progress=progress)  # fmt: skip
+    return result.path
 
 
 def _model_runnable(
@@ -84,6 +111,7 @@ def _model_runnable(
     store: Store,
     engine: str,
     config: Path | None,
+    precision: str,
     progress: Callable[[str], None] | None,
 ) -> Runnable:
     from ..bench.targets import onnx_kind, onnx_source
@@ -109,6 +137,10 @@ def _model_runnable(
             raise UsageError(f"{model.id} has no Paddle inference tarball",
                              hint="run it on ONNX Runtime: --engine onnxruntime")  # fmt: skip
         return Runnable(model.id, folder, cfg, engine)
+    if engine in CONVERTED_ENGINES:
+        target = Target(model.id, model=model)
+        path = _engine_file(store, target, engine, precision, postprocess, progress)
+        return Runnable(model.id, path, cfg, engine)
     if onnx_source(model, "auto", postprocess=False) == "upstream":
         if progress:
             progress(f"{model.id}: running upstream's {onnx_kind(False)} ONNX")

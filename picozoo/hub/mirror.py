@@ -26,17 +26,38 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from ..atomic import atomic_write_text, copy_hashing, sha256_file
 from ..errors import CorruptBlobError, RegistryError, UsageError
 
+#: Hosts of source code (the registry's config links): a plain mirror does not replace them;
+#: a mirror that holds their files says so with ``github.com=URL``.
+CODE_HOSTS = ("github.com", "raw.githubusercontent.com")
+
 
 def normalise_mirror(m: str) -> str:
-    scheme = urlsplit(m).scheme
+    """A mirror as ``URL`` (it stands for the artifact host) or ``HOST=URL`` (it holds that
+    host's files), with its URL normalised.
+
+    >>> normalise_mirror("/srv/zoo/"), normalise_mirror("github.com=http://m.lan/gh/")
+    ('file:///srv/zoo', 'github.com=http://m.lan/gh')
+    """
+    host, base = _split_host(m)
+    scheme = urlsplit(base).scheme
     if scheme in ("http", "https", "file"):
-        return m.rstrip("/")
-    if not scheme or len(scheme) == 1:  # a plain path (or a Windows drive letter)
-        return Path(m).expanduser().resolve().as_uri().rstrip("/")
-    raise UsageError(
-        f"unsupported mirror {m!r}",
-        hint="use an http://, https:// or file:// URL, or a directory path",
-    )
+        out = base.rstrip("/")
+    elif not scheme or len(scheme) == 1:  # a plain path (or a Windows drive letter)
+        out = Path(base).expanduser().resolve().as_uri().rstrip("/")
+    else:
+        raise UsageError(
+            f"unsupported mirror {m!r}",
+            hint="use an http://, https:// or file:// URL or a directory path, optionally "
+            "prefixed by the host it mirrors (github.com=URL)",
+        )
+    return f"{host}={out}" if host else out
+
+
+def _split_host(m: str) -> tuple[str | None, str]:
+    head, sep, tail = m.partition("=")
+    if sep and head and "/" not in head and ":" not in head and "." in head:
+        return head.lower(), tail
+    return None, m
 
 
 def url_path(url: str) -> str:
@@ -81,11 +102,25 @@ def normalise_url(url: str) -> str:
 
 
 def source_urls(url: str, mirrors: Sequence[str]) -> list[str]:
-    """Candidate download URLs of ``url``: each mirror + the URL path, or the URL itself."""
-    if not mirrors:
+    """Candidate download URLs of ``url``: each mirror that holds its host + the URL path, in
+    order, else the URL itself. A plain mirror holds the artifact host (upstream's
+    paddledet.bj.bcebos.com, or any other but the code hosts); GitHub links are fetched from
+    GitHub unless a mirror declares ``github.com=URL``.
+
+    >>> source_urls("https://github.com/P/D/blob/r/c.yml", ["http://m/pp"])
+    ['https://raw.githubusercontent.com/P/D/r/c.yml']
+    >>> source_urls("https://github.com/P/D/blob/r/c.yml", ["github.com=http://m/gh"])
+    ['http://m/gh/P/D/blob/r/c.yml']
+    """
+    host = urlsplit(url).netloc.lower()
+    parsed = [_split_host(normalise_mirror(m)) for m in mirrors]
+    chosen = [base for h, base in parsed if h == host]
+    if host not in CODE_HOSTS:
+        chosen += [base for h, base in parsed if h is None]
+    if not chosen:
         return [direct_url(normalise_url(url))]
     path = quote(url_path(url))
-    return [f"{normalise_mirror(m)}/{path}" for m in mirrors]
+    return [f"{base}/{path}" for base in chosen]
 
 
 def direct_url(url: str) -> str:

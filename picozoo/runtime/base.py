@@ -3,7 +3,8 @@
 >>> load("tensorflow", Path("m.pb"))
 Traceback (most recent call last):
 ...
-picozoo.errors.UsageError: unknown engine 'tensorflow' (use one of: onnxruntime, paddle, openvino, mnn, ncnn)
+picozoo.errors.UsageError: unknown engine 'tensorflow' (use one of: onnxruntime, paddle, openvino, \
+mnn, ncnn)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import ModelFileError, UsageError
 
 #: engine name -> (adapter module, extra that installs the engine)
 ENGINES: dict[str, tuple[str, str]] = {
@@ -101,11 +102,34 @@ def load(
             f"precision {precision!r} is not available for {engine}",
             hint=f"use one of: {', '.join(PRECISIONS[engine])}",
         )
+    refuse_lite(Path(path))
     module = importlib.import_module(ENGINES[engine][0])
     runtime: Runtime = module.open_model(
         Path(path), threads=int(threads), precision=precision, reference=reference
     )
     return runtime
+
+
+def refuse_lite(path: Path) -> None:
+    """Refuse a Paddle-Lite ``.nb``: it is built for ARM, picozoo has no Paddle-Lite runtime, and
+    on x86 the paddlelite wheels load an ARM ``.nb`` and return garbage in 0.02 ms.
+
+    >>> refuse_lite(Path("model.nb"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.ModelFileError: model.nb is a Paddle-Lite model for ARM: picozoo cannot run \
+or bench it (...)
+    """
+    import platform
+
+    if path.suffix != ".nb":
+        return
+    machine = platform.machine() or "this machine"
+    raise ModelFileError(
+        f"{path.name} is a Paddle-Lite model for ARM: picozoo cannot run or bench it",
+        hint=f"run it with Paddle-Lite on an ARM device; on {machine} a .nb loads and returns "
+        "garbage. Bench the Paddle model or its ONNX/OpenVINO/MNN/NCNN conversion here",
+    )
 
 
 def short_error(e: BaseException, limit: int = 300) -> str:

@@ -99,3 +99,91 @@ def md_tables(text: str) -> list[list[list[str]]]:
             tables.append(current)
             current = []
     return tables
+
+
+#: ``sitecustomize.py`` that makes importing the modules named in PICOZOO_TEST_BLOCK fail, as
+#: when their package is not installed (``importlib.util.find_spec`` fails too)
+_BLOCKER = """
+import os, sys
+_BLOCKED = set(filter(None, os.environ.get("PICOZOO_TEST_BLOCK", "").split(",")))
+
+
+class _Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in _BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _Blocker())
+"""
+
+
+def blocked_env(tmp_path: Path, modules: list[str], env: dict[str, str] | None = None) -> dict:
+    """An environment whose Python processes (the CLI and every bench worker it starts) cannot
+    import ``modules``, as if those packages were not installed."""
+    import os
+
+    folder = tmp_path / "blocker"
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(_BLOCKER)
+    base = dict(os.environ if env is None else env)
+    path = [str(folder), *filter(None, base.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**base, "PYTHONPATH": os.pathsep.join(path), "PICOZOO_TEST_BLOCK": ",".join(modules)}
+
+
+def natural_images(gray: bool = False) -> dict[str, Any]:
+    """scikit-image's colour photos as RGB uint8 (``gray``: also its grey-scale ones, as RGB)."""
+    import numpy as np
+    from skimage import data
+
+    names = ["astronaut", "coffee", "chelsea", "rocket"]
+    out = {n: getattr(data, n)() for n in names}
+    if gray:
+        for n in ("camera", "coins", "moon", "text"):
+            out[n] = np.repeat(getattr(data, n)()[:, :, None], 3, axis=2)
+    return out
+
+
+def self_consistency_set(
+    reference: Any,
+    out: Path,
+    images: dict[str, Any] | None = None,
+    labels: list[str] | None = None,
+) -> Path:
+    """A COCO-format set whose ground truth is a model's own detections scoring above 0.5, as
+    tests/detect/test_detect_eval.py builds it: ``reference`` is a
+    :class:`picozoo.detect.detector.Detector`, or a Paddle folder (run on Paddle Inference with
+    its reference kernels; an export with NMS gives Paddle's own post-processing). ``images``:
+    name -> RGB uint8 (default: :func:`natural_images`); ``labels``: one category each (ids
+    1..C, default: the model's ``label_list``). Writes the images and ``ann.json`` into
+    ``out``; returns the annotation file."""
+    import json
+
+    from PIL import Image
+
+    from picozoo.detect.detector import Detector
+    from picozoo.paddle_dir import find_paddle_model
+    from picozoo.runtime import load
+
+    if not isinstance(reference, Detector):
+        cfg = find_paddle_model(reference).config()
+        reference = Detector(load("paddle", reference, reference=True), cfg)
+    images = natural_images() if images is None else images
+    out.mkdir(parents=True, exist_ok=True)
+    entries, anns = [], []
+    for i, (name, image) in enumerate(images.items(), 1):
+        Image.fromarray(image).save(out / f"{name}.png")
+        h, w = image.shape[:2]
+        entries.append({"id": i, "file_name": f"{name}.png", "height": h, "width": w})
+        truth = reference.detect(image)[0].above(0.5)
+        for label, (x1, y1, x2, y2) in zip(truth.labels.tolist(), truth.boxes.tolist(),
+                                           strict=True):  # fmt: skip
+            anns.append({"id": len(anns) + 1, "image_id": i, "iscrowd": 0,
+                         "category_id": label + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
+                         "area": (x2 - x1) * (y2 - y1)})  # fmt: skip
+    names = labels if labels is not None else (reference.config.labels or [])
+    cats = [{"id": k + 1, "name": n} for k, n in enumerate(names)]
+    ann = out / "ann.json"
+    ann.write_text(json.dumps({"images": entries, "annotations": anns, "categories": cats}))
+    return ann

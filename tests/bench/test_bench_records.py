@@ -135,5 +135,11 @@ def test_worker_result_and_spec_round_trip(measured_doc: Document) -> None:
         "min_time_s": 0.5,
         "input_size": [320, 256],
         "seed": 7,
+        "precision": "fp32",
     }
     assert BenchSpec.from_json(json.loads(json.dumps(spec.to_dict()))) == spec
+    # a spec written before precisions existed is fp32; another precision round-trips
+    old = {k: v for k, v in spec.to_dict().items() if k != "precision"}
+    assert BenchSpec.from_json(old) == spec
+    fp16 = BenchSpec(Path("m.xml"), "openvino", 2, precision="fp16")
+    assert BenchSpec.from_json(fp16.to_dict()).precision == "fp16"

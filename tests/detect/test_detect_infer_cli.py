@@ -90,3 +90,28 @@ def test_a_bare_onnx_needs_its_config(picodet: dict[str, Any], tmp_path: Path) -
     r = _infer(str(picodet["onnx"]), str(image))
     assert r.returncode == 2 and "--config infer_cfg.yml" in r.stderr
     assert r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("engine", ["openvino", "mnn", "ncnn"])
+def test_infer_on_every_engine_matches_onnxruntime(
+    picodet: dict[str, Any], natural_images: dict[str, np.ndarray], tmp_path: Path, engine: str
+) -> None:
+    """infer --engine E converts the ONNX for E (cached in --cache) and finds the same
+    detections as ONNX Runtime at fp32."""
+    photo = str(_write_png(natural_images["chelsea"], tmp_path / "chelsea.png"))
+    cfg = str(picodet["nopp"] / "infer_cfg.yml")
+    common = ("--config", cfg, "--format", "json", "--threshold", "0.6",
+              "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"))  # fmt: skip
+    ref = _infer(str(picodet["onnx"]), photo, *common)
+    got = _infer(str(picodet["onnx"]), photo, "--engine", engine, *common)
+    assert ref.returncode == 0 and got.returncode == 0, got.stderr
+
+    # equal scores may come in another order when the engines differ by 1e-7: compare sorted
+    def rows(r: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+        key = lambda d: (d["category"], round(d["score"], 4), d["bbox"])  # noqa: E731
+        return sorted(json.loads(r.stdout), key=key)
+
+    a, b = rows(ref), rows(got)
+    assert len(a) > 3 and [d["category"] for d in a] == [d["category"] for d in b]
+    assert [d["score"] for d in a] == pytest.approx([d["score"] for d in b], abs=1e-4)
+    assert np.allclose([d["bbox"] for d in a], [d["bbox"] for d in b], rtol=1e-3, atol=0.1)

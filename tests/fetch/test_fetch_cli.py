@@ -21,6 +21,11 @@ from picozoo.hub.registry import load_registry
 MODEL = "picodet-xs-320"
 
 
+def both(url: str) -> str:
+    """The mirror at ``url`` for the artifact host and for GitHub (configs) alike."""
+    return f"{url},github.com={url}"
+
+
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("PICOZOO_")}
     return subprocess.run(
@@ -43,7 +48,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):
 
 def test_pull_prints_one_usable_path_per_line(served, tmp_path: Path) -> None:
     srv, _ = served
-    env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": srv.url}
+    env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": both(srv.url)}
     r = cli("pull", MODEL, "picodet-s-416", "-a", "inference", "-a", "onnx", env=env)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
@@ -63,7 +68,7 @@ def test_pull_prints_one_usable_path_per_line(served, tmp_path: Path) -> None:
 
 def test_pull_all_and_json(served, tmp_path: Path) -> None:
     srv, _files = served
-    env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": srv.url}
+    env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": both(srv.url)}
     r = cli("pull", MODEL, "--artifact", "all", "--format", "json", env=env)
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
@@ -90,7 +95,7 @@ def test_pull_all_goes_on_after_a_404_and_sums_up(tmp_path: Path) -> None:
     log = reg.get(MODEL).artifact("log")
     cache = Cache(tmp_path / "c")
     with serve_directory(tmp_path / "m") as srv:
-        env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": srv.url}
+        env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": both(srv.url)}
         r = cli("pull", MODEL, "-a", "all", env=env)
         assert (log.url_path, 404) in srv.stats.statuses
     assert r.returncode == 4, r.stderr
@@ -105,7 +110,7 @@ def test_pull_all_goes_on_after_a_404_and_sums_up(tmp_path: Path) -> None:
 
     # the same in JSON, for scripts; the fetched ones now come from the cache
     with serve_directory(tmp_path / "m") as srv:
-        env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": srv.url}
+        env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": both(srv.url)}
         j = cli("pull", MODEL, "-a", "all", "--format", "json", env=env)
     assert j.returncode == 4, j.stderr
     rows = json.loads(j.stdout)
@@ -141,7 +146,7 @@ def test_verify_deep_without_onnx_names_the_extra(served, tmp_path: Path) -> Non
     """A missing optional package is not an integrity failure: exit 11 and the extra to
     install, not `FAILED ... onnx is not installed` with exit 6 and advice to re-download."""
     srv, _ = served
-    env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": srv.url}
+    env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": both(srv.url)}
     assert cli("pull", MODEL, "-a", "onnx", env=env).returncode == 0
     shadow = tmp_path / "shadow"
     shadow.mkdir()
@@ -165,7 +170,7 @@ def test_verify_deep_without_onnx_names_the_extra(served, tmp_path: Path) -> Non
 
 def test_pull_errors_are_one_line_with_exit_codes(served, tmp_path: Path) -> None:
     srv, _ = served
-    env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": srv.url}
+    env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": both(srv.url)}
     for args, code, text in [
         (("pull", "picodet-s-41"), 2, "did you mean"),
         (("pull", "picodet-s-416", "-a", "lite-int8"), 2, "has no 'lite-int8' artifact"),
@@ -183,7 +188,7 @@ def test_pull_errors_are_one_line_with_exit_codes(served, tmp_path: Path) -> Non
 def test_cache_ls_rm_and_prune(served, tmp_path: Path) -> None:
     srv, _ = served
     cache_dir = tmp_path / "c"
-    env = {"PICOZOO_CACHE": str(cache_dir), "PICOZOO_MIRROR": srv.url}
+    env = {"PICOZOO_CACHE": str(cache_dir), "PICOZOO_MIRROR": both(srv.url)}
     assert (
         cli("pull", MODEL, "picodet-s-416", "-a", "inference", "-a", "weights", env=env).returncode
         == 0
@@ -218,7 +223,7 @@ def test_prune_removes_stale_parts_and_unreferenced_files(served, tmp_path: Path
     srv, _ = served
     reg = load_registry()
     cache = Cache(tmp_path / "c")
-    env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": srv.url}
+    env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": both(srv.url)}
     assert cli("pull", MODEL, env=env).returncode == 0
     (entry,) = cache.entries()
     # debris: an old and a fresh partial download, an orphan blob, an orphan unpacked dir,
@@ -283,7 +288,7 @@ def test_ctrl_c_in_a_real_process_leaves_a_resumable_part(tmp_path: Path) -> Non
     part = cache.part_path(art.url)
     with serve_directory(tmp_path / "m") as srv:
         srv.rate = 400_000  # ~5 s for the whole file
-        env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": srv.url}
+        env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": both(srv.url)}
         base = {k: v for k, v in os.environ.items() if not k.startswith("PICOZOO_")}
         proc = subprocess.Popen(
             [sys.executable, "-m", "picozoo", "pull", MODEL],

@@ -87,13 +87,14 @@ def test_an_html_page_answered_with_200_is_refused_and_never_pinned(
     cache = Cache(tmp_path / "cache")
     with serve_directory(mirror) as srv:
         srv.reply_next(art.url_path, HTML)
+        mirrors = [srv.url, f"github.com={srv.url}"]  # the configs' GitHub files too
         with pytest.raises(WrongContentError) as ei:
-            pull(art, cache_dir=cache.root, mirrors=srv.url)
+            pull(art, cache_dir=cache.root, mirrors=mirrors)
         assert ei.value.exit_code == 5
         assert "text/html" in str(ei.value) and "an HTML page" in str(ei.value)
         assert_nothing_kept(cache.root)
         # the page was not pinned: the genuine file is accepted (and pinned) afterwards
-        entry = pull(art, cache_dir=cache.root, mirrors=srv.url)
+        entry = pull(art, cache_dir=cache.root, mirrors=mirrors)
     assert sha256_file(files[(MODEL, kind)]) == cache.lookup(art).sha256  # type: ignore[union-attr]
     assert entry.exists()
 

@@ -31,6 +31,19 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_github_links_go_to_github_unless_a_mirror_holds_them() -> None:
+    cfg = "https://github.com/PaddlePaddle/PaddleDetection/tree/release/2.6/configs/x.yml"
+    raw = "https://raw.githubusercontent.com/PaddlePaddle/PaddleDetection/release/2.6/configs/x.yml"
+    assert source_urls(cfg, ["http://m.lan/pp"]) == [raw]  # not the paddledet mirror
+    assert source_urls(cfg, ["http://m.lan/pp", "github.com=http://m.lan/gh/"]) == [
+        "http://m.lan/gh/PaddlePaddle/PaddleDetection/tree/release/2.6/configs/x.yml"
+    ]
+    art = "https://paddledet.bj.bcebos.com/deploy/Inference/x.tar"
+    assert source_urls(art, ["github.com=http://m.lan/gh", "http://m.lan/pp"]) == [
+        "http://m.lan/pp/deploy/Inference/x.tar"
+    ]
+
+
 def test_source_urls_keep_the_path() -> None:
     url = "https://paddledet.bj.bcebos.com/deploy/Inference/a b.tar"
     assert source_urls(url, []) == [url]
@@ -59,8 +72,9 @@ def test_export_then_pull_from_fresh_caches(tmp_path: Path) -> None:
     files = build_mirror(reg, upstream, tmp_path, MODELS, ("all",))
     src_cache = tmp_path / "cache-a"
     with serve_directory(upstream) as srv:
-        r = cli("pull", *MODELS, "-a", "all", env={"PICOZOO_CACHE": str(src_cache),
-                                                   "PICOZOO_MIRROR": srv.url})  # fmt: skip
+        mirror = f"{srv.url},github.com={srv.url}"
+        r = cli("pull", *MODELS, "-a", "all",
+                env={"PICOZOO_CACHE": str(src_cache), "PICOZOO_MIRROR": mirror})  # fmt: skip
         assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) == len(files)
     exported = tmp_path / "exported"
@@ -87,7 +101,11 @@ def test_export_then_pull_from_fresh_caches(tmp_path: Path) -> None:
     # 2. ... or from any static web server
     fresh2 = tmp_path / "cache-c"
     with serve_directory(exported) as web:
-        r = cli("pull", *MODELS, env={"PICOZOO_CACHE": str(fresh2), "PICOZOO_MIRROR": web.url})
+        r = cli(
+            "pull",
+            *MODELS,
+            env={"PICOZOO_CACHE": str(fresh2), "PICOZOO_MIRROR": f"{web.url},github.com={web.url}"},
+        )
         assert r.returncode == 0, r.stderr
         assert sorted(web.stats.full_gets) == sorted(
             reg.get(m).artifact("inference").url_path for m in MODELS

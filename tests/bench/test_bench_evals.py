@@ -1,0 +1,277 @@
+"""Measured mAP in the bench tables: a cached `picozoo eval` result of the very file a cell
+benched (same sha256, engine, precision) is stored in the cell when the bench runs and shown
+beside upstream's claim (with the difference) in md/csv/json/html and the plot; old results
+still load. Crafted eval files (the `picozoo.eval/1` format eval writes) test the matching;
+the slow tests run the real `picozoo eval`, then `picozoo bench`, on the same files."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bench_helpers import md_tables, run_cli, self_consistency_set
+
+from picozoo.bench.evals import load_evals, match_eval
+from picozoo.bench.plot import series_from_rows
+from picozoo.bench.records import Document, load_document
+from picozoo.bench.report import flat_rows, render
+from picozoo.bench.suite import run_suite
+from picozoo.bench.targets import BenchTarget
+from picozoo.errors import ResultFileError
+from picozoo.hub.registry import load_registry
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+FAST = ("--threads", "1", "--min-iters", "10", "--min-time", "0.05", "--warmup", "2")
+MEASURED = "mAP<sup>measured<br>0.5:0.95 (Δ)"
+
+
+def write_eval(cache: Path, name: str, **fields: Any) -> Path:
+    """A cached eval result as `picozoo eval` writes it into ``<cache>/evals/``."""
+    stats = {"AP": fields.pop("ap"), "AP50": fields.pop("ap50", 0.6)}
+    data = {
+        "schema": "picozoo.eval/1",
+        "model": "tiny_conv",
+        "model_path": "/somewhere/tiny_conv.onnx",
+        "engine": "onnxruntime",
+        "precision": "fp32",
+        "dataset": "f" * 64,
+        "nms": {"score_threshold": 0.025},
+        "images": 3,
+        "ann_file": "/data/ann.json",
+        "stats": stats,
+        "per_class_ap": {},
+        **fields,
+    }
+    path = cache / "evals" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _sha(path: Path) -> str:
+    from picozoo.atomic import sha256_file
+
+    return sha256_file(path)
+
+
+@pytest.fixture()
+def eval_cache(tiny_onnx: Path, tmp_path: Path) -> Path:
+    """A cache whose eval results score tiny_conv.onnx (and decoys that must not match)."""
+    cache, sha = tmp_path / "cache", _sha(tiny_onnx)
+    write_eval(cache, "small", model_sha256=sha, ap=0.41, images=3)
+    write_eval(cache, "bigger", model_sha256=sha, ap=0.38, images=5, ann_file="/coco/val.json")
+    write_eval(cache, "other-engine", model_sha256=sha, ap=0.2, engine="openvino")
+    write_eval(cache, "other-precision", model_sha256=sha, ap=0.1, precision="fp16")
+    write_eval(cache, "other-file", model_sha256="0" * 64, ap=0.9, images=50)
+    write_eval(cache, "no-stats", model_sha256=sha, ap=None, images=500)
+    (cache / "evals" / "broken.json").write_text("{not json")
+    return cache
+
+
+def _picodet_target(path: Path, model_id: str = "picodet-s-416") -> BenchTarget:
+    model = load_registry().get(model_id)  # picodet-s-416 claims mAP 32.5
+    return BenchTarget(model.id, "onnxruntime", path, model=model, input_size=model.input_size)
+
+
+def test_matching_takes_sha_engine_and_precision_and_the_biggest_set(
+    tiny_onnx: Path, eval_cache: Path
+) -> None:
+    evals = load_evals(eval_cache)
+    assert len(evals) == 6  # the unreadable file is left out
+    sha = _sha(tiny_onnx)
+    best = match_eval(evals, sha, "onnxruntime", "fp32")
+    assert best is not None and (best.ap, best.images, best.ann_file) == (0.38, 5, "/coco/val.json")
+    assert match_eval(evals, sha, "openvino", "fp32").ap == 0.2  # type: ignore[union-attr]
+    assert match_eval(evals, sha, "onnxruntime", "fp16").ap == 0.1  # type: ignore[union-attr]
+    assert match_eval(evals, sha, "paddle", "fp32") is None
+    assert match_eval(evals, "1" * 64, "onnxruntime", "fp32") is None
+    assert load_evals(eval_cache / "nowhere") == []
+
+
+def test_measured_map_in_every_format(tiny_onnx: Path, eval_cache: Path, tmp_path: Path) -> None:
+    doc = run_suite(
+        [_picodet_target(tiny_onnx)],
+        threads=[1],
+        warmup=1,
+        min_iters=5,
+        min_time_s=0.0,
+        evals=load_evals(eval_cache),
+    )
+    (scored,) = doc.cells
+    assert scored.ok and scored.measured_map is not None and scored.measured_map.ap == 0.38
+    # beside it, a cell of another model that eval did not score
+    m416 = load_registry().get("picodet-m-416")
+    unscored = dataclasses.replace(scored, model=m416.id, name=m416.name, claims=m416.claims,
+                                   measured_map=None)  # fmt: skip
+    doc = dataclasses.replace(doc, cells=(scored, unscored))
+    # md: the measured mAP beside the claim, with the difference
+    main = md_tables(render(doc, "md"))[0]
+    rows = [dict(zip(main[0], r, strict=True)) for r in main[1:]]
+    header = main[0]
+    assert header.index(MEASURED) == header.index("mAP<sup>val<br>0.5:0.95") + 1
+    assert [r[MEASURED] for r in rows] == ["38.0 (+5.5)", "-"]
+    assert "mAP measured = COCO mAP 0.5:0.95 from `picozoo eval`" in render(doc, "md")
+    assert "/coco/val.json (5 images)" in render(doc, "md")
+    # csv
+    (row, other) = csv.DictReader(io.StringIO(render(doc, "csv")))
+    assert (row["map_measured"], row["map_delta"], row["eval_images"]) == ("38.0", "5.5", "5")
+    assert row["map50_measured"] == "60.0" and other["map_measured"] == ""
+    # json: stored in the document, and written back unchanged
+    data = json.loads(render(doc, "json"))
+    assert data["cells"][0]["measured_map"] == {
+        "ap": 0.38,
+        "ap50": 0.6,
+        "images": 5,
+        "dataset": "f" * 64,
+        "ann_file": "/coco/val.json",
+    }
+    assert "measured_map" not in data["cells"][1]
+    saved = tmp_path / "r.json"
+    saved.write_text(doc.to_json())
+    assert load_document(saved) == doc and load_document(saved).to_json() == doc.to_json()
+    # html and the terminal table
+    assert "38.0 (+5.5)" in render(doc, "html") and "38.0 (+5.5)" in render(doc, "table")
+    # the plot uses the measured point (filled), the claim where there is none (hollow)
+    (series,) = series_from_rows(flat_rows(doc))
+    points = {p["label"].split()[0]: p for p in series["points"]}
+    assert points["PicoDet-S"]["map"] == pytest.approx(38.0)
+    assert points["PicoDet-S"]["measured"] is True
+    assert points["PicoDet-M"]["map"] == m416.claims.map
+    assert points["PicoDet-M"]["measured"] is False
+
+
+def test_results_without_measured_map_still_load_and_render() -> None:
+    doc = load_document(DOCS / "bench-standin-s416.json")  # written before measured mAP
+    assert all(c.measured_map is None and c.precision is None for c in doc.cells)
+    assert all(c.run_precision == "fp32" for c in doc.cells)
+    header = md_tables(render(doc, "md"))[0][0]
+    assert MEASURED not in header and "Precision" not in header
+    assert {r["map_measured"] for r in flat_rows(doc)} == {None}
+
+
+def test_broken_measured_map_or_precision_is_rejected(measured_json: dict[str, Any]) -> None:
+    cell = measured_json["cells"][0]
+    for change, where in (
+        ({"measured_map": {"ap": "high", "images": 3, "dataset": "x"}}, "measured_map.ap"),
+        ({"measured_map": {"ap": 0.3, "dataset": "x"}}, "measured_map: missing"),
+        ({"precision": "fp64"}, "precision: 'fp64' is not one of"),
+    ):
+        broken = json.loads(json.dumps(measured_json))
+        broken["cells"][0] = {**cell, **change}
+        with pytest.raises(ResultFileError, match=r"\$\.cells\[0\]\." + where.split(":")[0]):
+            Document.from_json(broken, "r.json")
+
+
+def test_cli_bench_stores_the_measured_map_and_report_show_shows_it(
+    tiny_onnx: Path, eval_cache: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PICOZOO_CACHE": str(eval_cache)}
+    saved = tmp_path / "r.json"
+    r = run_cli("bench", str(tiny_onnx), *FAST, "--report", "json", "--out", str(saved), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "mAP 38.0 (eval)" in r.stderr
+    (cell,) = json.loads(saved.read_text())["cells"]
+    assert cell["measured_map"]["ap"] == 0.38 and cell["precision"] == "fp32"
+    # shown from the saved file alone, whatever the cache holds now
+    r = run_cli("report", "show", str(saved), "--report", "md",
+                env={**os.environ, "PICOZOO_CACHE": str(tmp_path / "empty")})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    main = md_tables(r.stdout)[0]
+    assert main[1][main[0].index(MEASURED)] == "38.0"  # a file has no claim: no difference
+
+
+# -- the real `picozoo eval`, then `picozoo bench` -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A small PicoDet (Paddle nopp/pp exports, the nopp ONNX) and its self-consistency set."""
+    pytest.importorskip("paddle")
+    pytest.importorskip("skimage")
+    from support.picodet_models import build_picodet
+
+    from picozoo.convert import convert_paddle_dir_to_onnx
+
+    root = tmp_path_factory.mktemp("scored")
+    dirs = build_picodet(root / "model", (320, 320))
+    onnx = convert_paddle_dir_to_onnx(dirs["nopp"], root / "onnx").path
+    ann = self_consistency_set(dirs["pp"], root / "set")
+    return {**dirs, "onnx": onnx, "ann": ann, "root": root}
+
+
+def _eval_cli(model: Path, scored: dict[str, Any], cache: Path, *extra: str) -> dict[str, Any]:
+    cfg = scored["nopp"] / "infer_cfg.yml"
+    r = run_cli("eval", str(model), "--config", str(cfg), "--coco", str(scored["ann"].parent),
+                "--ann", str(scored["ann"]), "--format", "json", *extra,
+                env={**os.environ, "PICOZOO_CACHE": str(cache)})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    result: dict[str, Any] = json.loads(r.stdout)
+    return result
+
+
+@pytest.mark.slow
+def test_real_eval_then_bench_shows_that_map(scored: dict[str, Any], tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    ort = _eval_cli(scored["onnx"], scored, cache)
+    paddle = _eval_cli(scored["nopp"], scored, cache, "--engine", "paddle")
+    assert ort["stats"]["AP"] >= 0.9 and paddle["stats"]["AP"] >= 0.9  # self-consistent
+    env = {**os.environ, "PICOZOO_CACHE": str(cache)}
+    r = run_cli("bench", str(scored["onnx"]), *FAST, "--report", "json", env=env)
+    assert r.returncode == 0, r.stderr
+    (cell,) = json.loads(r.stdout)["cells"]
+    assert cell["measured_map"]["ap"] == ort["stats"]["AP"]
+    assert cell["measured_map"]["images"] == ort["images"] == 4
+    # a Paddle folder: matched by the hash eval gives it (model + params)
+    r = run_cli("bench", str(scored["nopp"]), "--engine", "paddle", *FAST, "--report", "json",
+                env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (cell,) = json.loads(r.stdout)["cells"]
+    assert cell["measured_map"]["ap"] == paddle["stats"]["AP"]
+
+
+@pytest.mark.slow
+def test_engine_converted_file_gets_its_own_eval(scored: dict[str, Any], tmp_path: Path) -> None:
+    """OpenVINO benches the IR picozoo converts; only an eval of that IR (not of the ONNX it
+    came from) is its measured mAP."""
+    pytest.importorskip("openvino")
+    from picozoo.bench.engines import missing_engine
+    from picozoo.convert import convert
+    from picozoo.detect.evaluate import run_eval
+    from picozoo.hub.store import Store
+    from picozoo.settings import Settings
+    from picozoo.targets import resolve_arg
+
+    if missing_engine("openvino"):
+        pytest.skip(str(missing_engine("openvino")))
+    cache = tmp_path / "cache"
+    _eval_cli(scored["onnx"], scored, cache)  # the source ONNX: not the benched file
+    env = {**os.environ, "PICOZOO_CACHE": str(cache)}
+    args = ("bench", str(scored["onnx"]), "--engine", "openvino", *FAST, "--report", "json")
+    r = run_cli(*args, env=env)
+    assert r.returncode == 0, r.stderr
+    (cell,) = json.loads(r.stdout)["cells"]
+    assert cell["status"] == "ok" and "measured_map" not in cell
+    store = Store(Settings(cache_dir=cache))
+    ir = convert(store, resolve_arg(str(scored["onnx"]), None), to="openvino").path
+    assert str(ir) == cell["source"]
+    app = types.SimpleNamespace(store=store, registry=load_registry())
+    result = run_eval(app, str(ir), coco_dir=scored["ann"].parent, ann=scored["ann"],
+                      engine="openvino", config=scored["nopp"] / "infer_cfg.yml")  # fmt: skip
+    r = run_cli(*args, env=env)
+    (cell,) = json.loads(r.stdout)["cells"]
+    assert cell["measured_map"]["ap"] == result["stats"]["AP"] >= 0.9
+
+
+def test_measured_map_record_math() -> None:
+    from picozoo.bench.records import MeasuredMap
+
+    m = MeasuredMap(ap=0.2, ap50=None, images=1, dataset="d")
+    assert m.map == pytest.approx(20.0) and m.map50 is None and m.delta(None) is None
+    assert dataclasses.replace(m, ap=0.33).delta(32.5) == pytest.approx(0.5)
