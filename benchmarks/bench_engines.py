@@ -229,7 +229,7 @@ def goal_rows(doc: Any, model: str, baseline: tuple[str, str]) -> tuple[list[lis
                 f"{c.stats.median_ms:.2f}" if c.ok else f"failed ({c.failure.stage})",
                 f"{c.stats.p90_ms:.2f}" if c.ok else "-",
                 f"{mm:.2f}" if mm is not None else "-",
-                f"{loss:+.2f}" if loss is not None else "-",
+                f"{loss:.2f}" if loss is not None else "-",
                 "yes" if ok_acc else "no",
                 f"{speed:.2f}x" if speed else "-",
             ]
@@ -325,7 +325,7 @@ def main() -> int:
     (out / "bench-engines.md").write_text(render(doc, "md"))
 
     headers = ["Model", "Engine", "Precision", "Median (ms)", "p90 (ms)", "mAP (eval)",
-               "Δ mAP vs baseline", f"within {MAP_LOSS}", "Speed-up vs baseline"]  # fmt: skip
+               "mAP loss vs baseline", f"within {MAP_LOSS}", "Speed-up vs baseline"]  # fmt: skip
     layout_label = next((t.label for t in layout), "layout_cdla")
     rows_s, verdict_s = goal_rows(doc, STANDIN, ("paddle", "fp32"))
     rows_l, verdict_l = goal_rows(doc, layout_label, ("onnxruntime", "fp32"))

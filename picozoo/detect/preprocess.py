@@ -15,6 +15,7 @@ is ``[resized_h / h, resized_w / w]``, fed as upstream does (``[1, 2]`` float32)
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,37 @@ def preprocess(image: Any, cfg: InferConfig) -> tuple[Any, dict[str, Any]]:
         "im_shape": np.array(im.shape[:2], dtype="float32"),
         "scale_factor": np.array([scale_y, scale_x], dtype="float32"),
     }
-    im = im.astype(np.float32, copy=False)
+    if im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == len(cfg.mean):
+        # a uint8 pixel has 256 possible values per channel: look the normalised value up in
+        # a table made with upstream's exact operations (bit-identical, ~10x faster)
+        lut = normalisation_table(tuple(cfg.mean), tuple(cfg.std), cfg.is_scale)
+        out = np.empty((im.shape[2], *im.shape[:2]), dtype=np.float32)
+        for c in range(im.shape[2]):
+            np.take(lut[c], im[:, :, c], out=out[c])
+        return out, info
+    return normalise(im, cfg).transpose((2, 0, 1)).copy(), info
+
+
+def normalise(im: Any, cfg: InferConfig) -> Any:
+    """Upstream's ``NormalizeImage`` on an HWC image, operation by operation (float32 image,
+    float64 mean/std: the same roundings as ``deploy/python/preprocess.py``)."""
+    import numpy as np
+
+    im = im.astype(np.float32, copy=True)
     if cfg.is_scale:
         im *= 1.0 / 255.0
     im -= np.array(cfg.mean)[np.newaxis, np.newaxis, :]
     im /= np.array(cfg.std)[np.newaxis, np.newaxis, :]
-    return im.transpose((2, 0, 1)).copy(), info
+    return im
+
+
+@functools.lru_cache(maxsize=8)
+def normalisation_table(mean: tuple[float, ...], std: tuple[float, ...], is_scale: bool) -> Any:
+    """``[channels, 256]`` float32: :func:`normalise` of every uint8 value, per channel."""
+    import numpy as np
+
+    values = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], len(mean), axis=2)
+    cfg = InferConfig(mean=mean, std=std, is_scale=is_scale)
+    table = normalise(values, cfg)[:, 0, :].T.copy()
+    table.flags.writeable = False
+    return table

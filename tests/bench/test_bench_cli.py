@@ -22,6 +22,7 @@ def layout_cdla() -> Path:
     return layout_cdla_path()
 
 
+@pytest.mark.slow
 def test_bench_small_onnx_json(tiny_onnx: Path) -> None:
     r = run_cli("bench", str(tiny_onnx), *FAST, "--report", "json")
     assert r.returncode == 0, r.stderr
@@ -68,6 +69,7 @@ def test_bench_layout_cdla_md_and_plot(tmp_path: Path) -> None:
     assert png.read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_failure_cells_do_not_stop_the_run(tiny_onnx: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"this is not a protobuf")
@@ -86,6 +88,7 @@ def test_failure_cells_do_not_stop_the_run(tiny_onnx: Path, tmp_path: Path) -> N
     assert r.stderr.strip().splitlines()[-1].startswith("picozoo: error: every benchmark cell")
 
 
+@pytest.mark.slow
 def test_missing_engine_is_a_failure_cell(tiny_onnx: Path, tmp_path: Path) -> None:
     shadow = tmp_path / "shadow" / "onnxruntime"
     shadow.mkdir(parents=True)
@@ -100,6 +103,7 @@ def test_missing_engine_is_a_failure_cell(tiny_onnx: Path, tmp_path: Path) -> No
     )
 
 
+@pytest.mark.slow
 def test_wrong_engine_for_the_file_is_a_failure_cell(tiny_onnx: Path) -> None:
     r = run_cli(
         "bench",
@@ -119,6 +123,7 @@ def test_wrong_engine_for_the_file_is_a_failure_cell(tiny_onnx: Path) -> None:
     assert ",onnxruntime,1,ok," in lines[2]
 
 
+@pytest.mark.slow
 def test_usage_errors(tmp_path: Path) -> None:
     env = {**os.environ, "PICOZOO_CACHE": str(tmp_path / "empty-cache")}
     r = run_cli("bench", "--report", "md", env=env)
@@ -132,6 +137,7 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert r.returncode == 2 and f"the cache {tmp_path / 'other-cache'} has no model" in r.stderr
 
 
+@pytest.mark.slow
 def test_store_options_reach_the_store(tmp_path: Path) -> None:
     """--cache and --offline: a model id that is not cached is a failed cell, not a download."""
     r = run_cli(

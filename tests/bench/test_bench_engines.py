@@ -103,6 +103,7 @@ def test_worker_reports_a_missing_engine_as_an_import_failure(
         assert f"pip install 'picozoo[{extra}]'" in f"{failure.error} {failure.hint}"
 
 
+@pytest.mark.slow
 def test_cli_missing_engines_are_failed_cells_with_the_install_hint(
     tiny_onnx: Path, tmp_path: Path
 ) -> None:
@@ -127,6 +128,7 @@ def test_cli_missing_engines_are_failed_cells_with_the_install_hint(
     assert r.stderr.strip().splitlines()[-1].startswith("picozoo: error: every benchmark cell")
 
 
+@pytest.mark.slow
 def test_cli_engine_all_skips_what_is_not_installed_with_a_note(
     tiny_onnx: Path, tmp_path: Path
 ) -> None:
@@ -152,6 +154,7 @@ def test_cli_engine_all_skips_what_is_not_installed_with_a_note(
     assert r.returncode == 2 and r.stdout == "" and "no engine to bench at fp16" in r.stderr
 
 
+@pytest.mark.slow
 def test_cli_precision_an_engine_does_not_run_is_refused_or_noted(tiny_onnx: Path) -> None:
     r = run_cli("bench", str(tiny_onnx), "--precision", "int8")
     assert r.returncode == 2 and r.stdout == ""
@@ -179,6 +182,7 @@ def _as(c: Any, engine: str, precision: str, scale: float) -> Any:
     return dataclasses.replace(c, engine=engine, precision=precision, result=m)
 
 
+@pytest.mark.slow
 def test_cross_engine_table_and_fastest_line(measured_doc: Document) -> None:
     pico = next(c for c in measured_doc.cells if c.model_id and c.ok and c.threads == 1)
     cells = (

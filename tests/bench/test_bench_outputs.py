@@ -25,6 +25,7 @@ FAST = ("--threads", "1", "--min-iters", "10", "--min-time", "0", "--warmup", "1
 TOO_LONG = "r" * 300  # a file name the file system refuses (ENAMETOOLONG), after any check
 
 
+@pytest.mark.slow
 def test_unwritable_out_is_refused_before_measuring(tiny_onnx: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

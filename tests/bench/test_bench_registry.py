@@ -109,3 +109,25 @@ def test_bench_model_id_on_onnxruntime_converts_it(mirror_env: dict[str, str]) -
     assert r.returncode == 0, r.stderr
     assert "| PicoDet-S | 64*64 | 32.5 | 47.6 | 1.18 |" in r.stdout
     assert "- benched picodet-s-416 / onnxruntime: converted from inference-nopp (" in r.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["openvino", "mnn", "ncnn"])
+def test_bench_model_id_on_a_new_engine_benches_picozoos_conversion(
+    engine: str, mirror_env: dict[str, str]
+) -> None:
+    """A model id on OpenVINO / MNN / ncnn: the tarball is pulled and converted for the engine
+    (`picozoo convert --to ENGINE`), and that file is benched, its origin and version said."""
+    from picozoo.bench.engines import missing_engine
+
+    if missing_engine(engine):
+        pytest.skip(str(missing_engine(engine)))
+    r = run_cli("bench", "picodet-s-416", "--engine", engine, "--precision", "fp32", *FAST,
+                "--report", "json", env=mirror_env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    c = _cells(r.stdout)[engine]
+    assert c["status"] == "ok", c.get("error")
+    assert c["model_id"] == "picodet-s-416" and c["precision"] == "fp32"
+    assert c["origin"] == "converted" and c["provenance"]["target"] == engine
+    assert Path(c["source"]).suffix in {".xml", ".mnn", ".param"} and c["engine_version"]
+    assert f"picodet-s-416: benching a {engine} fp32 model converted by picozoo" in r.stderr

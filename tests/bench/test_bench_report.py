@@ -75,6 +75,7 @@ def test_csv_is_machine_readable(measured_doc: Document) -> None:
     assert {r["threads"] for r in rows} == {"1", "2"}
 
 
+@pytest.mark.slow
 def test_html_is_self_contained_with_plot_and_table(measured_doc: Document) -> None:
     page = to_html(measured_doc)
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
@@ -86,6 +87,7 @@ def test_html_is_self_contained_with_plot_and_table(measured_doc: Document) -> N
     assert "<script" not in page
 
 
+@pytest.mark.slow
 def test_plot_png(measured_doc: Document) -> None:
     png = plot_png(measured_doc)
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000
@@ -118,6 +120,7 @@ def _relabelled(doc: Document, **changes: Any) -> Document:
     return dataclasses.replace(doc, cells=tuple(cells))
 
 
+@pytest.mark.slow
 def test_thread_scaling_lists_only_measured_combinations(measured_doc: Document) -> None:
     """tiny_conv measured on ONNX Runtime at 64x64, PicoDet-S on Paddle at 416x416: two rows,
     not every name x size x engine (8)."""
@@ -170,6 +173,7 @@ def _unstable(doc: Document) -> Document:
     return dataclasses.replace(doc, cells=tuple(cells))
 
 
+@pytest.mark.slow
 def test_unstable_cells_get_a_mark_each_and_the_advice_once(measured_doc: Document) -> None:
     doc = _unstable(measured_doc)
     md = to_markdown(doc)
@@ -188,6 +192,7 @@ def test_unstable_cells_get_a_mark_each_and_the_advice_once(measured_doc: Docume
         assert render(doc, fmt).count("close other programs") == 1, fmt
 
 
+@pytest.mark.slow
 def test_plot_labels_never_overlap() -> None:
     """Points 0.02 ms and 0.1 mAP apart, vertical lines 0.03 ms apart, and upstream's own
     points: no two label boxes overlap (without the placement, they do)."""

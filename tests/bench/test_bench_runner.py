@@ -27,6 +27,7 @@ def test_worker_pins_openmp_threads() -> None:
     assert worker_env(BenchSpec(Path("m.onnx"), "onnxruntime", threads=3))["OMP_NUM_THREADS"] == "3"
 
 
+@pytest.mark.slow
 def test_timeout_is_a_failed_cell(tiny_onnx: Path) -> None:
     r = run_cell(BenchSpec(tiny_onnx, "onnxruntime", 1, 0, 1, 60.0), timeout=1)
     assert r == Failure("timeout", "no result after 1 s", "raise --timeout or lower --min-time")
@@ -88,6 +89,7 @@ def test_worker_reads_spec_file_and_keeps_stdout_clean(tiny_onnx: Path, tmp_path
     assert json.loads(bad.stdout)["stage"] == "spec"
 
 
+@pytest.mark.slow
 def test_peak_rss_is_the_workers_own_not_its_parents(tiny_onnx: Path) -> None:
     """A parent that once held 400 MB (as after an in-process conversion) starts a worker: the
     worker reports its own peak (getrusage's ru_maxrss would report the parent's)."""

@@ -43,6 +43,7 @@ def test_cgroup_quota_is_rounded_up_and_max_means_none() -> None:
     assert cpu_quota("max 100000") is None and cpu_quota("-1 100000") is None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs a machine with 2+ CPUs")
 def test_default_thread_count_is_the_usable_cores_not_cpu_count(tiny_onnx: Path) -> None:
     r = run_cli("bench", str(tiny_onnx), *FAST, "--report", "json", one_cpu=True)

@@ -167,6 +167,7 @@ def _check_conversion(store: Store, onnx: Path, engine: str) -> Any:
 
 
 # -- fast tier: the tiny ONNX ------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_tiny_model_converts_proves_caches_and_pins(engine: str, tiny: Path, store: Store) -> None:
     _need(engine)
@@ -184,6 +185,7 @@ def _with_pnnx(script: str, onnx: Path, tmp_path: Path, cli: Run) -> tuple[int, 
     return (*cli(*args), cache)
 
 
+@pytest.mark.slow
 def test_fp32_disagreement_is_exit_10_and_nothing_is_cached(
     tiny: Path, tmp_path: Path, cli: Run
 ) -> None:
@@ -252,6 +254,7 @@ def audit() -> _Audit:
     return _Audit()
 
 
+@pytest.mark.slow
 def test_mnn_conversion_uses_no_subprocess_pip_or_network(
     tiny: Path, store: Store, audit: _Audit
 ) -> None:
@@ -294,6 +297,7 @@ def test_ncnn_conversion_runs_only_pnnx(tiny: Path, store: Store, audit: _Audit)
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_ncnn_runtime_copes_with_non_contiguous_and_batched_inputs(
     tiny: Path, tiny_store: Store
 ) -> None:

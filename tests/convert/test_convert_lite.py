@@ -161,6 +161,7 @@ def test_fake_opt_failure_and_pir_model(
         _to_lite(store, pir)
 
 
+@pytest.mark.slow
 def test_cli_lite_with_opt_bin(tmp_path: Path, fake_opt: Path) -> None:
     src = _legacy_dir(tmp_path)
     moved = tmp_path / "elsewhere" / "my_opt"

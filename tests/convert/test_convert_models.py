@@ -25,6 +25,7 @@ from picozoo.settings import Settings
 from picozoo.targets import resolve_arg
 
 
+@pytest.mark.slow
 def test_convert_model_id_pulls_converts_then_hits_cache(
     paddle_models: dict[str, Path], tmp_path: Path
 ) -> None:

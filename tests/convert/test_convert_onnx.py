@@ -83,6 +83,7 @@ def test_convert_end_to_end_parity(
     assert prov["tools"]["paddlepaddle"].startswith("3.")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["pir-nms", "legacy-nms"])
 def test_convert_with_multiclass_nms(
     paddle_models: dict[str, Path], tmp_path: Path, variant: str
@@ -102,6 +103,7 @@ def test_convert_with_multiclass_nms(
     assert out_rows.shape[0] == int(out_count.sum())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["legacy-sf", "pir-sf", "legacy-nms", "pir-nms"])
 def test_inputs_keep_paddle_feed_order_and_upstream_shapes(
     paddle_models: dict[str, Path], tmp_path: Path, variant: str
@@ -289,6 +291,7 @@ def test_no_simplify_keeps_paddle2onnx_output(
     assert raw.provenance["parity"]["passed"] and n_sim < n_raw
 
 
+@pytest.mark.slow
 def test_model_from_newer_paddle_is_diagnosed(interp_model: Path, tmp_path: Path) -> None:
     # control: the unmodified model converts
     assert convert_paddle_dir_to_onnx(interp_model, tmp_path / "ok").provenance["parity"]["passed"]

@@ -44,6 +44,7 @@ def test_inspect_layout_cdla(layout: Path) -> None:
     assert 1e9 < info.flops < 2e10
 
 
+@pytest.mark.slow
 def test_simplify_layout_cdla_keeps_outputs(layout: Path) -> None:
     model = onnx.load(str(layout))
     simplified = simplify_model(model)
@@ -58,6 +59,7 @@ def test_simplify_layout_cdla_keeps_outputs(layout: Path) -> None:
     assert inspect_model(layout).flops > 0
 
 
+@pytest.mark.slow
 def test_inspect_cli_json(layout: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "picozoo", "inspect", str(layout), "--format", "json"],

@@ -129,6 +129,7 @@ def test_unknown_names_suggest_ids_and_aliases(reg: Registry) -> None:
     assert "picodet_s_416_coco_lcnet" in e.value.suggestions
 
 
+@pytest.mark.slow
 def test_show_lists_aliases_in_table_and_json(tmp_path: Path) -> None:
     r = cli("show", "picodet_s_416_coco_lcnet_non_postprocess", "--format", "json", cache=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -141,6 +142,7 @@ def test_show_lists_aliases_in_table_and_json(tmp_path: Path) -> None:
     assert line == "aliases (upstream names): picodet_s_320, picodet_s_320_coco, picodet_s_320_fp16"
 
 
+@pytest.mark.slow
 def test_pull_by_non_postprocess_stem_fetches_the_nopp_tarball(
     reg: Registry, tmp_path: Path
 ) -> None:

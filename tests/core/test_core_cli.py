@@ -74,6 +74,7 @@ def test_help_and_list_import_no_heavy_module() -> None:
     assert out.stderr.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.slow
 def test_list_formats() -> None:
     r = run("list", "--format", "json")
     assert r.returncode == 0, r.stderr
@@ -110,6 +111,7 @@ def test_list_formats() -> None:
         (["list", "--sort", "colour"], 2, "unknown sort field"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_gives_one_line_error(args: list[str], code: int, text: str) -> None:
     r = run(*args)
     assert r.returncode == code
@@ -118,6 +120,7 @@ def test_bad_input_gives_one_line_error(args: list[str], code: int, text: str) -
     assert len(lines) == 1 and lines[0].startswith("picozoo: error: ") and text in lines[0]
 
 
+@pytest.mark.slow
 def test_broken_registry_entry_one_line_error(tmp_path: Path) -> None:
     from picozoo.hub.registry import packaged_registry_path
 
@@ -145,6 +148,7 @@ def test_debug_shows_traceback() -> None:
     assert r.returncode == 2 and "Traceback" in r.stderr
 
 
+@pytest.mark.slow
 def test_show_json(tmp_path: Path) -> None:
     import os
 

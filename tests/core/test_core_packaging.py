@@ -67,6 +67,7 @@ def test_wheel_contains_registry_and_runs_list_and_show(tmp_path: Path) -> None:
         ["mypy"],
     ],
 )
+@pytest.mark.slow
 def test_lint_and_types_are_clean(tool: list[str]) -> None:
     exe = shutil.which(tool[0], path=str(Path(sys.executable).parent)) or shutil.which(tool[0])
     if exe is None:

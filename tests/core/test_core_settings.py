@@ -53,6 +53,7 @@ def test_a_bad_environment_value_is_one_line_with_the_usage_exit_code() -> None:
     assert r.stderr.strip().count("\n") == 0 and "PICOZOO_TIMEOUT='abc'" in r.stderr
 
 
+@pytest.mark.slow
 def test_show_reads_pins_from_the_lock_file_given(tmp_path: Path) -> None:
     from picozoo.hub.registry import load_registry
 

@@ -43,6 +43,7 @@ def _reference_nms(boxes: np.ndarray, scores: np.ndarray, s: NmsSettings) -> lis
     return picked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(5))
 def test_nms_matches_a_plain_reference(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -104,3 +105,14 @@ def test_preprocess_keep_ratio_and_normalisation() -> None:
     assert info["im_shape"].tolist() == [160, 320]
     expect = (1.0 - np.array(cfg.mean)) / np.array(cfg.std)
     assert x[:, 0, 0] == pytest.approx(expect.astype("float32"), abs=1e-6)
+
+
+def test_table_normalisation_is_bit_identical_to_upstream_operations() -> None:
+    from picozoo.detect.preprocess import normalise
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    cfg = InferConfig(input_size=(37, 53))  # no resizing: scale 1
+    x, _ = preprocess(image, cfg)
+    expect = normalise(image, cfg).transpose(2, 0, 1)
+    assert np.array_equal(x, expect) and x.dtype == np.float32

@@ -46,6 +46,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):
         yield srv, files
 
 
+@pytest.mark.slow
 def test_pull_prints_one_usable_path_per_line(served, tmp_path: Path) -> None:
     srv, _ = served
     env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": both(srv.url)}
@@ -66,6 +67,7 @@ def test_pull_prints_one_usable_path_per_line(served, tmp_path: Path) -> None:
     assert sh.stdout.split() == ["infer_cfg.yml", "model.pdiparams", "model.pdmodel"]
 
 
+@pytest.mark.slow
 def test_pull_all_and_json(served, tmp_path: Path) -> None:
     srv, _files = served
     env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": both(srv.url)}
@@ -83,6 +85,7 @@ def test_pull_all_and_json(served, tmp_path: Path) -> None:
     assert len(lock) == len(kinds)
 
 
+@pytest.mark.slow
 def test_pull_all_goes_on_after_a_404_and_sums_up(tmp_path: Path) -> None:
     """One missing file (the log, second of nine) must not stop the seven artifacts after it;
     the summary names what was fetched and what failed, and the exit code says a download
@@ -142,6 +145,7 @@ def test_pull_summary_exit_code_says_what_failed() -> None:
     assert PullSummary().error() is None
 
 
+@pytest.mark.slow
 def test_verify_deep_without_onnx_names_the_extra(served, tmp_path: Path) -> None:
     """A missing optional package is not an integrity failure: exit 11 and the extra to
     install, not `FAILED ... onnx is not installed` with exit 6 and advice to re-download."""
@@ -168,6 +172,7 @@ def test_verify_deep_without_onnx_names_the_extra(served, tmp_path: Path) -> Non
     assert r.returncode == 6 and "FAILED" in r.stdout and "onnx.checker" in r.stdout
 
 
+@pytest.mark.slow
 def test_pull_errors_are_one_line_with_exit_codes(served, tmp_path: Path) -> None:
     srv, _ = served
     env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_MIRROR": both(srv.url)}
@@ -219,6 +224,7 @@ def test_cache_ls_rm_and_prune(served, tmp_path: Path) -> None:
     assert not list((cache_dir / "unpacked").iterdir())
 
 
+@pytest.mark.slow
 def test_prune_removes_stale_parts_and_unreferenced_files(served, tmp_path: Path) -> None:
     srv, _ = served
     reg = load_registry()
@@ -313,6 +319,7 @@ def test_ctrl_c_in_a_real_process_leaves_a_resumable_part(tmp_path: Path) -> Non
     assert cache.lookup(art).sha256 == sha256_file(published)  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_progress_goes_to_a_terminal_stderr_only(tmp_path: Path) -> None:
     import pty
 
@@ -363,6 +370,7 @@ def _fake_conversion(store_root: Path, label: str) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_cache_maintenance_sees_converted_models_and_staging_folders(tmp_path: Path) -> None:
     root = tmp_path / "c"
     env = {"PICOZOO_CACHE": str(root)}
@@ -386,6 +394,7 @@ def test_cache_maintenance_sees_converted_models_and_staging_folders(tmp_path: P
     assert r.returncode == 0 and not converted.exists()
 
 
+@pytest.mark.slow
 def test_cache_rm_all_keeps_a_download_in_progress(tmp_path: Path) -> None:
     from picozoo.hub.mutex import mutex
 

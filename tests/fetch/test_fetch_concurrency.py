@@ -93,6 +93,7 @@ def _killed_holder(lock: Path, mode: str) -> None:
         holder.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["auto", "soft"])
 def test_mutex_of_a_killed_process_is_taken_over(tmp_path: Path, mode: str) -> None:
     lock = tmp_path / "x.lock"
@@ -105,6 +106,7 @@ def test_mutex_of_a_killed_process_is_taken_over(tmp_path: Path, mode: str) -> N
     assert time.monotonic() - t0 < 3
 
 
+@pytest.mark.slow
 def test_pull_succeeds_despite_a_stale_lock_file(tmp_path: Path, monkeypatch) -> None:
     from support.store import pull
 

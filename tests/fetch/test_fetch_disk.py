@@ -74,6 +74,7 @@ def zoo(tmp_path: Path):
     return reg.get(MODEL).artifact("inference"), tmp_path / "mirror", files[(MODEL, "inference")]
 
 
+@pytest.mark.slow
 def test_disk_full_while_downloading_is_one_line_exit_12(zoo, tmpfs: Mount) -> None:
     art, mirror, _ = zoo
     cache = tmpfs("cache", "size=512k")
@@ -114,6 +115,7 @@ def test_disk_full_while_unpacking_keeps_the_verified_download(zoo, tmpfs: Mount
     assert not list(cache.downloads_dir.iterdir())  # .part and its validators are gone
 
 
+@pytest.mark.slow
 def test_read_only_cache_is_one_line_exit_12(zoo, tmpfs: Mount) -> None:
     empty = tmpfs("empty", "size=1m,ro")
     with serve_directory(zoo[1]) as srv:

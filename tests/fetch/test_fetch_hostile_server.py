@@ -78,6 +78,7 @@ def assert_nothing_kept(cache_root: Path) -> None:
 
 
 # -- error pages and compressed bodies ---------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["onnx", "weights", "inference", "config", "log"])
 def test_an_html_page_answered_with_200_is_refused_and_never_pinned(
     zoo, tmp_path: Path, kind: str
@@ -99,6 +100,7 @@ def test_an_html_page_answered_with_200_is_refused_and_never_pinned(
     assert entry.exists()
 
 
+@pytest.mark.slow
 def test_cli_html_page_exit_5_one_line_nothing_outside_the_cache(zoo, tmp_path: Path) -> None:
     reg, mirror, _ = zoo
     art = reg.get(MODEL).artifact("onnx")
@@ -203,6 +205,7 @@ def test_a_content_length_shorter_than_the_range_fails_the_attempt(
 
 
 # -- slow servers ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_slow_drip_fails_each_attempt_and_retries_are_bounded(
     zoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speed_floor: None
 ) -> None:
@@ -223,6 +226,7 @@ def test_a_slow_drip_fails_each_attempt_and_retries_are_bounded(
     assert cache.lookup(art) is None and not PinFile.load(cache.settings.pins_path).entries
 
 
+@pytest.mark.slow
 def test_a_drip_then_a_good_reply_completes(zoo, tmp_path: Path, speed_floor: None) -> None:
     reg, mirror, files = zoo
     art = reg.get(MODEL).artifact("inference")
@@ -238,6 +242,7 @@ def test_a_drip_then_a_good_reply_completes(zoo, tmp_path: Path, speed_floor: No
     )
 
 
+@pytest.mark.slow
 def test_dripped_response_headers_hit_a_deadline(
     zoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -293,6 +298,7 @@ def test_an_unreachable_host_is_retried_once_and_the_cause_shown_in_full(
     assert len(notes) == 1 and "retrying in" in notes[0], notes
 
 
+@pytest.mark.slow
 def test_cli_prints_retries_on_stderr_and_library_stays_quiet(
     zoo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -311,6 +317,7 @@ def test_cli_prints_retries_on_stderr_and_library_stays_quiet(
 
 
 # -- redirects ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_redirect_to_file_url_is_a_one_line_error(zoo, tmp_path: Path) -> None:
     reg, mirror, _ = zoo
     art = reg.get(MODEL).artifact("inference")

@@ -146,6 +146,7 @@ def test_changed_upstream_bytes_fail_with_both_hashes_and_leave_cache_alone(
     assert cache.lookup(art).sha256 == new_sha and path.is_dir()  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_cli_mismatch_exit_code_and_one_line(tmp_path: Path) -> None:
     reg = load_registry()
     art = reg.get(MODEL).artifact("inference")
@@ -257,6 +258,7 @@ def published(tmp_path: Path):
     return reg.get(MODEL).artifact("inference"), tmp_path / "mirror", files[(MODEL, "inference")]
 
 
+@pytest.mark.slow
 def test_a_download_not_matching_the_pin_never_replaces_it(published, tmp_path: Path) -> None:
     art, mirror, tarball = published
     lock = tmp_path / "project.lock"

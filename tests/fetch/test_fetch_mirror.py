@@ -195,6 +195,7 @@ def test_pull_of_an_escaping_url_reads_nothing_outside_the_mirror(tmp_path: Path
     assert not _holds_secret(tmp_path / "c1") and not _holds_secret(tmp_path / "c2")
 
 
+@pytest.mark.slow
 def test_registry_with_an_escaping_url_exits_3_before_any_request(tmp_path: Path) -> None:
     served, pp = _secret_beside_mirror(tmp_path)
     reg = tmp_path / "evil.yaml"

@@ -77,6 +77,7 @@ def test_offline_refuses_entries_that_failed_verification(cached: Path, no_socke
     assert no_sockets == []
 
 
+@pytest.mark.slow
 def test_offline_cli_in_a_subprocess_opens_no_socket(cached: Path) -> None:
     # Run the real entry point with socket.connect replaced by a tripwire that exits 99.
     code = (

@@ -52,6 +52,7 @@ def artifact(kind: str) -> Artifact:
     (0o022, 0o755, 0o644, 0o444),
     (0o027, 0o750, 0o640, 0o440),
 ])  # fmt: skip
+@pytest.mark.slow
 def test_one_permissions_policy_for_everything_in_the_store(
     served: Any, tmp_path: Path, umask: int, folder: int, meta: int, content: int
 ) -> None:
@@ -141,6 +142,7 @@ PLANTS: dict[str, Plant] = {
     [(where, "auto") for where in sorted(PLANTS)]
     + [("mutex file", "soft"), ("mutex file (dangling)", "soft")],  # soft locks open it too
 )
+@pytest.mark.slow
 def test_planted_symlink_is_refused_and_nothing_outside_is_written(
     served: Any, tmp_path: Path, where: str, locking: str
 ) -> None:

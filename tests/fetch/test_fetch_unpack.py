@@ -54,6 +54,7 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PICOZOO_MIRROR", raising=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_tarball_refused_via_pull(case: str, tmp_path: Path) -> None:
     art = load_registry().get(MODEL).artifact("inference")
@@ -272,6 +273,7 @@ def test_bytes_written_are_counted_when_headers_undercount(tmp_path: Path) -> No
     assert len(m["files"]) == 7
 
 
+@pytest.mark.slow
 def test_structural_conflicts_are_refused_with_exit_5(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -389,6 +391,7 @@ def _pull_in_namespace(tmp_path: Path, setup: str) -> tuple[int, str, list[str]]
     return rc, (tmp_path / "err.txt").read_text(), left
 
 
+@pytest.mark.slow
 @needs_mount
 def test_disk_full_while_unpacking_is_a_one_line_disk_error(tmp_path: Path) -> None:
     # room for the download (~500 KB) but not for its unpacked copy: ENOSPC while unpacking
@@ -399,6 +402,7 @@ def test_disk_full_while_unpacking_is_a_one_line_disk_error(tmp_path: Path) -> N
     assert _only_the_kept_download(left), left  # no staging folder, no blob, no ref
 
 
+@pytest.mark.slow
 @needs_mount
 def test_read_only_unpacked_folder_is_a_one_line_disk_error(tmp_path: Path) -> None:
     setup = (

@@ -69,6 +69,7 @@ def _make_onnx(dest: Path) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), dest)
 
 
+@pytest.mark.slow
 def test_clean_cache_verifies_deep_with_param_count(cache: Cache) -> None:
     r = cli("verify", "--deep", "--format", "json", cache=cache.root)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -82,6 +83,7 @@ def test_clean_cache_verifies_deep_with_param_count(cache: Cache) -> None:
     assert by_kind["inference"]["files"] == 3
 
 
+@pytest.mark.slow
 def test_flipped_byte_in_blob_is_flagged(cache: Cache) -> None:
     art = load_registry().get(MODEL).artifact("weights")
     entry = cache.lookup(art)
@@ -95,6 +97,7 @@ def test_flipped_byte_in_blob_is_flagged(cache: Cache) -> None:
     assert cache.lookup(art).verified is False  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_flipped_byte_in_unpacked_file_is_flagged(cache: Cache) -> None:
     entry = cache.lookup(load_registry().get(MODEL).artifact("inference"))
     assert entry is not None
@@ -135,6 +138,7 @@ def pin_bad_content(cache: Cache, kind: str, bad: Path) -> None:
     lock.save()
 
 
+@pytest.mark.slow
 def test_deep_flags_broken_structure(cache: Cache, tmp_path: Path) -> None:
     reg = load_registry()
     bad = tmp_path / "bad.onnx"
@@ -147,6 +151,7 @@ def test_deep_flags_broken_structure(cache: Cache, tmp_path: Path) -> None:
     assert "onnx.checker" in deep.problems[0].message
 
 
+@pytest.mark.slow
 def test_verify_unknown_or_uncached_model(cache: Cache) -> None:
     r = cli("verify", "picodet-s-41", cache=cache.root)
     assert r.returncode == 2 and "did you mean" in r.stderr
