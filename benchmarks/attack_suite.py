@@ -74,7 +74,16 @@ GIB = 1 << 30
 #: Runs ``python -m picozoo`` after setting umask 022, RLIMIT_FSIZE and (if not 0) RLIMIT_AS
 #: from argv[1:3] (a launcher instead of ``preexec_fn``, which is unsafe with server threads).
 LAUNCHER = """\
-import os, resource, runpy, sys
+import atexit, os, resource, runpy, sys
+def _peak():  # the process's own peak RSS: wait4's ru_maxrss also counts the memory of the
+    # parent the child was vforked from, before exec (hundreds of MB inside pytest)
+    out = os.environ.get("ATTACK_SUITE_RSS_FILE")
+    if out:
+        with open("/proc/self/status") as f:
+            kb = next((ln.split()[1] for ln in f if ln.startswith("VmHWM:")), "")
+        with open(out, "w") as f:
+            f.write(kb)
+atexit.register(_peak)
 os.umask(0o022)
 fsize, space = int(sys.argv[1]), int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
@@ -211,15 +220,20 @@ class Lab:
         self.begin()
         cmd = _command(args, address_space)
         t0 = time.perf_counter()
+        peak_file = Path(tempfile.mkstemp(prefix="attack-rss-")[1])
+        env = {**(env or {}), "ATTACK_SUITE_RSS_FILE": str(peak_file)}
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(
                 cmd,
                 stdout=out,
                 stderr=err,
-                env={k: v for k, v in {**self.env, **(env or {})}.items() if v is not None},
+                env={k: v for k, v in {**self.env, **env}.items() if v is not None},
                 cwd=self.root,
             )
             rc, rss = _wait(proc, t0 + timeout)
+            own = peak_file.read_text().strip() if peak_file.exists() else ""
+            peak_file.unlink(missing_ok=True)
+            rss = int(own) / 1024 if own.isdigit() else rss
             seconds = time.perf_counter() - t0
             out.seek(0)
             err.seek(0)

@@ -244,6 +244,6 @@ def test_methodology_says_how_memory_was_measured(measured_doc: Document) -> Non
     from picozoo.bench.records import load_document
 
     assert "own peak resident memory (VmHWM" in to_markdown(measured_doc)
-    docs = Path(__file__).resolve().parents[2] / "docs"
-    older = load_document(docs / "bench-standin-s416.json")  # measured with ru_maxrss
+    data = Path(__file__).resolve().parents[1] / "data"
+    older = load_document(data / "bench-v0.1-standin-s416.json")  # measured with ru_maxrss
     assert "getrusage peak (ru_maxrss), which can be the peak of the process" in render(older, "md")
