@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MissingDependencyError, PicozooError, UsageError
-from ..runtime.base import ENGINES, PRECISIONS
+from ..runtime.base import CONVERTED_ENGINES, ENGINES, PRECISIONS
 from .records import ALL_PRECISIONS, Failure
 
 ALL = "all"
@@ -36,13 +36,6 @@ ENGINE_MODULES = {
     "openvino": "openvino",
     "mnn": "MNN",
     "ncnn": "ncnn",
-}
-#: engines that run a file converted for them (``picozoo.convert.convert(..., to=engine)``),
-#: and the suffixes of their own model files (benched as they are)
-CONVERTED_ENGINES: dict[str, tuple[str, ...]] = {
-    "openvino": (".xml",),
-    "mnn": (".mnn",),
-    "ncnn": (".param",),
 }
 
 

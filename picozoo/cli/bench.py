@@ -14,13 +14,13 @@ import click
 
 from ..errors import BenchFailedError, UsageError
 from ..runtime.base import ENGINES, PRECISIONS
+from ..targets import SOURCES
 from .common import App, info, store_options
 
 if TYPE_CHECKING:
     from ..bench.output import Output
 
 _REPORTS = ("table", "md", "csv", "json", "html")
-_SOURCES = ("auto", "upstream", "converted")
 #: every precision some engine runs (fp32 first), as picozoo.bench.records.ALL_PRECISIONS
 _PRECISIONS = list(dict.fromkeys(p for ps in PRECISIONS.values() for p in ps))
 
@@ -139,7 +139,7 @@ def _write(
 )
 @click.option(
     "--source",
-    type=click.Choice(_SOURCES),
+    type=click.Choice(SOURCES),
     default="auto",
     show_default=True,
     help="MODEL on ONNX Runtime: upstream's ONNX (pulled; needs only [bench]), one converted "

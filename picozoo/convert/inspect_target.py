@@ -20,12 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..bench.targets import onnx_kind
 from ..errors import NotCachedError, UsageError
 from ..hub.registry import INFERENCE_KINDS
 from ..hub.store import Store
 from ..paddle_dir import inference_kind
-from ..targets import Target
+from ..targets import Target, onnx_kind
 
 
 def resolve_inspect_target(
@@ -68,14 +67,11 @@ def resolve_inspect_target(
         )
     for k in (onnx, onnx_kind(not postprocess)):
         if model.has(k):
-            from ..hub.pull import pull
+            from ..hub.pull import pull_announced
 
-            artifact = model.artifact(k)
             if k != onnx:
                 say(f"{model.id}: has no {onnx} artifact; inspecting its {k} instead")
-            if store.lookup(artifact) is None and not store.offline:
-                say(f"{model.id}: pulling {k} ({artifact.filename})")
-            return pull(store, artifact).path
+            return pull_announced(store, model.artifact(k), say).path
     raise UsageError(
         f"{model.id} has no ONNX or Paddle inference model to inspect",
         hint=f"it has: {', '.join(model.kinds)}"

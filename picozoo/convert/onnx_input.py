@@ -95,7 +95,7 @@ def _upstream_source(
     store: Store, target: Target, *, postprocess: bool, progress: Progress | None
 ) -> Source:
     """Upstream's ONNX of a model without inference tarballs (pulled if missing)."""
-    from ..bench.targets import onnx_kind
+    from ..targets import onnx_kind
 
     model = target.model
     assert model is not None

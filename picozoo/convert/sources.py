@@ -136,12 +136,10 @@ def pull_artifact(
     ...               say=print)[1]["kind"]  # doctest: +SKIP
     'inference-nopp'
     """
-    from ..hub.pull import pull
+    from ..hub.pull import pull_announced
 
     artifact = model.artifact(kind)
-    if store.lookup(artifact) is None:
-        say(f"{model.id}: pulling {kind} ({artifact.filename})")
-    entry = pull(store, artifact)
+    entry = pull_announced(store, artifact, say)
     origin = {
         "model_id": model.id,
         "kind": kind,

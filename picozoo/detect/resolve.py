@@ -26,6 +26,7 @@ from ..errors import ModelFileError, UsageError
 from ..hub.registry import INFERENCE_KINDS, Model, Registry
 from ..hub.store import Store
 from ..paddle_dir import INFER_CFG, InferConfig, find_paddle_model, inference_kind
+from ..runtime.base import CONVERTED_ENGINES
 from ..targets import Target, resolve_arg
 from .coco import COCO80
 
@@ -59,12 +60,6 @@ def resolve_config(model: Path, config: Path | None) -> InferConfig:
     return cfg
 
 
-#: Engines that run their own format, converted (and parity-checked) from the ONNX.
-CONVERTED_ENGINES = ("openvino", "mnn", "ncnn")
-#: Model files each of those engines reads as they are.
-ENGINE_FILES = {"openvino": (".xml",), "mnn": (".mnn",), "ncnn": (".param",)}
-
-
 def resolve_runnable(
     arg: str,
     *,
@@ -82,7 +77,7 @@ def resolve_runnable(
     if target.path is not None:
         path = target.path
         cfg = resolve_config(path, config)
-        if engine in CONVERTED_ENGINES and not path.name.endswith(ENGINE_FILES[engine]):
+        if engine in CONVERTED_ENGINES and path.suffix not in CONVERTED_ENGINES[engine]:
             path = _engine_file(store, target, engine, precision, True, progress)
         elif engine == "paddle" or path.is_dir():
             path = find_paddle_model(path).directory
@@ -114,14 +109,11 @@ def _model_runnable(
     precision: str,
     progress: Callable[[str], None] | None,
 ) -> Runnable:
-    from ..bench.targets import onnx_kind, onnx_source
-    from ..hub.pull import pull
+    from ..hub.pull import pull_announced
+    from ..targets import onnx_kind, onnx_source
 
     def fetch(kind: str) -> Path:
-        artifact = model.artifact(kind)
-        if progress and store.lookup(artifact) is None:
-            progress(f"{model.id}: pulling {kind} ({artifact.filename})")
-        return pull(store, artifact).path
+        return pull_announced(store, model.artifact(kind), progress).path
 
     tarball = [k for k in INFERENCE_KINDS if model.has(k)]
     kind, postprocess = inference_kind(model.kinds, postprocess=False)

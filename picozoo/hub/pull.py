@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,21 @@ def pull(
     file come from the store's settings."""
     with _disk_errors(store):
         return _pull(store, artifact, update_lock, require_hashes, progress)
+
+
+def pull_announced(
+    store: Store, artifact: Artifact, say: Callable[[str], None] | None = None
+) -> Entry:
+    """:func:`pull`, first telling ``say`` when the artifact has to be downloaded (the
+    progress line of every command that fetches what it needs).
+
+    >>> pull_announced(store, model.artifact("onnx-nopp"), say=print).path  # doctest: +SKIP
+    picodet-s-416: pulling onnx-nopp (picodet_s_416_coco_lcnet.onnx)
+    PosixPath('.../files/bf8c4799.../picodet_s_416_coco_lcnet.onnx')
+    """
+    if say is not None and not store.offline and store.lookup(artifact) is None:
+        say(f"{artifact.model_id}: pulling {artifact.kind} ({artifact.filename})")
+    return pull(store, artifact)
 
 
 def _pull(

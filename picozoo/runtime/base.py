@@ -25,6 +25,13 @@ ENGINES: dict[str, tuple[str, str]] = {
     "mnn": ("picozoo.runtime.mnn", "mnn"),
     "ncnn": ("picozoo.runtime.ncnn", "ncnn"),
 }
+#: engines that run a file converted for them (``picozoo.convert.convert(..., to=engine)``),
+#: and the suffixes of their own model files (run as they are)
+CONVERTED_ENGINES: dict[str, tuple[str, ...]] = {
+    "openvino": (".xml",),
+    "mnn": (".mnn",),
+    "ncnn": (".param",),
+}
 #: precisions each engine can run (fp32 first: the default, and the one parity is proved on)
 PRECISIONS: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("fp32",),
