@@ -55,18 +55,22 @@ class Detector:
         return cls(load(engine, path, threads=threads, precision=precision), config, nms)
 
     @functools.cached_property
+    def input_names(self) -> frozenset[str]:
+        """The model's input names (asked of the engine once, not per image)."""
+        return frozenset(i.name for i in self.runtime.inputs())
+
+    @property
     def postprocessed(self) -> bool:
         """True when the model runs NMS itself (it takes ``scale_factor``)."""
-        return any(i.name == "scale_factor" for i in self.runtime.inputs())
+        return "scale_factor" in self.input_names
 
     def prepare(self, image: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """Pre-process an RGB uint8 image: (the feeds for :meth:`run`, ``im_shape`` /
         ``scale_factor`` info for :meth:`postprocess`)."""
         x, info = preprocess(image, self.config)
         feeds = {"image": x[None]}
-        names = {i.name for i in self.runtime.inputs()}
         for extra in ("scale_factor", "im_shape"):
-            if extra in names:
+            if extra in self.input_names:
                 feeds[extra] = info[extra][None]
         return feeds, info
 
