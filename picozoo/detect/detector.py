@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import ModelFileError
 from ..paddle_dir import EVAL_NMS, InferConfig, NmsSettings
 from ..runtime import Runtime, load
-from .decode import decode, split_outputs
+from .decode import HeadOutputs, split_outputs
 from .detections import Detections
 from .nms import multiclass_nms
 from .preprocess import preprocess
@@ -52,7 +52,9 @@ class Detector:
                 f"{path}: no input size in its infer_cfg.yml",
                 hint="give the model's infer_cfg.yml with --config",
             )
-        return cls(load(engine, path, threads=threads, precision=precision), config, nms)
+        # pipelined: reading, pre-processing and NMS share the CPU with the engine
+        runtime = load(engine, path, threads=threads, precision=precision, pipelined=True)
+        return cls(runtime, config, nms)
 
     @functools.cached_property
     def input_names(self) -> frozenset[str]:
@@ -81,10 +83,8 @@ class Detector:
         scores, dists = split_outputs(outputs)
         size = self.config.input_size
         assert size is not None
-        boxes, class_scores = decode(
-            scores, dists, size, info["scale_factor"], min_score=self.nms.score_threshold
-        )
-        return multiclass_nms(boxes, class_scores, self.nms)
+        head = HeadOutputs.of(scores, dists, size, info["scale_factor"])
+        return multiclass_nms(head.boxes, head.scores, self.nms)  # decodes the rows it visits
 
     def detect(self, image: Any) -> tuple[Detections, dict[str, float]]:
         """Detections of one RGB uint8 image (boxes in its pixels), and milliseconds per

@@ -84,7 +84,7 @@ def run_eval(
     results: list[dict[str, Any]] = []
     infer_s = 0.0
     t0 = time.perf_counter()
-    for n, (image_id, detections, ms) in enumerate(_detect_all(detector, data.images), 1):
+    for n, (image_id, detections, ms) in enumerate(detect_all(detector, data.images), 1):
         infer_s += ms / 1e3
         for row in detections.to_coco(""):
             results.append({"image_id": image_id, "category_id": to_cat[row["category_id"]],
@@ -113,11 +113,14 @@ def run_eval(
     return out
 
 
-def _detect_all(detector: Detector, images: list[tuple[int, Path]]) -> Any:
-    """``(image_id, detections, inference ms)`` of every image; the next image is read and
-    pre-processed in a helper thread while the engine runs (OpenCV, numpy and the engines
-    release the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
+def detect_all(detector: Detector, images: list[tuple[int, Path]]) -> Any:
+    """``(image_id, detections, inference ms)`` of every image, in order.
+
+    A pipeline: while the engine runs image ``i`` (it releases the GIL), one helper thread
+    decodes and NMS's image ``i - 1`` and reads and pre-processes image ``i + 1`` (OpenCV and
+    numpy release it too), so only inference is on the critical path when a core is free.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     def load(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         return detector.prepare(read_image(path))
@@ -125,15 +128,20 @@ def _detect_all(detector: Detector, images: list[tuple[int, Path]]) -> Any:
     if not images:
         return
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(load, images[0][1])
+        loading = pool.submit(load, images[0][1])
+        previous: tuple[int, Future[Any], float] | None = None
         for i, (image_id, _path) in enumerate(images):
-            feeds, info = pending.result()
+            feeds, info = loading.result()
             if i + 1 < len(images):
-                pending = pool.submit(load, images[i + 1][1])
+                loading = pool.submit(load, images[i + 1][1])
             t = time.perf_counter()
             outputs = detector.runtime.run(feeds)
             ms = (time.perf_counter() - t) * 1e3
-            yield image_id, detector.postprocess(outputs, info), ms
+            if previous is not None:
+                yield previous[0], previous[1].result(), previous[2]
+            previous = (image_id, pool.submit(detector.postprocess, outputs, info), ms)
+        assert previous is not None
+        yield previous[0], previous[1].result(), previous[2]
 
 
 def _cache_path(root: Path, key: dict[str, Any]) -> Path:

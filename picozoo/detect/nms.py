@@ -18,91 +18,200 @@ post-processed model returns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..paddle_dir import NmsSettings
 from .detections import Detections
 
+#: candidates examined by the first step of :func:`_greedy`; each next step doubles it, up
+#: to ``MAX_CHUNK`` (the same-class pairs of a step are held in memory)
+CHUNK, MAX_CHUNK = 128, 1024
 
-def iou_one_to_many(box: Any, boxes: Any) -> Any:
-    """IoU of one box with many, in float32, as Paddle's ``JaccardOverlap`` (normalized)."""
+
+def box_columns(boxes: Any) -> Any:
+    """``[5, K]`` float32: the columns x1, y1, x2, y2 of ``boxes`` [K, 4] and each box's area
+    as Paddle's ``BBoxArea`` (normalized) computes it (0 for an inverted box)."""
     import numpy as np
 
-    f = np.float32
-    zero = f(0.0)
-    ix1 = np.maximum(box[0], boxes[:, 0])
-    iy1 = np.maximum(box[1], boxes[:, 1])
-    ix2 = np.minimum(box[2], boxes[:, 2])
-    iy2 = np.minimum(box[3], boxes[:, 3])
-    inter = (ix2 - ix1) * (iy2 - iy1)
-    area = np.where(
-        (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1]),
-        zero,
-        (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]),
-    )
-    own = zero if box[2] < box[0] or box[3] < box[1] else (box[2] - box[0]) * (box[3] - box[1])
-    disjoint = (
-        (boxes[:, 0] > box[2])
-        | (boxes[:, 2] < box[0])
-        | (boxes[:, 1] > box[3])
-        | (boxes[:, 3] < box[1])
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = inter / (own + area - inter)  # 0/0 (two empty boxes) is NaN, as in Paddle
-    return np.where(disjoint, zero, iou).astype("float32")
+    x1, y1, x2, y2 = np.asarray(boxes, dtype="float32").T
+    empty = (x2 < x1) | (y2 < y1)
+    return np.stack([x1, y1, x2, y2, np.where(empty, np.float32(0), (x2 - x1) * (y2 - y1))])
 
 
-def _candidates(scores: Any, s: NmsSettings) -> tuple[Any, Any, Any]:
-    """(box index, class, score) of every candidate, each class cut to its ``nms_top_k``
-    best (stable: ties by box index), then in processing order: score descending, class,
-    box index - the order in which Paddle's results are ranked for ``keep_top_k``."""
-    import numpy as np
+def iou_indexed(columns: Any, i: Any, j: Any) -> Any:
+    """IoU of boxes ``i[k]`` and ``j[k]`` of :func:`box_columns` ``columns``, in float32, as
+    Paddle's ``JaccardOverlap`` (normalized); ``i`` is the box kept first.
 
-    idx, cls = np.nonzero(scores > np.float32(s.score_threshold))
-    sc = scores[idx, cls]
-    order = np.lexsort((idx, -sc, cls))
-    idx, cls, sc = idx[order], cls[order], sc[order]
-    if s.nms_top_k > -1:
-        rank = np.arange(len(cls)) - np.searchsorted(cls, cls, side="left")
-        top = rank < s.nms_top_k
-        idx, cls, sc = idx[top], cls[top], sc[top]
-    order = np.lexsort((idx, cls, -sc))
-    return idx[order], cls[order], sc[order]
-
-
-def multiclass_nms(boxes: Any, scores: Any, settings: NmsSettings) -> Detections:
-    """NMS over ``boxes`` [N, 4] with per-class ``scores`` [N, C] (see the module docstring).
-
-    Candidates of every class are visited once, best first; a kept box removes the later
-    candidates of its class that overlap it too much, so the loop runs once per kept box and
-    stops at ``keep_top_k`` (the later ones could not make the cut).
+    >>> import numpy as np
+    >>> cols = box_columns(np.array([[0, 0, 2, 2], [1, 0, 3, 2]], "float32"))
+    >>> iou_indexed(cols, np.array([0]), np.array([1]))
+    array([0.33333334], dtype=float32)
     """
     import numpy as np
 
-    boxes = np.asarray(boxes, dtype="float32")
-    scores = np.asarray(scores, dtype="float32")
-    idx, cls, sc = _candidates(scores, settings)
-    alive = np.ones(len(idx), dtype=bool)
-    grouped = np.argsort(cls, kind="stable")  # positions of each class, in visiting order
-    starts = np.searchsorted(cls[grouped], np.arange(scores.shape[1] + 1))
-    thr = np.float32(settings.nms_threshold)
-    kept: list[int] = []
-    pos = 0
-    while pos < len(idx) and len(kept) != settings.keep_top_k:
-        pos += int(np.argmax(alive[pos:]))
-        if not alive[pos]:
+    x1, y1, x2, y2, area = columns
+    ax1, ay1, ax2, ay2 = x1[i], y1[i], x2[i], y2[i]
+    bx1, by1, bx2, by2 = x1[j], y1[j], x2[j], y2[j]
+    inter = (np.minimum(ax2, bx2) - np.maximum(ax1, bx1)) * (
+        np.minimum(ay2, by2) - np.maximum(ay1, by1)
+    )
+    disjoint = (bx1 > ax2) | (bx2 < ax1) | (by1 > ay2) | (by2 < ay1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / (area[i] + area[j] - inter)  # 0/0 (two empty boxes) is NaN, as in Paddle
+    return np.where(disjoint, np.float32(0), iou).astype("float32")
+
+
+def iou_one_to_many(box: Any, boxes: Any) -> Any:
+    """IoU of one box ``[4]`` with many ``[K, 4]`` (see :func:`iou_indexed`)."""
+    import numpy as np
+
+    cols = box_columns(np.concatenate([np.asarray(box).reshape(1, 4), boxes]))
+    return iou_indexed(cols, np.zeros(len(boxes), dtype=np.intp), np.arange(1, len(boxes) + 1))
+
+
+class Candidates:
+    """Paddle's candidates - scores above ``score_threshold``, each class cut to its
+    ``nms_top_k`` best - in visiting order: score descending, then class, then box index.
+
+    Sorted lazily, a prefix at a time: an image has thousands of candidates, and NMS rarely
+    visits more than a few hundred before ``keep_top_k`` are kept. Each candidate gets one
+    int64 key whose ascending order is the visiting order (the score's bits, flipped to sort
+    descending, then ``class * boxes + box``), so a prefix is a partition plus a small sort,
+    exact even for tied scores.
+
+    >>> import numpy as np
+    >>> c = Candidates(np.array([[0.5, 0.9], [0.9, 0.1]], "float32"), NmsSettings(0.2, 0.5, 9, 9))
+    >>> idx, cls, score = c.first(3)  # a tie at 0.9: class 0 first
+    >>> idx.tolist(), cls.tolist(), [round(float(s), 2) for s in score]
+    ([1, 0, 0], [0, 1, 0], [0.9, 0.9, 0.5])
+    """
+
+    def __init__(self, scores: Any, settings: NmsSettings) -> None:
+        import numpy as np
+
+        self.scores = scores
+        self.boxes, self.classes = scores.shape
+        self.top_k = settings.nms_top_k
+        flat = np.flatnonzero(scores > np.float32(settings.score_threshold))
+        value = scores.ravel()[flat] + np.float32(0.0)  # -0.0 -> 0.0: equal scores, equal keys
+        bits = value.view(np.int32).astype(np.int64)
+        ordered = np.where(bits < 0, -(bits & 0x7FFFFFFF) - 1, bits)  # increases with value
+        slot = flat % self.classes * self.boxes + flat // self.classes
+        self.keys = ((0x7FFFFFFF - ordered) << 32) | slot
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def first(self, count: int) -> tuple[Any, Any, Any]:
+        """(box index, class, score) arrays of the first ``count`` candidates (all of them
+        when there are fewer)."""
+        import numpy as np
+
+        wanted = count
+        while True:
+            keys = self.keys
+            if wanted < len(keys):
+                keys = np.partition(keys, wanted - 1)[:wanted] if wanted else keys[:0]
+            slot = np.sort(keys) & 0xFFFFFFFF
+            cls, idx = slot // self.boxes, slot % self.boxes
+            if -1 < self.top_k < len(cls):
+                keep = _rank_in_class(cls) < self.top_k
+                cls, idx = cls[keep], idx[keep]
+            if len(cls) >= count or wanted >= len(self.keys):
+                cls, idx = cls[:count], idx[:count]
+                return idx, cls, self.scores[idx, cls]
+            wanted *= 4
+
+
+def _rank_in_class(labels: Any) -> Any:
+    """Each element's rank among the earlier elements of its class (0 for the first)."""
+    import numpy as np
+
+    g = np.argsort(labels, kind="stable")
+    grouped = labels[g]
+    rank = np.empty(len(labels), dtype=np.intp)
+    rank[g] = np.arange(len(labels)) - np.searchsorted(grouped, grouped, side="left")
+    return rank
+
+
+def _greedy(
+    candidates: Candidates, boxes_of: Callable[[Any], Any], threshold: Any, limit: int
+) -> tuple[Any, Any, Any]:
+    """(box index, class, score) of the candidates kept by greedy suppression in visiting
+    order, at most ``limit`` of them, in that order; ``boxes_of(rows)`` gives boxes [K, 4].
+
+    A candidate's fate depends only on the candidates kept before it, so the candidates are
+    taken a chunk at a time (``CHUNK``, doubling up to ``MAX_CHUNK``), each chunk together
+    with the ones kept so far. Within a step they are grouped by class (stable), so a
+    candidate's later same-class rivals are the next ones of its group: the IoU of every such
+    pair is one vectorised call, and the walk in visiting order clears a slice per kept box.
+    It stops once ``limit`` are kept (later candidates could not make the ``keep_top_k``
+    cut), so only the boxes of the candidates it reached are decoded."""
+    import numpy as np
+
+    kept = np.zeros(0, dtype=np.intp)
+    idx, cls, sc = candidates.first(0)
+    lo, chunk = 0, CHUNK
+    while len(kept) < limit:
+        idx, cls, sc = candidates.first(lo + chunk)
+        if lo >= len(idx):
             break
-        kept.append(pos)
-        c = int(cls[pos])
-        later = grouped[starts[c] : starts[c + 1]]
-        later = later[np.searchsorted(later, pos, side="right") :]
-        later = later[alive[later]]
-        if later.size:
-            iou = iou_one_to_many(boxes[idx[pos]], boxes[idx[later]])
-            alive[later[~(iou <= thr)]] = False  # Paddle keeps only if overlap <= threshold
-        pos += 1
-    if not kept:
+        pos = np.concatenate([kept, np.arange(lo, len(idx))])
+        columns = box_columns(boxes_of(idx[pos]))
+        new = _walk(cls[pos], columns, threshold, len(kept), limit - len(kept))
+        kept = np.concatenate([kept, pos[new]])
+        lo, chunk = len(idx), min(2 * chunk, MAX_CHUNK)
+    return idx[kept], cls[kept], sc[kept]
+
+
+def _walk(labels: Any, columns: Any, threshold: Any, before: int, room: int) -> list[int]:
+    """One step of :func:`_greedy`: the positions (``>= before``; the first ``before`` were
+    kept by earlier steps) kept in visiting order, at most ``room`` of them."""
+    import numpy as np
+
+    n = len(labels)
+    g = np.argsort(labels, kind="stable")  # grouped by class, visiting order within
+    grouped = labels[g]
+    rivals = np.searchsorted(grouped, grouped, side="right") - np.arange(n) - 1
+    start = np.cumsum(rivals) - rivals  # where each grouped slot's pairs begin
+    first = np.repeat(np.arange(n), rivals)
+    second = first + 1 + np.arange(len(first)) - np.repeat(start, rivals)
+    ok = iou_indexed(columns, g[first], g[second]) <= threshold  # NaN IoU: not ok
+    alive = np.ones(n, dtype=bool)
+    slot = np.empty(n, dtype=np.intp)
+    slot[g] = np.arange(n)
+    slots, starts, counts = slot.tolist(), start.tolist(), rivals.tolist()
+    new: list[int] = []
+    for p in range(n):
+        q = slots[p]
+        if not alive[q]:
+            continue
+        if p >= before:
+            new.append(p)
+            if len(new) == room:
+                break
+        if counts[q]:
+            alive[q + 1 : q + 1 + counts[q]] &= ok[starts[q] : starts[q] + counts[q]]
+    return new
+
+
+def multiclass_nms(boxes: Any, scores: Any, settings: NmsSettings) -> Detections:
+    """NMS over per-class ``scores`` [N, C] (see the module docstring); ``boxes`` is [N, 4],
+    or a function giving the boxes of the rows it is passed (decoded on demand: NMS asks for
+    the few hundred it visits)."""
+    import numpy as np
+
+    scores = np.asarray(scores, dtype="float32")
+    if callable(boxes):
+        boxes_of = boxes
+    else:
+        table = np.asarray(boxes, dtype="float32")
+        boxes_of = table.__getitem__
+    limit = len(scores) * scores.shape[1] if settings.keep_top_k < 0 else settings.keep_top_k
+    candidates = Candidates(scores, settings)
+    idx, cls, sc = _greedy(candidates, boxes_of, np.float32(settings.nms_threshold), limit)
+    if not len(idx):
         return Detections.empty()
-    k = np.array(kept)
-    k = k[np.argsort(cls[k], kind="stable")]  # by class, best first within a class
-    return Detections(cls[k].astype("int64"), sc[k], boxes[idx[k]])
+    k = np.argsort(cls, kind="stable")  # by class, best first within a class
+    return Detections(cls[k].astype("int64"), sc[k], np.asarray(boxes_of(idx[k]), "float32"))

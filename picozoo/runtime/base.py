@@ -94,13 +94,18 @@ def load(
     threads: int = 1,
     precision: str = "fp32",
     reference: bool = False,
+    pipelined: bool = False,
 ) -> Runtime:
     """Load ``path`` with ``engine``.
 
     ``reference=True`` asks for the engine's plain reference kernels (no graph fusion, no
     oneDNN), as the parity check wants; otherwise the engine is set up for speed, as the bench
-    measures it. Raises :class:`~picozoo.errors.MissingDependencyError` when the engine is not
-    installed, :class:`~picozoo.errors.EngineError` when it cannot load the model.
+    measures it. ``pipelined=True`` says the process does other CPU work between and during
+    runs (``infer``/``eval``: reading, pre-processing, NMS): ONNX Runtime's threads then sleep
+    instead of busy-waiting between operators (``allow_spinning=0``), which would take the
+    cores that work needs; other engines are unchanged. Raises
+    :class:`~picozoo.errors.MissingDependencyError` when the engine is not installed,
+    :class:`~picozoo.errors.EngineError` when it cannot load the model.
     """
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}", hint=f"use one of: {', '.join(ENGINES)}")
@@ -112,7 +117,11 @@ def load(
     refuse_lite(Path(path))
     module = importlib.import_module(ENGINES[engine][0])
     runtime: Runtime = module.open_model(
-        Path(path), threads=int(threads), precision=precision, reference=reference
+        Path(path),
+        threads=int(threads),
+        precision=precision,
+        reference=reference,
+        pipelined=pipelined,
     )
     return runtime
 

@@ -65,7 +65,9 @@ class MnnRuntime(MappedRuntime):
         return results
 
 
-def open_model(path: Path, *, threads: int, precision: str, reference: bool) -> MnnRuntime:
+def open_model(
+    path: Path, *, threads: int, precision: str, reference: bool, pipelined: bool = False
+) -> MnnRuntime:
     if path.is_dir() or path.suffix != ".mnn":
         raise ModelFileError(
             f"{path} is not an .mnn file",

@@ -110,7 +110,9 @@ def _pnnx_order(names: list[str]) -> list[str]:
     return sorted(names, key=key)
 
 
-def open_model(path: Path, *, threads: int, precision: str, reference: bool) -> NcnnRuntime:
+def open_model(
+    path: Path, *, threads: int, precision: str, reference: bool, pipelined: bool = False
+) -> NcnnRuntime:
     if path.is_dir() or path.suffix != ".param":
         raise ModelFileError(
             f"{path} is not an NCNN .param file",

@@ -25,8 +25,9 @@ _DTYPES = {
 }
 
 
-def session_options(threads: int, *, reference: bool = False) -> Any:
-    """The ``SessionOptions`` picozoo runs ONNX Runtime with (also used by benchmarks/)."""
+def session_options(threads: int, *, reference: bool = False, spin: bool = True) -> Any:
+    """The ``SessionOptions`` picozoo runs ONNX Runtime with (also used by benchmarks/);
+    ``spin=False`` stops idle intra-op threads from busy-waiting (``allow_spinning=0``)."""
     ort = require("onnxruntime", "bench")
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
@@ -38,6 +39,8 @@ def session_options(threads: int, *, reference: bool = False) -> Any:
         else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     )
     so.log_severity_level = 3
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so
 
 
@@ -63,7 +66,9 @@ def _info(v: Any) -> TensorInfo:
     return TensorInfo(v.name, list(v.shape), _DTYPES.get(v.type, "float32"))
 
 
-def open_model(path: Path, *, threads: int, precision: str, reference: bool) -> OnnxRuntime:
+def open_model(
+    path: Path, *, threads: int, precision: str, reference: bool, pipelined: bool = False
+) -> OnnxRuntime:
     ort = require("onnxruntime", "bench")
     if path.is_dir() or path.suffix != ".onnx":
         raise ModelFileError(
@@ -73,7 +78,7 @@ def open_model(path: Path, *, threads: int, precision: str, reference: bool) -> 
     from ..onnx_files import check_external_data
 
     check_external_data(path)
-    so = session_options(threads, reference=reference)
+    so = session_options(threads, reference=reference, spin=not pipelined)
     try:
         sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types
@@ -85,6 +90,7 @@ def open_model(path: Path, *, threads: int, precision: str, reference: bool) -> 
         "inter_op_num_threads": so.inter_op_num_threads,
         "execution_mode": str(so.execution_mode),
         "graph_optimization_level": str(so.graph_optimization_level),
+        "allow_spinning": not pipelined,
         "providers": sess.get_providers(),
     }
     return OnnxRuntime(

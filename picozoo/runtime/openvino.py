@@ -54,7 +54,9 @@ def _info(port: Any) -> TensorInfo:
     return TensorInfo(port.get_any_name(), shape, dtype)
 
 
-def open_model(path: Path, *, threads: int, precision: str, reference: bool) -> OpenVinoRuntime:
+def open_model(
+    path: Path, *, threads: int, precision: str, reference: bool, pipelined: bool = False
+) -> OpenVinoRuntime:
     if path.is_dir() or path.suffix not in SUFFIXES:
         raise ModelFileError(
             f"{path} is not an .onnx or OpenVINO .xml file",

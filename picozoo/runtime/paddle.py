@@ -68,7 +68,9 @@ def _dtype(t: Any) -> str:
     return name if name in _DTYPES else "float32"
 
 
-def open_model(path: Path, *, threads: int, precision: str, reference: bool) -> PaddleRuntime:
+def open_model(
+    path: Path, *, threads: int, precision: str, reference: bool, pipelined: bool = False
+) -> PaddleRuntime:
     files = find_paddle_model(path)
     require("paddle", "convert", package="paddlepaddle")
     from paddle import inference

@@ -157,3 +157,33 @@ def test_a_model_with_other_classes_is_refused(picodet: dict[str, Any], tmp_path
     r = _eval(str(picodet["onnx"]), "--config", str(picodet["nopp"] / "infer_cfg.yml"),
               "--coco", str(tmp_path), "--ann", str(ann), cache=tmp_path / "cache")  # fmt: skip
     assert r.returncode == 2 and "the model has 5 classes" in r.stderr
+
+
+@pytest.mark.slow
+def test_the_pipelined_eval_loop_gives_each_image_its_own_detections(
+    picodet: dict[str, Any], natural_images: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    """detect_all overlaps reading, inference and NMS of neighbouring images: every image
+    must still get exactly what Detector.detect gives it, in the given order."""
+    from PIL import Image
+
+    from picozoo.detect.detector import Detector
+    from picozoo.detect.evaluate import detect_all
+    from picozoo.paddle_dir import find_paddle_model
+
+    det = Detector.open(picodet["onnx"], config=find_paddle_model(picodet["nopp"]).config())
+    names = [*natural_images, "astronaut"]  # an image twice: ids, not pixels, identify them
+    paths = []
+    for i, name in enumerate(names):
+        paths.append(tmp_path / f"{i}-{name}.png")
+        Image.fromarray(natural_images[name]).save(paths[-1])
+    got = list(detect_all(det, [(100 + i, p) for i, p in enumerate(paths)]))
+    assert [image_id for image_id, _, _ in got] == [100, 101, 102, 103]
+    seen = set()
+    for (_, detections, ms), name in zip(got, names, strict=True):
+        want, _ = det.detect(natural_images[name])
+        assert ms > 0 and len(want) > 0
+        assert np.array_equal(detections.labels, want.labels)
+        assert np.array_equal(detections.boxes, want.boxes)
+        seen.add(want.boxes.tobytes())
+    assert len(seen) == 3  # three different photos: a shifted pipeline would be caught

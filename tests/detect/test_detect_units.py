@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,13 +32,13 @@ def _reference_nms(boxes: np.ndarray, scores: np.ndarray, s: NmsSettings) -> lis
         cand = sorted(
             (i for i in range(len(boxes)) if scores[i, c] > s.score_threshold),
             key=lambda i: -scores[i, c],
-        )[: s.nms_top_k]
+        )[: None if s.nms_top_k < 0 else s.nms_top_k]
         kept: list[int] = []
         for i in cand:
             if all(iou(boxes[i], boxes[k]) <= s.nms_threshold for k in kept):
                 kept.append(i)
         picked += [(c, i) for i in kept]
-    if len(picked) > s.keep_top_k:
+    if -1 < s.keep_top_k < len(picked):
         best = sorted(range(len(picked)), key=lambda k: -scores[picked[k][1], picked[k][0]])
         picked = sorted((picked[k] for k in best[: s.keep_top_k]), key=lambda ci: ci[0])
     return picked
@@ -59,6 +60,85 @@ def test_nms_matches_a_plain_reference(seed: int) -> None:
         (c, float(scores[i, c])) for c, i in want
     ]
     assert np.array_equal(got.boxes, boxes[[i for _, i in want]])
+
+
+def _boxes_and_scores(rng: np.random.Generator, n: int, classes: int) -> tuple:
+    xy = rng.uniform(0, 400, (n, 2))
+    wh = rng.uniform(5, 60, (n, 2))
+    boxes = np.concatenate([xy, xy + wh], 1).astype("float32")
+    scores = rng.uniform(0, 1, (n, classes)).round(2).astype("float32")  # many exact ties
+    return boxes, scores
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("nms_top_k", "keep_top_k"),
+    # more candidates than nms.MAX_CHUNK: NMS visits them chunk after chunk, the lazily
+    # sorted candidate list grows, and the per-class cut falls inside a chunk
+    [(-1, -1), (700, -1), (-1, 1500), (300, 250)],
+)
+def test_nms_over_many_candidates_matches_the_reference(nms_top_k: int, keep_top_k: int) -> None:
+    boxes, scores = _boxes_and_scores(np.random.default_rng(7), 1500, 3)
+    # (0.055: no score sits on the threshold, which Paddle compares in float32)
+    s = NmsSettings(score_threshold=0.055, nms_threshold=0.5, nms_top_k=nms_top_k,
+                    keep_top_k=keep_top_k)  # fmt: skip
+    asked: list[int] = []
+
+    def boxes_of(rows: np.ndarray) -> np.ndarray:  # the lazy form: boxes decoded on demand
+        asked.append(len(rows))
+        return boxes[rows]
+
+    got = multiclass_nms(boxes_of, scores, s)
+    want = _reference_nms(boxes, scores, s)
+    assert len(want) >= 250 and len(asked) > 2  # two chunks at least, then the output
+    assert [(c, float(sc)) for c, sc in zip(got.labels.tolist(), got.scores, strict=True)] == [
+        (c, float(scores[i, c])) for c, i in want
+    ]
+    assert np.array_equal(got.boxes, boxes[[i for _, i in want]])
+
+
+def test_nms_stops_decoding_once_keep_top_k_are_kept() -> None:
+    boxes, scores = _boxes_and_scores(np.random.default_rng(3), 3000, 4)
+    asked: list[int] = []
+
+    def boxes_of(rows: np.ndarray) -> np.ndarray:
+        asked.append(len(rows))
+        return boxes[rows]
+
+    s = NmsSettings(score_threshold=0.025, nms_threshold=0.6, nms_top_k=1000, keep_top_k=20)
+    got = multiclass_nms(boxes_of, scores, s)
+    full = multiclass_nms(boxes, scores, s)
+    assert len(got) == 20 and np.array_equal(got.boxes, full.boxes)
+    assert np.array_equal(got.labels, full.labels) and np.array_equal(got.scores, full.scores)
+    assert sum(asked) < 1000  # of ~11,000 candidates, only the first ones were decoded
+
+
+def test_candidates_order_ties_by_class_then_box_and_cut_each_class() -> None:
+    from picozoo.detect.nms import Candidates
+
+    scores = np.array([[0.5, 0.5], [0.5, -0.0], [0.7, 0.5], [0.0, 0.5]], "float32")
+    idx, cls, _ = Candidates(scores, NmsSettings(-0.5, 0.5, 2, 10)).first(10)
+    # score descending; ties by class, then box; each class keeps its 2 best; -0.0 == 0.0
+    assert list(zip(idx.tolist(), cls.tolist(), strict=True)) == [
+        (2, 0), (0, 0), (0, 1), (2, 1)
+    ]  # fmt: skip
+    idx, cls, _ = Candidates(scores, NmsSettings(-0.5, 0.5, -1, 10)).first(10)
+    assert list(zip(idx.tolist(), cls.tolist(), strict=True)) == [
+        (2, 0), (0, 0), (1, 0), (0, 1), (2, 1), (3, 1), (3, 0), (1, 1)
+    ]  # fmt: skip
+
+
+def test_decoding_chosen_rows_equals_decoding_all() -> None:
+    from picozoo.detect.decode import HeadOutputs
+
+    rng = np.random.default_rng(0)
+    cells = [100, 25, 9, 4]  # an 80x80 input: ceil(80 / s) squared for s = 8, 16, 32, 64
+    s = [rng.uniform(0, 1, (1, n, 3)).astype("float32") for n in cells]
+    d = [rng.normal(0, 4, (1, n, 32)).astype("float32") for n in cells]
+    head = HeadOutputs.of(s, d, (80, 80), np.array([0.5, 2.0], "float32"))
+    rows = np.array([137, 0, 99, 100, 125, 134])  # unsorted, across all four strides
+    assert np.array_equal(head.boxes(rows), head.boxes()[rows])
+    assert np.ptp(head.boxes()[:, 2] - head.boxes()[:, 0]) > 10  # distances vary
 
 
 def test_decode_grid_is_ceil_of_size_over_stride() -> None:
@@ -116,3 +196,20 @@ def test_table_normalisation_is_bit_identical_to_upstream_operations() -> None:
     x, _ = preprocess(image, cfg)
     expect = normalise(image, cfg).transpose(2, 0, 1)
     assert np.array_equal(x, expect) and x.dtype == np.float32
+
+
+def test_detectors_do_not_let_onnxruntime_busy_wait(tmp_path: Path) -> None:
+    """infer/eval read, pre-process and NMS while the engine runs: its idle threads must sleep,
+    not spin on the cores that work needs; the bench keeps ONNX Runtime's default."""
+    from support.tiny_detector import build_tiny_detector
+
+    from picozoo.detect.detector import Detector
+    from picozoo.runtime import load
+
+    model = build_tiny_detector(tmp_path / "tiny.onnx")
+    det = Detector.open(model, config=InferConfig(input_size=(64, 64)), threads=2)
+    assert det.runtime.settings["allow_spinning"] is False
+    assert load("onnxruntime", model, threads=2).settings["allow_spinning"] is True
+    image = np.random.default_rng(0).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    detections, _ = det.detect(image)
+    assert len(detections) > 0
