@@ -76,9 +76,9 @@ class Candidates:
 
     Sorted lazily, a prefix at a time: an image has thousands of candidates, and NMS rarely
     visits more than a few hundred before ``keep_top_k`` are kept. Each candidate gets one
-    int64 key whose ascending order is the visiting order (the score's bits, flipped to sort
-    descending, then ``class * boxes + box``), so a prefix is a partition plus a small sort,
-    exact even for tied scores.
+    int64 key whose ascending order is the visiting order (the score's bits as an ordered
+    integer, negated to sort descending, then ``class * boxes + box``), so a prefix is a
+    partition plus a small sort, exact even for tied scores.
 
     >>> import numpy as np
     >>> c = Candidates(np.array([[0.5, 0.9], [0.9, 0.1]], "float32"), NmsSettings(0.2, 0.5, 9, 9))
@@ -98,7 +98,7 @@ class Candidates:
         bits = value.view(np.int32).astype(np.int64)
         ordered = np.where(bits < 0, -(bits & 0x7FFFFFFF) - 1, bits)  # increases with value
         slot = flat % self.classes * self.boxes + flat // self.classes
-        self.keys = ((0x7FFFFFFF - ordered) << 32) | slot
+        self.keys = (-ordered << 32) | slot  # |ordered| < 2**31 for any non-NaN float32
 
     def __len__(self) -> int:
         return len(self.keys)

@@ -97,6 +97,21 @@ def test_nms_over_many_candidates_matches_the_reference(nms_top_k: int, keep_top
     assert np.array_equal(got.boxes, boxes[[i for _, i in want]])
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_nms_orders_negative_and_positive_scores_like_the_reference(seed: int) -> None:
+    """Scores below zero (a negative threshold) sort by value too (their float bits do not)."""
+    rng = np.random.default_rng(seed)
+    boxes, _ = _boxes_and_scores(rng, 200, 2)
+    scores = rng.uniform(-1, 1, (200, 2)).round(2).astype("float32")
+    s = NmsSettings(score_threshold=-0.555, nms_threshold=0.5, nms_top_k=-1, keep_top_k=-1)
+    got = multiclass_nms(boxes, scores, s)
+    want = _reference_nms(boxes, scores, s)
+    assert min(float(scores[i, c]) for c, i in want) < -0.4 and len(want) > 100
+    assert list(zip(got.labels.tolist(), got.scores.tolist(), strict=True)) == [
+        (c, float(scores[i, c])) for c, i in want
+    ]
+
+
 def test_nms_stops_decoding_once_keep_top_k_are_kept() -> None:
     boxes, scores = _boxes_and_scores(np.random.default_rng(3), 3000, 4)
     asked: list[int] = []
