@@ -61,6 +61,20 @@ def grid_centres(input_hw: tuple[int, int], stride: int) -> Any:
     return out
 
 
+@functools.lru_cache(maxsize=32)
+def _all_cells(input_hw: tuple[int, int], strides: tuple[int, ...]) -> tuple[Any, Any]:
+    """Every stride's cell centres ``[N, 2]`` and strides ``[N, 1]``, concatenated (cached,
+    read-only)."""
+    import numpy as np
+
+    centres = np.concatenate([grid_centres(input_hw, s) for s in strides])
+    cell_strides = np.concatenate(
+        [np.full((grid_centres(input_hw, s).shape[0], 1), s, dtype="float32") for s in strides]
+    )
+    centres.flags.writeable = cell_strides.flags.writeable = False
+    return centres, cell_strides
+
+
 def distances(dist_logits: Any) -> Any:
     """``[N, 4 * bins]`` logits -> ``[N, 4]`` expected distances in grid units (float32):
     softmax over each side's bins, then the product with ``0..bins-1`` (upstream's
@@ -112,23 +126,21 @@ class HeadOutputs:
         """The first image of a batch of outputs (see :func:`split_outputs`)."""
         import numpy as np
 
-        centres, cell_strides = [], []
         for stride, s in zip(strides, score_maps, strict=True):
-            c = grid_centres(tuple(input_hw), stride)
-            if c.shape[0] != s.shape[1]:
+            cells = grid_centres(tuple(input_hw), stride).shape[0]
+            if cells != s.shape[1]:
                 raise ModelFileError(
                     f"stride {stride}: the model gives {s.shape[1]} cells, a {input_hw[0]}x"
-                    f"{input_hw[1]} input has {c.shape[0]}",
+                    f"{input_hw[1]} input has {cells}",
                     hint="the input size does not match the model (check infer_cfg.yml)",
                 )
-            centres.append(c)
-            cell_strides.append(np.full((c.shape[0], 1), stride, dtype="float32"))
+        centres, cell_strides = _all_cells(tuple(input_hw), tuple(strides))
         sy, sx = (float(v) for v in np.asarray(scale_factor).reshape(-1)[:2])
         return cls(
             scores=np.concatenate([np.asarray(s[0], dtype="float32") for s in score_maps]),
             logits=np.concatenate([d[0] for d in dist_maps]),
-            centres=np.concatenate(centres),
-            strides=np.concatenate(cell_strides),
+            centres=centres,
+            strides=cell_strides,
             scale=np.array([sx, sy, sx, sy], dtype="float32"),
         )
 
