@@ -67,9 +67,10 @@ def _all_cells(input_hw: tuple[int, int], strides: tuple[int, ...]) -> tuple[Any
     read-only)."""
     import numpy as np
 
-    centres = np.concatenate([grid_centres(input_hw, s) for s in strides])
+    grids = [grid_centres(input_hw, s) for s in strides]
+    centres = np.concatenate(grids)
     cell_strides = np.concatenate(
-        [np.full((grid_centres(input_hw, s).shape[0], 1), s, dtype="float32") for s in strides]
+        [np.full((len(g), 1), s, dtype="float32") for g, s in zip(grids, strides, strict=True)]
     )
     centres.flags.writeable = cell_strides.flags.writeable = False
     return centres, cell_strides

@@ -99,29 +99,38 @@ class Candidates:
         ordered = np.where(bits < 0, -(bits & 0x7FFFFFFF) - 1, bits)  # increases with value
         slot = flat % self.classes * self.boxes + flat // self.classes
         self.keys = (-ordered << 32) | slot  # |ordered| < 2**31 for any non-NaN float32
+        # the sorted prefix so far (after the per-class cut), and the keys not sorted yet
+        self._idx = self._cls = np.zeros(0, dtype=np.int64)
+        self._rest = self.keys
+        self._per_class = np.zeros(self.classes, dtype=np.int64)  # taken so far, for the cut
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def first(self, count: int) -> tuple[Any, Any, Any]:
         """(box index, class, score) arrays of the first ``count`` candidates (all of them
-        when there are fewer)."""
+        when there are fewer). Each call sorts only the keys no earlier call reached."""
         import numpy as np
 
-        wanted = count
-        while True:
-            keys = self.keys
-            if wanted < len(keys):
-                keys = np.partition(keys, wanted - 1)[:wanted] if wanted else keys[:0]
-            slot = np.sort(keys) & 0xFFFFFFFF
+        while len(self._idx) < count and len(self._rest):
+            # at least what is missing; at least as many as taken so far when the cut drops
+            # some, so a class over its top-k costs a few rounds, not one per key
+            take = max(count - len(self._idx), len(self.keys) - len(self._rest))
+            if take < len(self._rest):
+                part = np.partition(self._rest, take - 1)
+                new, self._rest = np.sort(part[:take]), part[take:]
+            else:
+                new, self._rest = np.sort(self._rest), self._rest[:0]
+            slot = new & 0xFFFFFFFF
             cls, idx = slot // self.boxes, slot % self.boxes
-            if -1 < self.top_k < len(cls):
-                keep = _rank_in_class(cls) < self.top_k
-                cls, idx = cls[keep], idx[keep]
-            if len(cls) >= count or wanted >= len(self.keys):
-                cls, idx = cls[:count], idx[:count]
-                return idx, cls, self.scores[idx, cls]
-            wanted *= 4
+            if self.top_k > -1:
+                rank = self._per_class[cls] + _rank_in_class(cls)
+                self._per_class += np.bincount(cls, minlength=self.classes)
+                cls, idx = cls[rank < self.top_k], idx[rank < self.top_k]
+            self._idx = np.concatenate([self._idx, idx])
+            self._cls = np.concatenate([self._cls, cls])
+        idx, cls = self._idx[:count], self._cls[:count]
+        return idx, cls, self.scores[idx, cls]
 
 
 def _rank_in_class(labels: Any) -> Any:
@@ -177,7 +186,9 @@ def _walk(labels: Any, columns: Any, threshold: Any, before: int, room: int) -> 
     start = np.cumsum(rivals) - rivals  # where each grouped slot's pairs begin
     first = np.repeat(np.arange(n), rivals)
     second = first + 1 + np.arange(len(first)) - np.repeat(start, rivals)
-    ok = iou_indexed(columns, g[first], g[second]) <= threshold  # NaN IoU: not ok
+    ok = np.ones(len(first), dtype=bool)  # two boxes kept by earlier steps overlap little
+    fresh = g[second] >= before  # (the pair's later box is new to this step)
+    ok[fresh] = iou_indexed(columns, g[first[fresh]], g[second[fresh]]) <= threshold  # NaN: no
     alive = np.ones(n, dtype=bool)
     slot = np.empty(n, dtype=np.intp)
     slot[g] = np.arange(n)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -70,6 +71,17 @@ def _boxes_and_scores(rng: np.random.Generator, n: int, classes: int) -> tuple:
     return boxes, scores
 
 
+def _lazy(boxes: np.ndarray) -> tuple[Any, list[int]]:
+    """The lazy form of ``boxes`` (a function of the rows NMS asks for), and the sizes asked."""
+    asked: list[int] = []
+
+    def boxes_of(rows: np.ndarray) -> np.ndarray:
+        asked.append(len(rows))
+        return boxes[rows]
+
+    return boxes_of, asked
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("nms_top_k", "keep_top_k"),
@@ -82,12 +94,7 @@ def test_nms_over_many_candidates_matches_the_reference(nms_top_k: int, keep_top
     # (0.055: no score sits on the threshold, which Paddle compares in float32)
     s = NmsSettings(score_threshold=0.055, nms_threshold=0.5, nms_top_k=nms_top_k,
                     keep_top_k=keep_top_k)  # fmt: skip
-    asked: list[int] = []
-
-    def boxes_of(rows: np.ndarray) -> np.ndarray:  # the lazy form: boxes decoded on demand
-        asked.append(len(rows))
-        return boxes[rows]
-
+    boxes_of, asked = _lazy(boxes)
     got = multiclass_nms(boxes_of, scores, s)
     want = _reference_nms(boxes, scores, s)
     assert len(want) >= 250 and len(asked) > 2  # two chunks at least, then the output
@@ -114,12 +121,7 @@ def test_nms_orders_negative_and_positive_scores_like_the_reference(seed: int) -
 
 def test_nms_stops_decoding_once_keep_top_k_are_kept() -> None:
     boxes, scores = _boxes_and_scores(np.random.default_rng(3), 3000, 4)
-    asked: list[int] = []
-
-    def boxes_of(rows: np.ndarray) -> np.ndarray:
-        asked.append(len(rows))
-        return boxes[rows]
-
+    boxes_of, asked = _lazy(boxes)
     s = NmsSettings(score_threshold=0.025, nms_threshold=0.6, nms_top_k=1000, keep_top_k=20)
     got = multiclass_nms(boxes_of, scores, s)
     full = multiclass_nms(boxes, scores, s)
