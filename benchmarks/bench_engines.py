@@ -177,8 +177,8 @@ def evaluate(app: Any, targets: Sequence[Any], ann: Path, cfg: Path, threads: in
             say(failed[-1])
             continue
         say(
-            f"eval {t.label} / {t.engine} {t.precision}: mAP {r['stats']['AP'] * 100:.2f} "
-            f"({r['images']} images, {time.perf_counter() - t0:.1f} s)"
+            f"eval {t.label} / {t.engine} {t.precision}: mAP {(r.ap or 0) * 100:.2f} "
+            f"({r.images} images, {time.perf_counter() - t0:.1f} s)"
         )
     return failed
 

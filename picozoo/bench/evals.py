@@ -1,15 +1,16 @@
 """Measured mAP for benchmark cells: the ``picozoo eval`` result of the very file a cell benched.
 
-A cached eval result (``<cache>/evals/*.json``, see
-:func:`picozoo.detect.evaluate.cached_evals`) belongs to a cell when its ``model_sha256`` is
+A cached eval result (an :class:`~picozoo.hub.eval_result.EvalResult` in ``<cache>/evals/``,
+see :meth:`picozoo.hub.store.Store.evals`) belongs to a cell when its ``model_sha256`` is
 the benched file's (hashed the way ``eval`` hashes it: the file's sha256, or for a Paddle folder
 its model + params), and its engine and precision are the cell's. When several data sets scored
 that file, the one with the most images wins (COCO val2017 over a quick subset); ties go to the
 first in the cache's order. The match is stored in the cell when the bench runs, so a saved
 result keeps it.
 
->>> ev = {"model_sha256": "ab" * 32, "engine": "onnxruntime", "precision": "fp32",
-...       "dataset": "f00d", "images": 3, "stats": {"AP": 0.5, "AP50": 0.75}}
+>>> ev = EvalResult(model="m", model_path="m.onnx", model_sha256="ab" * 32,
+...                 engine="onnxruntime", precision="fp32", dataset="f00d", nms={}, images=3,
+...                 ann_file=None, stats={"AP": 0.5, "AP50": 0.75})
 >>> match_eval([ev], "ab" * 32, "onnxruntime", "fp32")
 MeasuredMap(ap=0.5, ap50=0.75, images=3, dataset='f00d', ann_file=None)
 >>> match_eval([ev], "ab" * 32, "openvino", "fp32") is None
@@ -19,10 +20,10 @@ True
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+from ..hub.eval_result import EvalResult
 from .records import MeasuredMap
 
 
@@ -40,33 +41,27 @@ def eval_sha256(path: Path) -> str | None:
         return None
 
 
-def _as_measured(result: Mapping[str, Any]) -> MeasuredMap | None:
+def _as_measured(result: EvalResult) -> MeasuredMap | None:
     """The mAP of one eval result, None when it is not a usable one."""
-    stats = result.get("stats")
-    if not isinstance(stats, Mapping):
+    ap, ap50 = _number(result.ap), _number(result.ap50)
+    if ap is None or result.images is None:
         return None
-    ap, ap50, images = _number(stats.get("AP")), _number(stats.get("AP50")), result.get("images")
-    if ap is None or not isinstance(images, int) or isinstance(images, bool):
-        return None
-    ann = result.get("ann_file")
     return MeasuredMap(
         ap=ap,
         ap50=ap50,
-        images=images,
-        dataset=str(result.get("dataset") or "unknown"),
-        ann_file=ann if isinstance(ann, str) else None,
+        images=result.images,
+        dataset=result.dataset or "unknown",
+        ann_file=result.ann_file,
     )
 
 
-def _number(v: Any) -> float | None:
-    """``v`` as a float when it is a finite number >= 0 (an AP), else None."""
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < float("inf"):
-        return float(v)
-    return None
+def _number(v: float | None) -> float | None:
+    """``v`` when it is a finite number >= 0 (an AP), else None."""
+    return v if v is not None and 0 <= v < float("inf") else None
 
 
 def match_eval(
-    evals: Iterable[Mapping[str, Any]], sha256: str | None, engine: str, precision: str
+    evals: Iterable[EvalResult], sha256: str | None, engine: str, precision: str
 ) -> MeasuredMap | None:
     """The measured mAP of the file with ``sha256`` on ``engine`` at ``precision`` (see the
     module docstring); None when no eval result matches."""
@@ -74,11 +69,7 @@ def match_eval(
         return None
     best: MeasuredMap | None = None
     for r in evals:
-        same = (
-            r.get("model_sha256") == sha256
-            and r.get("engine") == engine
-            and (r.get("precision") or "fp32") == precision
-        )
+        same = r.model_sha256 == sha256 and r.engine == engine and r.precision == precision
         m = _as_measured(r) if same else None
         if m is not None and (best is None or m.images > best.images):
             best = m
@@ -89,7 +80,7 @@ def measured_map_for(
     path: Path,
     engine: str,
     precision: str,
-    evals: Iterable[Mapping[str, Any]],
+    evals: Iterable[EvalResult],
     file_sha256: str | None = None,
 ) -> MeasuredMap | None:
     """:func:`match_eval` for the model at ``path`` (``file_sha256``: its hash when already
@@ -105,14 +96,15 @@ def measured_map_for(
     return match_eval(evals, sha, engine, precision)
 
 
-def load_evals(store_root: Path) -> list[dict[str, Any]]:
+def load_evals(store_root: Path) -> list[EvalResult]:
     """Every cached eval result of the store at ``store_root`` ([] when none can be read).
 
     >>> load_evals(Path("/nonexistent"))
     []
     """
-    from ..detect.evaluate import cached_evals
+    from ..hub.store import Store
+    from ..settings import Settings
 
     with contextlib.suppress(OSError):
-        return cached_evals(Path(store_root))
+        return Store(Settings(cache_dir=Path(store_root))).evals()
     return []

@@ -13,10 +13,10 @@ file ``picozoo eval`` scored on the same engine and precision gets that measured
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
+from ..hub.eval_result import EvalResult
 from .environment import collect_environment, device_label, sha256_of
 from .evals import measured_map_for
 from .records import ArtifactInfo, BenchSpec, Cell, CellResult, Document, Failure, RunSettings
@@ -58,7 +58,7 @@ def run_suite(
     seed: int = 0,
     debug: bool = False,
     progress: Callable[[str], None] | None = None,
-    evals: Sequence[Mapping[str, Any]] = (),
+    evals: Sequence[EvalResult] = (),
     notes: Sequence[str] = (),
 ) -> Document:
     """Benchmark every (target, threads) cell and return the ``picozoo.bench/1`` document

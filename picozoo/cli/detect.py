@@ -136,7 +136,7 @@ def eval_cmd(
     with _progress_bar() as tick:
         result = run_eval(app, model, coco_dir=coco_dir, ann=ann, limit=limit, engine=engine,
                           threads=threads, config=config, precision=precision, progress=info,
-                          tick=tick)  # fmt: skip
+                          tick=tick).to_dict()  # fmt: skip
     if fmt == "json":
         echo_json(result)
         return

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import sha256_file
-from ..hub.store import CONVERTED_PIN_PREFIX, PROVENANCE, STAGING_PREFIX, ConvertedOutput, Store
+from ..hub.store import PROVENANCE, STAGING_PREFIX, Store
 from .result import ConversionResult
 from .sources import Source
 
@@ -83,25 +83,7 @@ def convert_cached(store: Store, recipe: Recipe, source: Source) -> ConversionRe
         hit = store.read_converted(final)
     assert hit is not None
     store.pin_converted(hit)
-    _pin_siblings(store, hit)
     return ConversionResult(hit.path, hit.provenance, cached=cached, label=source.label)
-
-
-def _pin_siblings(store: Store, item: ConvertedOutput) -> None:
-    """Pin the other files of a multi-file output, as :meth:`Store.pin_converted` pins the main
-    one."""
-    files = item.provenance.get("output", {}).get("files") or {}
-    if not files:
-        return
-    pins, changed = store.pins(), False
-    for name, facts in sorted(files.items()):
-        url = f"{CONVERTED_PIN_PREFIX}{item.label}/{item.key}/{name}"
-        current = pins.get(url)
-        if current is None or current.sha256 != facts["sha256"]:
-            pins.record(url, facts["sha256"], int(facts["size"]))
-            changed = True
-    if changed:
-        pins.save()
 
 
 def convert_into(out_dir: Path, recipe: Recipe, source: Source) -> ConversionResult:

@@ -3,25 +3,26 @@
 Every image goes through the same path as ``infer`` (upstream pre-processing, the model on
 its engine, picozoo's decoder + NMS with upstream's evaluation settings: score 0.025, IoU 0.6,
 top-k 1000, keep 100); the detections are mapped to the annotation file's category ids and
-scored with COCO's protocol. Results are cached in the store by (model file sha256, engine,
-precision, data set fingerprint, NMS settings), so a second run is instant.
+scored with COCO's protocol. Results are cached in the store
+(:meth:`~picozoo.hub.store.Store.write_eval`) by (model file sha256, engine, precision, data
+set fingerprint, NMS settings), so a second run is instant.
 
 >>> r = run_eval(app, "picodet-s-416", coco_dir=Path("~/coco").expanduser())  # doctest: +SKIP
->>> round(r["stats"]["AP"], 3)  # doctest: +SKIP
+>>> round(r.ap, 3)  # doctest: +SKIP
 0.325
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_text, sha256_file
+from ..atomic import sha256_file
 from ..errors import UsageError
+from ..hub.eval_result import EvalResult
 from ..paddle_dir import EVAL_NMS
 from .coco import class_to_category, evaluate, load_coco
 from .detector import Detector
@@ -53,7 +54,7 @@ def run_eval(
     precision: str = "fp32",
     progress: Callable[[str], None] | None = None,
     tick: Tick | None = None,
-) -> dict[str, Any]:
+) -> EvalResult:
     """Evaluate ``model`` on the COCO set at ``coco_dir``; see the module docstring."""
     data = load_coco(coco_dir, ann, limit)
     runnable = resolve_runnable(model, store=app.store, registry=app.registry, engine=engine,
@@ -65,18 +66,17 @@ def run_eval(
             f"{len(data.category_ids)} categories",
             hint="evaluate on a data set with the model's classes",
         )
-    key = {
+    key: dict[str, Any] = {
         "model_sha256": model_sha256(runnable.path),
         "engine": engine,
         "precision": precision,
         "dataset": data.fingerprint,
         "nms": dataclasses.asdict(EVAL_NMS),
     }
-    cache = _cache_path(app.store.root, key)
-    cached = _read(cache)
+    cached = app.store.read_eval(key)
     if cached is not None:
         if progress:
-            progress(f"cached result: {cache}")
+            progress(f"cached result: {app.store.eval_path(key)}")
         return cached
     detector = Detector.open(runnable.path, config=cfg, engine=engine, threads=threads,
                              nms=EVAL_NMS, precision=precision)  # fmt: skip
@@ -93,23 +93,22 @@ def run_eval(
             tick(n, len(data.images))
     wall = time.perf_counter() - t0
     scores = evaluate(data.ann_file, results, [i for i, _ in data.images])
-    out = {
-        "schema": "picozoo.eval/1",
-        "model": runnable.label,
-        "model_path": str(runnable.path),
+    out = EvalResult(
+        model=runnable.label,
+        model_path=str(runnable.path),
         **key,
-        "images": len(data.images),
-        "ann_file": str(data.ann_file),
-        "stats": scores["stats"],
-        "per_class_ap": {
+        images=len(data.images),
+        ann_file=str(data.ann_file),
+        stats=scores["stats"],
+        per_class_ap={
             name: scores["per_class_ap"].get(cat)
             for cat, name in zip(data.category_ids, data.category_names, strict=True)
         },
-        "images_per_s": len(data.images) / wall if wall else None,
-        "inference_images_per_s": len(data.images) / infer_s if infer_s else None,
-        "detections": len(results),
-    }
-    atomic_write_text(cache, json.dumps(out, indent=1, sort_keys=True) + "\n")
+        images_per_s=len(data.images) / wall if wall else None,
+        inference_images_per_s=len(data.images) / infer_s if infer_s else None,
+        detections=len(results),
+    )
+    app.store.write_eval(out)
     return out
 
 
@@ -142,26 +141,3 @@ def detect_all(detector: Detector, images: list[tuple[int, Path]]) -> Any:
             previous = (image_id, pool.submit(detector.postprocess, outputs, info), ms)
         assert previous is not None
         yield previous[0], previous[1].result(), previous[2]
-
-
-def _cache_path(root: Path, key: dict[str, Any]) -> Path:
-    import hashlib
-
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    return root / "evals" / f"{digest}.json"
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("schema") == "picozoo.eval/1" else None
-
-
-def cached_evals(root: Path) -> list[dict[str, Any]]:
-    """Every cached eval result in the store (for reports: measured mAP beside claims)."""
-    folder = root / "evals"
-    if not folder.is_dir():
-        return []
-    return [r for p in sorted(folder.glob("*.json")) if (r := _read(p)) is not None]

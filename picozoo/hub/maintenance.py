@@ -1,4 +1,4 @@
-"""Store maintenance: list, remove and prune downloads and converted outputs.
+"""Store maintenance: list, remove and prune downloads, converted outputs and eval results.
 
 Removal takes the same per-artifact mutex as ``pull``, so a download in progress is never
 pulled from under it.
@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import MutexTimeoutError
 from .mutex import is_held
+from .partial import PartialDownload
 from .store import STAGING_PREFIX, Store
 
 #: Files younger than this are never pruned (a concurrent pull may be about to reference them).
@@ -40,7 +41,9 @@ class Removal:
 
 
 def list_rows(store: Store) -> list[dict[str, Any]]:
-    """One row per cached artifact and converted output, for ``picozoo cache ls``."""
+    """One row per cached artifact, converted output and eval result, for ``picozoo cache ls``
+    (an eval result's ``kind`` is ``eval:<engine>/<precision> <annotation file> x<images>``;
+    its ``last_used`` is when it was written)."""
     rows = []
     for e in sorted(store.entries(), key=lambda e: (e.model_id, e.kind)):
         rows.append(
@@ -71,17 +74,42 @@ def list_rows(store: Store) -> list[dict[str, Any]]:
                 "url": None,
             }
         )
+    for path, r in store.eval_files():
+        if r is None:
+            continue
+        size = _size(path)
+        ann = Path(r.ann_file).name if r.ann_file else r.dataset[:12]
+        rows.append(
+            {
+                "model": r.model,
+                "kind": f"eval:{r.engine}/{r.precision} {ann} x{r.images}",
+                "size": size,
+                "size_h": human_size(size),
+                "last_used": _iso(_mtime(path) or None),
+                "verified": None,
+                "sha256": r.model_sha256,
+                "path": str(path),
+                "url": None,
+                "engine": r.engine,
+                "precision": r.precision,
+                "dataset": r.dataset,
+                "ann_file": r.ann_file,
+                "images": r.images,
+                "ap": r.ap,
+            }
+        )
     return rows
 
 
 def partial_downloads(store: Store) -> list[Path]:
-    if not store.downloads_dir.is_dir():
-        return []
-    return sorted(p for p in store.downloads_dir.iterdir() if ".part" in p.name)
+    """Files of partial downloads in ``downloads/`` (bytes, validators, leftovers of their
+    atomic writes)."""
+    return [p for p in store.partial_files() if ".part" in p.name]
 
 
 def remove(store: Store, model_ids: Iterable[str] | None) -> list[Removal]:
-    """Remove the cached artifacts and converted outputs of ``model_ids`` (None: everything).
+    """Remove the cached artifacts, converted outputs and eval results of ``model_ids`` (None:
+    everything).
     Pins are kept: they are knowledge, not cache. An artifact being downloaded right now is
     skipped (and reported with ``skipped`` in its reason)."""
     wanted = None if model_ids is None else set(model_ids)
@@ -99,6 +127,10 @@ def remove(store: Store, model_ids: Iterable[str] | None) -> list[Removal]:
     for c in store.converted():
         if wanted is None or c.label in wanted:
             out.append(_rm(c.directory, f"{c.label} converted {c.target}"))
+    for path, r in store.eval_files():
+        if wanted is None or (r is not None and r.model in wanted):
+            what = f"{r.model} eval {r.engine} {r.precision}" if r else "unreadable eval result"
+            out.append(_rm(path, what))
     if wanted is None:
         for p in partial_downloads(store):
             if _part_in_use(store, p):
@@ -111,8 +143,8 @@ def remove(store: Store, model_ids: Iterable[str] | None) -> list[Removal]:
 
 def prune(store: Store, *, dry_run: bool = False, part_age_hours: float = 24.0) -> list[Removal]:
     """Remove stale partial downloads (unlocked and untouched for ``part_age_hours``), files
-    no ref points to, abandoned staging folders (unpack, conversion) and refs whose files are
-    gone."""
+    no ref points to, abandoned staging folders (unpack, conversion), refs whose files are
+    gone, unreadable eval results and leftovers of interrupted eval-result writes."""
     now = time.time()
     out: list[Removal] = []
     for p in partial_downloads(store):
@@ -127,6 +159,23 @@ def prune(store: Store, *, dry_run: bool = False, part_age_hours: float = 24.0) 
                 store.drop_ref(ref.url)
             out.append(Removal(store.ref_path(ref.url), "ref to files that are gone", 0))
     out += _collect_garbage(store, grace=GRACE_SECONDS, dry_run=dry_run)
+    out += _prune_evals(store, grace=GRACE_SECONDS, dry_run=dry_run)
+    return out
+
+
+def _prune_evals(store: Store, *, grace: float, dry_run: bool) -> list[Removal]:
+    """Eval results that cannot be read (truncated by hand, a planted link) and the temp files
+    of atomic writes a crash interrupted (``.<name>.json.*.tmp``)."""
+    root = store.evals_root
+    if not root.is_dir():
+        return []
+    now, out = time.time(), []
+    for path, r in store.eval_files():
+        if r is None and now - _mtime(path) >= grace:
+            out.append(_rm(path, "unreadable eval result", dry_run))
+    for p in sorted(root.glob(".*.tmp")):
+        if now - _mtime(p) >= grace:
+            out.append(_rm(p, "leftover of an interrupted eval-result write", dry_run))
     return out
 
 
@@ -163,15 +212,15 @@ def _staging_parents(store: Store) -> list[Path]:
     return [p for p in parents if p.is_dir()]
 
 
-def _part_in_use(store: Store, part: Path) -> bool:
-    name = part.name
-    if name.endswith(".json"):
-        name = name[: -len(".json")]
-    _head, _, tail = name.rpartition(".part.")
-    if tail.isdigit():  # a per-process part (locking unavailable): in use while its pid lives
-        return _pid_alive(int(tail))
-    key = name[: -len(".part")] if name.endswith(".part") else name
-    return is_held(store.locks_dir / f"{key}.lock", mode=store.settings.locking)
+def _part_in_use(store: Store, file: Path) -> bool:
+    """Whether the download a file in ``downloads/`` belongs to is running: a per-process one
+    (locking unavailable) while its process lives, the shared one while its mutex is held."""
+    partial = PartialDownload.parse(file)
+    if partial is None:  # the temp file of an interrupted atomic write: nobody owns it
+        return False
+    if partial.pid is not None:
+        return _pid_alive(partial.pid)
+    return is_held(store.key_mutex_path(partial.key), mode=store.settings.locking)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -201,7 +250,7 @@ def _size(path: Path) -> int:
     if path.is_dir() and not path.is_symlink():
         return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
     try:
-        return path.stat().st_size
+        return path.lstat().st_size  # a planted link: its own size, not its target's
     except OSError:
         return 0
 

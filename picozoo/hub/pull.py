@@ -35,7 +35,8 @@ from ..errors import (
 )
 from ..paddle_dir import check_inference_dir
 from .content import check_head
-from .download import DownloadResult, ProgressFn, discard_part, disk_error, download
+from .download import DownloadResult, ProgressFn, disk_error, download
+from .partial import PartialDownload
 from .pins import PinFile, PinnedHash
 from .registry import INFERENCE_KINDS, Artifact
 from .store import Entry, Ref, Store
@@ -198,45 +199,46 @@ def _fetch_locked(
                 return _install(store, artifact, blob, str(sha), blob.stat().st_size, "cache")
             _remove_corrupt(blob)
     # 2. Download into a .part (one per process when locking is unavailable).
-    part = store.part_path(artifact.url)
+    partial = store.partial(artifact.url)
     if not exclusive:
-        part = part.with_name(f"{part.name}.{os.getpid()}")
+        partial = partial.per_process(os.getpid())
+    part = partial.path
     result = _download(store, artifact, part, progress)
     if pin is not None and (
         result.sha256 != pin.sha256 or (pin.size is not None and result.size != pin.size)
     ):
-        discard_part(part)
+        partial.discard()
         raise _mismatch(artifact, pin, result.sha256, result.size)
     if artifact.size is not None and result.size != artifact.size:
-        discard_part(part)
+        partial.discard()
         raise HashMismatchError(
             f"{label}: downloaded {result.size} bytes, the registry says {artifact.size}",
             hint="the mirror serves a different file; try another --mirror or fix the registry",
         )
-    manifest_dir = _unpack_keeping(store, artifact, part, result)
+    manifest_dir = _unpack_keeping(store, artifact, partial, result)
     blob = store.blob_path(result.sha256)
     if blob.exists() and sha256_file(blob) != result.sha256:
         _remove_corrupt(blob)
     blob = store.store_blob(part, result.sha256)
-    discard_part(part)  # the resume validators (the bytes are in the blob now)
+    partial.discard()  # the resume validators (the bytes are in the blob now)
     return _write_ref(
         store, artifact, blob, result.sha256, result.size, result.source, manifest_dir
     )
 
 
 def _unpack_keeping(
-    store: Store, artifact: Artifact, part: Path, result: DownloadResult
+    store: Store, artifact: Artifact, partial: PartialDownload, result: DownloadResult
 ) -> Path | None:
     """Unpack a verified download: a refused archive discards it (its bytes are useless), a
     full or read-only disk keeps it so that the next pull does not download it again (Ctrl-C
     keeps it too)."""
     kept = "the verified download is kept and the next pull unpacks it without downloading again"
     try:
-        return _unpack(store, artifact, part, result.sha256)
+        return _unpack(store, artifact, partial.path, result.sha256)
     except DiskError as e:
         raise DiskError(e.message, hint="; ".join(x for x in (e.hint, kept) if x)) from e
     except PicozooError:
-        discard_part(part)
+        partial.discard()
         raise
     except OSError as e:
         bare = OSError(e.errno, e.strerror)  # not the staging file's name: it is gone

@@ -9,9 +9,11 @@ Layout under the cache root (``Settings.cache_dir``)::
     files/<hex16>/<file name>      a hard link to the blob under its upstream name (non-tarballs)
     refs/<urlkey>.json             URL -> blob (+ unpacked dir), verified flag (a :class:`Ref`)
     refs/<urlkey>.used             its mtime is the last use
-    downloads/<urlkey>.part        resumable partial download (+ ``.part.json`` validators)
+    downloads/<urlkey>.part        resumable partial download (+ ``.part.json`` validators;
+                                   see :class:`~picozoo.hub.partial.PartialDownload`)
     locks/<urlkey>.lock            per-URL cross-process mutex
     converted/<label>/<key>/       a converted model + provenance.json (see picozoo.convert)
+    evals/<digest>.json            a ``picozoo eval`` result (an :class:`EvalResult`)
     */.tmp-*                       staging folders; a crashed one is removed by ``cache prune``
 
 Every path the store hands out is checked first: no part of it below the cache root may be a
@@ -46,12 +48,16 @@ from ..atomic import (
     policy_mode,
 )
 from ..settings import Settings
+from .eval_result import EvalResult, eval_digest
 from .mirror import normalise_mirror, source_urls
 from .mutex import mutex
+from .partial import PartialDownload
 from .pins import PinFile
 
 CONVERTED = "converted"
+EVALS = "evals"
 PROVENANCE = "provenance.json"
+#: Staging folders (unpack, conversion) start with this; ``cache prune`` removes old ones.
 STAGING_PREFIX = ".tmp-"
 #: Pins of converted outputs use this URL scheme in the pins file.
 CONVERTED_PIN_PREFIX = "picozoo-converted:"
@@ -256,11 +262,34 @@ class Store:
     def used_path(self, url: str) -> Path:
         return self.path("refs", f"{url_key(url)}.used")
 
+    def partial(self, url: str) -> PartialDownload:
+        """The (shared) partial download of ``url`` in ``downloads/``."""
+        return PartialDownload.of(self.downloads_dir, url_key(url))
+
     def part_path(self, url: str) -> Path:
-        return self.path("downloads", f"{url_key(url)}.part")
+        return self.partial(url).path
+
+    def partial_files(self) -> list[Path]:
+        """Every file in ``downloads/`` (partial downloads, their validators, leftovers of
+        their atomic writes), by name."""
+        if not self.downloads_dir.is_dir():
+            return []
+        return sorted(self.downloads_dir.iterdir())
 
     def mutex_path(self, url: str) -> Path:
-        return self.path("locks", f"{url_key(url)}.lock")
+        return self.key_mutex_path(url_key(url))
+
+    def key_mutex_path(self, key: str) -> Path:
+        """The mutex file of URL key ``key`` (see :func:`url_key`)."""
+        return self.path("locks", f"{key}.lock")
+
+    @property
+    def evals_root(self) -> Path:
+        return self.path(EVALS)
+
+    def eval_path(self, key: dict[str, Any]) -> Path:
+        """Where the eval result identified by ``key`` lives (see :class:`EvalResult`)."""
+        return self.path(EVALS, f"{eval_digest(key)}.json")
 
     # -- sources, pins, mutex -------------------------------------------------------------------
     def sources(self, url: str) -> list[str]:
@@ -423,12 +452,7 @@ class Store:
         """Move a finished staging folder into place (if another process won, keep theirs)."""
         check_no_links(self.root, final)
         final.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(staging, final)
-        except OSError:
-            if not (final / PROVENANCE).is_file():
-                raise
-            shutil.rmtree(staging, ignore_errors=True)
+        move_into_place(staging, final, PROVENANCE)
         return final
 
     def read_converted(self, directory: Path) -> ConvertedOutput | None:
@@ -452,14 +476,77 @@ class Store:
         return items
 
     def pin_converted(self, item: ConvertedOutput) -> None:
-        """Record a converted file's sha256/size in the pins file, like a download."""
-        sha = str(item.provenance.get("output", {}).get("sha256", ""))
-        url = f"{CONVERTED_PIN_PREFIX}{item.label}/{item.key}/{item.path.name}"
-        pins = self.pins()
-        current = pins.get(url)
-        if current is None or current.sha256 != sha:
-            pins.record(url, sha, item.path.stat().st_size)
+        """Record the sha256/size of a converted output's files (the main one and its
+        siblings, e.g. an IR's ``.bin``) in the pins file, like a download."""
+        output = item.provenance.get("output", {})
+        want = {item.path.name: (str(output.get("sha256", "")), item.path.stat().st_size)}
+        for name, facts in sorted((output.get("files") or {}).items()):
+            want[name] = (str(facts["sha256"]), int(facts["size"]))
+        pins, changed = self.pins(), False
+        for name, (sha, size) in want.items():
+            url = converted_pin_url(item.label, item.key, name)
+            current = pins.get(url)
+            if current is None or current.sha256 != sha:
+                pins.record(url, sha, size)
+                changed = True
+        if changed:
             pins.save()
+
+    # -- eval results ---------------------------------------------------------------------------
+    def read_eval(self, key: dict[str, Any]) -> EvalResult | None:
+        """The cached eval result identified by ``key``, or None."""
+        return EvalResult.from_json(_read_json(self.eval_path(key)))
+
+    def write_eval(self, result: EvalResult) -> Path:
+        """Store ``result`` (atomically; the same key replaces an older result)."""
+        path = self.eval_path(result.key)
+        atomic_write_text(path, result.to_json())
+        return path
+
+    def eval_files(self) -> list[tuple[Path, EvalResult | None]]:
+        """Every ``evals/*.json`` file with its result (None: unreadable, or a planted link
+        or special file, which is never read), by file name."""
+        root = self.evals_root
+        if not root.is_dir():
+            return []
+        return [
+            (p, EvalResult.from_json(_read_json(p)) if _regular(p) else None)
+            for p in sorted(root.glob("*.json"))
+        ]
+
+    def evals(self) -> list[EvalResult]:
+        """Every readable eval result in the store, by file name.
+
+        >>> Store(Settings(cache_dir=Path("/nonexistent"))).evals()
+        []
+        """
+        return [r for _, r in self.eval_files() if r is not None]
+
+
+def converted_pin_url(label: str, key: str, name: str) -> str:
+    """The pins-file URL of one file of a converted output.
+
+    >>> converted_pin_url("picodet-s-416", "8c58bcea9e5d5ec2", "model.onnx")
+    'picozoo-converted:picodet-s-416/8c58bcea9e5d5ec2/model.onnx'
+    """
+    return f"{CONVERTED_PIN_PREFIX}{label}/{key}/{name}"
+
+
+def move_into_place(staging: Path, final: Path, marker: str) -> bool:
+    """Rename the finished folder ``staging`` to ``final``; True when it was ours that landed.
+
+    Race-tolerant: when another process installed ``final`` first (it holds its ``marker``
+    file, written last), ``staging`` is discarded and theirs is kept (False). Any other
+    failure raises.
+    """
+    try:
+        os.replace(staging, final)
+    except OSError:
+        if not (final / marker).is_file():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+        return False
+    return True
 
 
 def check_no_links(root: Path, path: Path) -> Path:
@@ -497,6 +584,16 @@ def _replace(ref: Ref, **changes: Any) -> Ref:
     import dataclasses
 
     return dataclasses.replace(ref, **changes)
+
+
+def _regular(path: Path) -> bool:
+    """A regular file, not reached through a symlink."""
+    import stat
+
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def _subdirs(path: Path) -> list[Path]:

@@ -42,10 +42,10 @@ from ..atomic import (
 )
 from ..errors import ArchiveTooLargeError, BadArchiveError, DiskError, UnsafeArchiveError
 from ..settings import UnpackLimits
+from .store import STAGING_PREFIX, move_into_place
 
 MANIFEST = "manifest.json"
 TREE = "tree"
-STAGING_PREFIX = ".tmp-"  #: the store's staging prefix (``cache prune`` removes old ones)
 #: (most bytes an archive may unpack to, which setting sets that), from :func:`unpack_cap`
 Cap = tuple[int, str]
 
@@ -138,13 +138,7 @@ def extract_tarball(
         if check is not None:
             check(tmp / str(manifest["root"]))
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        try:
-            os.rename(tmp, dest)
-        except OSError:
-            if not (dest / MANIFEST).is_file():
-                raise
-            # another process unpacked the same blob meanwhile: use theirs
-            shutil.rmtree(tmp, ignore_errors=True)
+        if not move_into_place(tmp, dest, MANIFEST):  # another process unpacked it meanwhile
             return read_manifest(dest) or manifest
         return manifest
     except OSError as e:

@@ -1,0 +1,119 @@
+"""A ``picozoo eval`` result as a typed record (the ``evals/<digest>.json`` files of the store).
+
+The store keeps one file per (model file sha256, engine, precision, data set fingerprint, NMS
+settings): :func:`eval_digest` names it. Files written by earlier versions (plain JSON objects
+with ``"schema": "picozoo.eval/1"``) read unchanged.
+
+>>> r = EvalResult(model="m", model_path="/m.onnx", model_sha256="ab" * 32,
+...                engine="onnxruntime", precision="fp32", dataset="f00d", nms={},
+...                images=3, ann_file="/a.json", stats={"AP": 0.5, "AP50": 0.75})
+>>> EvalResult.from_json(json.loads(r.to_json())) == r, r.ap, r.digest() == eval_digest(r.key)
+(True, 0.5, True)
+>>> EvalResult.from_json({"schema": "other"}) is None
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = "picozoo.eval/1"
+#: The fields that identify a result (hashed into its file name by :func:`eval_digest`).
+KEY_FIELDS = ("model_sha256", "engine", "precision", "dataset", "nms")
+
+
+def eval_digest(key: dict[str, Any]) -> str:
+    """The file-name stem of the result with ``key`` (20 hex digits).
+
+    >>> len(eval_digest({"engine": "onnxruntime"}))
+    20
+    """
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """One evaluation: what was scored (model, file hash, engine, precision, data set, NMS) and
+    its COCO scores (``stats``: the 12 COCO numbers by name, ``per_class_ap``: AP by class name;
+    ``None`` where COCO has none)."""
+
+    model: str
+    model_path: str
+    model_sha256: str
+    engine: str
+    precision: str
+    dataset: str
+    nms: dict[str, Any]
+    images: int | None
+    ann_file: str | None
+    stats: dict[str, float | None]
+    per_class_ap: dict[str, float | None] = field(default_factory=dict)
+    images_per_s: float | None = None
+    inference_images_per_s: float | None = None
+    detections: int | None = None
+
+    @property
+    def key(self) -> dict[str, Any]:
+        """What identifies this result (see :data:`KEY_FIELDS`)."""
+        return {k: getattr(self, k) for k in KEY_FIELDS}
+
+    def digest(self) -> str:
+        return eval_digest(self.key)
+
+    @property
+    def ap(self) -> float | None:
+        """mAP 0.5:0.95 (``stats["AP"]``)."""
+        return _number(self.stats.get("AP"))
+
+    @property
+    def ap50(self) -> float | None:
+        return _number(self.stats.get("AP50"))
+
+    @classmethod
+    def from_json(cls, data: Any) -> EvalResult | None:
+        """The result a parsed JSON object describes; None when it is not an eval result."""
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            return None
+        stats, per_class = data.get("stats"), data.get("per_class_ap")
+        images, detections = data.get("images"), data.get("detections")
+        ann = data.get("ann_file")
+        return cls(
+            model=str(data.get("model") or ""),
+            model_path=str(data.get("model_path") or ""),
+            model_sha256=str(data.get("model_sha256") or ""),
+            engine=str(data.get("engine") or ""),
+            precision=str(data.get("precision") or "fp32"),
+            dataset=str(data.get("dataset") or ""),
+            nms=dict(data["nms"]) if isinstance(data.get("nms"), dict) else {},
+            images=images if _is_int(images) else None,
+            ann_file=ann if isinstance(ann, str) else None,
+            stats=_floats(stats),
+            per_class_ap=_floats(per_class),
+            images_per_s=_number(data.get("images_per_s")),
+            inference_images_per_s=_number(data.get("inference_images_per_s")),
+            detections=detections if _is_int(detections) else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object (``picozoo eval --format json`` prints it; the store keeps it)."""
+        return {"schema": SCHEMA, **dataclasses.asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n"
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v: Any) -> float | None:
+    """``v`` as a float when it is a number (not a bool), else None."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _floats(v: Any) -> dict[str, float | None]:
+    return {str(k): _number(x) for k, x in v.items()} if isinstance(v, dict) else {}
