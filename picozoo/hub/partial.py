@@ -20,6 +20,7 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
+#: ``<key>.part``: see :meth:`picozoo.hub.store.Store.partial`
 PART = ".part"
 META = ".json"
 
@@ -29,11 +30,6 @@ class PartialDownload:
     """The bytes file of one partial download (``path``) and what belongs to it."""
 
     path: Path
-
-    @classmethod
-    def of(cls, downloads_dir: Path, key: str) -> PartialDownload:
-        """The shared partial download of URL key ``key``."""
-        return cls(downloads_dir / f"{key}{PART}")
 
     @classmethod
     def parse(cls, file: Path) -> PartialDownload | None:

@@ -35,7 +35,8 @@ from ..errors import (
 )
 from ..paddle_dir import check_inference_dir
 from .content import check_head
-from .download import DownloadResult, ProgressFn, disk_error, download
+from .disk import disk_error
+from .download import DownloadResult, ProgressFn, download
 from .partial import PartialDownload
 from .pins import PinFile, PinnedHash
 from .registry import INFERENCE_KINDS, Artifact

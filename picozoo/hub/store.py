@@ -51,7 +51,7 @@ from ..settings import Settings
 from .eval_result import EvalResult, eval_digest
 from .mirror import normalise_mirror, source_urls
 from .mutex import mutex
-from .partial import PartialDownload
+from .partial import PART, PartialDownload
 from .pins import PinFile
 
 CONVERTED = "converted"
@@ -263,8 +263,9 @@ class Store:
         return self.path("refs", f"{url_key(url)}.used")
 
     def partial(self, url: str) -> PartialDownload:
-        """The (shared) partial download of ``url`` in ``downloads/``."""
-        return PartialDownload.of(self.downloads_dir, url_key(url))
+        """The (shared) partial download of ``url`` in ``downloads/`` (its path checked like
+        every other: a planted link there is refused)."""
+        return PartialDownload(self.path("downloads", f"{url_key(url)}{PART}"))
 
     def part_path(self, url: str) -> Path:
         return self.partial(url).path

@@ -328,7 +328,7 @@ def _write(src: Any, target: Path, mode: int, left: int, label: str, cap: Cap) -
 def _disk_error(e: OSError, dest: Path) -> DiskError:
     """A one-line DiskError naming ``dest`` (not the staging file, which is gone by then) for
     any OSError while writing the unpacked tree."""
-    from .download import disk_error
+    from .disk import disk_error
 
     bare = OSError(e.errno, e.strerror)
     err = disk_error(bare, dest)
