@@ -4,6 +4,13 @@ The CLI renders a :class:`PicozooError` in one place (``picozoo.cli.main``) as o
 ``picozoo: error: ...`` line with its hint, and exits with :attr:`PicozooError.exit_code`; the
 traceback (with the chained cause) is shown only with ``PICOZOO_DEBUG=1``.
 
+Errors that have a standard meaning are also the standard exception (as huggingface_hub's
+are), so a library caller can catch what it knows: a :class:`DownloadError` and an
+:class:`OfflineError` are ``ConnectionError`` s, a :class:`DiskError` an ``OSError``.
+
+>>> isinstance(DownloadError("HTTP 404"), ConnectionError), isinstance(DiskError("full"), OSError)
+(True, True)
+
 >>> str(NotCachedError("picodet-s-416 is not cached", hint="run `picozoo pull picodet-s-416`"))
 'picodet-s-416 is not cached (run `picozoo pull picodet-s-416`)'
 >>> int(MissingDependencyError("onnx", "convert").exit_code)
@@ -124,8 +131,8 @@ class PinsFileError(PicozooError):
 
 
 # -- downloads and the store -------------------------------------------------------------------
-class DownloadError(PicozooError):
-    """Every source of an artifact failed."""
+class DownloadError(PicozooError, ConnectionError):
+    """Every source of an artifact failed (also a ``ConnectionError``)."""
 
     exit_code = ExitCode.DOWNLOAD
 
@@ -197,8 +204,9 @@ class CheckpointError(IntegrityError):
     """A ``.pdparams`` file that is corrupt or asks to run code while loading."""
 
 
-class OfflineError(PicozooError):
-    """Offline mode and the artifact is not (verified) in the cache."""
+class OfflineError(PicozooError, ConnectionError):
+    """Offline mode and the artifact is not (verified) in the cache (also a
+    ``ConnectionError``, like huggingface_hub's ``OfflineModeIsEnabled``)."""
 
     exit_code = ExitCode.OFFLINE
 
@@ -267,8 +275,8 @@ class EngineError(PicozooError):
     exit_code = ExitCode.ENGINE
 
 
-class DiskError(PicozooError):
-    """The disk is full, or the cache is read-only."""
+class DiskError(PicozooError, OSError):
+    """The disk is full, or the cache is read-only (also an ``OSError``)."""
 
     exit_code = ExitCode.DISK
 
