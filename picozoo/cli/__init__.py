@@ -82,6 +82,8 @@ def cli(ctx: click.Context, registry: str | None, cache_dir: str | None) -> None
     ctx.obj = GroupOptions(registry_path=registry, cache_dir=cache_dir)
 
 
+__all__ = ["COMMANDS", "cli", "main"]
+
 #: Commands whose interruption leaves a resumable partial download (``bench`` says what it
 #: was doing: see :func:`picozoo.cli.bench.interrupted_message`).
 DOWNLOADING = ("pull", "lock", "convert")
