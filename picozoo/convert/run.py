@@ -250,6 +250,6 @@ def _check_options(
         )
     if to == "lite" and (input_shape or dynamic_batch is not None):
         raise UsageError(
-            "--input-shape/--dynamic-batch/--fixed-batch apply to --to onnx only",
+            "--input-size/--dynamic-batch/--fixed-batch apply to --to onnx only",
             hint="Paddle-Lite keeps the shapes of the Paddle model",
         )
