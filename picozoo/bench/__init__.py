@@ -1,8 +1,13 @@
 """Latency benchmarks of PicoDet models on ONNX Runtime, Paddle Inference, OpenVINO, MNN and
 ncnn, at each engine's precisions, with the mAP ``picozoo eval`` measured beside the claims.
 
+The public API is one call, :func:`run` (what ``picozoo bench`` does): models in, a
+``picozoo.bench/1`` :class:`~.records.Document` out; :func:`~.report.render` renders it and
+:func:`~.records.load_document` reads a saved one.
+
 The pieces, one concern each:
 
+- :mod:`.api`: :func:`run`, the whole benchmark as one call;
 - :mod:`.records`: the typed records (spec, measurement, cell, document) and the versioned
   ``picozoo.bench/1`` JSON they read (validating it) and write; :mod:`.fields` reads JSON;
 - :mod:`.stats`: summary statistics and the stability check of a list of timings;
@@ -29,3 +34,7 @@ imported inside the functions that need them.
 """
 
 from __future__ import annotations
+
+from .api import run
+
+__all__ = ["run"]

@@ -16,7 +16,7 @@ Traceback (most recent call last):
 ...
 picozoo.errors.ResultFileError: old.json is not a valid picozoo.bench/1 result: $.schema: \
 expected 'picozoo.bench/1', got 'picozoo.bench/0' (pass a file written by `picozoo bench \
---report json`)
+--format json`)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .fields import FieldError, Fields, plain
 SCHEMA = "picozoo.bench/1"
 #: every precision some engine runs, in a fixed order
 ALL_PRECISIONS = tuple(dict.fromkeys(p for ps in PRECISIONS.values() for p in ps))
-RESULT_HINT = "pass a file written by `picozoo bench --report json`"
+RESULT_HINT = "pass a file written by `picozoo bench --format json`"
 
 
 def _warmup(f: Fields) -> int | str:
@@ -528,7 +528,7 @@ class Document:
         return {"schema": self.schema, **d, "cells": cells}
 
     def to_json(self) -> str:
-        """The document as indented JSON text (what ``--report json`` writes).
+        """The document as indented JSON text (what ``--format json`` writes).
 
         >>> load_document(path).to_json() == path.read_text()  # doctest: +SKIP
         True
@@ -545,7 +545,7 @@ class Document:
         Traceback (most recent call last):
         ...
         picozoo.errors.ResultFileError: r.json is not a valid picozoo.bench/1 result: $: missing \
-required property 'created' (pass a file written by `picozoo bench --report json`)
+required property 'created' (pass a file written by `picozoo bench --format json`)
         """
         try:
             f = Fields(data)

@@ -1,8 +1,10 @@
 """The ``picozoo`` command line: a thin click layer over the picozoo library.
 
 Commands are loaded lazily (``COMMANDS`` maps a name to ``module:attribute``) so that
-``picozoo --help`` imports only click. Every :class:`~picozoo.errors.PicozooError` is rendered
-here, in one place, as a one-line message; ``PICOZOO_DEBUG=1`` shows the traceback.
+``picozoo --help`` imports only click. Every error is rendered here, in one place, as one line
+``picozoo: error: ...``: a :class:`~picozoo.errors.PicozooError` with its exit code, a click
+usage error (bad option, missing argument, bad choice) with exit code 2; ``PICOZOO_DEBUG=1``
+shows the traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import click
 
 from .. import __version__
 from ..errors import ExitCode, PicozooError
+from .common import AliasOption
 
 COMMANDS: dict[str, str] = {
     "list": "picozoo.cli.zoo:list_cmd",
@@ -61,8 +64,12 @@ class LazyGroup(click.Group):
     help="Registry YAML to use instead of the packaged one [env: PICOZOO_REGISTRY].",
 )
 @click.option(
-    "--cache-dir",
+    "--cache",
+    "cache_dir",
+    cls=AliasOption,
+    aliases=["--cache-dir"],
     type=click.Path(file_okay=False),
+    metavar="DIR",
     help="Cache directory for every command [env: PICOZOO_CACHE; default: the platform "
     "cache dir]; commands also take --cache.",
 )
@@ -74,6 +81,8 @@ def cli(ctx: click.Context, registry: str | None, cache_dir: str | None) -> None
 
     ctx.obj = GroupOptions(registry_path=registry, cache_dir=cache_dir)
 
+
+__all__ = ["COMMANDS", "cli", "main"]
 
 #: Commands whose interruption leaves a resumable partial download (``bench`` says what it
 #: was doing: see :func:`picozoo.cli.bench.interrupted_message`).
@@ -90,9 +99,11 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"error: {e}", e.exit_code, e)
     except (click.exceptions.Abort, KeyboardInterrupt) as e:
         _fail(_interrupted(args), ExitCode.INTERRUPTED, e)
-    except click.ClickException as e:
+    except click.exceptions.NoArgsIsHelpError as e:  # a bare group: its help, as click does
         e.show()
         sys.exit(e.exit_code)
+    except click.ClickException as e:
+        _fail(f"error: {_click_message(e)}", e.exit_code, e)
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(ExitCode.FAILED)
@@ -127,6 +138,19 @@ def _interrupted(args: list[str]) -> str:
     if command in DOWNLOADING:
         return "interrupted (partial downloads are kept and resumed next time)"
     return "interrupted (nothing half-written was kept)"
+
+
+def _click_message(e: click.ClickException) -> str:
+    """A click error as one line, pointing at the command's ``--help`` for usage errors.
+
+    >>> _click_message(click.UsageError("Missing argument 'MODEL|PATH'."))
+    "Missing argument 'MODEL|PATH'."
+    """
+    message = " ".join(e.format_message().split())
+    ctx = getattr(e, "ctx", None)
+    if isinstance(e, click.UsageError) and ctx is not None:
+        message += f" (see `{ctx.command_path} --help`)"
+    return message
 
 
 def _fail(message: str, code: int, exc: BaseException) -> None:

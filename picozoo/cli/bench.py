@@ -1,6 +1,6 @@
 """``picozoo bench`` and ``picozoo report``: measure latency, render and merge results.
 
-A thin layer: options are parsed here, the work is done by :mod:`picozoo.bench`. Outputs are
+A thin layer: options are parsed here, the work is done by :func:`picozoo.bench.run`. Outputs are
 checked before anything is measured, and written by :func:`picozoo.bench.output.write_outputs`
 (a file that cannot be written is saved to a temporary file, never lost).
 """
@@ -12,10 +12,18 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import BenchFailedError, UsageError
+from ..errors import BenchFailedError
 from ..runtime.base import ENGINES, PRECISIONS
 from ..targets import SOURCES
-from .common import App, info, store_options
+from .common import (
+    MODEL_OR_PATH,
+    AliasOption,
+    App,
+    format_option,
+    info,
+    postprocess_option,
+    store_options,
+)
 
 if TYPE_CHECKING:
     from ..bench.output import Output
@@ -45,33 +53,8 @@ def interrupted_message() -> str:
     return "interrupted: no result was written"
 
 
-def _parse_warmup(value: str) -> int | str:
-    if value == "auto":
-        return "auto"
-    try:
-        n = int(value)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise UsageError(
-            f"--warmup must be 'auto' or a count >= 0, got {value!r}", hint="e.g. --warmup 20"
-        )
-    return n
-
-
-def _parse_size(value: str | None) -> tuple[int, int] | None:
-    if not value:
-        return None
-    parts = value.lower().replace("*", "x").split("x")
-    try:
-        dims = [int(p) for p in parts]
-    except ValueError:
-        dims = []
-    if len(dims) == 1:
-        dims = dims * 2
-    if len(dims) != 2 or min(dims) <= 0:
-        raise UsageError(f"cannot parse --input-size {value!r}", hint="write HxW, e.g. 416x416")
-    return dims[0], dims[1]
+def _set_phase(now: str) -> None:
+    _phase["now"] = now
 
 
 def _check_outputs(out: str | None, plot: str | None) -> None:
@@ -105,11 +88,11 @@ def _write(
 
 @click.command(
     "bench",
-    epilog="Example: picozoo bench picodet-s-416 --threads 1 --threads 4 --report md\n\n"
-    "Example: picozoo bench picodet-s-416 --engine all --precision all --threads 2 --report md"
-    "\n\nExample: picozoo bench model.onnx --threads 2 --min-time 5 --report json --out r.json",
+    epilog="Example: picozoo bench picodet-s-416 --threads 1 --threads 4 --format md\n\n"
+    "Example: picozoo bench picodet-s-416 --engine all --precision all --threads 2 --format md"
+    "\n\nExample: picozoo bench model.onnx --threads 2 --min-time 5 --format json --out r.json",
 )
-@click.argument("models", nargs=-1, metavar="[MODEL|FILE.onnx|DIR]...")
+@click.argument("models", nargs=-1, metavar=f"[{MODEL_OR_PATH}]...")
 @click.option(
     "--engine",
     "engines",
@@ -134,9 +117,7 @@ def _write(
     help="Thread count (repeatable: a thread-scaling table) [default: the cores this process "
     "may use: CPU affinity, cgroup quota].",
 )
-@click.option(
-    "--postprocess", is_flag=True, help="Bench the model with post-processing (NMS) included."
-)
+@postprocess_option(False, "Bench model ids with post-processing (NMS) included.")
 @click.option(
     "--source",
     type=click.Choice(SOURCES),
@@ -167,7 +148,13 @@ def _write(
     show_default=True,
     help="...and for at least this many seconds.",
 )
-@click.option("--input-size", metavar="HxW", help="Input size for models with dynamic shapes.")
+@click.option(
+    "--input-size",
+    metavar="HxW",
+    cls=AliasOption,
+    aliases=["--input-shape"],
+    help="Input size for models with dynamic shapes.",
+)
 @click.option("--device", help="Device label for reports and merges [default: the CPU model].")
 @click.option(
     "--timeout",
@@ -176,7 +163,7 @@ def _write(
     show_default=True,
     help="Seconds allowed per cell.",
 )
-@click.option("--report", "fmt", type=click.Choice(_REPORTS), default="table", show_default=True)
+@format_option(*_REPORTS, aliases=["--report"])
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the report here, not stdout.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also write the mAP-vs-latency PNG.")
 @store_options()
@@ -209,62 +196,19 @@ def bench_cmd(
     precision) shows that measured mAP beside upstream's claim. A cell that fails is listed
     with its reason; the exit code is non-zero only when every cell failed.
     """
-    from ..bench.engines import plan_engines
-    from ..bench.environment import usable_cores
-    from ..bench.evals import load_evals
-    from ..bench.notes import oversubscription
+    from ..bench import run
     from ..bench.output import Output
     from ..bench.report import check_formats, plot_png, render
     from ..bench.stats import ADVICE
-    from ..bench.suite import run_suite
-    from ..bench.targets import resolve_targets
-    from ..targets import is_path_arg
 
-    wu = _parse_warmup(warmup)
-    size = _parse_size(input_size)
     _check_outputs(out, plot)
     check_formats(fmt, plot=bool(plot))
-    plan = plan_engines(engines or ("onnxruntime",), precisions or ("fp32",))
-    for note in plan.notes:
-        info(f"note: {note}")
-    cores = usable_cores()
-    counts = list(dict.fromkeys(threads)) or [cores]
-    over = oversubscription(counts, cores)
-    if over:
-        info(f"warning: {over}; their ratio to upstream's latency is not shown")
-    needs_registry = not models or not all(is_path_arg(m) for m in models)
-    _phase["now"] = "preparing"
-    targets = resolve_targets(
-        models,
-        plan.pairs,
-        store=app.store,
-        registry=app.registry if needs_registry else None,
-        postprocess=postprocess,
-        source=source,
-        input_size=size,
-        progress=info,
-        implicit=plan.implicit,
-        notes=plan.notes,
-    )
-    if not targets:
-        raise UsageError(
-            f"no model to bench: the cache {app.settings.cache_dir} has no model in it",
-            hint="pass a model id or an .onnx file, or `picozoo pull MODEL` first",
-        )
-    _phase["now"] = "measuring"
-    doc = run_suite(
-        targets,
-        threads=counts,
-        warmup=wu,
-        min_iters=min_iters,
-        min_time_s=min_time,
-        timeout_s=timeout,
-        device=device,
-        debug=app.settings.debug,
-        progress=info,
-        evals=load_evals(app.store.root),
-        notes=plan.notes,
-    )
+    doc = run(
+        models, engines=engines, precisions=precisions, threads=threads,
+        postprocess=postprocess, source=source, warmup=warmup, min_iters=min_iters,
+        min_time=min_time, input_size=input_size, device=device, timeout=timeout,
+        store=app.store, progress=info, phase=_set_phase,
+    )  # fmt: skip
     _phase["now"] = "writing"
     if any(c.measured and not c.measured.stability.stable for c in doc.cells):
         info(f"(!) some cells are unstable: {ADVICE}")
@@ -277,14 +221,14 @@ def bench_cmd(
         )
 
 
-@click.group("report", epilog="Example: picozoo report merge laptop.json phone.json --report md")
+@click.group("report", epilog="Example: picozoo report merge laptop.json phone.json --format md")
 def report_group() -> None:
-    """Re-render saved `picozoo bench --report json` results, or merge several machines."""
+    """Re-render saved `picozoo bench --format json` results, or merge several machines."""
 
 
-@report_group.command("show", epilog="Example: picozoo report show result.json --report html")
+@report_group.command("show", epilog="Example: picozoo report show result.json --format html")
 @click.argument("result", type=click.Path(dir_okay=False))
-@click.option("--report", "fmt", type=click.Choice(_REPORTS), default="table", show_default=True)
+@format_option(*_REPORTS, aliases=["--report"])
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the report here, not stdout.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also write the mAP-vs-latency PNG.")
 def show_cmd(result: str, fmt: str, out: str | None, plot: str | None) -> None:
@@ -299,10 +243,10 @@ def show_cmd(result: str, fmt: str, out: str | None, plot: str | None) -> None:
 
 
 @report_group.command(
-    "merge", epilog="Example: picozoo report merge laptop.json phone.json --report md"
+    "merge", epilog="Example: picozoo report merge laptop.json phone.json --format md"
 )
 @click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--report", "fmt", type=click.Choice(_REPORTS), default="table", show_default=True)
+@format_option(*_REPORTS, aliases=["--report"])
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the report here, not stdout.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also write the mAP-vs-latency PNG.")
 def merge_cmd(results: tuple[str, ...], fmt: str, out: str | None, plot: str | None) -> None:

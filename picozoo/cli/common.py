@@ -1,15 +1,22 @@
-"""Shared pieces of the CLI: the settings/store options, --format, output helpers.
+"""Shared pieces of the CLI: the settings/store options, --format, output helpers, and the
+one vocabulary every command speaks.
 
 Every command gets an :class:`App` (settings built once from flags + environment + defaults,
 the registry and the store, both loaded on first use). Commands that may download take
 ``--cache``, ``--mirror``, ``--offline`` and ``--lock`` (:func:`store_options`); the others
 that read the cache take ``--cache`` and ``--lock``.
+
+One name per concept: ``--format`` (human format ``table``), ``--postprocess/--no-postprocess``,
+``--precision``, ``--input-size``, ``--cache`` and the ``MODEL|PATH`` placeholder. Old
+spellings (``--report``, ``text``, ``--fp16``, ``--input-shape``, ``--cache-dir``) still work
+as aliases that ``--help`` does not show (:class:`AliasOption`, :class:`AliasChoice`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +29,63 @@ if TYPE_CHECKING:
     from ..hub.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: The placeholder of an argument that is a model id or a file/folder path, in every command.
+MODEL_OR_PATH = "MODEL|PATH"
+
+#: Old value spellings of ``--format`` that still work (hidden from ``--help``).
+FORMAT_ALIASES = {"text": "table"}
+
+
+class AliasOption(click.Option):
+    """An option whose old spellings (``aliases``) still work but are not shown in ``--help``
+    nor in error messages.
+
+    >>> opt = AliasOption(["--format", "fmt"], aliases=["--report"])
+    >>> opt.opts, opt.get_error_hint(click.Context(click.Command("x")))
+    (['--format', '--report'], "'--format'")
+    """
+
+    def __init__(
+        self, param_decls: Sequence[str], *, aliases: Sequence[str] = (), **attrs: Any
+    ) -> None:
+        super().__init__([*param_decls, *aliases], **attrs)
+        self.aliases = tuple(aliases)
+
+    @contextmanager
+    def _without_aliases(self) -> Iterator[None]:
+        opts = self.opts
+        self.opts = [o for o in opts if o not in self.aliases]
+        try:
+            yield
+        finally:
+            self.opts = opts
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        with self._without_aliases():
+            return super().get_help_record(ctx)
+
+    def get_error_hint(self, ctx: click.Context | None) -> str:
+        with self._without_aliases():
+            return super().get_error_hint(ctx)
+
+
+class AliasChoice(click.Choice):
+    """A choice that also accepts old spellings of some values (``aliases``: old -> new),
+    shown nowhere.
+
+    >>> AliasChoice(["table", "json"], {"text": "table"}).convert("text", None, None)
+    'table'
+    """
+
+    def __init__(self, choices: Sequence[str], aliases: Mapping[str, str]) -> None:
+        super().__init__(list(choices))
+        self.aliases = dict(aliases)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value in self.aliases:
+            value = self.aliases[value]
+        return super().convert(value, param, ctx)
 
 
 @dataclass
@@ -135,15 +199,27 @@ def store_options(*, download: bool = True) -> Callable[[F], F]:
     return decorate
 
 
-def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
-    """A ``--format`` option limited to ``choices``."""
+def format_option(
+    *choices: str, default: str = "table", aliases: Sequence[str] = ()
+) -> Callable[[F], F]:
+    """A ``--format`` option limited to ``choices`` (``text`` is an old name of ``table``;
+    ``aliases``: old names of the option itself, e.g. ``--report``)."""
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(choices),
+        cls=AliasOption,
+        aliases=aliases,
+        type=AliasChoice(choices, FORMAT_ALIASES if "table" in choices else {}),
         default=default,
         show_default=True,
         help="Output format (json is for scripts).",
+    )
+
+
+def postprocess_option(default: bool, help: str) -> Callable[[F], F]:
+    """``--postprocess/--no-postprocess``: the one spelling of the post-processing switch."""
+    return click.option(
+        "--postprocess/--no-postprocess", default=default, show_default=True, help=help
     )
 
 

@@ -8,13 +8,22 @@ from typing import Any
 import click
 
 from ..errors import PicozooError
-from .common import App, echo_json, format_option, info, store_options
+from .common import (
+    MODEL_OR_PATH,
+    AliasOption,
+    App,
+    echo_json,
+    format_option,
+    info,
+    postprocess_option,
+    store_options,
+)
 
 CONVERT_EPILOG = """\b
 Example: picozoo convert picodet-s-416 --to onnx --no-postprocess
 Example: picozoo convert --to onnx --no-postprocess      (every model you have pulled)
-Example: picozoo convert ./my_inference_dir --input-shape image=1,3,320,320 --out ./onnx
-Example: picozoo convert picodet-s-416 --to lite --fp16 --opt-bin ./paddle_lite_opt
+Example: picozoo convert ./my_inference_dir --input-size 320x320 --out ./onnx
+Example: picozoo convert picodet-s-416 --to lite --precision fp16 --opt-bin ./paddle_lite_opt
 Example: picozoo convert picodet-s-416 --no-postprocess --to openvino
 Example: picozoo convert picodet-s-416 --no-postprocess --to ncnn --pnnx-bin ./pnnx
 Example: picozoo convert ./model.onnx --to mnn --precision fp16
@@ -27,7 +36,7 @@ Example: picozoo inspect picodet-s-416 --no-postprocess --format json
 
 
 @click.command("convert", epilog=CONVERT_EPILOG)
-@click.argument("targets", nargs=-1, metavar="[MODEL|DIR|FILE.onnx]...")
+@click.argument("targets", nargs=-1, metavar=f"[{MODEL_OR_PATH}]...")
 @click.option(
     "--to",
     "to",
@@ -37,11 +46,7 @@ Example: picozoo inspect picodet-s-416 --no-postprocess --format json
     help="onnx: paddle2onnx + onnxsim + parity check; lite: Paddle-Lite .nb for ARM; "
     "openvino/mnn/ncnn: from the ONNX, parity-checked against ONNX Runtime.",
 )
-@click.option(
-    "--no-postprocess",
-    is_flag=True,
-    help="Convert the tarball exported without post-processing (NMS).",
-)
+@postprocess_option(True, "Convert the tarball exported with post-processing (NMS), or without it.")
 @click.option("--opset", type=int, default=11, show_default=True, help="ONNX opset.")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
 @click.option(
@@ -51,10 +56,14 @@ Example: picozoo inspect picodet-s-416 --no-postprocess --format json
     help="Also copy the outputs (and provenance) into this directory.",
 )
 @click.option(
-    "--input-shape",
+    "--input-size",
+    "input_size",
+    cls=AliasOption,
+    aliases=["--input-shape"],
     multiple=True,
-    metavar="NAME=D0,D1,...",
-    help="Fix an input's shape, e.g. image=1,3,416,416 (repeatable).",
+    metavar="HxW|NAME=D0,D1,...",
+    help="Fix the input size: HxW for PicoDet's image input (batch 1), or an input's whole "
+    "shape, e.g. image=1,3,416,416 (repeatable).",
 )
 @click.option(
     "--dynamic-batch/--fixed-batch",
@@ -62,7 +71,7 @@ Example: picozoo inspect picodet-s-416 --no-postprocess --format json
     help="Batch dimension of the ONNX inputs: symbolic, or fixed at 1 [default: symbolic when "
     "the Paddle model was exported with a dynamic batch and has no NMS, else 1].",
 )
-@click.option("--fp16", is_flag=True, help="Lite: write an FP16 model.")
+@click.option("--fp16", is_flag=True, hidden=True, help="Old spelling of --precision fp16.")
 @click.option(
     "--opt-bin",
     metavar="PATH",
@@ -72,7 +81,8 @@ Example: picozoo inspect picodet-s-416 --no-postprocess --format json
     "--precision",
     type=click.Choice(["fp32", "fp16", "bf16", "int8"]),
     default=None,
-    help="openvino (fp32|fp16|bf16), mnn (fp32|fp16|int8), ncnn (fp32|fp16) [default: fp32]. "
+    help="lite (fp32|fp16), openvino (fp32|fp16|bf16), mnn (fp32|fp16|int8), ncnn (fp32|fp16) "
+    "[default: fp32]. "
     "Reduced precisions report their error and detection agreement instead of failing.",
 )
 @click.option(
@@ -81,17 +91,17 @@ Example: picozoo inspect picodet-s-416 --no-postprocess --format json
     help="NCNN: the pnnx executable [default: the one of `pip install --no-deps pnnx`, or "
     "pnnx on PATH].",
 )
-@format_option("text", "json", default="text")
+@format_option("table", "json")
 @store_options()
 def convert_cmd(
     app: App,
     targets: tuple[str, ...],
     to: str,
-    no_postprocess: bool,
+    postprocess: bool,
     opset: int,
     no_simplify: bool,
     out_dir: Path | None,
-    input_shape: tuple[str, ...],
+    input_size: tuple[str, ...],
     dynamic_batch: bool | None,
     fp16: bool,
     opt_bin: str | None,
@@ -114,8 +124,7 @@ def convert_cmd(
     from ..convert.sources import select_args
     from ..targets import resolve_arg
 
-    shapes = parse_input_shapes(input_shape) or None
-    postprocess = not no_postprocess
+    shapes = parse_input_shapes(map(_named_size, input_size)) or None
     args = select_args(targets, app.store, app.registry, postprocess=postprocess, progress=info)
     done: list[dict[str, Any]] = []
     failed: list[str] = []
@@ -148,7 +157,7 @@ def convert_cmd(
         done.append(
             {"target": arg, **result.to_dict(), "copied_to": str(copied) if copied else None}
         )
-        if fmt == "text":
+        if fmt == "table":
             click.echo(str(copied or result.path))
     if fmt == "json":
         echo_json(done)
@@ -159,16 +168,27 @@ def convert_cmd(
         )
 
 
+def _named_size(spec: str) -> str:
+    """``--input-size HxW`` as the whole shape of PicoDet's ``image`` input (batch 1);
+    ``NAME=D0,D1,...`` as it is.
+
+    >>> _named_size("320x256"), _named_size("320"), _named_size("x=1,2")
+    ('image=1,3,320,256', 'image=1,3,320,320', 'x=1,2')
+    """
+    dims = spec.lower().split("x")
+    if "=" in spec or not all(d.isdigit() for d in dims) or len(dims) > 2:
+        return spec  # parse_input_shapes says what is wrong with it
+    return "image=1,3," + ",".join(dims * 2 if len(dims) == 1 else dims)
+
+
 @click.command("inspect", epilog=INSPECT_EPILOG)
-@click.argument("target", metavar="FILE|DIR|MODEL")
-@click.option(
-    "--no-postprocess",
-    is_flag=True,
-    help="MODEL: use the model converted/exported without post-processing.",
+@click.argument("target", metavar=MODEL_OR_PATH)
+@postprocess_option(
+    True, "MODEL: use the model converted/exported with post-processing, or without it."
 )
-@format_option("text", "json", default="text")
+@format_option("table", "json")
 @store_options()
-def inspect_cmd(app: App, target: str, no_postprocess: bool, fmt: str) -> None:
+def inspect_cmd(app: App, target: str, postprocess: bool, fmt: str) -> None:
     """Inputs, outputs, op histogram, parameter count and FLOPs of an ONNX or Paddle model.
 
     MODEL uses what the cache has (its newest converted ONNX, upstream's ONNX, its inference
@@ -181,7 +201,7 @@ def inspect_cmd(app: App, target: str, no_postprocess: bool, fmt: str) -> None:
     path = resolve_inspect_target(
         app.store,
         resolve_arg(target, app.registry),
-        postprocess=not no_postprocess,
+        postprocess=postprocess,
         progress=info,
     )
     model_info = inspect_model(path)

@@ -1,4 +1,6 @@
-"""``picozoo infer``: run a PicoDet on images, draw the boxes, print the detections."""
+"""``picozoo infer`` and ``picozoo eval``: thin layers over :func:`picozoo.detect.infer` and
+:func:`picozoo.detect.evaluate` (run a PicoDet on images, draw the boxes, print the
+detections; COCO mAP)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from typing import Any
 
 import click
 
-from .common import App, echo_json, format_option, info, store_options
+from .common import MODEL_OR_PATH, App, echo_json, format_option, info, store_options
 
 
 def engine_options(f: Any) -> Any:
@@ -39,7 +41,7 @@ Example: picozoo infer model.onnx page.png --config infer_cfg.yml --threshold 0.
 
 
 @click.command("infer", epilog=INFER_EPILOG)
-@click.argument("model", metavar="MODEL|PATH")
+@click.argument("model", metavar=MODEL_OR_PATH)
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @engine_options
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
@@ -50,7 +52,7 @@ Example: picozoo infer model.onnx page.png --config infer_cfg.yml --threshold 0.
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("output"), show_default=True,
               help="Where to write each image with its boxes drawn.")  # fmt: skip
-@format_option("text", "json", default="text")
+@format_option("table", "json")
 @store_options()
 def infer_cmd(
     app: App,
@@ -71,11 +73,11 @@ def infer_cmd(
     0.6, top-k 1000, keep 100), then cut at --threshold; models exported with NMS run as they
     are. Times pre-processing, inference and post-processing per image (stderr).
     """
-    from ..detect.infer import infer_images
+    from ..detect import infer
 
-    report = infer_images(
-        app, model, [Path(i) for i in images], engine=engine, threads=threads,
-        threshold=threshold, config=config, out_dir=out_dir, precision=precision, progress=info,
+    report = infer(
+        model, images, engine=engine, precision=precision, threads=threads, threshold=threshold,
+        config=config, out_dir=out_dir, store=app.store, registry=app.registry, progress=info,
     )  # fmt: skip
     if fmt == "json":
         echo_json(report.rows)
@@ -95,7 +97,7 @@ Example: picozoo eval model.onnx --config infer_cfg.yml --coco pages/ --ann page
 
 
 @click.command("eval", epilog=EVAL_EPILOG)
-@click.argument("model", metavar="MODEL|PATH")
+@click.argument("model", metavar=MODEL_OR_PATH)
 @click.option("--coco", "coco_dir", required=True,
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="COCO folder: val2017/ + annotations/instances_val2017.json, or the "
@@ -131,12 +133,12 @@ def eval_cmd(
     Prints mAP 0.5:0.95, 0.5 and the other 10 COCO stats, and the AP of every class; the
     result is cached in the store (same model file, engine, data set: instant).
     """
-    from ..detect.evaluate import run_eval
+    from ..detect import evaluate
 
     with _progress_bar() as tick:
-        result = run_eval(app, model, coco_dir=coco_dir, ann=ann, limit=limit, engine=engine,
-                          threads=threads, config=config, precision=precision, progress=info,
-                          tick=tick).to_dict()  # fmt: skip
+        result = evaluate(model, coco_dir, ann=ann, limit=limit, engine=engine,
+                          precision=precision, threads=threads, config=config, store=app.store,
+                          registry=app.registry, progress=info, tick=tick).to_dict()  # fmt: skip
     if fmt == "json":
         echo_json(result)
         return

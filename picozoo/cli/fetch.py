@@ -84,7 +84,7 @@ def _progress() -> Iterator[Any]:
 @_artifact_option(("inference",))
 @click.option("--update-lock", is_flag=True, help="Accept a changed upstream file and re-pin it.")
 @click.option("--require-hashes", is_flag=True, help="Refuse artifacts without a pinned hash.")
-@format_option("text", "json", default="text")
+@format_option("table", "json")
 @store_options()
 def pull_cmd(
     app: App,
@@ -107,7 +107,7 @@ def pull_cmd(
     targets = _targets(app, model_ids, kinds)
 
     def fetched(entry: Any) -> None:
-        if fmt == "text":
+        if fmt == "table":
             click.echo(str(entry.path))
 
     def failed(failure: PullFailure) -> None:
@@ -287,7 +287,7 @@ def mirror_group() -> None:
 )
 @click.argument("dest", metavar="DIR", type=click.Path(file_okay=False))
 @click.argument("model_ids", metavar="[MODEL]...", nargs=-1)
-@format_option("text", "json", default="text")
+@format_option("table", "json")
 @store_options(download=False)
 def mirror_export(app: App, dest: str, model_ids: tuple[str, ...], fmt: str) -> None:
     """Copy cached artifacts (all, or MODELs') to DIR/<upstream path> plus a SHA256SUMS file.

@@ -1,8 +1,9 @@
 """Convert Paddle inference models: to ONNX (proved by a parity check) and to Paddle-Lite; and
 from the ONNX to OpenVINO, MNN and NCNN (each proved against ONNX Runtime).
 
-:func:`convert` is the one entry point (CLI, bench and library callers): a model id, a folder
-or an ONNX file in, a cached :class:`ConversionResult` out. Modules: ``sources`` (what is
+:func:`convert` is the one entry point and the public API (CLI, bench and library callers): a
+model id, a folder or an ONNX file (as a string or a :class:`~picozoo.targets.Target`) in, a
+cached :class:`ConversionResult` out. Modules: ``sources`` (what is
 converted), ``cached`` (key, cache hit, staging, provenance, install, pin -- for every format),
 ``to_onnx`` / ``to_lite`` (the recipes), ``p2o``, ``shapes``, ``simplify``, ``parity``
 (the ONNX steps), ``toolchain`` (tool versions and checks); ``onnx_input`` (the ONNX an engine

@@ -33,7 +33,7 @@ ENGINE_FORMATS = FORMATS[2:]
 
 def convert(
     store: Store,
-    target: Target,
+    target: Target | str,
     *,
     to: str = "onnx",
     postprocess: bool = True,
@@ -48,8 +48,8 @@ def convert(
     progress: Progress | None = None,
 ) -> ConversionResult:
     """Convert ``target`` (a model id: its inference tarball, pulled into ``store`` if missing;
-    or a folder, cached as ``local-<name>``) to ``to`` (``onnx``, ``lite``, ``openvino``,
-    ``mnn`` or ``ncnn``), into the store.
+    or a folder, cached as ``local-<name>``; or an ``.onnx`` file for the engines) to ``to``
+    (``onnx``, ``lite``, ``openvino``, ``mnn`` or ``ncnn``), into the store.
 
     An identical earlier conversion comes back at once (``cached=True``). ONNX options:
     ``postprocess`` (which tarball of a model id), ``opset``, ``simplify`` (onnxsim),
@@ -59,7 +59,40 @@ def convert(
     :mod:`.onnx_input`; ONNX options apply to that step): ``precision`` (``fp32`` default;
     see ``PRECISIONS`` in :mod:`picozoo.runtime.base`), ``pnnx_bin`` (NCNN). ``progress`` gets
     one line per step.
+
+    Args:
+        store: the cache (``Store(Settings.from_env())``).
+        target: a :class:`~picozoo.targets.Target`, or a model id / path string (resolved
+            with the registry of ``store.settings``).
+        to: the output format.
+        precision: engines: ``fp32`` (default), ``fp16``, ``bf16``, ``int8`` as the engine
+            runs them; lite: ``fp32`` or ``fp16`` (the same as ``fp16=True``).
+
+    Returns:
+        A :class:`ConversionResult`: ``path`` of the main file, ``provenance`` (parity check,
+        tool versions, options), ``cached``.
+
+    Raises:
+        UsageError: options that do not fit ``to`` or the model; an unknown model id.
+        ConversionError, ParityError, MissingDependencyError: a step failed, the outputs
+        disagree, a tool or extra is missing.
+
+    Example:
+        >>> store = Store(Settings.from_env())  # doctest: +SKIP
+        >>> convert(store, "picodet-s-416", postprocess=False).path.name  # doctest: +SKIP
+        'model.onnx'
     """
+    if isinstance(target, str):
+        from ..hub.registry import load_registry
+        from ..targets import resolve_arg
+
+        target = resolve_arg(target, load_registry(store.settings.registry_path))
+    if to == "lite" and precision is not None:  # Lite's one reduced precision: opt's FP16
+        if precision not in ("fp32", "fp16"):
+            raise UsageError(
+                f"--precision {precision} is not available for lite", hint="use one of: fp32, fp16"
+            )
+        fp16, precision = fp16 or precision == "fp16", None
     _check_options(
         to, fp16=fp16, input_shape=input_shape, dynamic_batch=dynamic_batch, precision=precision
     )
@@ -213,10 +246,10 @@ def _check_options(
     if to not in ENGINE_FORMATS and precision is not None:
         raise UsageError(
             "--precision applies to --to openvino|mnn|ncnn only",
-            hint="use --fp16 for --to lite" if to == "lite" else "drop --precision",
+            hint="drop --precision",
         )
     if to == "lite" and (input_shape or dynamic_batch is not None):
         raise UsageError(
-            "--input-shape/--dynamic-batch/--fixed-batch apply to --to onnx only",
+            "--input-size/--dynamic-batch/--fixed-batch apply to --to onnx only",
             hint="Paddle-Lite keeps the shapes of the Paddle model",
         )

@@ -1,4 +1,4 @@
-"""Input shapes: parse ``--input-shape``, resolve unknown dims, fix them in an ONNX graph.
+"""Input shapes: parse ``--input-size NAME=...``, resolve unknown dims, fix them in an ONNX graph.
 
 >>> parse_input_shapes(["image=1,3,416,416", "scale_factor=1,2"])
 {'image': [1, 3, 416, 416], 'scale_factor': [1, 2]}
@@ -29,7 +29,7 @@ def parse_input_shapes(specs: Iterable[str]) -> dict[str, list[int]]:
                 values = []
             if not sep or not name.strip() or not values or any(v <= 0 for v in values):
                 raise UsageError(
-                    f"bad --input-shape {part!r}",
+                    f"bad --input-size {part!r}",
                     hint="use NAME=D0,D1,... with positive integers, e.g. image=1,3,416,416",
                 )
             shapes[name.strip()] = values
@@ -51,7 +51,7 @@ def resolve_shape(
     if override is not None:
         if dims and len(override) != len(dims):
             raise UsageError(
-                f"--input-shape {name}: {len(override)} dims given, the model's input has "
+                f"--input-size {name}: {len(override)} dims given, the model's input has "
                 f"{len(dims)} ({_fmt(dims)})",
                 hint=f"give {len(dims)} comma-separated sizes",
             )
@@ -67,7 +67,7 @@ def resolve_shape(
         else:
             raise UsageError(
                 f"input {name!r} has an unknown size in dim {i} ({_fmt(dims)})",
-                hint=f"give it with --input-shape {name}="
+                hint=f"give it with --input-size {name}="
                 + ",".join(str(x if x > 0 else 1) for x in dims),
             )
     return out
@@ -80,7 +80,7 @@ def plan_inputs(
     *,
     dynamic_batch: bool,
 ) -> dict[str, list[int]]:
-    """A concrete shape (batch 1) for every declared input, after the ``--input-shape``
+    """A concrete shape (batch 1) for every declared input, after the ``--input-size``
     ``overrides``; checks the overrides name real inputs and ``dynamic_batch`` is possible.
 
     >>> plan_inputs({"image": [-1, 3, -1, -1]}, None, (64, 64), dynamic_batch=True)
@@ -95,7 +95,7 @@ def plan_inputs(
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
         raise UsageError(
-            f"--input-shape names unknown input(s) {', '.join(unknown)}",
+            f"--input-size names unknown input(s) {', '.join(unknown)}",
             hint=f"the model's inputs are: {', '.join(declared)}",
         )
     if dynamic_batch:
@@ -121,7 +121,7 @@ def choose_batch(
 
     ``requested``: ``--dynamic-batch`` (True), ``--fixed-batch`` (False) or neither (None:
     follow the Paddle model -- symbolic when every input was exported with a dynamic batch,
-    unless ``--input-shape`` fixed the shapes (``overridden``) or the model ends in NMS
+    unless ``--input-size`` fixed the shapes (``overridden``) or the model ends in NMS
     (``nms``), which paddle2onnx 2.1.0 converts for one image at a time).
 
     >>> choose_batch({"image": [-1, 3, 416, 416], "scale_factor": [-1, 2]}, None,

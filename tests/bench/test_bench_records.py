@@ -95,7 +95,7 @@ def test_broken_documents_are_rejected(
         Document.from_json(measured_json, "r.json")
     assert e.value.message.startswith("r.json is not a valid picozoo.bench/1 result: ")
     assert expected in e.value.message
-    assert e.value.hint == "pass a file written by `picozoo bench --report json`"
+    assert e.value.hint == "pass a file written by `picozoo bench --format json`"
     assert e.value.__cause__ is not None  # chained, not hidden
 
 
@@ -106,7 +106,7 @@ def test_load_document_errors(tmp_path: Path, measured_json: dict[str, Any]) -> 
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(ResultFileError, match=r"junk\.json is not JSON") as e:
         load_document(tmp_path / "junk.json")
-    assert e.value.hint and "--report json" in e.value.hint
+    assert e.value.hint and "--format json" in e.value.hint
     assert isinstance(e.value.__cause__, ValueError)
     with pytest.raises(ResultFileError, match=r"cannot read .*absent\.json") as e:
         load_document(tmp_path / "absent.json")

@@ -83,8 +83,8 @@ def test_convert_cli_errors(tmp_path: Path, paddle_models: dict[str, Path]) -> N
     nothing = _picozoo("convert", "--no-postprocess", env=env)
     assert nothing.returncode == 2
     assert nothing.stderr.count("\n") == 1 and "picozoo pull" in nothing.stderr
-    bad = _picozoo("convert", str(paddle_models["pir"]), "--input-shape", "image=1,3,x", env=env)
-    assert bad.returncode == 2 and "bad --input-shape" in bad.stderr and not bad.stdout
+    bad = _picozoo("convert", str(paddle_models["pir"]), "--input-size", "image=1,3,x", env=env)
+    assert bad.returncode == 2 and "bad --input-size" in bad.stderr and not bad.stdout
     unknown = _picozoo("convert", "picodet-s-41", env=env)
     assert unknown.returncode == 2 and "did you mean" in unknown.stderr
     missing = _picozoo("inspect", str(tmp_path / "nope.onnx"), env=env)

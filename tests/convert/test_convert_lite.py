@@ -16,7 +16,13 @@ import pytest
 
 from picozoo.convert import ConversionResult, convert
 from picozoo.convert.to_lite import OPT_NAME, find_opt_tool, lite_command
-from picozoo.errors import ConversionError, ExitCode, MissingDependencyError, ToolchainError
+from picozoo.errors import (
+    ConversionError,
+    ExitCode,
+    MissingDependencyError,
+    ToolchainError,
+    UsageError,
+)
 from picozoo.hub.store import Store
 from picozoo.settings import Settings
 from picozoo.targets import Target
@@ -142,6 +148,21 @@ def test_fake_opt_on_path_through_library(fake_opt: Path, tmp_path: Path, store:
     redone = convert(store, Target(str(src), path=src), to="lite")
     assert not redone.cached and redone.path.read_bytes().startswith(b"FAKE-NB false")
     assert len((tmp_path / "argv.log").read_text().splitlines()) == 3
+
+
+def test_lite_precision_is_the_fp16_switch(fake_opt: Path, tmp_path: Path, store: Store) -> None:
+    """``precision="fp16"`` (the engines' word; ``--to lite --precision fp16``) is ``fp16=True``;
+    the target may be given as a string, as on the command line."""
+    src = _legacy_dir(tmp_path)
+    res = convert(store, str(src), to="lite", precision="fp16")
+    assert res.provenance["options"]["fp16"] is True and res.label == "local-legacy_model"
+    again = convert(store, Target(str(src), path=src), to="lite", fp16=True)
+    assert again.cached and again.path == res.path
+    fp32 = convert(store, str(src), to="lite", precision="fp32")
+    assert not fp32.cached and fp32.provenance["options"]["fp16"] is False
+    with pytest.raises(UsageError, match="--precision int8 is not available for lite"):
+        convert(store, str(src), to="lite", precision="int8")
+    assert len((tmp_path / "argv.log").read_text().splitlines()) == 2
 
 
 def test_fake_opt_failure_and_pir_model(

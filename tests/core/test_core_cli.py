@@ -109,6 +109,10 @@ def test_list_formats() -> None:
         (["list", "--filter", "map>high"], 2, "is not a number"),
         (["list", "--family", "yolo"], 2, "unknown family 'yolo'"),
         (["list", "--sort", "colour"], 2, "unknown sort field"),
+        (["bench", "--bogus"], 2, "No such option '--bogus'"),  # click's usage errors too
+        (["infer"], 2, "Missing argument 'MODEL|PATH'"),
+        (["list", "--format", "xml"], 2, "Invalid value for '--format'"),
+        (["cache", "rm", "--all", "--cache"], 2, "Option '--cache' requires an argument"),
     ],
 )
 @pytest.mark.slow

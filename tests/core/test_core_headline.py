@@ -42,7 +42,7 @@ def test_readme_has_the_headline_sequence() -> None:
     assert headline_commands() == [
         ["picozoo", "pull", "picodet-s-416"],
         ["picozoo", "convert", "--to", "onnx", "--no-postprocess"],
-        ["picozoo", "bench", "--threads", "12", "--report", "md"],
+        ["picozoo", "bench", "--threads", "12", "--format", "md"],
     ]
 
 

@@ -18,7 +18,7 @@ Usage (from the repository root)::
     python -m http.server -d /tmp/demo-mirror 8000 &        # or use file:///tmp/demo-mirror
     export PICOZOO_MIRROR=http://127.0.0.1:8000
     picozoo pull picodet-s-416 && picozoo convert --to onnx --no-postprocess && \
-        picozoo bench --threads 12 --report md
+        picozoo bench --threads 12 --format md
 """
 
 from __future__ import annotations

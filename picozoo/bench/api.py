@@ -1,0 +1,199 @@
+"""``picozoo bench`` as one library call: :func:`run` models in, a ``picozoo.bench/1``
+:class:`~picozoo.bench.records.Document` out (render it with :func:`picozoo.bench.report.render`).
+
+This module is light: the harness is imported when :func:`run` is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..hub.registry import Registry
+    from ..hub.store import Store
+    from .records import Document
+
+Progress = Callable[[str], None]
+
+#: What :func:`run` is doing, told to its ``phase`` callback: pulling/converting what the
+#: models need, then measuring.
+PHASES = ("preparing", "measuring")
+
+
+def parse_warmup(value: int | str) -> int | str:
+    """Warm-up iterations: a count >= 0, or ``"auto"`` (until the timings settle).
+
+    >>> parse_warmup("20"), parse_warmup("auto")
+    (20, 'auto')
+    >>> parse_warmup("-1")
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.UsageError: --warmup must be 'auto' or a count >= 0, got '-1' (e.g. --warmup 20)
+    """
+    if value == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise UsageError(
+            f"--warmup must be 'auto' or a count >= 0, got {value!r}", hint="e.g. --warmup 20"
+        )
+    return n
+
+
+def parse_size(value: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """An input size ``HxW`` (or ``N`` for NxN, or the named ``NAME=N,C,H,W`` of
+    ``picozoo convert``) as ``(H, W)``; None stays None.
+
+    >>> parse_size("416x320"), parse_size("320"), parse_size((64, 48)), parse_size(None)
+    ((416, 320), (320, 320), (64, 48), None)
+    >>> parse_size("image=1,3,320,256")
+    (320, 256)
+    """
+    if not value:
+        return None
+    if isinstance(value, tuple):
+        dims = [int(v) for v in value]
+    else:
+        parts = value.partition("=")[2] or value
+        try:
+            dims = [int(p) for p in parts.lower().replace("*", "x").replace(",", "x").split("x")]
+        except ValueError:
+            dims = []
+        if len(dims) == 4:  # NAME=N,C,H,W
+            dims = dims[2:]
+        elif len(dims) == 1:
+            dims = dims * 2
+    if len(dims) != 2 or min(dims) <= 0:
+        raise UsageError(f"cannot parse --input-size {value!r}", hint="write HxW, e.g. 416x416")
+    return dims[0], dims[1]
+
+
+def run(
+    models: Sequence[str] = (),
+    *,
+    engines: Sequence[str] = ("onnxruntime",),
+    precisions: Sequence[str] = ("fp32",),
+    threads: Sequence[int] = (),
+    postprocess: bool = False,
+    source: str = "auto",
+    warmup: int | str = "auto",
+    min_iters: int = 100,
+    min_time: float = 2.0,
+    input_size: str | tuple[int, int] | None = None,
+    device: str | None = None,
+    timeout: float = 900.0,
+    store: Store | None = None,
+    registry: Registry | None = None,
+    progress: Progress | None = None,
+    phase: Progress | None = None,
+) -> Document:
+    """Measure the inference latency of ``models``, each (model, engine, precision, threads)
+    cell in a fresh process, and return the whole result.
+
+    Model ids are benched without post-processing (as upstream measured) unless
+    ``postprocess``; whatever a cell needs (the ONNX, an inference tarball, a conversion for
+    OpenVINO/MNN/ncnn) is pulled or converted first. A cell that fails is kept in the document
+    with its reason (``doc.all_failed`` says whether every cell did); a cell whose file
+    ``picozoo eval`` scored carries that measured mAP.
+
+    Args:
+        models: model ids, ``.onnx`` files or Paddle inference folders; empty: every model
+            with anything in the cache.
+        engines: engine names (:data:`picozoo.runtime.ENGINES`) or ``"all"`` (every installed
+            engine; the others are skipped with a note).
+        precisions: precisions (``fp32``, ``fp16``, ``bf16``, ``int8``) or ``"all"``; one an
+            engine does not run is skipped with a note.
+        threads: thread counts, one cell each; empty: the cores this process may use.
+        postprocess: bench model ids with post-processing (NMS) included.
+        source: on ONNX Runtime, ``"upstream"`` ONNX, ``"converted"`` from the inference
+            tarball, or ``"auto"`` (upstream's when it has the requested kind).
+        warmup: warm-up iterations, or ``"auto"`` (until the median of the last 5 moves < 5%).
+        min_iters, min_time: measure at least this many iterations and seconds.
+        input_size: ``"HxW"`` or ``(H, W)`` for models with dynamic input shapes.
+        device: the device label of reports and merges (default: the CPU model).
+        timeout: seconds allowed per cell.
+        store, registry: the cache and the model registry (default: from the environment,
+            see :class:`picozoo.settings.Settings`).
+        progress: called with each progress line (notes, pulls, cells); default: quiet.
+        phase: called with ``"preparing"`` then ``"measuring"`` (what an interruption stops).
+
+    Returns:
+        The ``picozoo.bench/1`` :class:`~picozoo.bench.records.Document`.
+
+    Raises:
+        UsageError: a bad option, an unknown model id, or no model to bench.
+        PicozooError: a model could not be prepared and nothing else can run.
+
+    Example:
+        >>> import picozoo.bench
+        >>> doc = picozoo.bench.run(["picodet-s-416"], threads=[1, 4])  # doctest: +SKIP
+        >>> [round(c.measured.stats.median_ms, 1) for c in doc.cells]  # doctest: +SKIP
+        [7.1, 3.0]
+    """
+    from ..hub.registry import load_registry
+    from ..hub.store import Store
+    from ..settings import Settings
+    from ..targets import is_path_arg
+    from .engines import plan_engines
+    from .environment import usable_cores
+    from .evals import load_evals
+    from .notes import oversubscription
+    from .suite import run_suite
+    from .targets import resolve_targets
+
+    say = progress or (lambda _m: None)
+    tell = phase or (lambda _p: None)
+    wu = parse_warmup(warmup)
+    size = parse_size(input_size)
+    plan = plan_engines(engines or ("onnxruntime",), precisions or ("fp32",))
+    for note in plan.notes:
+        say(f"note: {note}")
+    cores = usable_cores()
+    counts = list(dict.fromkeys(threads)) or [cores]
+    over = oversubscription(counts, cores)
+    if over:
+        say(f"warning: {over}; their ratio to upstream's latency is not shown")
+    store = store if store is not None else Store(Settings.from_env())
+    if registry is None and (not models or not all(is_path_arg(m) for m in models)):
+        registry = load_registry(store.settings.registry_path)
+    tell("preparing")
+    targets = resolve_targets(
+        models,
+        plan.pairs,
+        store=store,
+        registry=registry,
+        postprocess=postprocess,
+        source=source,
+        input_size=size,
+        progress=say,
+        implicit=plan.implicit,
+        notes=plan.notes,
+    )
+    if not targets:
+        raise UsageError(
+            f"no model to bench: the cache {store.settings.cache_dir} has no model in it",
+            hint="pass a model id or an .onnx file, or `picozoo pull MODEL` first",
+        )
+    tell("measuring")
+    return run_suite(
+        targets,
+        threads=counts,
+        warmup=wu,
+        min_iters=min_iters,
+        min_time_s=min_time,
+        timeout_s=timeout,
+        device=device,
+        debug=store.settings.debug,
+        progress=say,
+        evals=load_evals(store.root),
+        notes=plan.notes,
+    )
+
+
+__all__ = ["PHASES", "parse_size", "parse_warmup", "run"]

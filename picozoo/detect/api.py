@@ -1,0 +1,174 @@
+"""``picozoo infer`` and ``picozoo eval`` as one library call each: :func:`infer` and
+:func:`evaluate`.
+
+This module is light: numpy, OpenCV and the engines are imported when a function runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..hub.eval_result import EvalResult
+    from ..hub.registry import Registry
+    from ..hub.store import Store
+    from .infer import InferReport
+
+Progress = Callable[[str], None]
+
+
+class _Context:
+    """The store and the registry a call works with (default: from the environment); the
+    registry is loaded only when a model id needs it."""
+
+    def __init__(self, store: Store | None, registry: Registry | None) -> None:
+        if store is None:
+            from ..hub.store import Store
+            from ..settings import Settings
+
+            store = Store(Settings.from_env())
+        self.store = store
+        self._registry = registry
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            from ..hub.registry import load_registry
+
+            self._registry = load_registry(self.store.settings.registry_path)
+        return self._registry
+
+
+def infer(
+    model: str,
+    images: Sequence[str | Path],
+    *,
+    engine: str = "onnxruntime",
+    precision: str = "fp32",
+    threads: int = 1,
+    threshold: float | None = None,
+    config: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    store: Store | None = None,
+    registry: Registry | None = None,
+    progress: Progress | None = None,
+) -> InferReport:
+    """Detect objects in ``images`` with ``model``, as PaddleDetection deploys it.
+
+    No-post-processing models are decoded with upstream's evaluation NMS (score 0.025, IoU
+    0.6, top-k 1000, keep 100), then cut at ``threshold``; models exported with NMS run as
+    they are.
+
+    Args:
+        model: a model id (its inference tarball or ONNX is pulled if missing), a Paddle
+            inference folder, or an ``.onnx`` file.
+        images: image files (anything OpenCV reads).
+        engine: ``onnxruntime``, ``paddle``, ``openvino``, ``mnn`` or ``ncnn`` (the last three
+            run the model converted from its ONNX, converted first when missing).
+        precision: the engine's precision (``fp32``; openvino ``fp16``/``bf16``, mnn
+            ``fp16``/``int8``, ncnn ``fp16``).
+        threads: the engine's thread count.
+        threshold: keep detections scoring at least this (default: ``infer_cfg.yml``'s
+            ``draw_threshold``, 0.5 upstream).
+        config: the ``infer_cfg.yml`` of a bare ``.onnx`` file.
+        out_dir: also write each image with its boxes drawn, as ``<out_dir>/<stem>.jpg``.
+        store, registry: the cache and the model registry (default: from the environment).
+        progress: called with one line per image (detections, per-stage milliseconds).
+
+    Returns:
+        An :class:`~picozoo.detect.infer.InferReport`: ``rows`` (COCO-results-style dicts:
+        image, category, category_id, bbox ``[x, y, w, h]``, score), per-image ``timings``,
+        the ``written`` images, and ``timing_line()``.
+
+    Raises:
+        UsageError: an unknown model id, an unusable file, a missing ``infer_cfg.yml``.
+        EngineError, MissingDependencyError: the engine cannot run the model, or is missing.
+
+    Example:
+        >>> import picozoo.detect
+        >>> report = picozoo.detect.infer("picodet-s-416", ["dog.jpg"])  # doctest: +SKIP
+        >>> report.rows[0]["category"], round(report.rows[0]["score"], 2)  # doctest: +SKIP
+        ('dog', 0.91)
+    """
+    from .infer import infer_images
+
+    return infer_images(
+        _Context(store, registry),
+        model,
+        [Path(i) for i in images],
+        engine=engine,
+        threads=threads,
+        threshold=threshold,
+        config=Path(config) if config is not None else None,
+        out_dir=Path(out_dir) if out_dir is not None else None,
+        precision=precision,
+        progress=progress,
+    )
+
+
+def evaluate(
+    model: str,
+    coco_dir: str | Path,
+    *,
+    ann: str | Path | None = None,
+    limit: int | None = None,
+    engine: str = "onnxruntime",
+    precision: str = "fp32",
+    threads: int = 1,
+    config: str | Path | None = None,
+    store: Store | None = None,
+    registry: Registry | None = None,
+    progress: Progress | None = None,
+    tick: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """COCO mAP of ``model`` on a COCO-format data set, with upstream's evaluation settings.
+
+    Every image goes the way of :func:`infer` (no score cut: NMS score 0.025, keep 100); the
+    detections are scored with COCO's protocol. The result is cached in the store by (model
+    file, engine, precision, data set, NMS settings): a second call is instant.
+
+    Args:
+        model: a model id, a Paddle inference folder, or an ``.onnx`` file (as :func:`infer`).
+        coco_dir: ``val2017/`` + ``annotations/instances_val2017.json``, or the image folder
+            of ``ann``.
+        ann: a COCO-format annotation JSON (default: ``annotations/instances_val2017.json``).
+        limit: only the first ``limit`` images (by id).
+        engine, precision, threads, config, store, registry, progress: as :func:`infer`.
+        tick: called with ``(done, total)`` images as the evaluation goes.
+
+    Returns:
+        The typed result (:class:`~picozoo.hub.eval_result.EvalResult`): ``stats`` (``AP``,
+        ``AP50``, ... the 12 COCO stats, as fractions; ``.ap``/``.ap50`` for short),
+        ``per_class_ap``, ``images``, ``images_per_s``, the model file's ``model_sha256``,
+        ``engine``, ``precision``; ``.to_dict()`` is the ``picozoo.eval/1`` JSON.
+
+    Raises:
+        UsageError: an unknown model id, a data set without the model's classes.
+        EngineError, MissingDependencyError: the engine cannot run the model, or is missing.
+
+    Example:
+        >>> import picozoo.detect
+        >>> r = picozoo.detect.evaluate("picodet-s-416", "~/data/coco")  # doctest: +SKIP
+        >>> round(r.ap * 100, 1)  # doctest: +SKIP
+        32.5
+    """
+    from .evaluate import run_eval
+
+    return run_eval(
+        _Context(store, registry),
+        model,
+        coco_dir=Path(coco_dir).expanduser(),
+        ann=Path(ann).expanduser() if ann is not None else None,
+        limit=limit,
+        engine=engine,
+        threads=threads,
+        config=Path(config) if config is not None else None,
+        precision=precision,
+        progress=progress,
+        tick=tick,
+    )
+
+
+__all__ = ["evaluate", "infer"]
