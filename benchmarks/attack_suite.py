@@ -499,19 +499,20 @@ class Verdict:
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    item: int  #: issue 9 item
+    item: int  #: the item of the issue that listed the attack
     quick: bool  #: takes < 2 s
     fn: Callable[[Lab], Verdict]
+    issue: int = 9  #: 9: the download side; 17: infer, eval, reports, outputs, processes
 
 
 SCENARIOS: list[Scenario] = []
 
 
 def scenario(
-    name: str, item: int, *, quick: bool = True
+    name: str, item: int, *, quick: bool = True, issue: int = 9
 ) -> Callable[[Callable[[Lab], Verdict]], Callable[[Lab], Verdict]]:
     def register(fn: Callable[[Lab], Verdict]) -> Callable[[Lab], Verdict]:
-        SCENARIOS.append(Scenario(name, item, quick, fn))
+        SCENARIOS.append(Scenario(name, item, quick, fn, issue))
         return fn
 
     return register
@@ -973,11 +974,30 @@ def onnx_external_symlink(lab: Lab) -> Verdict:
     return Verdict(r, frozenset({2, 5, 6}))
 
 
+# -- more scenarios: benchmarks/attacks/*.py ----------------------------------------------------
+def _load_scenario_modules() -> None:
+    """Each ``benchmarks/attacks/*.py`` defines ``register(suite)``, which adds its scenarios
+    with ``suite.scenario(...)`` (this module is passed in, so that running this file as a
+    script and importing it share one ``SCENARIOS``)."""
+    import importlib.util
+
+    this = sys.modules[__name__]
+    for path in sorted((ROOT / "benchmarks" / "attacks").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"attacks_{path.stem}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.register(this)
+
+
+_load_scenario_modules()
+
+
 # -- running and reporting ----------------------------------------------------------------------
 @dataclass
 class Outcome:
     scenario: str
-    item: int
+    item: str  #: issue.item, e.g. "9.14"
     exit_code: int | None
     expected: list[int]
     stderr: str
@@ -1012,7 +1032,7 @@ def run_scenario(s: Scenario, root: Path) -> Outcome:
         note = f"{note}; {first_error[:160]}".strip("; ")
     return Outcome(
         s.name,
-        s.item,
+        f"{s.issue}.{s.item}",
         run.rc,
         sorted(v.expect),
         run.stderr_shape,
@@ -1026,7 +1046,7 @@ def run_scenario(s: Scenario, root: Path) -> Outcome:
 
 def markdown(outcomes: list[Outcome]) -> str:
     rows = [
-        "| # | scenario | exit (expected) | stderr | bytes outside cache | s | verdict | note |",
+        "| issue.item | scenario | exit (expected) | stderr | bytes outside cache | s | verdict | note |",
         "|--:|---|---|---|--:|--:|---|---|",
     ]
     for o in outcomes:
@@ -1062,7 +1082,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = selected(args.patterns, args.quick)
     if args.list:
         for s in chosen:
-            print(f"{s.item:>2}  {'quick' if s.quick else 'slow '}  {s.name}")
+            print(f"{s.issue}.{s.item:<2}  {'quick' if s.quick else 'slow '}  {s.name}")
         return 0
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="picozoo-attack-") as tmp:
