@@ -1046,7 +1046,8 @@ def run_scenario(s: Scenario, root: Path) -> Outcome:
 
 def markdown(outcomes: list[Outcome]) -> str:
     rows = [
-        "| issue.item | scenario | exit (expected) | stderr | bytes outside cache | s | verdict | note |",
+        "| issue.item | scenario | exit (expected) | stderr | bytes outside cache | s | verdict "
+        "| note |",
         "|--:|---|---|---|--:|--:|---|---|",
     ]
     for o in outcomes:
