@@ -71,11 +71,13 @@ def infer_cmd(
     0.6, top-k 1000, keep 100), then cut at --threshold; models exported with NMS run as they
     are. Times pre-processing, inference and post-processing per image (stderr).
     """
+    from ..convert import convert
     from ..detect.infer import infer_images
 
     report = infer_images(
         app, model, [Path(i) for i in images], engine=engine, threads=threads,
         threshold=threshold, config=config, out_dir=out_dir, precision=precision, progress=info,
+        convert=convert,
     )  # fmt: skip
     if fmt == "json":
         echo_json(report.rows)
@@ -131,12 +133,13 @@ def eval_cmd(
     Prints mAP 0.5:0.95, 0.5 and the other 10 COCO stats, and the AP of every class; the
     result is cached in the store (same model file, engine, data set: instant).
     """
+    from ..convert import convert
     from ..detect.evaluate import run_eval
 
     with _progress_bar() as tick:
         result = run_eval(app, model, coco_dir=coco_dir, ann=ann, limit=limit, engine=engine,
                           threads=threads, config=config, precision=precision, progress=info,
-                          tick=tick)  # fmt: skip
+                          tick=tick, convert=convert)  # fmt: skip
     if fmt == "json":
         echo_json(result)
         return
