@@ -10,7 +10,7 @@ without touching the store, where the file comes from (``origin``):
   post-processing; models with only the post-processed one fall back to it), pulled
   (``upstream``);
 * a model id, ``onnx``: upstream's ONNX or one converted from the tarball as ``source`` says
-  (:func:`picozoo.targets.onnx_source`); ``source="chain"`` is what an engine conversion
+  (:func:`onnx_source`); ``source="chain"`` is what an engine conversion
   reads: converted from the tarball when there is one, else upstream's ONNX of either kind;
 * a model id, ``openvino``/``mnn``/``ncnn``: the file ``picozoo.convert.convert(...,
   to=engine)`` makes (``converted``).
@@ -44,18 +44,21 @@ from .errors import NotCachedError, UsageError
 from .hub.registry import INFERENCE_KINDS, Model
 from .paddle_dir import find_paddle_model, inference_kind, is_paddle_model
 from .runtime.base import CONVERTED_ENGINES
-from .targets import Target, onnx_kind, onnx_source
+from .targets import Target
 
 if TYPE_CHECKING:
     from .hub.store import Store
 
 __all__ = [
     "FORMATS",
+    "SOURCES",
     "Convert",
     "Plan",
     "Resolved",
     "exported_size",
     "in_store",
+    "onnx_kind",
+    "onnx_source",
     "plan",
     "realize",
     "resolve",
@@ -135,6 +138,60 @@ class Resolved:
         return self.plan.label
 
 
+#: ``--source`` choices: which ONNX a model id is benched from on ONNX Runtime.
+SOURCES = ("auto", "upstream", "converted")
+
+
+def onnx_kind(postprocess: bool) -> str:
+    """The registry kind of upstream's ONNX with or without post-processing.
+
+    >>> onnx_kind(False), onnx_kind(True)
+    ('onnx-nopp', 'onnx')
+    """
+    return "onnx" if postprocess else "onnx-nopp"
+
+
+def onnx_source(model: Model, source: str, *, postprocess: bool) -> str:
+    """``upstream`` or ``converted``: where ``model``'s ONNX comes from under ``--source``.
+
+    ``auto`` is upstream's ONNX when the model has one of the requested post-processing kind,
+    else a conversion of its inference tarball. An explicit choice the model cannot satisfy
+    raises :class:`~picozoo.errors.UsageError` saying which choice would work.
+
+    >>> from picozoo.hub.registry import load_registry
+    >>> reg = load_registry()
+    >>> onnx_source(reg.get("picodet-s-416"), "auto", postprocess=False)
+    'upstream'
+    >>> onnx_source(reg.get("picodet-s-416-quant"), "auto", postprocess=False)
+    'converted'
+    >>> onnx_source(reg.get("picodet-legacy-s-320"), "converted", postprocess=False)
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.UsageError: picodet-legacy-s-320 has no Paddle inference tarball to convert \
+(bench its upstream ONNX: --source upstream (or auto))
+    """
+    if source not in SOURCES:
+        raise UsageError(f"unknown --source {source!r}", hint=f"use one of: {', '.join(SOURCES)}")
+    kind, other = onnx_kind(postprocess), onnx_kind(not postprocess)
+    has_upstream, has_tarball = model.has(kind), any(model.has(k) for k in INFERENCE_KINDS)
+    if source == "auto":
+        source = "upstream" if has_upstream else "converted"
+    has = f"it has: {', '.join(model.kinds) or 'no artifacts'}"
+    if source == "upstream" and not has_upstream:
+        hint = "bench --source converted (or auto)" if has_tarball else has
+        raise UsageError(f"{model.id} has no upstream {kind} ONNX", hint=hint)
+    if source == "converted" and not has_tarball:
+        if has_upstream:
+            hint = "bench its upstream ONNX: --source upstream (or auto)"
+        elif model.has(other):
+            flag = "drop --postprocess" if postprocess else "add --postprocess"
+            hint = f"bench its upstream {other} ONNX: {flag}"
+        else:
+            hint = has
+        raise UsageError(f"{model.id} has no Paddle inference tarball to convert", hint=hint)
+    return source
+
+
 def _fmt(fmt: str) -> str:
     fmt = _ENGINE_FORMAT.get(fmt, fmt)
     if fmt not in FORMATS:
@@ -153,7 +210,7 @@ def plan(
 ) -> Plan:
     """Decide where ``target``'s file in ``fmt`` (a format of :data:`FORMATS` or an engine name)
     comes from; see the module docstring. ``source``: ``auto``, ``upstream``, ``converted``
-    (see :func:`~picozoo.targets.onnx_source`) or ``chain``. ``verb`` (``bench``, ``run``):
+    (see :func:`onnx_source`) or ``chain``. ``verb`` (``bench``, ``run``):
     a model id without the inference tarball ``paddle`` needs is a :class:`UsageError` saying
     what to ``verb`` instead (None: pulling it raises the registry's error).
 

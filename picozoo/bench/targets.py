@@ -4,11 +4,12 @@ targets: one usable path per (model, engine), or the reason there is none.
 Model ids use the no-post-processing variant by default (as upstream measured). Paddle
 Inference benches the pulled inference tarball (falling back to the post-processed one for
 models that have no other, see :func:`picozoo.paddle_dir.inference_kind`). ONNX Runtime benches
-the ONNX that ``source`` selects (see :func:`onnx_source`): upstream's own ONNX (``onnx-nopp``
-or ``onnx``, pulled on demand; this needs only the ``[bench]`` extra) or one converted from the
-inference tarball (``picozoo.convert.convert``, converted once and cached; ``[convert]``).
-OpenVINO, MNN and ncnn bench the file ``convert(..., to=engine, precision=...)`` makes for them
-(from a model id, an ``.onnx`` file or a Paddle folder; their own files are benched as they are).
+the ONNX that ``source`` selects (see :func:`picozoo.resolve.onnx_source`): upstream's own
+ONNX (``onnx-nopp`` or ``onnx``, pulled on demand; this needs only the ``[bench]`` extra) or
+one converted from the inference tarball (``picozoo.convert.convert``, converted once and
+cached; ``[convert]``). OpenVINO, MNN and ncnn bench the file ``convert(..., to=engine,
+precision=...)`` makes for them (from a model id, an ``.onnx`` file or a Paddle folder; their
+own files are benched as they are). Which file that is, is :mod:`picozoo.resolve`'s decision.
 
 >>> t = file_target("model.onnx", "onnxruntime")
 >>> t.label, t.failure.error
@@ -25,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelFileError, PicozooError
 from ..hub.registry import Model, Registry
-from ..resolve import Plan, exported_size, plan, realize
+from ..resolve import Plan, exported_size, onnx_kind, plan, realize
 from ..runtime.base import CONVERTED_ENGINES
-from ..targets import Target, onnx_kind, resolve_arg
+from ..targets import Target, resolve_arg
 from .engines import missing_engine_failure, runs_file
 from .records import ArtifactInfo, Cell, CellResult, Failure, MeasuredMap, Measurement
 
@@ -172,8 +173,8 @@ def model_target(
     precision: str = "fp32",
 ) -> BenchTarget:
     """Resolve a registry model to a usable artifact for ``engine`` (pulling or converting it;
-    ``source`` picks the ONNX for ONNX Runtime, see :func:`onnx_source`, and what was chosen is
-    said through ``progress``; OpenVINO, MNN and ncnn bench the file
+    ``source`` picks the ONNX for ONNX Runtime, see :func:`picozoo.resolve.onnx_source`, and
+    what was chosen is said through ``progress``; OpenVINO, MNN and ncnn bench the file
     ``picozoo.convert.convert(..., to=engine, precision=precision)`` makes); a failure costs
     this target only.
 
@@ -288,9 +289,10 @@ def resolve_targets(
     notes: list[str] | None = None,
 ) -> list[BenchTarget]:
     """Targets for every (argument, engine); no arguments: every model in the store
-    (``source``: see :func:`onnx_source`). ``engines`` are names (fp32) or (engine, precision)
-    pairs (see :func:`picozoo.bench.engines.plan_engines`); a file that an ``implicit`` engine
-    (one ``--engine all`` brought in) cannot run is not benched on it, and ``notes`` says so.
+    (``source``: see :func:`picozoo.resolve.onnx_source`). ``engines`` are names (fp32) or
+    (engine, precision) pairs (see :func:`picozoo.bench.engines.plan_engines`); a file that an
+    ``implicit`` engine (one ``--engine all`` brought in) cannot run is not benched on it, and
+    ``notes`` says so.
 
     Unknown model ids raise (with suggestions); anything else that fails is kept as a target
     with ``failure`` set.

@@ -23,8 +23,8 @@ from typing import Any
 from ..errors import ModelFileError, UsageError
 from ..hub.store import Store
 from ..paddle_dir import InferConfig, config_beside
-from ..resolve import plan, realize
-from ..targets import Target, onnx_kind
+from ..resolve import onnx_kind, plan, realize
+from ..targets import Target
 from .result import ConversionResult
 from .sources import OnnxFile, Progress, Source, local_label, upstream_origin
 
