@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import NotCachedError, UsageError
+from .errors import ModelFileError, NotCachedError, UsageError
 from .hub.registry import INFERENCE_KINDS, Model
-from .paddle_dir import find_paddle_model, inference_kind, is_paddle_model
+from .paddle_dir import find_paddle_model, inference_kind
 from .runtime.base import CONVERTED_ENGINES
 from .targets import Target
 
@@ -357,9 +357,10 @@ def exported_size(path: Path) -> tuple[int, int] | None:
     >>> exported_size(Path("/nonexistent")) is None
     True
     """
-    if not is_paddle_model(path):
+    try:
+        return find_paddle_model(path).config().input_size
+    except ModelFileError:
         return None
-    return find_paddle_model(path).config().input_size
 
 
 def in_store(
