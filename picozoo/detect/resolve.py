@@ -7,7 +7,9 @@ models that have no other). The pre-processing comes from the tarball's ``infer_
 (pulled for it), or, for models published only as ONNX, is upstream's standard PicoDet COCO
 pre-processing at the model's input size. A path is a Paddle inference
 folder (its own ``infer_cfg.yml``) or an ``.onnx`` file (``--config``, else an
-``infer_cfg.yml`` beside it).
+``infer_cfg.yml`` beside it). Which file runs is :mod:`picozoo.resolve`'s decision; a
+conversion it needs is passed in (``convert``): :mod:`picozoo.detect` sits below
+:mod:`picozoo.convert`, which proves its conversions with detection agreement.
 
 >>> resolve_config(Path("/nonexistent/m.onnx"), None)
 Traceback (most recent call last):
