@@ -176,12 +176,37 @@ def is_paddle_model(path: Path) -> bool:
     return True
 
 
-def check_inference_dir(path: Path, label: str) -> None:
-    """Raise :class:`BadArchiveError` unless ``path`` is a complete inference model folder."""
+def config_beside(path: Path) -> Path | None:
+    """The ``infer_cfg.yml`` beside a model: in folder ``path``, or beside file ``path``
+    (None when there is none). The one rule every command uses.
+
+    >>> config_beside(Path("/nonexistent/model.onnx")) is None
+    True
+    """
+    path = Path(path)
+    cfg = (path if path.is_dir() else path.parent) / INFER_CFG
+    return cfg if cfg.is_file() else None
+
+
+def missing_inference_files(path: Path) -> list[str]:
+    """What folder ``path`` lacks to be a Paddle inference model as upstream ships one
+    (``model.pdmodel`` or ``model.json``, ``model.pdiparams``, ``infer_cfg.yml``); empty when
+    it is complete. The one folder rule: pulls check it after unpacking, ``verify`` again.
+
+    >>> missing_inference_files(Path("/nonexistent"))
+    ['model.pdmodel or model.json', 'model.pdiparams', 'infer_cfg.yml']
+    """
     missing = []
     if not any((path / f).is_file() for f in MODEL_FILES[:2]):
         missing.append(" or ".join(MODEL_FILES[:2]))
     missing += [f for f in ("model.pdiparams", INFER_CFG) if not (path / f).is_file()]
+    return missing
+
+
+def check_inference_dir(path: Path, label: str) -> None:
+    """Raise :class:`BadArchiveError` unless ``path`` is a complete inference model folder
+    (see :func:`missing_inference_files`)."""
+    missing = missing_inference_files(path)
     if missing:
         raise BadArchiveError(
             f"{label} is not a Paddle inference model: missing {', '.join(missing)}",
@@ -209,9 +234,8 @@ def inference_kind(
 
 def _files(model_file: Path) -> PaddleModel:
     params = model_file.with_suffix(PARAMS_SUFFIX)
-    cfg = model_file.parent / INFER_CFG
     return PaddleModel(
         model_file=model_file,
         params_file=params if params.is_file() else None,
-        infer_cfg=cfg if cfg.is_file() else None,
+        infer_cfg=config_beside(model_file),
     )

@@ -15,8 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelFileError, UsageError
-from .hub.registry import INFERENCE_KINDS, Model, Registry
+from .errors import ModelFileError
+from .hub.registry import Model, Registry
 
 #: Suffixes of model files picozoo reads.
 MODEL_SUFFIXES = (".onnx", ".pdmodel", ".json", ".nb")
@@ -72,57 +72,3 @@ def resolve_arg(arg: str, registry: Registry | None, *, must_exist: bool = True)
         return Target(arg, path=path)
     model, postprocess = registry.resolve(arg)
     return Target(arg, model=model, postprocess=postprocess)
-
-
-#: ``--source`` choices: which ONNX a model id is benched from on ONNX Runtime.
-SOURCES = ("auto", "upstream", "converted")
-
-
-def onnx_kind(postprocess: bool) -> str:
-    """The registry kind of upstream's ONNX with or without post-processing.
-
-    >>> onnx_kind(False), onnx_kind(True)
-    ('onnx-nopp', 'onnx')
-    """
-    return "onnx" if postprocess else "onnx-nopp"
-
-
-def onnx_source(model: Model, source: str, *, postprocess: bool) -> str:
-    """``upstream`` or ``converted``: where ``model``'s ONNX comes from under ``--source``.
-
-    ``auto`` is upstream's ONNX when the model has one of the requested post-processing kind,
-    else a conversion of its inference tarball. An explicit choice the model cannot satisfy
-    raises :class:`~picozoo.errors.UsageError` saying which choice would work.
-
-    >>> from picozoo.hub.registry import load_registry
-    >>> reg = load_registry()
-    >>> onnx_source(reg.get("picodet-s-416"), "auto", postprocess=False)
-    'upstream'
-    >>> onnx_source(reg.get("picodet-s-416-quant"), "auto", postprocess=False)
-    'converted'
-    >>> onnx_source(reg.get("picodet-legacy-s-320"), "converted", postprocess=False)
-    Traceback (most recent call last):
-    ...
-    picozoo.errors.UsageError: picodet-legacy-s-320 has no Paddle inference tarball to convert \
-(bench its upstream ONNX: --source upstream (or auto))
-    """
-    if source not in SOURCES:
-        raise UsageError(f"unknown --source {source!r}", hint=f"use one of: {', '.join(SOURCES)}")
-    kind, other = onnx_kind(postprocess), onnx_kind(not postprocess)
-    has_upstream, has_tarball = model.has(kind), any(model.has(k) for k in INFERENCE_KINDS)
-    if source == "auto":
-        source = "upstream" if has_upstream else "converted"
-    has = f"it has: {', '.join(model.kinds) or 'no artifacts'}"
-    if source == "upstream" and not has_upstream:
-        hint = "bench --source converted (or auto)" if has_tarball else has
-        raise UsageError(f"{model.id} has no upstream {kind} ONNX", hint=hint)
-    if source == "converted" and not has_tarball:
-        if has_upstream:
-            hint = "bench its upstream ONNX: --source upstream (or auto)"
-        elif model.has(other):
-            flag = "drop --postprocess" if postprocess else "add --postprocess"
-            hint = f"bench its upstream {other} ONNX: {flag}"
-        else:
-            hint = has
-        raise UsageError(f"{model.id} has no Paddle inference tarball to convert", hint=hint)
-    return source

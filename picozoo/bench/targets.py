@@ -4,11 +4,12 @@ targets: one usable path per (model, engine), or the reason there is none.
 Model ids use the no-post-processing variant by default (as upstream measured). Paddle
 Inference benches the pulled inference tarball (falling back to the post-processed one for
 models that have no other, see :func:`picozoo.paddle_dir.inference_kind`). ONNX Runtime benches
-the ONNX that ``source`` selects (see :func:`onnx_source`): upstream's own ONNX (``onnx-nopp``
-or ``onnx``, pulled on demand; this needs only the ``[bench]`` extra) or one converted from the
-inference tarball (``picozoo.convert.convert``, converted once and cached; ``[convert]``).
-OpenVINO, MNN and ncnn bench the file ``convert(..., to=engine, precision=...)`` makes for them
-(from a model id, an ``.onnx`` file or a Paddle folder; their own files are benched as they are).
+the ONNX that ``source`` selects (see :func:`picozoo.resolve.onnx_source`): upstream's own
+ONNX (``onnx-nopp`` or ``onnx``, pulled on demand; this needs only the ``[bench]`` extra) or
+one converted from the inference tarball (``picozoo.convert.convert``, converted once and
+cached; ``[convert]``). OpenVINO, MNN and ncnn bench the file ``convert(..., to=engine,
+precision=...)`` makes for them (from a model id, an ``.onnx`` file or a Paddle folder; their
+own files are benched as they are). Which file that is, is :mod:`picozoo.resolve`'s decision.
 
 >>> t = file_target("model.onnx", "onnxruntime")
 >>> t.label, t.failure.error
@@ -23,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ModelFileError, PicozooError, UsageError
-from ..hub.registry import INFERENCE_KINDS, Model, Registry
-from ..paddle_dir import find_paddle_model, inference_kind
+from ..errors import ModelFileError, PicozooError
+from ..hub.registry import Model, Registry
+from ..resolve import Plan, exported_size, onnx_kind, plan, realize
 from ..runtime.base import CONVERTED_ENGINES
-from ..targets import Target, onnx_kind, onnx_source, resolve_arg
+from ..targets import Target, resolve_arg
 from .engines import missing_engine_failure, runs_file
 from .records import ArtifactInfo, Cell, CellResult, Failure, MeasuredMap, Measurement
 
@@ -117,7 +118,7 @@ def file_target(
         )
     assert target.path is not None
     if input_size is None and (engine == "paddle" or engine in CONVERTED_ENGINES):
-        input_size = _exported_size(target.path)
+        input_size = exported_size(target.path)
     return BenchTarget(
         target.label,
         engine,
@@ -146,26 +147,18 @@ def engine_file_target(
     '/nonexistent.onnx: no such file or directory'
     """
     target = file_target(arg, engine, input_size, precision=precision)
-    native = CONVERTED_ENGINES.get(engine)
-    if target.path is None or native is None or target.path.suffix in native:
+    if target.path is None or engine not in CONVERTED_ENGINES:
+        return target
+    p = plan(Target(str(arg), path=target.path), engine, precision=precision)
+    if p.origin == "file":
         return target
     missing = missing_engine_failure(engine)  # say so before converting
     if missing is not None:
         return dataclasses.replace(target, path=None, failure=missing)
-    say = progress or (lambda _m: None)
     try:
-        return _for_engine(store, target, Target(str(arg), path=target.path), input_size, say)
+        return _realized(store, target, p, input_size, progress)
     except Exception as e:  # a failed conversion costs this target only
         return dataclasses.replace(target, path=None, failure=_prepare_failure(e))
-
-
-def _exported_size(path: Path) -> tuple[int, int] | None:
-    """The input size in a Paddle model's ``infer_cfg.yml`` (None: none, or no Paddle model:
-    the worker says so)."""
-    try:
-        return find_paddle_model(path).config().input_size
-    except ModelFileError:
-        return None
 
 
 def model_target(
@@ -180,8 +173,8 @@ def model_target(
     precision: str = "fp32",
 ) -> BenchTarget:
     """Resolve a registry model to a usable artifact for ``engine`` (pulling or converting it;
-    ``source`` picks the ONNX for ONNX Runtime, see :func:`onnx_source`, and what was chosen is
-    said through ``progress``; OpenVINO, MNN and ncnn bench the file
+    ``source`` picks the ONNX for ONNX Runtime, see :func:`picozoo.resolve.onnx_source`, and
+    what was chosen is said through ``progress``; OpenVINO, MNN and ncnn bench the file
     ``picozoo.convert.convert(..., to=engine, precision=precision)`` makes); a failure costs
     this target only.
 
@@ -196,25 +189,18 @@ def model_target(
             missing = missing_engine_failure(engine)  # say so before pulling or converting
             if missing is not None:
                 return dataclasses.replace(base, failure=missing, input_size=model.input_size)
-            if any(model.has(k) for k in INFERENCE_KINDS):
-                _kind, with_pp = inference_kind(model.kinds, postprocess=postprocess)
-                base = dataclasses.replace(base, postprocess=with_pp)
-            return _for_engine(store, base, Target(model.id, model=model), input_size, say)
-        if engine == "onnxruntime":
-            if onnx_source(model, source, postprocess=postprocess) == "upstream":
-                kind = onnx_kind(postprocess)
-                say(f"{model.id}: benching upstream's {kind} ONNX (--source {source})")
-                return _pulled(store, base, kind, input_size, say)
-            return _converted(store, base, source, input_size, say)
-        kind, with_pp = inference_kind(model.kinds, postprocess=postprocess)
-        if not model.has(kind):
-            raise UsageError(
-                f"{model.id} has no Paddle inference tarball",
-                hint="bench its upstream ONNX on ONNX Runtime: --engine onnxruntime"
-                if model.has(onnx_kind(postprocess))
-                else f"it has: {', '.join(model.kinds) or 'no artifacts'}",
+        p = plan(Target(model.id, model=model), engine, postprocess=postprocess, source=source,
+                 precision=precision, verb="bench")  # fmt: skip
+        if p.fmt == "onnx" and p.origin == "upstream":
+            say(f"{model.id}: benching upstream's {p.kind} ONNX (--source {source})")
+        elif p.fmt == "onnx":
+            because = (
+                f": it has no upstream {onnx_kind(postprocess)} ONNX" if source == "auto" else ""
             )
-        return _pulled(store, dataclasses.replace(base, postprocess=with_pp), kind, input_size, say)
+            say(f"{model.id}: benching an ONNX converted from its {p.kind} tarball "
+                f"(--source {source}{because})")  # fmt: skip
+        base = dataclasses.replace(base, postprocess=p.postprocess)
+        return _realized(store, base, p, input_size, progress)
     except PicozooError as e:
         why = e.hint
         upstream_ok = engine == "onnxruntime" and model.has(onnx_kind(postprocess))
@@ -244,71 +230,24 @@ def _prepare_failure(e: Exception) -> Failure:
     )
 
 
-def _pulled(
+def _realized(
     store: Store,
     base: BenchTarget,
-    kind: str,
+    p: Plan,
     input_size: tuple[int, int] | None,
-    say: Callable[[str], None],
+    progress: Callable[[str], None] | None,
 ) -> BenchTarget:
-    """``base`` benched from upstream's artifact ``kind`` (an ONNX file or an inference
-    tarball), pulled into the store if it is not there."""
-    from ..hub.pull import pull_announced
-
-    assert base.model is not None
-    artifact = base.model.artifact(kind)
-    entry = pull_announced(store, artifact, say)
-    size = input_size
-    if size is None and kind in INFERENCE_KINDS:
-        # the exported size (infer_cfg.yml) is what the inference model expects
-        size = find_paddle_model(entry.path).config().input_size
-    provenance = {"artifact": kind, "url": artifact.url, "sha256": entry.sha256}
-    return _ready(base, entry.path, size or base.model.input_size, provenance, "upstream")
-
-
-def _converted(
-    store: Store,
-    base: BenchTarget,
-    source: str,
-    input_size: tuple[int, int] | None,
-    say: Callable[[str], None],
-) -> BenchTarget:
-    """``base`` benched from an ONNX converted from its inference tarball (cached)."""
+    """``base`` benched from the file :func:`picozoo.resolve.realize` makes ready for ``p``:
+    upstream's artifact pulled, or the file ``picozoo.convert.convert`` makes (converted
+    once, cached, parity-checked by the converter)."""
     from ..convert import convert
 
-    model = base.model
-    assert model is not None
-    kind, with_pp = inference_kind(model.kinds, postprocess=base.postprocess)
-    why = f": it has no upstream {onnx_kind(base.postprocess)} ONNX" if source == "auto" else ""
-    say(f"{model.id}: benching an ONNX converted from its {kind} tarball (--source {source}{why})")
-    res = convert(store, Target(model.id, model=model), postprocess=with_pp, progress=say)
-    target = dataclasses.replace(base, postprocess=with_pp)
-    size = input_size or model.input_size
-    return _ready(target, res.path, size, res.provenance, "converted")
-
-
-def _for_engine(
-    store: Store,
-    base: BenchTarget,
-    target: Target,
-    input_size: tuple[int, int] | None,
-    say: Callable[[str], None],
-) -> BenchTarget:
-    """``base`` benched from the file ``picozoo.convert.convert`` makes for its engine and
-    precision (converted once, cached, parity-checked by the converter)."""
-    from ..convert import convert
-
-    say(f"{base.label}: benching a {base.engine} {base.precision} model converted by picozoo")
-    res = convert(
-        store,
-        target,
-        to=base.engine,
-        precision=base.precision,
-        postprocess=base.postprocess,
-        progress=say,
-    )
-    size = input_size or (base.model.input_size if base.model else base.input_size)
-    return _ready(base, res.path, size, res.provenance, "converted")
+    if p.to is not None and p.to != "onnx" and progress is not None:
+        progress(f"{base.label}: benching a {base.engine} {base.precision} model converted by "
+                 "picozoo")  # fmt: skip
+    ready = realize(p, store, convert=convert, progress=progress)
+    size = input_size or ready.input_size or base.input_size
+    return _ready(base, ready.path, size, ready.provenance, p.origin)
 
 
 def _ready(
@@ -350,9 +289,10 @@ def resolve_targets(
     notes: list[str] | None = None,
 ) -> list[BenchTarget]:
     """Targets for every (argument, engine); no arguments: every model in the store
-    (``source``: see :func:`onnx_source`). ``engines`` are names (fp32) or (engine, precision)
-    pairs (see :func:`picozoo.bench.engines.plan_engines`); a file that an ``implicit`` engine
-    (one ``--engine all`` brought in) cannot run is not benched on it, and ``notes`` says so.
+    (``source``: see :func:`picozoo.resolve.onnx_source`). ``engines`` are names (fp32) or
+    (engine, precision) pairs (see :func:`picozoo.bench.engines.plan_engines`); a file that an
+    ``implicit`` engine (one ``--engine all`` brought in) cannot run is not benched on it, and
+    ``notes`` says so.
 
     Unknown model ids raise (with suggestions); anything else that fails is kept as a target
     with ``failure`` set.

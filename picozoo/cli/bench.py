@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import BenchFailedError
+from ..resolve import SOURCES
 from ..runtime.base import ENGINES, PRECISIONS
-from ..targets import SOURCES
 from .common import (
     MODEL_OR_PATH,
     AliasOption,

@@ -73,11 +73,13 @@ def infer_cmd(
     0.6, top-k 1000, keep 100), then cut at --threshold; models exported with NMS run as they
     are. Times pre-processing, inference and post-processing per image (stderr).
     """
+    from ..convert import convert
     from ..detect import infer
 
     report = infer(
         model, images, engine=engine, precision=precision, threads=threads, threshold=threshold,
         config=config, out_dir=out_dir, store=app.store, registry=app.registry, progress=info,
+        convert=convert,
     )  # fmt: skip
     if fmt == "json":
         echo_json(report.rows)
@@ -133,12 +135,14 @@ def eval_cmd(
     Prints mAP 0.5:0.95, 0.5 and the other 10 COCO stats, and the AP of every class; the
     result is cached in the store (same model file, engine, data set: instant).
     """
+    from ..convert import convert
     from ..detect import evaluate
 
     with _progress_bar() as tick:
         result = evaluate(model, coco_dir, ann=ann, limit=limit, engine=engine,
                           precision=precision, threads=threads, config=config, store=app.store,
-                          registry=app.registry, progress=info, tick=tick).to_dict()  # fmt: skip
+                          registry=app.registry, progress=info, tick=tick,
+                          convert=convert).to_dict()  # fmt: skip
     if fmt == "json":
         echo_json(result)
         return

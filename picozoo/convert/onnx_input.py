@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelFileError, UsageError
-from ..hub.registry import INFERENCE_KINDS
 from ..hub.store import Store
-from ..paddle_dir import INFER_CFG, InferConfig, find_paddle_model
+from ..paddle_dir import InferConfig, config_beside
+from ..resolve import onnx_kind, plan, realize
 from ..targets import Target
 from .result import ConversionResult
-from .sources import OnnxFile, Progress, Source, local_label, pull_artifact
+from .sources import OnnxFile, Progress, Source, local_label, upstream_origin
 
 #: Facts of the ONNX conversion's source that the engine conversion's provenance keeps.
 _ORIGIN_KEYS = ("model_id", "kind", "url", "artifact_sha256", "postprocess", "path")
@@ -40,32 +40,51 @@ def engine_source(
     to_onnx: Callable[[Target], ConversionResult],
     progress: Progress | None = None,
 ) -> Source:
-    """The ONNX source of an engine conversion of ``target`` (see the module docstring);
+    """The ONNX source of an engine conversion of ``target`` (see the module docstring;
+    :func:`picozoo.resolve.plan` in format ``onnx`` with ``source="chain"``);
     ``to_onnx(target)`` runs the ``--to onnx`` conversion.
 
     >>> engine_source(store, resolve_arg("picodet-s-416", registry), postprocess=False,
     ...               to_onnx=functools.partial(convert, store)).origin["onnx"]  # doctest: +SKIP
     {'from': 'converted', 'key': '8c58bcea9e5d5ec2', 'parity_passed': True}
     """
-    if target.path is not None and target.path.is_file() and target.path.suffix == ".onnx":
+    p = plan(target, "onnx", postprocess=postprocess, source="chain")
+    if p.origin == "file":
+        assert target.path is not None
         return onnx_file_source(target.path)
-    model = target.model
-    if model is not None and not any(model.has(k) for k in INFERENCE_KINDS):
-        return _upstream_source(store, target, postprocess=postprocess, progress=progress)
-    result = to_onnx(target)
-    prov = result.provenance
+    if p.origin == "upstream":
+        assert target.model is not None
+        wanted = onnx_kind(postprocess)
+        if p.kind != wanted and progress is not None:
+            progress(
+                f"{target.model.id}: has no {wanted} artifact, converting its {p.kind} instead"
+            )
+        pulled = realize(p, store, progress=progress)
+        facts = upstream_origin(pulled)
+        facts["onnx"] = {"from": "upstream"}
+        return Source(OnnxFile(pulled.path), target.model.id, facts, pulled.input_size)
+
+    def convert(
+        _store: Store,
+        t: Target,
+        /,
+        *,
+        to: str,
+        postprocess: bool,
+        precision: str | None,
+        progress: Progress | None,
+    ) -> ConversionResult:
+        return to_onnx(t)  # to="onnx"; its options are bound by the caller
+
+    made = realize(p, store, convert=convert, progress=progress)
+    prov = made.provenance
     origin: dict[str, Any] = {k: v for k, v in prov.get("source", {}).items() if k in _ORIGIN_KEYS}
     origin["onnx"] = {
         "from": "converted",
         "key": prov.get("key"),
         "parity_passed": (prov.get("parity") or {}).get("passed"),
     }
-    if model is not None:
-        size: tuple[int, int] | None = model.input_size
-    else:
-        assert target.path is not None
-        size = find_paddle_model(target.path).input_size
-    return Source(OnnxFile(result.path), result.label, origin, size)
+    return Source(OnnxFile(made.path), made.cache_label or made.label, origin, made.input_size)
 
 
 def onnx_file_source(path: Path) -> Source:
@@ -85,33 +104,8 @@ def onnx_file_source(path: Path) -> Source:
             hint="give a self-contained .onnx (picozoo converts from one file, keyed by its "
             "sha256); re-save it with onnx.save(model, path, save_as_external_data=False)",
         )
-    cfg = InferConfig.load(path.parent / INFER_CFG)
+    beside = config_beside(path)
+    cfg = InferConfig.load(beside) if beside else None
     size = cfg.input_size if cfg else None
     origin = {"path": str(path.resolve()), "onnx": {"from": "file"}}
     return Source(OnnxFile(path), local_label(path), origin, size)
-
-
-def _upstream_source(
-    store: Store, target: Target, *, postprocess: bool, progress: Progress | None
-) -> Source:
-    """Upstream's ONNX of a model without inference tarballs (pulled if missing)."""
-    from ..targets import onnx_kind
-
-    model = target.model
-    assert model is not None
-    say = progress or (lambda _m: None)
-    wanted, other = onnx_kind(postprocess), onnx_kind(not postprocess)
-    kind = wanted if model.has(wanted) else other
-    if not model.has(kind):
-        raise UsageError(
-            f"{model.id} has no ONNX or Paddle inference model to convert",
-            hint=f"it has: {', '.join(model.kinds)}"
-            if model.kinds
-            else "it is a claims-only comparison row; `picozoo list --family picodet` shows "
-            "models you can pull",
-        )
-    if kind != wanted:
-        say(f"{model.id}: has no {wanted} artifact, converting its {kind} instead")
-    path, origin = pull_artifact(store, model, kind, postprocess=kind == "onnx", say=say)
-    origin["onnx"] = {"from": "upstream"}
-    return Source(OnnxFile(path), model.id, origin, model.input_size)

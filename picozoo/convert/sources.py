@@ -18,7 +18,8 @@ from ..atomic import sha256_file
 from ..errors import UsageError
 from ..hub.registry import INFERENCE_KINDS, Model, Registry
 from ..hub.store import Store
-from ..paddle_dir import PaddleModel, find_paddle_model, inference_kind
+from ..paddle_dir import PaddleModel, find_paddle_model
+from ..resolve import Resolved, plan, realize
 from ..targets import Target
 
 Progress = Callable[[str], None]
@@ -107,8 +108,9 @@ def local_source(path: Path) -> Source:
 def resolve_source(
     store: Store, target: Target, *, postprocess: bool, progress: Progress | None = None
 ) -> Source:
-    """The model a target names: a folder as it is; a model id's inference tarball (``inference``
-    or ``inference-nopp`` after ``postprocess``) from the store, pulled (and said) if missing.
+    """The model a target names (:func:`picozoo.resolve.plan` in format ``paddle``): a folder
+    as it is; a model id's inference tarball (``inference`` or ``inference-nopp`` after
+    ``postprocess``) from the store, pulled (and said) if missing.
 
     >>> resolve_source(store, resolve_arg("picodet-s-416", registry), postprocess=False,
     ...                progress=print).label  # doctest: +SKIP
@@ -119,35 +121,31 @@ def resolve_source(
         assert target.path is not None
         return local_source(target.path)
     model, say = target.model, progress or (lambda _m: None)
-    kind, with_postprocess = inference_kind(model.kinds, postprocess=postprocess)
-    if with_postprocess != postprocess:
-        say(f"{model.id}: has no inference-nopp tarball, converting {kind} (with NMS)")
-    path, origin = pull_artifact(store, model, kind, postprocess=with_postprocess, say=say)
-    return Source(find_paddle_model(path), model.id, origin, model.input_size)
+    p = plan(target, "paddle", postprocess=postprocess)
+    if p.postprocess != postprocess:
+        say(f"{model.id}: has no inference-nopp tarball, converting {p.kind} (with NMS)")
+    pulled = realize(p, store, progress=say)
+    return Source(
+        find_paddle_model(pulled.path), model.id, upstream_origin(pulled), model.input_size
+    )
 
 
-def pull_artifact(
-    store: Store, model: Model, kind: str, *, postprocess: bool, say: Progress
-) -> tuple[Path, dict[str, Any]]:
-    """Model ``model``'s artifact ``kind`` from the store, pulled (and said) if missing: its
-    path and the origin facts of a provenance record.
+def upstream_origin(pulled: Resolved) -> dict[str, Any]:
+    """The origin facts of a provenance record for an artifact pulled from upstream.
 
-    >>> pull_artifact(store, registry.get("picodet-s-416"), "inference-nopp", postprocess=False,
-    ...               say=print)[1]["kind"]  # doctest: +SKIP
+    >>> upstream_origin(resolve(resolve_arg("picodet-s-416", registry), "paddle",
+    ...                         store=store))["kind"]  # doctest: +SKIP
     'inference-nopp'
     """
-    from ..hub.pull import pull_announced
-
-    artifact = model.artifact(kind)
-    entry = pull_announced(store, artifact, say)
-    origin = {
-        "model_id": model.id,
-        "kind": kind,
-        "url": artifact.url,
-        "artifact_sha256": entry.sha256,
-        "postprocess": postprocess,
+    p = pulled.plan
+    assert p.target.model is not None
+    return {
+        "model_id": p.target.model.id,
+        "kind": p.kind,
+        "url": pulled.provenance["url"],
+        "artifact_sha256": pulled.provenance["sha256"],
+        "postprocess": p.postprocess,
     }
-    return entry.path, origin
 
 
 def pulled_models(store: Store, registry: Registry) -> list[Model]:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ..hub.eval_result import EvalResult
     from ..hub.registry import Registry
     from ..hub.store import Store
+    from ..resolve import Convert
     from .infer import InferReport
 
 Progress = Callable[[str], None]
@@ -53,6 +54,7 @@ def infer(
     out_dir: str | Path | None = None,
     store: Store | None = None,
     registry: Registry | None = None,
+    convert: Convert | None = None,
     progress: Progress | None = None,
 ) -> InferReport:
     """Detect objects in ``images`` with ``model``, as PaddleDetection deploys it.
@@ -66,7 +68,8 @@ def infer(
             inference folder, or an ``.onnx`` file.
         images: image files (anything OpenCV reads).
         engine: ``onnxruntime``, ``paddle``, ``openvino``, ``mnn`` or ``ncnn`` (the last three
-            run the model converted from its ONNX, converted first when missing).
+            run the model converted from its ONNX, converted first when missing: that needs
+            ``convert``).
         precision: the engine's precision (``fp32``; openvino ``fp16``/``bf16``, mnn
             ``fp16``/``int8``, ncnn ``fp16``).
         threads: the engine's thread count.
@@ -75,6 +78,9 @@ def infer(
         config: the ``infer_cfg.yml`` of a bare ``.onnx`` file.
         out_dir: also write each image with its boxes drawn, as ``<out_dir>/<stem>.jpg``.
         store, registry: the cache and the model registry (default: from the environment).
+        convert: :func:`picozoo.convert.convert`, for an engine whose file must be converted
+            first (detection sits below conversion, so it is passed in; without it such an
+            engine is refused with a UsageError saying so).
         progress: called with one line per image (detections, per-stage milliseconds).
 
     Returns:
@@ -104,6 +110,7 @@ def infer(
         config=Path(config) if config is not None else None,
         out_dir=Path(out_dir) if out_dir is not None else None,
         precision=precision,
+        convert=convert,
         progress=progress,
     )
 
@@ -122,6 +129,7 @@ def evaluate(
     registry: Registry | None = None,
     progress: Progress | None = None,
     tick: Callable[[int, int], None] | None = None,
+    convert: Convert | None = None,
 ) -> EvalResult:
     """COCO mAP of ``model`` on a COCO-format data set, with upstream's evaluation settings.
 
@@ -135,7 +143,8 @@ def evaluate(
             of ``ann``.
         ann: a COCO-format annotation JSON (default: ``annotations/instances_val2017.json``).
         limit: only the first ``limit`` images (by id).
-        engine, precision, threads, config, store, registry, progress: as :func:`infer`.
+        engine, precision, threads, config, store, registry, convert, progress: as
+            :func:`infer`.
         tick: called with ``(done, total)`` images as the evaluation goes.
 
     Returns:
@@ -168,6 +177,7 @@ def evaluate(
         precision=precision,
         progress=progress,
         tick=tick,
+        convert=convert,
     )
 
 

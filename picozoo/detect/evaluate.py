@@ -18,7 +18,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..atomic import sha256_file
 from ..errors import UsageError
@@ -28,6 +28,9 @@ from .coco import class_to_category, evaluate, load_coco
 from .detector import Detector
 from .preprocess import read_image
 from .resolve import resolve_runnable
+
+if TYPE_CHECKING:
+    from ..resolve import Convert
 
 Tick = Callable[[int, int], None]
 
@@ -52,13 +55,16 @@ def run_eval(
     threads: int = 1,
     config: Path | None = None,
     precision: str = "fp32",
+    convert: Convert | None = None,
     progress: Callable[[str], None] | None = None,
     tick: Tick | None = None,
 ) -> EvalResult:
-    """Evaluate ``model`` on the COCO set at ``coco_dir``; see the module docstring."""
+    """Evaluate ``model`` on the COCO set at ``coco_dir``; see the module docstring.
+    ``convert``: as in :func:`picozoo.detect.infer.infer_images`."""
     data = load_coco(coco_dir, ann, limit)
     runnable = resolve_runnable(model, store=app.store, registry=app.registry, engine=engine,
-                                config=config, precision=precision, progress=progress)  # fmt: skip
+                                config=config, precision=precision, convert=convert,
+                                progress=progress)  # fmt: skip
     cfg = runnable.config
     if cfg.labels and len(cfg.labels) != len(data.category_ids):
         raise UsageError(

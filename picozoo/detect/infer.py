@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..paddle_dir import EVAL_NMS
 from .detector import Detector
 from .draw import draw, write_image
 from .preprocess import read_image
 from .resolve import resolve_runnable
+
+if TYPE_CHECKING:
+    from ..resolve import Convert
 
 
 @dataclass
@@ -46,11 +49,15 @@ def infer_images(
     config: Path | None = None,
     out_dir: Path | None = None,
     precision: str = "fp32",
+    convert: Convert | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> InferReport:
-    """Run ``model`` on ``images``; with ``out_dir``, write ``<stem>.jpg`` drawn images."""
+    """Run ``model`` on ``images``; with ``out_dir``, write ``<stem>.jpg`` drawn images.
+    ``convert`` (:func:`picozoo.convert.convert`) makes the file of an engine that cannot
+    run the model as it is (OpenVINO, MNN, ncnn; ONNX Runtime on a tarball-only model)."""
     runnable = resolve_runnable(model, store=app.store, registry=app.registry, engine=engine,
-                                config=config, precision=precision, progress=progress)  # fmt: skip
+                                config=config, precision=precision, convert=convert,
+                                progress=progress)  # fmt: skip
     cfg = runnable.config
     detector = Detector.open(runnable.path, config=cfg, engine=engine, threads=threads,
                              nms=EVAL_NMS, precision=precision)  # fmt: skip

@@ -7,7 +7,9 @@ models that have no other). The pre-processing comes from the tarball's ``infer_
 (pulled for it), or, for models published only as ONNX, is upstream's standard PicoDet COCO
 pre-processing at the model's input size. A path is a Paddle inference
 folder (its own ``infer_cfg.yml``) or an ``.onnx`` file (``--config``, else an
-``infer_cfg.yml`` beside it).
+``infer_cfg.yml`` beside it). Which file runs is :mod:`picozoo.resolve`'s decision; a
+conversion it needs is passed in (``convert``): :mod:`picozoo.detect` sits below
+:mod:`picozoo.convert`, which proves its conversions with detection agreement.
 
 >>> resolve_config(Path("/nonexistent/m.onnx"), None)
 Traceback (most recent call last):
@@ -23,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelFileError, UsageError
-from ..hub.registry import INFERENCE_KINDS, Model, Registry
+from ..hub.registry import INFERENCE_KINDS, Registry
 from ..hub.store import Store
-from ..paddle_dir import INFER_CFG, InferConfig, find_paddle_model, inference_kind
-from ..runtime.base import CONVERTED_ENGINES
+from ..paddle_dir import INFER_CFG, InferConfig, config_beside, find_paddle_model
+from ..resolve import Convert, plan, realize, resolve
 from ..targets import Target, resolve_arg
 from .coco import COCO80
 
@@ -44,9 +46,8 @@ class Runnable:
 def resolve_config(model: Path, config: Path | None) -> InferConfig:
     """The ``infer_cfg.yml`` of ``model``: ``config`` if given, else the one beside it."""
     if config is None:
-        folder = model if model.is_dir() else model.parent
-        config = folder / INFER_CFG
-        if not config.is_file():
+        config = config_beside(model)
+        if config is None:
             raise UsageError(
                 f"{model} has no {INFER_CFG} beside it",
                 hint=f"give the model's pre-processing with --config {INFER_CFG}",
@@ -68,77 +69,47 @@ def resolve_runnable(
     engine: str,
     config: Path | None = None,
     precision: str = "fp32",
+    convert: Convert | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Runnable:
-    """Resolve a model id or path (see the module docstring). OpenVINO, MNN and NCNN run
-    their own formats: an ONNX file, a Paddle folder or a model id is converted for them
-    first (cached, parity-checked), a file already in that format runs as it is."""
+    """Resolve a model id or path (see the module docstring; the file is
+    :func:`picozoo.resolve.resolve`'s). OpenVINO, MNN and NCNN run their own formats: an ONNX
+    file, a Paddle folder or a model id is converted for them first by ``convert``
+    (:func:`picozoo.convert.convert`; cached, parity-checked), a file already in that format
+    runs as it is."""
     target = resolve_arg(arg, registry)
     if target.path is not None:
-        path = target.path
-        cfg = resolve_config(path, config)
-        if engine in CONVERTED_ENGINES and path.suffix not in CONVERTED_ENGINES[engine]:
-            path = _engine_file(store, target, engine, precision, True, progress)
-        elif engine == "paddle" or path.is_dir():
+        cfg = resolve_config(target.path, config)
+        ready = resolve(target, engine, store=store, postprocess=True, precision=precision,
+                        convert=convert, progress=progress)  # fmt: skip
+        path = ready.path
+        if ready.plan.origin == "file" and (engine == "paddle" or path.is_dir()):
             path = find_paddle_model(path).directory
         return Runnable(target.label, path, cfg, engine)
-    assert target.model is not None
-    return _model_runnable(target.model, store, engine, config, precision, progress)
+    model = target.model
+    assert model is not None
+    p = plan(target, engine, postprocess=False, precision=precision, verb="run")
+    cfg = _model_config(store, target, config, progress)
+    if p.origin == "upstream" and p.fmt == "onnx" and progress:
+        progress(f"{model.id}: running upstream's {p.kind} ONNX")
+    ready = realize(p, store, convert=convert, progress=progress)
+    return Runnable(model.id, ready.path, cfg, engine)
 
 
-def _engine_file(
+def _model_config(
     store: Store,
     target: Target,
-    engine: str,
-    precision: str,
-    postprocess: bool,
-    progress: Callable[[str], None] | None,
-) -> Path:
-    from ..convert import convert
-
-    result = convert(store, target, to=engine, postprocess=postprocess, precision=precision,
-                     progress=progress)  # fmt: skip
-    return result.path
-
-
-def _model_runnable(
-    model: Model,
-    store: Store,
-    engine: str,
     config: Path | None,
-    precision: str,
     progress: Callable[[str], None] | None,
-) -> Runnable:
-    from ..hub.pull import pull_announced
-    from ..targets import onnx_kind, onnx_source
-
-    def fetch(kind: str) -> Path:
-        return pull_announced(store, model.artifact(kind), progress).path
-
-    tarball = [k for k in INFERENCE_KINDS if model.has(k)]
-    kind, postprocess = inference_kind(model.kinds, postprocess=False)
-    folder = fetch(kind) if tarball and (engine == "paddle" or config is None) else None
+) -> InferConfig:
+    """``config``; else the ``infer_cfg.yml`` of the model's inference tarball (pulled for
+    it); else, for models published only as ONNX, upstream's standard PicoDet COCO
+    pre-processing at the model's input size."""
+    model = target.model
+    assert model is not None
     if config is not None:
-        cfg = resolve_config(Path(config), config)
-    elif folder is not None:
-        cfg = resolve_config(folder, None)
-    else:  # upstream ONNX only: the standard PicoDet COCO pre-processing at its input size
-        cfg = InferConfig(input_size=model.input_size, labels=COCO80)
-    if engine == "paddle":
-        if folder is None:
-            raise UsageError(f"{model.id} has no Paddle inference tarball",
-                             hint="run it on ONNX Runtime: --engine onnxruntime")  # fmt: skip
-        return Runnable(model.id, folder, cfg, engine)
-    if engine in CONVERTED_ENGINES:
-        target = Target(model.id, model=model)
-        path = _engine_file(store, target, engine, precision, postprocess, progress)
-        return Runnable(model.id, path, cfg, engine)
-    if onnx_source(model, "auto", postprocess=False) == "upstream":
-        if progress:
-            progress(f"{model.id}: running upstream's {onnx_kind(False)} ONNX")
-        return Runnable(model.id, fetch(onnx_kind(False)), cfg, engine)
-    from ..convert import convert
-
-    result = convert(store, Target(model.id, model=model), postprocess=postprocess,
-                     progress=progress)  # fmt: skip
-    return Runnable(model.id, result.path, cfg, engine)
+        return resolve_config(Path(config), config)
+    if any(model.has(k) for k in INFERENCE_KINDS):
+        folder = plan(target, "paddle", postprocess=False)
+        return resolve_config(realize(folder, store, progress=progress).path, None)
+    return InferConfig(input_size=model.input_size, labels=COCO80)

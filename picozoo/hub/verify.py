@@ -22,7 +22,7 @@ from typing import Any
 from ..atomic import sha256_file
 from ..errors import ArchiveError, MissingDependencyError, ModelFileError
 from ..onnx_files import check_external_data
-from ..paddle_dir import INFER_CFG, MODEL_FILES
+from ..paddle_dir import INFER_CFG, missing_inference_files
 from .pins import PinFile
 from .store import Ref, Store
 from .unpack import TREE, check_members, check_unpacked, list_members, read_manifest
@@ -154,13 +154,11 @@ def _deep_tarball(blob: Path, udir: Path, kind: str, bad: Any) -> None:
         bad("tarball members differ from what was unpacked")
     root = udir / str(manifest.get("root", TREE))
     if kind.startswith("inference"):
-        if not any((root / f).is_file() for f in MODEL_FILES):
-            bad("inference directory has neither model.pdmodel nor model.json")
-        cfg = root / INFER_CFG
-        if cfg.is_file():
-            _deep_yaml(cfg, bad, required=("Preprocess",))
-        else:
-            bad("inference directory has no infer_cfg.yml")
+        missing = missing_inference_files(root)
+        if missing:
+            bad(f"not a Paddle inference model: missing {', '.join(missing)}")
+        if (root / INFER_CFG).is_file():
+            _deep_yaml(root / INFER_CFG, bad, required=("Preprocess",))
     for p in sorted(root.rglob("*.onnx")):
         _deep_onnx(p, bad, {})
 

@@ -159,7 +159,7 @@ def test_choices_a_model_cannot_satisfy_say_what_would_work(
 
 def test_cli_offers_every_source() -> None:
     from picozoo.cli.bench import bench_cmd
-    from picozoo.targets import SOURCES
+    from picozoo.resolve import SOURCES
 
     (opt,) = [p for p in bench_cmd.params if p.name == "source"]
     assert tuple(opt.type.choices) == SOURCES and opt.default == "auto"  # type: ignore[attr-defined]

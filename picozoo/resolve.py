@@ -1,0 +1,408 @@
+"""Which file or folder an argument (``MODEL|PATH``) runs as, for the engine or format wanted.
+
+The one resolver of every command (bench, infer, eval, convert, inspect). :func:`plan` decides,
+without touching the store, where the file comes from (``origin``):
+
+* a path: the file or folder as it is (``file``); converted when the format cannot be read
+  from it (an ``.onnx`` file or a Paddle folder for OpenVINO, MNN, ncnn; a Paddle folder as
+  the ONNX an engine conversion reads, ``source="chain"``);
+* a model id, ``paddle``: its inference tarball (``inference-nopp``, or ``inference`` with
+  post-processing; models with only the post-processed one fall back to it), pulled
+  (``upstream``);
+* a model id, ``onnx``: upstream's ONNX or one converted from the tarball as ``source`` says
+  (:func:`onnx_source`); ``source="chain"`` is what an engine conversion
+  reads: converted from the tarball when there is one, else upstream's ONNX of either kind;
+* a model id, ``openvino``/``mnn``/``ncnn``: the file ``picozoo.convert.convert(...,
+  to=engine)`` makes (``converted``).
+
+:func:`realize` pulls or converts what a plan says and :func:`resolve` does both. This module
+sits below :mod:`picozoo.convert`, so a conversion is passed in (``convert``: a callable with
+the signature of :func:`picozoo.convert.convert`). :func:`in_store` is ``inspect``'s rule:
+what the store already has. The ``infer_cfg.yml`` beside a model is
+:func:`picozoo.paddle_dir.config_beside`.
+
+>>> from picozoo.hub.registry import load_registry
+>>> reg = load_registry()
+>>> p = plan(Target("picodet-s-416", model=reg.get("picodet-s-416")), "paddle")
+>>> p.origin, p.kind, p.postprocess
+('upstream', 'inference-nopp', False)
+>>> p = plan(Target("picodet-s-416-quant", model=reg.get("picodet-s-416-quant")), "onnxruntime")
+>>> p.origin, p.kind, p.to
+('converted', 'inference-nopp', 'onnx')
+>>> plan(Target("m.onnx", path=Path("m.onnx")), "openvino").to
+'openvino'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import ModelFileError, NotCachedError, UsageError
+from .hub.registry import INFERENCE_KINDS, Model
+from .paddle_dir import find_paddle_model, inference_kind
+from .runtime.base import CONVERTED_ENGINES
+from .targets import Target
+
+if TYPE_CHECKING:
+    from .hub.store import Store
+
+__all__ = [
+    "FORMATS",
+    "SOURCES",
+    "Convert",
+    "Plan",
+    "Resolved",
+    "exported_size",
+    "in_store",
+    "onnx_kind",
+    "onnx_source",
+    "plan",
+    "realize",
+    "resolve",
+]
+
+#: What a command can ask for: a Paddle inference folder, an ONNX file, or an engine's format.
+FORMATS = ("paddle", "onnx", *CONVERTED_ENGINES)
+#: Engines named by the format they run (``onnxruntime`` runs ``onnx``).
+_ENGINE_FORMAT = {"onnxruntime": "onnx"}
+
+Progress = Callable[[str], None]
+
+
+class Converted(Protocol):
+    """What a conversion returns (:class:`picozoo.convert.ConversionResult`)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def provenance(self) -> Mapping[str, Any]: ...
+
+
+class Convert(Protocol):
+    """A conversion: :func:`picozoo.convert.convert` (or a partial of it)."""
+
+    def __call__(
+        self,
+        store: Store,
+        target: Target,
+        /,
+        *,
+        to: str,
+        postprocess: bool,
+        precision: str | None,
+        progress: Progress | None,
+    ) -> Converted: ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where the file of ``target`` in format ``fmt`` comes from: ``file`` (the path as it
+    is), ``upstream`` (registry artifact ``kind``, pulled) or ``converted`` (``to`` the format,
+    from the inference tarball ``kind`` of a model id, or from the path); ``postprocess``:
+    whether that file has the model's NMS."""
+
+    target: Target
+    fmt: str
+    origin: str
+    postprocess: bool
+    kind: str | None = None
+    to: str | None = None
+    precision: str = "fp32"
+
+    @property
+    def label(self) -> str:
+        return self.target.label
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The file or folder a plan made ready, with where it came from.
+
+    ``provenance``: upstream's artifact (``artifact``, ``url``, ``sha256``) or the conversion's
+    record; ``cache_label``: the conversion's label in the store; ``input_size``: the
+    exported input size (``infer_cfg.yml`` of a Paddle folder, else the registry's)."""
+
+    plan: Plan
+    path: Path
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    cache_label: str | None = None
+    input_size: tuple[int, int] | None = None
+
+    @property
+    def label(self) -> str:
+        return self.plan.label
+
+
+#: ``--source`` choices: which ONNX a model id is benched from on ONNX Runtime.
+SOURCES = ("auto", "upstream", "converted")
+
+
+def onnx_kind(postprocess: bool) -> str:
+    """The registry kind of upstream's ONNX with or without post-processing.
+
+    >>> onnx_kind(False), onnx_kind(True)
+    ('onnx-nopp', 'onnx')
+    """
+    return "onnx" if postprocess else "onnx-nopp"
+
+
+def onnx_source(model: Model, source: str, *, postprocess: bool) -> str:
+    """``upstream`` or ``converted``: where ``model``'s ONNX comes from under ``--source``.
+
+    ``auto`` is upstream's ONNX when the model has one of the requested post-processing kind,
+    else a conversion of its inference tarball. An explicit choice the model cannot satisfy
+    raises :class:`~picozoo.errors.UsageError` saying which choice would work.
+
+    >>> from picozoo.hub.registry import load_registry
+    >>> reg = load_registry()
+    >>> onnx_source(reg.get("picodet-s-416"), "auto", postprocess=False)
+    'upstream'
+    >>> onnx_source(reg.get("picodet-s-416-quant"), "auto", postprocess=False)
+    'converted'
+    >>> onnx_source(reg.get("picodet-legacy-s-320"), "converted", postprocess=False)
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.UsageError: picodet-legacy-s-320 has no Paddle inference tarball to convert \
+(bench its upstream ONNX: --source upstream (or auto))
+    """
+    if source not in SOURCES:
+        raise UsageError(f"unknown --source {source!r}", hint=f"use one of: {', '.join(SOURCES)}")
+    kind, other = onnx_kind(postprocess), onnx_kind(not postprocess)
+    has_upstream, has_tarball = model.has(kind), any(model.has(k) for k in INFERENCE_KINDS)
+    if source == "auto":
+        source = "upstream" if has_upstream else "converted"
+    has = f"it has: {', '.join(model.kinds) or 'no artifacts'}"
+    if source == "upstream" and not has_upstream:
+        hint = "bench --source converted (or auto)" if has_tarball else has
+        raise UsageError(f"{model.id} has no upstream {kind} ONNX", hint=hint)
+    if source == "converted" and not has_tarball:
+        if has_upstream:
+            hint = "bench its upstream ONNX: --source upstream (or auto)"
+        elif model.has(other):
+            flag = "drop --postprocess" if postprocess else "add --postprocess"
+            hint = f"bench its upstream {other} ONNX: {flag}"
+        else:
+            hint = has
+        raise UsageError(f"{model.id} has no Paddle inference tarball to convert", hint=hint)
+    return source
+
+
+def _fmt(fmt: str) -> str:
+    fmt = _ENGINE_FORMAT.get(fmt, fmt)
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
+    return fmt
+
+
+def plan(
+    target: Target,
+    fmt: str,
+    *,
+    postprocess: bool = False,
+    source: str = "auto",
+    precision: str = "fp32",
+    verb: str | None = None,
+) -> Plan:
+    """Decide where ``target``'s file in ``fmt`` (a format of :data:`FORMATS` or an engine name)
+    comes from; see the module docstring. ``source``: ``auto``, ``upstream``, ``converted``
+    (see :func:`onnx_source`) or ``chain``. ``verb`` (``bench``, ``run``):
+    a model id without the inference tarball ``paddle`` needs is a :class:`UsageError` saying
+    what to ``verb`` instead (None: pulling it raises the registry's error).
+
+    >>> from picozoo.hub.registry import load_registry
+    >>> legacy = load_registry().get("picodet-legacy-s-320")
+    >>> plan(Target(legacy.id, model=legacy), "onnx", source="chain").kind
+    'onnx-nopp'
+    >>> plan(Target(legacy.id, model=legacy), "paddle", verb="run")
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.UsageError: picodet-legacy-s-320 has no Paddle inference tarball \
+(run its upstream ONNX on ONNX Runtime: --engine onnxruntime)
+    """
+    fmt = _fmt(fmt)
+    if target.model is None:
+        return _plan_path(target, fmt, postprocess, source, precision)
+    model = target.model
+    tarball = any(model.has(k) for k in INFERENCE_KINDS)
+    if fmt == "paddle":
+        kind, with_pp = inference_kind(model.kinds, postprocess=postprocess)
+        if verb is not None and not model.has(kind):
+            raise UsageError(
+                f"{model.id} has no Paddle inference tarball",
+                hint=f"{verb} its upstream ONNX on ONNX Runtime: --engine onnxruntime"
+                if model.has(onnx_kind(postprocess))
+                else f"it has: {', '.join(model.kinds) or 'no artifacts'}",
+            )
+        return Plan(target, fmt, "upstream", with_pp, kind, precision=precision)
+    if fmt in CONVERTED_ENGINES:
+        with_pp = (
+            inference_kind(model.kinds, postprocess=postprocess)[1] if tarball else postprocess
+        )
+        return Plan(target, fmt, "converted", with_pp, to=fmt, precision=precision)
+    if source == "chain":
+        if tarball:
+            kind = inference_kind(model.kinds, postprocess=postprocess)[0]
+            return Plan(target, fmt, "converted", postprocess, kind, "onnx", precision)
+        wanted, other = onnx_kind(postprocess), onnx_kind(not postprocess)
+        kind = wanted if model.has(wanted) else other
+        if not model.has(kind):
+            raise _nothing_to(model, "convert")
+        return Plan(target, fmt, "upstream", kind == "onnx", kind, precision=precision)
+    if onnx_source(model, source, postprocess=postprocess) == "upstream":
+        return Plan(target, fmt, "upstream", postprocess, onnx_kind(postprocess), None, precision)
+    kind, with_pp = inference_kind(model.kinds, postprocess=postprocess)
+    return Plan(target, fmt, "converted", with_pp, kind, "onnx", precision)
+
+
+def _plan_path(target: Target, fmt: str, postprocess: bool, source: str, precision: str) -> Plan:
+    path = target.path
+    assert path is not None
+    if fmt in CONVERTED_ENGINES and path.suffix not in CONVERTED_ENGINES[fmt]:
+        return Plan(target, fmt, "converted", postprocess, to=fmt, precision=precision)
+    if fmt == "onnx" and source == "chain" and not (path.is_file() and path.suffix == ".onnx"):
+        return Plan(target, fmt, "converted", postprocess, to="onnx", precision=precision)
+    return Plan(target, fmt, "file", postprocess, precision=precision)
+
+
+def _nothing_to(model: Model, verb: str) -> UsageError:
+    return UsageError(
+        f"{model.id} has no ONNX or Paddle inference model to {verb}",
+        hint=f"it has: {', '.join(model.kinds)}"
+        if model.kinds
+        else "it is a claims-only comparison row; `picozoo list --family picodet` shows "
+        "models you can pull",
+    )
+
+
+def realize(
+    p: Plan,
+    store: Store,
+    *,
+    convert: Convert | None = None,
+    progress: Progress | None = None,
+) -> Resolved:
+    """Make ``p``'s file ready: the path as it is, upstream's artifact pulled (and said) if
+    missing, or ``convert(store, target, to=..., ...)`` run (cached by the converter).
+
+    >>> realize(plan(Target("/m/x.onnx", path=Path("/m/x.onnx")), "onnx"), store).path
+    ... # doctest: +SKIP
+    PosixPath('/m/x.onnx')
+    """
+    target = p.target
+    model = target.model
+    if p.origin == "file":
+        assert target.path is not None
+        return Resolved(p, target.path, input_size=exported_size(target.path))
+    if p.origin == "upstream":
+        from .hub.pull import pull_announced
+
+        assert model is not None and p.kind is not None
+        artifact = model.artifact(p.kind)
+        entry = pull_announced(store, artifact, progress)
+        size = exported_size(entry.path) if p.kind in INFERENCE_KINDS else None
+        provenance = {"artifact": p.kind, "url": artifact.url, "sha256": entry.sha256}
+        return Resolved(p, entry.path, provenance, input_size=size or model.input_size)
+    assert p.to is not None
+    if convert is None:
+        raise UsageError(
+            f"{p.label}: {p.fmt} needs a conversion, and no converter was given",
+            hint="pass convert=picozoo.convert.convert",
+        )
+    res = convert(
+        store,
+        target,
+        to=p.to,
+        postprocess=p.postprocess,
+        precision=None if p.to == "onnx" else p.precision,
+        progress=progress,
+    )
+    size = model.input_size if model is not None else None
+    if size is None and target.path is not None:
+        size = exported_size(target.path)
+    return Resolved(p, Path(res.path), dict(res.provenance), res.label, size)
+
+
+def resolve(
+    target: Target,
+    fmt: str,
+    *,
+    store: Store,
+    postprocess: bool = False,
+    source: str = "auto",
+    precision: str = "fp32",
+    convert: Convert | None = None,
+    progress: Progress | None = None,
+    verb: str | None = None,
+) -> Resolved:
+    """:func:`realize` of :func:`plan`: the file ``target`` runs as in ``fmt``.
+
+    >>> from picozoo.convert import convert
+    >>> resolve(resolve_arg("picodet-s-416", registry), "openvino", store=store,
+    ...         convert=convert).path.name  # doctest: +SKIP
+    'model.xml'
+    """
+    p = plan(target, fmt, postprocess=postprocess, source=source, precision=precision, verb=verb)
+    return realize(p, store, convert=convert, progress=progress)
+
+
+def exported_size(path: Path) -> tuple[int, int] | None:
+    """The input size in a Paddle model's ``infer_cfg.yml`` (None: none, or not a Paddle
+    model).
+
+    >>> exported_size(Path("/nonexistent")) is None
+    True
+    """
+    try:
+        return find_paddle_model(path).config().input_size
+    except ModelFileError:
+        return None
+
+
+def in_store(
+    store: Store, target: Target, *, postprocess: bool, progress: Progress | None = None
+) -> Path:
+    """What ``inspect`` reads for ``target``: a path as it is; for a model id what the store
+    has (its newest converted ONNX of that tarball kind, upstream's ONNX, its inference
+    folder). A model without inference tarballs is read from upstream's ONNX of the
+    ``postprocess`` kind (else its other one, said through ``progress``), pulled if missing;
+    the others raise :class:`NotCachedError` saying how to get something.
+
+    >>> in_store(store, resolve_arg("picodet-legacy-s-320", registry),
+    ...          postprocess=False, progress=print)  # doctest: +SKIP
+    picodet-legacy-s-320: pulling onnx-nopp (picodet_s_320_coco.onnx)
+    PosixPath('.../picodet_s_320_coco.onnx')
+    """
+    if target.model is None:
+        assert target.path is not None
+        return target.path
+    model, say = target.model, progress or (lambda _m: None)
+    kind, _ = inference_kind(model.kinds, postprocess=postprocess)
+    for item in store.converted(model.id):
+        if item.target == "onnx" and item.source_kind in (None, kind) and item.path.is_file():
+            return item.path
+    onnx = onnx_kind(postprocess)
+    for k in (onnx, kind):
+        entry = store.lookup(model.artifact(k)) if model.has(k) else None
+        if entry is not None:
+            return entry.path
+    if any(model.has(k) for k in INFERENCE_KINDS):
+        flag = "" if postprocess else " --no-postprocess"
+        pull_onnx = f", or pull upstream's ONNX: `picozoo pull {model.id} --artifact {onnx}`"
+        raise NotCachedError(
+            f"{model.id}: nothing to inspect in the cache",
+            hint=f"convert it first: `picozoo convert {model.id}{flag}`"
+            + (pull_onnx if model.has(onnx) else ", or pull its inference tarball"),
+        )
+    for k in (onnx, onnx_kind(not postprocess)):
+        if model.has(k):
+            if k != onnx:
+                say(f"{model.id}: has no {onnx} artifact; inspecting its {k} instead")
+            from .hub.pull import pull_announced
+
+            return pull_announced(store, model.artifact(k), say).path
+    raise _nothing_to(model, "inspect")
