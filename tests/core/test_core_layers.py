@@ -6,7 +6,8 @@ is an edge ``Y -> X``. The layers, lowest first:
 
     errors -> settings, atomic, capture, onnx_files -> picozoo (its __init__: __version__,
     PicozooError, Settings) -> paddle_dir -> hub, runtime
-    -> targets, catalog, describe, modelinfo, render -> resolve -> detect -> convert -> bench -> cli -> __main__
+    -> targets, catalog, describe, modelinfo, render -> resolve -> detect -> convert
+    -> bench -> cli -> __main__
 
 (detection agreement is detection logic: ``convert`` uses ``detect``; what runs a model is
 :mod:`picozoo.resolve`, below both, and a conversion is passed into it).
