@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..provenance import Provenance, UpstreamArtifact
 from .records import Cell, Document
 from .stats import ADVICE, short_warning
 
@@ -100,12 +101,11 @@ abababababababababababababababababab'
     """
     prov, origin = c.provenance or {}, origin_of(c)
     if origin == "upstream":
-        what = f"upstream {prov.get('artifact', '')} {prov.get('url', c.source)}"
+        up = UpstreamArtifact.from_json(prov)
+        what = f"upstream {up.artifact or ''} {up.url or c.source}"
     elif origin == "converted":
-        src = prov.get("source") or {}
-        made = src.get("kind") or (
-            f"{src['format']} file {src.get('model_file')}" if src.get("format") else None
-        )
+        src = Provenance.from_json(prov).source
+        made = src.kind or (f"{src.format} file {src.model_file}" if src.format else None)
         what = f"converted from {made or 'a Paddle model'} ({c.source})"
     else:
         what = f"file {c.source}"

@@ -284,7 +284,7 @@ def _converted(
     res = convert(store, Target(model.id, model=model), postprocess=with_pp, progress=say)
     target = dataclasses.replace(base, postprocess=with_pp)
     size = input_size or model.input_size
-    return _ready(target, res.path, size, res.provenance, "converted")
+    return _ready(target, res.path, size, res.provenance.to_json(), "converted")
 
 
 def _for_engine(
@@ -308,7 +308,7 @@ def _for_engine(
         progress=say,
     )
     size = input_size or (base.model.input_size if base.model else base.input_size)
-    return _ready(base, res.path, size, res.provenance, "converted")
+    return _ready(base, res.path, size, res.provenance.to_json(), "converted")
 
 
 def _ready(

@@ -54,12 +54,8 @@ def engine_source(
         return _upstream_source(store, target, postprocess=postprocess, progress=progress)
     result = to_onnx(target)
     prov = result.provenance
-    origin: dict[str, Any] = {k: v for k, v in prov.get("source", {}).items() if k in _ORIGIN_KEYS}
-    origin["onnx"] = {
-        "from": "converted",
-        "key": prov.get("key"),
-        "parity_passed": (prov.get("parity") or {}).get("passed"),
-    }
+    origin: dict[str, Any] = {k: v for k, v in prov.source.to_json().items() if k in _ORIGIN_KEYS}
+    origin["onnx"] = {"from": "converted", "key": prov.key, "parity_passed": prov.parity_passed}
     if model is not None:
         size: tuple[int, int] | None = model.input_size
     else:

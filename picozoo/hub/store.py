@@ -45,6 +45,7 @@ from ..atomic import (
     open_nofollow,
     policy_mode,
 )
+from ..provenance import Provenance
 from ..settings import Settings
 from .mirror import normalise_mirror, source_urls
 from .mutex import mutex
@@ -138,45 +139,36 @@ class ConvertedOutput:
     label: str
     key: str
     directory: Path
-    provenance: dict[str, Any]
+    provenance: Provenance
 
     @property
     def target(self) -> str:
-        return str(self.provenance.get("target", ""))
+        return self.provenance.target
 
     @property
     def path(self) -> Path:
-        return self.directory / str(self.provenance.get("output", {}).get("file", ""))
+        return self.directory / self.provenance.output.file
 
     @property
     def source_kind(self) -> str | None:
-        kind = self.provenance.get("source", {}).get("kind")
-        return str(kind) if kind else None
+        return self.provenance.source.kind or None
 
     @property
     def created(self) -> str:
-        return str(self.provenance.get("created") or "")
+        return self.provenance.created or ""
 
     def to_dict(self) -> dict[str, Any]:
-        out = self.provenance.get("output", {})
-        parity = self.provenance.get("parity") or {}
+        out, parity = self.provenance.output, self.provenance.parity
         return {
             "key": self.key,
             "target": self.target,
             "path": str(self.path),
-            "sha256": out.get("sha256"),
-            "size": out.get("size"),
+            "sha256": out.sha256,
+            "size": out.size,
             "source_kind": self.source_kind,
-            "options": self.provenance.get("options", {}),
-            "parity": (
-                {
-                    "passed": parity.get("passed"),
-                    "max_abs": max((o.get("max_abs", 0.0) for o in parity["outputs"]), default=0.0),
-                }
-                if parity
-                else None
-            ),
-            "created": self.provenance.get("created"),
+            "options": self.provenance.options.to_json(),
+            "parity": {"passed": parity.passed, "max_abs": parity.max_abs} if parity else None,
+            "created": self.provenance.created,
         }
 
 
@@ -435,7 +427,8 @@ class Store:
         prov = _read_json(directory / PROVENANCE)
         if prov is None or directory.name.startswith("."):
             return None
-        return ConvertedOutput(directory.parent.name, directory.name, directory, prov)
+        record = Provenance.from_json(prov)
+        return ConvertedOutput(directory.parent.name, directory.name, directory, record)
 
     def converted(self, label: str | None = None) -> list[ConvertedOutput]:
         """Converted outputs (of ``label``, else all), newest first.
@@ -453,7 +446,7 @@ class Store:
 
     def pin_converted(self, item: ConvertedOutput) -> None:
         """Record a converted file's sha256/size in the pins file, like a download."""
-        sha = str(item.provenance.get("output", {}).get("sha256", ""))
+        sha = item.provenance.output.sha256
         url = f"{CONVERTED_PIN_PREFIX}{item.label}/{item.key}/{item.path.name}"
         pins = self.pins()
         current = pins.get(url)

@@ -120,16 +120,16 @@ def test_fake_opt_on_path_through_library(fake_opt: Path, tmp_path: Path, store:
         a
     )
     prov = res.provenance
-    assert prov["target"] == "lite" and prov["options"]["fp16"] is True
-    assert prov["parity"] is None and "ARM" in prov["parity_note"]
-    assert prov["tools"]["kind"] == "binary"
-    assert prov["source"]["model_file"] == "model.pdmodel" and prov["source"]["sha256"]
+    assert prov.target == "lite" and prov.options.fp16 is True
+    assert prov.parity is None and "ARM" in (prov.parity_note or "")
+    assert prov.tools is not None and prov.tools["kind"] == "binary"
+    assert prov.source.model_file == "model.pdmodel" and prov.source.sha256
     # in the store, where `cache ls/rm/prune` see it, and pinned like a download
     key = res.path.parent.name
     assert res.path.parent == store.converted_dir("local-legacy_model", key)
     assert [c.path for c in store.converted("local-legacy_model")] == [res.path]
     entry = store.pins().get(f"picozoo-converted:local-legacy_model/{key}/model.nb")
-    assert entry is not None and entry.sha256 == prov["output"]["sha256"]
+    assert entry is not None and entry.sha256 == prov.output.sha256
     # identical re-run: cached, the tool is not run again; fp32 is a different conversion
     again = convert(store, Target(str(src), path=src), to="lite", fp16=True)
     assert again.cached and again.path == res.path and again.provenance == prov
