@@ -483,5 +483,6 @@ def test_reduced_precision_reports_error_and_agreement(
     assert 1e-3 < parity.max_abs < 1.0, parity.outputs
     agreement = parity.agreement
     assert agreement is not None and agreement.detections is not None, agreement
-    assert agreement.agreement is not None and agreement.detections >= 100 and agreement.agreement >= 0.95, agreement
+    assert agreement.agreement is not None, agreement
+    assert agreement.detections >= 100 and agreement.agreement >= 0.95, agreement
     assert agreement.mean_iou is not None and agreement.mean_iou > 0.9
