@@ -68,15 +68,21 @@ def cross_engine_table(rows: Sequence[ReportRow]) -> tuple[list[str], list[list[
     groups: dict[tuple[str, str, int], list[ReportRow]] = {}
     for r in rows:
         groups.setdefault((r.shown_name, r.input_size or "-", r.threads), []).append(r)
-    body = []
-    for (model, size, threads), members in groups.items():
-        ok = _by_median(r for r in members if r.ok)
-        best = ok[0].median_ms if ok else None
-        for r in ok + [r for r in members if not r.ok]:
-            thr = f"{threads} (*)" if r.oversubscribed else str(threads)
-            head = [model, size, r.engine, r.precision, r.engine_version or "-", thr]
-            body.append(head + _engine_cells(r, best))
-    return list(HEADERS), body
+    return list(HEADERS), [line for g in groups.items() for line in _group_lines(*g)]
+
+
+def _group_lines(key: tuple[str, str, int], members: list[ReportRow]) -> list[list[str]]:
+    """The lines of one (model, input size, threads): measured cells fastest first, then the
+    failed ones."""
+    model, size, threads = key
+    ok = _by_median(r for r in members if r.ok)
+    best = ok[0].median_ms if ok else None
+    lines = []
+    for r in ok + [r for r in members if not r.ok]:
+        thr = f"{threads} (*)" if r.oversubscribed else str(threads)
+        head = [model, size, r.engine, r.precision, r.engine_version or "-", thr]
+        lines.append(head + _engine_cells(r, best))
+    return lines
 
 
 def _engine_cells(r: ReportRow, best: float | None) -> list[str]:

@@ -239,14 +239,8 @@ def scaling_rows(doc: Document) -> tuple[list[str], list[list[str]]] | None:
     '1.67x'
     """
     threads = sorted({c.threads for c in doc.cells})
-    if len(threads) < 2:
-        return None
-    measured: dict[tuple[str, str, str], dict[int, ReportRow]] = {}
-    for r in report_rows(doc):
-        if r.status == "ok":
-            key = (r.shown_name, r.input_size or "-", r.engine_label)
-            measured.setdefault(key, {})[r.threads] = r
-    if not measured:
+    measured = _by_threads(report_rows(doc))
+    if len(threads) < 2 or not measured:
         return None
     base = threads[0]
     headers = ["Model", "Input size", "Engine"]
@@ -258,6 +252,17 @@ def scaling_rows(doc: Document) -> tuple[list[str], list[list[str]]] | None:
         for key, by in measured.items()
     ]
     return headers, body
+
+
+def _by_threads(rows: list[ReportRow]) -> dict[tuple[str, str, str], dict[int, ReportRow]]:
+    """Measured rows by (model, input size, engine), then by thread count."""
+    measured: dict[tuple[str, str, str], dict[int, ReportRow]] = {}
+    for r in rows:
+        if r.status == "ok":
+            measured.setdefault((r.shown_name, r.input_size or "-", r.engine_label), {})[
+                r.threads
+            ] = r
+    return measured
 
 
 def _median_cell(r: ReportRow | None) -> str:

@@ -8,7 +8,7 @@ Paddle-Lite, OpenVINO, MNN or NCNN, cached in the store.
 >>> store = Store(Settings.from_env())
 >>> r = convert(store, resolve_arg("picodet-s-416", load_registry()),
 ...             postprocess=False)  # doctest: +SKIP
->>> r.path.name, r.label, r.provenance["parity"]["passed"]  # doctest: +SKIP
+>>> r.path.name, r.label, r.provenance.parity_passed  # doctest: +SKIP
 ('model.onnx', 'picodet-s-416', True)
 """
 
