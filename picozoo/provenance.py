@@ -37,6 +37,7 @@ __all__ = [
     "Provenance",
     "SourceFacts",
     "UpstreamArtifact",
+    "read_cell_provenance",
 ]
 
 R = TypeVar("R", bound="_Record")
@@ -266,3 +267,19 @@ class UpstreamArtifact(_Record):
     artifact: str | None = None  #: its kind, e.g. ``onnx-nopp``
     url: str | None = None
     sha256: str | None = None
+
+
+def read_cell_provenance(data: Mapping[str, Any] | None) -> Provenance | UpstreamArtifact | None:
+    """What a bench cell saved as its provenance: a conversion's (it names its ``target``), a
+    registry artifact's (it names the ``artifact``), or nothing (a file the user gave).
+
+    >>> read_cell_provenance({"artifact": "onnx-nopp", "url": "https://h/m.onnx"}).url
+    'https://h/m.onnx'
+    >>> read_cell_provenance({"target": "onnx", "source": {"kind": "inference"}}).source.kind
+    'inference'
+    """
+    if data and "target" in data:
+        return Provenance.from_json(data)
+    if data and "artifact" in data:
+        return UpstreamArtifact.from_json(data)
+    return None

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..provenance import Provenance, UpstreamArtifact
+from ..provenance import Provenance, UpstreamArtifact, read_cell_provenance
 from .records import Cell, Document
 from .stats import ADVICE, short_warning
 
@@ -81,10 +81,10 @@ def origin_of(c: Cell) -> str | None:
     """
     if c.origin:
         return c.origin
-    prov = c.provenance or {}
-    if "target" in prov:
+    prov = read_cell_provenance(c.provenance)
+    if isinstance(prov, Provenance):
         return "converted"
-    if "artifact" in prov:
+    if isinstance(prov, UpstreamArtifact):
         return "upstream"
     return "file" if c.source else None
 
