@@ -48,6 +48,7 @@ from .targets import Target
 
 if TYPE_CHECKING:
     from .hub.store import Store
+    from .provenance import Provenance
 
 __all__ = [
     "FORMATS",
@@ -80,7 +81,7 @@ class Converted(Protocol):
     @property
     def label(self) -> str: ...
     @property
-    def provenance(self) -> Mapping[str, Any]: ...
+    def provenance(self) -> Provenance: ...
 
 
 class Convert(Protocol):
@@ -324,7 +325,7 @@ def realize(
     size = model.input_size if model is not None else None
     if size is None and target.path is not None:
         size = exported_size(target.path)
-    return Resolved(p, Path(res.path), dict(res.provenance), res.label, size)
+    return Resolved(p, Path(res.path), res.provenance.to_json(), res.label, size)
 
 
 def resolve(

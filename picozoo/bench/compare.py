@@ -1,7 +1,7 @@
 """The cross-engine view of a benchmark: model x engine x precision, and the fastest way to run
 each model on the machine that measured it.
 
-Both read the flat rows of :func:`picozoo.bench.report.flat_rows`. The table is shown when a
+Both read the rows of :func:`picozoo.bench.rows.report_rows`. The table is shown when a
 result has more than one (engine, precision): per model and thread count, the fastest first,
 with each engine's version, median and p90 latency, the mAP ``picozoo eval`` measured on the
 benched file (and its difference to upstream's claim) where there is one, and how many times
@@ -13,19 +13,19 @@ fp32) at the same thread count when that was measured. When eval measured mAPs f
 a fastest cell whose mAP is more than :data:`MAP_TOLERANCE` below the best fp32 one is not
 taken as is: the line also names the fastest cell within that tolerance.
 
->>> row = {"display": "m", "input_size": "64*64", "postprocess": False, "engine": "paddle",
-...        "precision": "fp32", "engine_version": "3.2.2", "threads": 2, "status": "ok",
-...        "median_ms": 9.0, "p90_ms": 9.5, "map_measured": None, "map_delta": None,
-...        "oversubscribed": False, "error": None}
->>> print(*fastest_lines([row, {**row, "engine": "openvino", "median_ms": 4.5}]))
+>>> import dataclasses
+>>> row = ReportRow(display="m", input_size="64*64", engine="paddle", precision="fp32",
+...                 engine_version="3.2.2", threads=2, median_ms=9.0, p90_ms=9.5)
+>>> print(*fastest_lines([row, dataclasses.replace(row, engine="openvino", median_ms=4.5)]))
 Fastest on this machine: m (64*64): openvino fp32, 2 thr: 4.50 ms median (2.00x faster than \
 Paddle Inference fp32, upstream's CPU method, at 2 thr)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+
+from .rows import ReportRow
 
 #: mAP points a faster engine/precision may lose against fp32 and still count as "as accurate"
 MAP_TOLERANCE = 0.5
@@ -44,104 +44,111 @@ HEADERS = [
 ]
 
 
-def _model(r: dict[str, Any]) -> str:
-    return r["display"] + (" (w/ postprocess)" if r["postprocess"] else "")
-
-
-def combos(rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+def combos(rows: Sequence[ReportRow]) -> set[tuple[str, str]]:
     """The (engine, precision) pairs of ``rows``."""
-    return {(r["engine"], r["precision"]) for r in rows}
+    return {(r.engine, r.precision) for r in rows}
 
 
-def measured_map_text(r: dict[str, Any]) -> str:
+def measured_map_text(r: ReportRow) -> str:
     """``31.9 (-0.6)``: measured mAP and its difference to the claim; ``-`` without an eval.
 
-    >>> measured_map_text({"map_measured": 31.91, "map_delta": -0.59})
+    >>> measured_map_text(ReportRow(map_measured=31.91, map_delta=-0.59))
     '31.9 (-0.6)'
     """
-    if r.get("map_measured") is None:
+    if r.map_measured is None:
         return "-"
-    delta = r.get("map_delta")
-    return f"{r['map_measured']:.1f}" + (f" ({delta:+.1f})" if delta is not None else "")
+    delta = r.map_delta
+    return f"{r.map_measured:.1f}" + (f" ({delta:+.1f})" if delta is not None else "")
 
 
-def _ok(r: dict[str, Any]) -> bool:
-    return r["status"] == "ok" and r["median_ms"] is not None
-
-
-def cross_engine_table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]] | None:
+def cross_engine_table(rows: Sequence[ReportRow]) -> tuple[list[str], list[list[str]]] | None:
     """Headers and body of the cross-engine table; None with a single (engine, precision)."""
     if len(combos(rows)) < 2:
         return None
-    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, int], list[ReportRow]] = {}
     for r in rows:
-        groups.setdefault((_model(r), r["input_size"] or "-", r["threads"]), []).append(r)
-    body = []
-    for (model, size, threads), members in groups.items():
-        ok = sorted((r for r in members if _ok(r)), key=lambda r: r["median_ms"])
-        best = ok[0]["median_ms"] if ok else None
-        for r in ok + [r for r in members if not _ok(r)]:
-            thr = f"{threads} (*)" if r["oversubscribed"] else str(threads)
-            head = [model, size, r["engine"], r["precision"], r["engine_version"] or "-", thr]
-            if _ok(r):
-                vs = f"{r['median_ms'] / best:.2f}x" if best else "-"
-                tail = [f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}", measured_map_text(r), vs]
-            else:
-                tail = [f"failed ({r.get('stage') or 'error'})", "-", "-", "-"]
-            body.append(head + tail)
-    return list(HEADERS), body
+        groups.setdefault((r.shown_name, r.input_size or "-", r.threads), []).append(r)
+    return list(HEADERS), [line for g in groups.items() for line in _group_lines(*g)]
 
 
-def _name(r: dict[str, Any]) -> str:
-    return f"{r['engine']} {r['precision']}, {r['threads']} thr"
+def _group_lines(key: tuple[str, str, int], members: list[ReportRow]) -> list[list[str]]:
+    """The lines of one (model, input size, threads): measured cells fastest first, then the
+    failed ones."""
+    model, size, threads = key
+    ok = _by_median(r for r in members if r.ok)
+    best = ok[0].median_ms if ok else None
+    lines = []
+    for r in ok + [r for r in members if not r.ok]:
+        thr = f"{threads} (*)" if r.oversubscribed else str(threads)
+        head = [model, size, r.engine, r.precision, r.engine_version or "-", thr]
+        lines.append(head + _engine_cells(r, best))
+    return lines
 
 
-def fastest_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+def _engine_cells(r: ReportRow, best: float | None) -> list[str]:
+    """Median, p90, measured mAP and "vs fastest" of one cell; its failed stage if it failed."""
+    if not r.ok or r.median_ms is None:
+        return [f"failed ({r.stage or 'error'})", "-", "-", "-"]
+    vs = f"{r.median_ms / best:.2f}x" if best else "-"
+    return [f"{r.median_ms:.2f}", _ms(r.p90_ms), measured_map_text(r), vs]
+
+
+def _ms(v: float | None) -> str:
+    return f"{v:.2f}" if v is not None else "-"
+
+
+def _by_median(rows: Iterable[ReportRow]) -> list[ReportRow]:
+    """Measured rows, fastest first."""
+    return sorted(rows, key=lambda r: r.median_ms if r.median_ms is not None else float("inf"))
+
+
+def fastest_lines(rows: Sequence[ReportRow]) -> list[str]:
     """One "Fastest on this machine" line per model with a measured cell (see the module
     docstring)."""
-    models: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    models: dict[tuple[str, str], list[ReportRow]] = {}
     for r in rows:
-        if _ok(r) and not r["oversubscribed"]:
-            models.setdefault((_model(r), r["input_size"] or "-"), []).append(r)
-    out = []
-    for (model, size), ok in models.items():
-        ok = sorted(ok, key=lambda r: r["median_ms"])
-        line = f"Fastest on this machine: {model} ({size}): {_describe(ok[0], ok)}"
-        ref = max(
-            (r["map_measured"] for r in ok if r["precision"] == "fp32" and r["map_measured"]),
-            default=None,
-        )
-        fast_map = ok[0]["map_measured"]
-        if ref is not None and fast_map is not None and ref - fast_map > MAP_TOLERANCE:
-            within = [
-                r for r in ok if r["map_measured"] is not None
-                and ref - r["map_measured"] <= MAP_TOLERANCE
-            ]  # fmt: skip
-            line += (
-                f"; it loses {ref - fast_map:.1f} mAP against fp32 ({ref:.1f}): the fastest "
-                f"within {MAP_TOLERANCE} mAP is {_describe(within[0], ok)}"
-            )
-        out.append(line)
-    return out
+        if r.ok and not r.oversubscribed:
+            models.setdefault((r.shown_name, r.input_size or "-"), []).append(r)
+    return [_fastest(model, size, _by_median(ok)) for (model, size), ok in models.items()]
 
 
-def _describe(r: dict[str, Any], ok: Sequence[dict[str, Any]]) -> str:
+def _fastest(model: str, size: str, ok: Sequence[ReportRow]) -> str:
+    """The line of one model (``ok``: its measured cells, fastest first)."""
+    line = f"Fastest on this machine: {model} ({size}): {_describe(ok[0], ok)}"
+    return line + _accuracy_caveat(ok)
+
+
+def _accuracy_caveat(ok: Sequence[ReportRow]) -> str:
+    """When the fastest cell loses more than :data:`MAP_TOLERANCE` mAP against the best fp32
+    one: how much, and the fastest cell within that tolerance (else "")."""
+    ref = max(
+        (r.map_measured for r in ok if r.precision == "fp32" and r.map_measured),
+        default=None,
+    )
+    fast_map = ok[0].map_measured
+    if ref is None or fast_map is None or ref - fast_map <= MAP_TOLERANCE:
+        return ""
+    within = [r for r in ok if r.map_measured is not None and ref - r.map_measured <= MAP_TOLERANCE]
+    return (
+        f"; it loses {ref - fast_map:.1f} mAP against fp32 ({ref:.1f}): the fastest "
+        f"within {MAP_TOLERANCE} mAP is {_describe(within[0], ok)}"
+    )
+
+
+def _describe(r: ReportRow, ok: Sequence[ReportRow]) -> str:
     """``openvino fp32, 2 thr: 4.50 ms median (2.00x faster than ...)``, with its measured mAP."""
-    text = f"{_name(r)}: {r['median_ms']:.2f} ms median"
-    if r["map_measured"] is not None:
+    text = f"{r.engine} {r.precision}, {r.threads} thr: {_ms(r.median_ms)} ms median"
+    if r.map_measured is not None:
         text += f", mAP {measured_map_text(r)}"
     upstream = next(
-        (
-            u
-            for u in ok
-            if (u["engine"], u["precision"], u["threads"]) == ("paddle", "fp32", r["threads"])
-        ),
+        (u for u in ok if (u.engine, u.precision, u.threads) == ("paddle", "fp32", r.threads)),
         None,
     )
     if upstream is not None and upstream is not r:
-        speedup = upstream["median_ms"] / r["median_ms"]
+        assert upstream.median_ms is not None and r.median_ms is not None  # measured cells
+        speedup = upstream.median_ms / r.median_ms
         text += (
             f" ({speedup:.2f}x faster than Paddle Inference fp32, upstream's CPU method, "
-            f"at {r['threads']} thr)"
+            f"at {r.threads} thr)"
         )
     return text

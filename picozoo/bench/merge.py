@@ -22,9 +22,8 @@ from ..errors import require
 from ..render import markdown_table, render_rows
 from .notes import OVERSUBSCRIBED_MARK, oversubscription
 from .records import Document
-from .report import LATENCY_HEADER, UPSTREAM_HEADERS, flat_rows, html_page, short_device
-
-_KEY = ("display", "input_size", "postprocess")
+from .report import LATENCY_HEADER, UPSTREAM_HEADERS, html_page, short_device
+from .rows import ReportRow, report_rows
 
 
 def unique_names(names: Sequence[str]) -> list[str]:
@@ -94,36 +93,36 @@ def merge_rows(docs: Sequence[Document]) -> tuple[list[str], list[dict[str, Any]
     columns: list[str] = []
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for name, doc in zip(device_names(docs), docs, strict=True):
-        flat = flat_rows(doc)
-        combos = sorted({(r["engine"], r["precision"], r["threads"]) for r in flat})
+        flat = report_rows(doc)
+        combos = sorted({(r.engine, r.precision, r.threads) for r in flat})
         for r in flat:
-            engine = r["engine"] if r["precision"] == "fp32" else f"{r['engine']} {r['precision']}"
-            col = name if len(combos) == 1 else f"{name} ({engine}, {r['threads']} thr)"
+            col = name if len(combos) == 1 else f"{name} ({r.engine_label}, {r.threads} thr)"
             if col not in columns:
                 columns.append(col)
-            key = tuple(r[k] for k in _KEY)
-            row = rows.setdefault(
-                key,
-                {
-                    "model": r["display"] + (" (w/ postprocess)" if r["postprocess"] else ""),
-                    "input_size": r["input_size"],
-                    "map": r["map"],
-                    "map50": r["map50"],
-                    "params_m": r["params_m"],
-                    "flops_g": r["flops_g"],
-                    "claimed_cpu_ms": r["claimed_cpu_ms"],
-                    "latency": {},
-                    "errors": {},
-                    "oversubscribed": [],
-                },
-            )
-            if r["status"] == "ok":
-                row["latency"][col] = r["median_ms"]
-                if r["oversubscribed"]:
+            row = rows.setdefault((r.display, r.input_size, r.postprocess), _merged_row(r))
+            if r.status == "ok":
+                row["latency"][col] = r.median_ms
+                if r.oversubscribed:
                     row["oversubscribed"].append(col)
             else:
-                row["errors"][col] = r["error"]
+                row["errors"][col] = r.error
     return columns, list(rows.values())
+
+
+def _merged_row(r: ReportRow) -> dict[str, Any]:
+    """A model's row of the merged table (its JSON form), latencies still to fill in."""
+    return {
+        "model": r.shown_name,
+        "input_size": r.input_size,
+        "map": r.map,
+        "map50": r.map50,
+        "params_m": r.params_m,
+        "flops_g": r.flops_g,
+        "claimed_cpu_ms": r.claimed_cpu_ms,
+        "latency": {},
+        "errors": {},
+        "oversubscribed": [],
+    }
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -191,7 +190,7 @@ def merged_png(docs: Sequence[Document]) -> bytes:
     docs = unique_runs(docs)
     series = []
     for name, doc in zip(device_names(docs), docs, strict=True):
-        series += series_from_rows(flat_rows(doc), device=name)
+        series += series_from_rows(report_rows(doc), device=name)
     return map_vs_latency_png(series, title="mAP vs latency, per device")
 
 

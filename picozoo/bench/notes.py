@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..provenance import Provenance, UpstreamArtifact, read_cell_provenance
 from .records import Cell, Document
 from .stats import ADVICE, short_warning
 
@@ -80,10 +81,10 @@ def origin_of(c: Cell) -> str | None:
     """
     if c.origin:
         return c.origin
-    prov = c.provenance or {}
-    if "target" in prov:
+    prov = read_cell_provenance(c.provenance)
+    if isinstance(prov, Provenance):
         return "converted"
-    if "artifact" in prov:
+    if isinstance(prov, UpstreamArtifact):
         return "upstream"
     return "file" if c.source else None
 
@@ -100,12 +101,11 @@ abababababababababababababababababab'
     """
     prov, origin = c.provenance or {}, origin_of(c)
     if origin == "upstream":
-        what = f"upstream {prov.get('artifact', '')} {prov.get('url', c.source)}"
+        up = UpstreamArtifact.from_json(prov)
+        what = f"upstream {up.artifact or ''} {up.url or c.source}"
     elif origin == "converted":
-        src = prov.get("source") or {}
-        made = src.get("kind") or (
-            f"{src['format']} file {src.get('model_file')}" if src.get("format") else None
-        )
+        src = Provenance.from_json(prov).source
+        made = src.kind or (f"{src.format} file {src.model_file}" if src.format else None)
         what = f"converted from {made or 'a Paddle model'} ({c.source})"
     else:
         what = f"file {c.source}"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import require
+from .rows import ReportRow
 
 
 def upstream_reference() -> list[dict[str, Any]]:
@@ -130,68 +131,93 @@ def _label(
 
 def _draw(ax: Any, series: Sequence[dict[str, Any]], ref: list[dict[str, Any]]) -> list[Any]:
     """Draw every point and line; return the label annotations."""
-    labels = []
-    if ref:
-        ax.plot(
-            [r["latency_ms"] for r in ref],
-            [r["map"] for r in ref],
-            "o",
-            color="0.6",
-            label="upstream claim (i7-10750H, Paddle Inference, 12 threads)",
-        )
-        labels += [
-            _label(ax, r["label"], (r["latency_ms"], r["map"]), (3, -8), fontsize=6, color="0.4")
-            for r in ref
-        ]
+    labels = _draw_reference(ax, ref)
     unmapped: list[tuple[str, float]] = []
-    per_engine: dict[str, int] = {}
-    for s in series:
+    for s, marker in zip(series, _markers(series), strict=True):
         pts = sorted(
             (p for p in s["points"] if p.get("latency_ms") is not None),
             key=lambda p: p["latency_ms"],
         )
-        engine = s.get("engine") or ""
-        marker = MARKERS[per_engine.get(engine, 0) % len(MARKERS)]
-        per_engine[engine] = per_engine.get(engine, 0) + 1
-        color = ENGINE_COLORS.get(engine)
-        for measured in (True, False):
-            group = [
-                p for p in pts if p.get("map") is not None and p.get("measured", True) == measured
-            ]
-            if not group:
-                continue
-            (line,) = ax.plot(
-                [p["latency_ms"] for p in group],
-                [p["map"] for p in group],
-                marker,
-                linestyle="none",
-                color=color,
-                markerfacecolor=None if measured else "none",
-                label=s["name"] + ("" if measured else " (claimed mAP)"),
-            )
-            color = line.get_color()
-            labels += [
-                _label(ax, p["label"], (p["latency_ms"], p["map"]), (4, 4), fontsize=7,
-                       color=color)
-                for p in group
-            ]  # fmt: skip
+        labels += _draw_series(ax, s, pts, marker)
         unmapped += [
             (f"{p['label']} ({s['name']})", p["latency_ms"]) for p in pts if p.get("map") is None
         ]
-    xs = [float(r["latency_ms"]) for r in ref] + [
-        float(p["latency_ms"])
-        for s_ in series
-        for p in s_["points"]
-        if p.get("latency_ms") is not None
+    _set_limits(ax, series, ref)
+    return labels + _draw_unmapped(ax, unmapped)
+
+
+def _draw_reference(ax: Any, ref: list[dict[str, Any]]) -> list[Any]:
+    """Upstream's claimed points, grey, with their labels."""
+    if not ref:
+        return []
+    ax.plot(
+        [r["latency_ms"] for r in ref],
+        [r["map"] for r in ref],
+        "o",
+        color="0.6",
+        label="upstream claim (i7-10750H, Paddle Inference, 12 threads)",
+    )
+    return [
+        _label(ax, r["label"], (r["latency_ms"], r["map"]), (3, -8), fontsize=6, color="0.4")
+        for r in ref
     ]
+
+
+def _markers(series: Sequence[dict[str, Any]]) -> list[str]:
+    """One marker per series: the successive series of one engine get the next marker."""
+    per_engine: dict[str, int] = {}
+    out = []
+    for s in series:
+        engine = s.get("engine") or ""
+        out.append(MARKERS[per_engine.get(engine, 0) % len(MARKERS)])
+        per_engine[engine] = per_engine.get(engine, 0) + 1
+    return out
+
+
+def _draw_series(ax: Any, s: dict[str, Any], pts: list[dict[str, Any]], marker: str) -> list[Any]:
+    """The points of one series that have an mAP (measured: filled, claimed: hollow), in the
+    engine's colour, with their labels."""
+    labels = []
+    color = ENGINE_COLORS.get(s.get("engine") or "")
+    for measured in (True, False):
+        group = [p for p in pts if p.get("map") is not None and p.get("measured", True) == measured]
+        if not group:
+            continue
+        (line,) = ax.plot(
+            [p["latency_ms"] for p in group],
+            [p["map"] for p in group],
+            marker,
+            linestyle="none",
+            color=color,
+            markerfacecolor=None if measured else "none",
+            label=s["name"] + ("" if measured else " (claimed mAP)"),
+        )
+        color = line.get_color()
+        labels += [
+            _label(ax, p["label"], (p["latency_ms"], p["map"]), (4, 4), fontsize=7, color=color)
+            for p in group
+        ]
+    return labels
+
+
+def _set_limits(ax: Any, series: Sequence[dict[str, Any]], ref: list[dict[str, Any]]) -> None:
+    """x from 0 past the slowest point; y around the points (20-45 without any mAP)."""
+    points = [p for s in series for p in s["points"]]
+    xs = [float(r["latency_ms"]) for r in ref]
+    xs += [float(p["latency_ms"]) for p in points if p.get("latency_ms") is not None]
     if xs:
         ax.set_xlim(0, max(xs) * 1.12)
-    if ref or any(p.get("map") is not None for s_ in series for p in s_["points"]):
+    if ref or any(p.get("map") is not None for p in points):
         lo, hi = ax.get_ylim()
         ax.set_ylim(lo - 1.0, hi + 1.0)
     else:
         ax.set_ylim(20.0, 45.0)
+
+
+def _draw_unmapped(ax: Any, unmapped: list[tuple[str, float]]) -> list[Any]:
+    """A labelled vertical line at the latency of each point without an mAP."""
     ymin = ax.get_ylim()[0]
+    labels = []
     for i, (text, lat) in enumerate(unmapped):
         line = ax.axvline(lat, linestyle=":", color=f"C{(i + 3) % 10}")
         labels.append(
@@ -250,35 +276,31 @@ def place_labels(fig: Any, labels: Sequence[Any], *, max_steps: int = 60) -> Non
             )
 
 
-def series_from_rows(
-    rows: Sequence[dict[str, Any]], device: str | None = None
-) -> list[dict[str, Any]]:
-    """Group flat report rows (see :func:`picozoo.bench.report.flat_rows`) into plot series, one
-    per (device, engine, precision, threads); points are labelled like upstream's
-    (``PicoDet-S 416``: name and input size; files: their name) and carry the measured mAP
-    (``measured``: True) when eval scored the benched file, else the claimed one.
+def series_from_rows(rows: Sequence[ReportRow], device: str | None = None) -> list[dict[str, Any]]:
+    """Group report rows (see :func:`picozoo.bench.rows.report_rows`) into plot series, one per
+    (device, engine, precision, threads); points are labelled like upstream's (``PicoDet-S
+    416``: name and input size; files: their name) and carry the measured mAP (``measured``:
+    True) when eval scored the benched file, else the claimed one.
 
-    >>> series_from_rows([{"plot_label": "m", "engine": "paddle", "precision": "fp32",
-    ...                    "threads": 4, "median_ms": 9.0, "map": 30.0, "map_measured": 29.5}],
+    >>> series_from_rows([ReportRow(plot_label="m", engine="paddle", threads=4, median_ms=9.0,
+    ...                             map=30.0, map_measured=29.5)],
     ...                  device="laptop")  # doctest: +NORMALIZE_WHITESPACE
     [{'name': 'laptop: paddle, 4 thr', 'engine': 'paddle',
       'points': [{'label': 'm', 'latency_ms': 9.0, 'map': 29.5, 'measured': True}]}]
     """
     groups: dict[str, dict[str, Any]] = {}
     for r in rows:
-        if r["median_ms"] is None:
+        if r.median_ms is None:
             continue
-        precision = r.get("precision") or "fp32"
-        engine = r["engine"] if precision == "fp32" else f"{r['engine']} {precision}"
-        combo = f"{engine}, {r['threads']} thr"
+        combo = f"{r.engine_label}, {r.threads} thr"
         name = f"{device}: {combo}" if device else combo
-        measured = r.get("map_measured")
-        group = groups.setdefault(name, {"name": name, "engine": r["engine"], "points": []})
+        measured = r.map_measured
+        group = groups.setdefault(name, {"name": name, "engine": r.engine, "points": []})
         group["points"].append(
             {
-                "label": r["plot_label"],
-                "latency_ms": r["median_ms"],
-                "map": measured if measured is not None else r["map"],
+                "label": r.plot_label,
+                "latency_ms": r.median_ms,
+                "map": measured if measured is not None else r.map,
                 "measured": measured is not None,
             }
         )

@@ -26,14 +26,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import require
-from ..hub.registry import Claims
 from ..render import markdown_table, render_rows
 from .compare import combos, cross_engine_table, fastest_lines, measured_map_text
-from .notes import OVERSUBSCRIBED_MARK, UNSTABLE_MARK, cell_notes, notes, origin_of
-from .records import Cell, Document
+from .notes import OVERSUBSCRIBED_MARK, UNSTABLE_MARK, cell_notes, notes
+from .records import Document
+from .rows import ReportRow, report_rows
 
 REPORT_FORMATS = ("table", "md", "csv", "json", "html")
-_STATS = ("median_ms", "mean_ms", "std_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "n", "fps")
 
 #: Upstream's README headers (configs/picodet/README_en.md), in order.
 UPSTREAM_HEADERS = (
@@ -138,77 +137,15 @@ CSV_COLUMNS = [
 ]
 
 
-def flat_rows(doc: Document) -> list[dict[str, Any]]:
-    """One flat dict per cell (keys: the CSV columns and a few more for display): claims,
-    artifact-derived params/FLOPs, statistics, status.
-
-    >>> flat_rows(doc)[0]["median_ms"], flat_rows(doc)[0]["claimed_cpu_ms"]  # doctest: +SKIP
-    (25.3141355, 6.6)
-    """
-    return [_row(doc, c) for c in doc.cells]
-
-
-def _row(doc: Document, c: Cell) -> dict[str, Any]:
-    claims, info, m, mm = c.claims or Claims(), c.modelinfo, c.measured, c.measured_map
-    stats = m.stats if m else None
-    claimed = claims.latency_ms.get("cpu")
-    median = stats.median_ms if stats else None
-    ratio = None
-    if median is not None and claimed and not c.oversubscribed:  # oversubscribed: not the model
-        ratio = median / claimed
-    return {
-        "device": doc.device,
-        "model": c.model,
-        "model_id": c.model_id,
-        "name": c.name,
-        "display": c.name or c.model,
-        "plot_label": f"{c.name} {c.input_size[0]}" if c.name and c.input_size else c.model,
-        "input_size": "*".join(str(d) for d in c.input_size) if c.input_size else None,
-        "postprocess": c.postprocess,
-        "engine": c.engine,
-        "threads": c.threads,
-        "status": "ok" if c.ok else "failed",
-        **{k: getattr(stats, k) if stats else None for k in _STATS},
-        "claimed_cpu_ms": claimed,
-        "ratio": ratio,
-        "map": claims.map,
-        "map50": claims.map50,
-        "params_m": claims.params_m,
-        "params_m_artifact": info.params / 1e6 if info else None,
-        "flops_g": claims.flops_g,
-        "flops_g_artifact": info.flops / 1e9 if info else None,
-        "load_ms": m.load_ms if m else None,
-        "first_inference_ms": m.first_inference_ms if m else None,
-        "warmup_n": m.warmup.n if m else None,
-        "stable": m.stability.stable if m else None,
-        "warnings": list(m.stability.warnings) if m else [],
-        "notes": list(m.notes) if m else [],
-        "peak_rss_mb": m.peak_rss_mb if m else None,
-        "artifact_sha256": c.artifact_sha256,
-        "error": c.failure.error if c.failure else None,
-        "hint": c.failure.hint if c.failure else None,
-        "stage": c.failure.stage if c.failure else None,
-        "oversubscribed": c.oversubscribed,
-        "origin": origin_of(c),
-        "source": c.source,
-        "precision": c.run_precision,
-        "engine_version": m.engine_version if m else None,
-        "map_measured": mm.map if mm else None,
-        "map50_measured": mm.map50 if mm else None,
-        "map_delta": mm.delta(claims.map) if mm else None,
-        "eval_images": mm.images if mm else None,
-        "eval_dataset": mm.dataset if mm else None,
-    }
-
-
 def frame(doc: Document) -> Any:
-    """The flat rows as a pandas DataFrame (CSV column order).
+    """The report rows as a pandas DataFrame (CSV column order).
 
     >>> frame(doc)["median_ms"].max()  # doctest: +SKIP
     43.6599585
     """
     pd = require("pandas", "bench")
-    df = pd.DataFrame(flat_rows(doc), columns=list(CSV_COLUMNS))
+    rows = [{k: getattr(r, k) for k in CSV_COLUMNS} for r in report_rows(doc)]
+    df = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
     df["eval_images"] = df["eval_images"].astype("Int64")  # a count, blank without an eval
     return df
 
@@ -231,20 +168,20 @@ def _num(v: Any, digits: int = 2) -> str:
 
 
 def columns_for(
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[ReportRow],
     base: Sequence[tuple[str, str]],
     optional: Sequence[tuple[str, str, str]],
 ) -> list[tuple[str, str]]:
     """``base`` plus the ``optional`` columns ``rows`` need: measured mAP when some cell has
     one, precision when some cell did not run fp32.
 
-    >>> [k for k, _ in columns_for([{"map_measured": 31.0, "precision": "fp32"}],
+    >>> [k for k, _ in columns_for([ReportRow(map_measured=31.0, precision="fp32")],
     ...                            [("map", "mAP"), ("engine", "Engine")], MD_OPTIONAL)]
     ['map', 'map_measured_text', 'engine']
     """
     wanted = {
-        "map_measured_text": any(r.get("map_measured") is not None for r in rows),
-        "precision": any(r.get("precision", "fp32") != "fp32" for r in rows),
+        "map_measured_text": any(r.map_measured is not None for r in rows),
+        "precision": any(r.precision != "fp32" for r in rows),
     }
     out = list(base)
     for key, header, after in optional:
@@ -254,34 +191,41 @@ def columns_for(
     return out
 
 
-def _display(row: dict[str, Any], *, markdown: bool) -> dict[str, Any]:
-    """Formatted cells of one row."""
-    out = dict(row)
-    out["map_measured_text"] = measured_map_text(row)
-    if row["status"] == "ok":
-        lat = _num(row["median_ms"])
-        if not row["stable"]:
-            lat += f" {UNSTABLE_MARK}"
-        out["latency"] = lat
-    else:
-        reason = row["error"] or "failed"
-        if markdown:
-            reason = reason.replace("\n", " ")
-        out["latency"] = f"failed: {reason}"
-    out["ratio"] = f"{row['ratio']:.2f}x" if row["ratio"] is not None else "-"
-    if row["oversubscribed"]:
-        out["threads"] = f"{row['threads']} {OVERSUBSCRIBED_MARK}"
-    out["p90"] = _num(row["p90_ms"])
-    out["std"] = _num(row["std_ms"])
-    out["fps"] = _num(row["fps"], 1)
-    out["peak_rss_mb"] = _num(row["peak_rss_mb"], 0)
-    out["claimed_cpu_ms"] = _num(row["claimed_cpu_ms"], 1)
-    for k in ("params_m", "params_m_artifact", "flops_g", "flops_g_artifact", "map", "map50"):
-        out[k] = _num(row[k], 1 if k.startswith("map") else 2)
+def _display(row: ReportRow, *, markdown: bool) -> dict[str, Any]:
+    """Formatted cells of one row, by column key."""
+    return {
+        **row.to_dict(),
+        "display": row.shown_name,
+        "map_measured_text": measured_map_text(row),
+        "latency": _latency(row, markdown=markdown),
+        "ratio": f"{row.ratio:.2f}x" if row.ratio is not None else "-",
+        "threads": f"{row.threads} {OVERSUBSCRIBED_MARK}" if row.oversubscribed else row.threads,
+        "p90": _num(row.p90_ms),
+        "std": _num(row.std_ms),
+        "fps": _num(row.fps, 1),
+        "peak_rss_mb": _num(row.peak_rss_mb, 0),
+        "claimed_cpu_ms": _num(row.claimed_cpu_ms, 1),
+        **_size_cells(row),
+    }
+
+
+def _latency(row: ReportRow, *, markdown: bool) -> str:
+    """The median (marked when unstable), or why the cell failed."""
+    if row.status == "ok":
+        return _num(row.median_ms) + (f" {UNSTABLE_MARK}" if not row.stable else "")
+    reason = row.error or "failed"
+    if markdown:
+        reason = reason.replace("\n", " ")
+    return f"failed: {reason}"
+
+
+def _size_cells(row: ReportRow) -> dict[str, str]:
+    """Claimed mAPs, and params/FLOPs claimed beside the artifact's own."""
+    out = {k: _num(getattr(row, k), 1) for k in ("map", "map50")}
+    for k in ("params_m", "params_m_artifact", "flops_g", "flops_g_artifact"):
+        out[k] = _num(getattr(row, k))
     out["params"] = f"{out['params_m']} / {out['params_m_artifact']}"
     out["flops"] = f"{out['flops_g']} / {out['flops_g_artifact']}"
-    if row["postprocess"]:
-        out["display"] = f"{row['display']} (w/ postprocess)"
     return out
 
 
@@ -295,34 +239,44 @@ def scaling_rows(doc: Document) -> tuple[list[str], list[list[str]]] | None:
     '1.67x'
     """
     threads = sorted({c.threads for c in doc.cells})
-    if len(threads) < 2:
-        return None
-    measured: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
-    for r in flat_rows(doc):
-        if r["status"] == "ok":
-            engine = r["engine"] if r["precision"] == "fp32" else f"{r['engine']} {r['precision']}"
-            key = (_display(r, markdown=True)["display"], r["input_size"] or "-", engine)
-            measured.setdefault(key, {})[r["threads"]] = r
-    if not measured:
+    measured = _by_threads(report_rows(doc))
+    if len(threads) < 2 or not measured:
         return None
     base = threads[0]
     headers = ["Model", "Input size", "Engine"]
     headers += [f"{t} thread{'s' if t > 1 else ''}<br><sup>(ms)" for t in threads]
     headers += [f"speed-up<br>{t} vs {base}" for t in threads[1:]]
-    body = []
-    for key, by_threads in measured.items():
-        cells = list(key)
-        for t in threads:
-            m = by_threads.get(t)
-            mark = f" {OVERSUBSCRIBED_MARK}" if m and m["oversubscribed"] else ""
-            cells.append(_num(m["median_ms"]) + mark if m else "-")
-        a = by_threads.get(base)
-        for t in threads[1:]:
-            b = by_threads.get(t)
-            speedup = a["median_ms"] / b["median_ms"] if a and b and b["median_ms"] else None
-            cells.append(f"{speedup:.2f}x" if speedup is not None else "-")
-        body.append(cells)
+    body = [
+        [*key, *(_median_cell(by.get(t)) for t in threads)]
+        + [_speedup(by.get(base), by.get(t)) for t in threads[1:]]
+        for key, by in measured.items()
+    ]
     return headers, body
+
+
+def _by_threads(rows: list[ReportRow]) -> dict[tuple[str, str, str], dict[int, ReportRow]]:
+    """Measured rows by (model, input size, engine), then by thread count."""
+    measured: dict[tuple[str, str, str], dict[int, ReportRow]] = {}
+    for r in rows:
+        if r.status == "ok":
+            measured.setdefault((r.shown_name, r.input_size or "-", r.engine_label), {})[
+                r.threads
+            ] = r
+    return measured
+
+
+def _median_cell(r: ReportRow | None) -> str:
+    """A median in the thread-scaling table (marked when oversubscribed), ``-`` when missing."""
+    if r is None:
+        return "-"
+    return _num(r.median_ms) + (f" {OVERSUBSCRIBED_MARK}" if r.oversubscribed else "")
+
+
+def _speedup(a: ReportRow | None, b: ReportRow | None) -> str:
+    """``a``'s median over ``b``'s (``1.67x``), ``-`` when either is missing."""
+    if a is None or b is None or not b.median_ms or a.median_ms is None:
+        return "-"
+    return f"{a.median_ms / b.median_ms:.2f}x"
 
 
 def upstream_frame(doc: Document, device: str) -> Any:
@@ -333,7 +287,7 @@ def upstream_frame(doc: Document, device: str) -> Any:
     'Model'
     """
     pd = require("pandas", "bench")
-    rows = flat_rows(doc)
+    rows = report_rows(doc)
     shown = [_display(r, markdown=True) for r in rows]
     columns = columns_for(rows, MD_COLUMNS, MD_OPTIONAL)
     data = {h.format(device=device): [_cell(d[k]) for d in shown] for k, h in columns}
@@ -356,7 +310,7 @@ def extra_tables(doc: Document) -> list[tuple[str, list[str], list[list[str]]]]:
     scaling = scaling_rows(doc)
     if scaling:
         out.append((SCALING_CAPTION, *scaling))
-    engines = cross_engine_table(flat_rows(doc))
+    engines = cross_engine_table(report_rows(doc))
     if engines:
         out.append((ENGINES_CAPTION, *engines))
     return out
@@ -373,8 +327,8 @@ def to_markdown(doc: Document) -> str:
     parts = [markdown_table(list(table.columns), table.values.tolist())]
     for caption, headers, body in extra_tables(doc):
         parts.append(f"\n{caption}:\n\n" + markdown_table(headers, body))
-    fastest = fastest_lines(flat_rows(doc))
-    if fastest and len(combos(flat_rows(doc))) > 1:
+    fastest = fastest_lines(report_rows(doc))
+    if fastest and len(combos(report_rows(doc))) > 1:
         bold = [f"**{head}:**{rest}" for head, rest in (f.split(":", 1) for f in fastest)]
         parts.append("\n" + "\n\n".join(bold) + "\n")
     parts.append("\n" + "\n".join(f"- {n}" for n in notes(doc)) + "\n")
@@ -392,7 +346,7 @@ def to_table(doc: Document) -> str:
     True
     """
     buf = io.StringIO()
-    flat = flat_rows(doc)
+    flat = report_rows(doc)
     rows = [_display(r, markdown=False) for r in flat]
     columns = columns_for(flat, TABLE_COLUMNS, TABLE_OPTIONAL)
     render_rows(rows, columns, "table", title=f"picozoo bench: {short_device(doc)}", stream=buf)
@@ -403,7 +357,7 @@ def to_table(doc: Document) -> str:
 
 
 def to_csv(doc: Document) -> str:
-    """The flat rows as CSV (:data:`CSV_COLUMNS`).
+    """The report rows as CSV (:data:`CSV_COLUMNS`).
 
     >>> to_csv(doc).splitlines()[0].split(",")[:3]  # doctest: +SKIP
     ['device', 'model', 'model_id']
@@ -429,7 +383,7 @@ def plot_png(doc: Document) -> bytes:
     from .plot import map_vs_latency_png, series_from_rows
 
     return map_vs_latency_png(
-        series_from_rows(flat_rows(doc)),
+        series_from_rows(report_rows(doc)),
         title=f"mAP vs latency, measured on {short_device(doc)}",
     )
 
@@ -489,7 +443,7 @@ def to_html(doc: Document, png: bytes | None = None) -> str:
         ("Latency", list(table.columns), table.values.tolist())
     ]
     tables += extra_tables(doc)
-    flat = flat_rows(doc)
+    flat = report_rows(doc)
     fastest = fastest_lines(flat) if len(combos(flat)) > 1 else []
     return html_page(
         f"picozoo bench: {device}",

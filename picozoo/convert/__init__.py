@@ -19,7 +19,7 @@ imported only inside the functions that run a conversion.
 >>> from picozoo.targets import resolve_arg
 >>> r = convert(Store(Settings.from_env()), resolve_arg("picodet-s-416", load_registry()),
 ...             postprocess=False)  # doctest: +SKIP
->>> r.path.name, r.provenance["parity"]["passed"]  # doctest: +SKIP
+>>> r.path.name, r.provenance.parity_passed  # doctest: +SKIP
 ('model.onnx', True)
 """
 

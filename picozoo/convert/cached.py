@@ -31,6 +31,7 @@ from typing import Any
 
 from ..atomic import sha256_file
 from ..hub.store import PROVENANCE, STAGING_PREFIX, Store
+from ..provenance import OutputFacts, Provenance
 from .result import ConversionResult
 from .sources import Source
 
@@ -70,7 +71,7 @@ def convert_cached(store: Store, recipe: Recipe, source: Source) -> ConversionRe
     shas = source.files.sha256()
     final = store.converted_dir(source.label, _key(recipe, shas))
     hit = store.read_converted(final)
-    cached = hit is not None and _complete(hit.path, hit.provenance)
+    cached = hit is not None and _complete(hit.path, hit.provenance.output)
     if not cached:
         if hit is not None:  # a damaged output (file gone or truncated): convert it again
             shutil.rmtree(final, ignore_errors=True)
@@ -110,7 +111,7 @@ def _key(recipe: Recipe, shas: dict[str, str]) -> str:
     return cache_key(shas["combined"], recipe.tools, recipe.options)
 
 
-def _build(staging: Path, recipe: Recipe, source: Source, shas: dict[str, str]) -> dict[str, Any]:
+def _build(staging: Path, recipe: Recipe, source: Source, shas: dict[str, str]) -> Provenance:
     """Run ``produce`` into ``staging`` and write its ``provenance.json``; return that."""
     fields = recipe.produce(source.files, staging)
     out = staging / recipe.output_file
@@ -136,15 +137,15 @@ def _build(staging: Path, recipe: Recipe, source: Source, shas: dict[str, str]) 
             name: {"sha256": sha256_file(staging / name), "size": (staging / name).stat().st_size}
             for name in recipe.siblings
         }
-    (staging / PROVENANCE).write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
-    return prov
+    record = Provenance.from_json(prov)
+    (staging / PROVENANCE).write_text(json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n")
+    return record
 
 
-def _complete(path: Path, provenance: dict[str, Any]) -> bool:
+def _complete(path: Path, output: OutputFacts) -> bool:
     """The converted files are there, with the sizes their provenance recorded."""
-    output = provenance.get("output", {})
-    sizes = {path: output.get("size")}
-    sizes.update({path.parent / n: f.get("size") for n, f in (output.get("files") or {}).items()})
+    sizes = {path: output.size}
+    sizes.update({path.parent / n: f.size for n, f in (output.files or {}).items()})
     try:
         return all(p.stat().st_size == size for p, size in sizes.items())
     except OSError:

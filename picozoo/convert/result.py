@@ -1,7 +1,7 @@
 """The result of a conversion (light: no heavy imports).
 
->>> r = ConversionResult(Path("/c/converted/m/0123/model.onnx"), {"key": "0123", "target": "onnx"},
-...                      cached=True, label="m")
+>>> r = ConversionResult(Path("/c/converted/m/0123/model.onnx"),
+...                      Provenance(key="0123", target="onnx"), cached=True, label="m")
 >>> r.to_dict()["format"], r.to_dict()["provenance"]
 ('onnx', '/c/converted/m/0123/provenance.json')
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..hub.store import PROVENANCE
+from ..provenance import Provenance
 
 
 @dataclass
@@ -21,7 +22,7 @@ class ConversionResult:
     came from the cache, and its cache label (a model id, or ``local-<folder name>``)."""
 
     path: Path
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)
     cached: bool = False
     label: str = ""
 
@@ -35,8 +36,8 @@ class ConversionResult:
             "label": self.label,
             "path": str(self.path),
             "cached": self.cached,
-            "key": self.provenance.get("key"),
-            "format": self.provenance.get("target"),
-            "parity": self.provenance.get("parity") or None,
+            "key": self.provenance.key or None,
+            "format": self.provenance.target or None,
+            "parity": self.provenance.parity.to_json() if self.provenance.parity else None,
             "provenance": str(self.provenance_path),
         }

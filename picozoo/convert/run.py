@@ -8,7 +8,7 @@ Paddle-Lite, OpenVINO, MNN or NCNN, cached in the store.
 >>> store = Store(Settings.from_env())
 >>> r = convert(store, resolve_arg("picodet-s-416", load_registry()),
 ...             postprocess=False)  # doctest: +SKIP
->>> r.path.name, r.label, r.provenance["parity"]["passed"]  # doctest: +SKIP
+>>> r.path.name, r.label, r.provenance.parity_passed  # doctest: +SKIP
 ('model.onnx', 'picodet-s-416', True)
 """
 
@@ -206,18 +206,15 @@ def copy_out(result: ConversionResult, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = result.label
-    if result.provenance.get("source", {}).get("kind") in ("inference-nopp", "onnx-nopp"):
+    prov = result.provenance
+    if prov.source.without_postprocess:
         stem += "-nopp"
-    options = result.provenance.get("options", {})
-    if options.get("fp16"):
-        stem += "-fp16"
-    elif options.get("precision", "fp32") != "fp32":
-        stem += f"-{options['precision']}"
+    if prov.options.run_precision != "fp32":
+        stem += f"-{prov.options.run_precision}"
     suffixes = result.path.name.split(".", 1)[1]  # "onnx", "ncnn.param", ...
     dest = out_dir / f"{stem}.{suffixes}"
-    target = result.provenance.get("target", "")
-    prov_infix = f"{target}." if target in ENGINE_FORMATS else ""  # several engines, one --out
-    siblings = result.provenance.get("output", {}).get("files") or {}
+    prov_infix = f"{prov.target}." if prov.target in ENGINE_FORMATS else ""  # one --out, engines
+    siblings = prov.output.files or {}
     pairs = [(result.path.parent / n, out_dir / f"{stem}.{n.split('.', 1)[1]}") for n in siblings]
     for src, to in (
         *pairs,

@@ -6,7 +6,7 @@
 >>> onnx_options(opset=11, simplify=True, input_shape=None, dynamic_batch=False)["target"]
 'onnx'
 >>> r = convert_paddle_dir_to_onnx(Path("picodet_dir"), Path("out"))  # doctest: +SKIP
->>> r.path.name, r.provenance["parity"]["passed"]  # doctest: +SKIP
+>>> r.path.name, r.provenance.parity_passed  # doctest: +SKIP
 ('model.onnx', True)
 """
 

@@ -47,6 +47,7 @@ from ..atomic import (
     open_nofollow,
     policy_mode,
 )
+from ..provenance import Provenance
 from ..settings import Settings
 from .eval_result import EvalResult, eval_digest
 from .mirror import normalise_mirror, source_urls
@@ -144,45 +145,36 @@ class ConvertedOutput:
     label: str
     key: str
     directory: Path
-    provenance: dict[str, Any]
+    provenance: Provenance
 
     @property
     def target(self) -> str:
-        return str(self.provenance.get("target", ""))
+        return self.provenance.target
 
     @property
     def path(self) -> Path:
-        return self.directory / str(self.provenance.get("output", {}).get("file", ""))
+        return self.directory / self.provenance.output.file
 
     @property
     def source_kind(self) -> str | None:
-        kind = self.provenance.get("source", {}).get("kind")
-        return str(kind) if kind else None
+        return self.provenance.source.kind or None
 
     @property
     def created(self) -> str:
-        return str(self.provenance.get("created") or "")
+        return self.provenance.created or ""
 
     def to_dict(self) -> dict[str, Any]:
-        out = self.provenance.get("output", {})
-        parity = self.provenance.get("parity") or {}
+        out, parity = self.provenance.output, self.provenance.parity
         return {
             "key": self.key,
             "target": self.target,
             "path": str(self.path),
-            "sha256": out.get("sha256"),
-            "size": out.get("size"),
+            "sha256": out.sha256,
+            "size": out.size,
             "source_kind": self.source_kind,
-            "options": self.provenance.get("options", {}),
-            "parity": (
-                {
-                    "passed": parity.get("passed"),
-                    "max_abs": max((o.get("max_abs", 0.0) for o in parity["outputs"]), default=0.0),
-                }
-                if parity
-                else None
-            ),
-            "created": self.provenance.get("created"),
+            "options": self.provenance.options.to_json(),
+            "parity": {"passed": parity.passed, "max_abs": parity.max_abs} if parity else None,
+            "created": self.provenance.created,
         }
 
 
@@ -460,7 +452,8 @@ class Store:
         prov = _read_json(directory / PROVENANCE)
         if prov is None or directory.name.startswith("."):
             return None
-        return ConvertedOutput(directory.parent.name, directory.name, directory, prov)
+        record = Provenance.from_json(prov)
+        return ConvertedOutput(directory.parent.name, directory.name, directory, record)
 
     def converted(self, label: str | None = None) -> list[ConvertedOutput]:
         """Converted outputs (of ``label``, else all), newest first.
@@ -479,10 +472,10 @@ class Store:
     def pin_converted(self, item: ConvertedOutput) -> None:
         """Record the sha256/size of a converted output's files (the main one and its
         siblings, e.g. an IR's ``.bin``) in the pins file, like a download."""
-        output = item.provenance.get("output", {})
-        want = {item.path.name: (str(output.get("sha256", "")), item.path.stat().st_size)}
-        for name, facts in sorted((output.get("files") or {}).items()):
-            want[name] = (str(facts["sha256"]), int(facts["size"]))
+        output = item.provenance.output
+        want = {item.path.name: (output.sha256, item.path.stat().st_size)}
+        for name, facts in sorted((output.files or {}).items()):
+            want[name] = (facts.sha256, int(facts.size))
         pins, changed = self.pins(), False
         for name, (sha, size) in want.items():
             url = converted_pin_url(item.label, item.key, name)

@@ -232,13 +232,13 @@ def test_plot_colours_by_engine(measured_doc: Document) -> None:
     import matplotlib.pyplot as plt
 
     from picozoo.bench.plot import ENGINE_COLORS, map_vs_latency_figure, series_from_rows
-    from picozoo.bench.report import flat_rows
+    from picozoo.bench.rows import report_rows
 
     pico = [c for c in measured_doc.cells if c.model_id and c.ok]
     cells = [_as(pico[0], "paddle", "fp32", 3.0), _as(pico[0], "openvino", "fp16", 1.0)]
     cells += [_as(pico[1], "openvino", "fp32", 1.5)]
     doc = dataclasses.replace(measured_doc, cells=tuple(cells))
-    series = series_from_rows(flat_rows(doc))
+    series = series_from_rows(report_rows(doc))
     assert [s["name"] for s in series] == [
         "paddle, 1 thr",
         "openvino fp16, 1 thr",

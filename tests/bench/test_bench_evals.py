@@ -20,7 +20,8 @@ from bench_helpers import md_tables, run_cli, self_consistency_set
 from picozoo.bench.evals import load_evals, match_eval
 from picozoo.bench.plot import series_from_rows
 from picozoo.bench.records import Document, load_document
-from picozoo.bench.report import flat_rows, render
+from picozoo.bench.report import render
+from picozoo.bench.rows import report_rows
 from picozoo.bench.suite import run_suite
 from picozoo.bench.targets import BenchTarget
 from picozoo.errors import ResultFileError
@@ -139,7 +140,7 @@ def test_measured_map_in_every_format(tiny_onnx: Path, eval_cache: Path, tmp_pat
     # html and the terminal table
     assert "38.0 (+5.5)" in render(doc, "html") and "38.0 (+5.5)" in render(doc, "table")
     # the plot uses the measured point (filled), the claim where there is none (hollow)
-    (series,) = series_from_rows(flat_rows(doc))
+    (series,) = series_from_rows(report_rows(doc))
     points = {p["label"].split()[0]: p for p in series["points"]}
     assert points["PicoDet-S"]["map"] == pytest.approx(38.0)
     assert points["PicoDet-S"]["measured"] is True
@@ -154,7 +155,7 @@ def test_results_without_measured_map_still_load_and_render() -> None:
     assert all(c.run_precision == "fp32" for c in doc.cells)
     header = md_tables(render(doc, "md"))[0][0]
     assert MEASURED not in header and "Precision" not in header
-    assert {r["map_measured"] for r in flat_rows(doc)} == {None}
+    assert {r.map_measured for r in report_rows(doc)} == {None}
 
 
 def test_broken_measured_map_or_precision_is_rejected(measured_json: dict[str, Any]) -> None:

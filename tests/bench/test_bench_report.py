@@ -17,12 +17,12 @@ from picozoo.bench.records import Document, Stability
 from picozoo.bench.report import (
     CSV_COLUMNS,
     UPSTREAM_HEADERS,
-    flat_rows,
     plot_png,
     render,
     to_html,
     to_markdown,
 )
+from picozoo.bench.rows import report_rows
 from picozoo.errors import MissingDependencyError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -70,8 +70,8 @@ def test_csv_is_machine_readable(measured_doc: Document) -> None:
     rows = list(csv.DictReader(io.StringIO(render(measured_doc, "csv"))))
     assert list(rows[0]) == CSV_COLUMNS
     ok = [r for r in rows if r["status"] == "ok"]
-    flat = [r for r in flat_rows(measured_doc) if r["status"] == "ok"]
-    assert [float(r["median_ms"]) for r in ok] == [r["median_ms"] for r in flat]
+    flat = [r for r in report_rows(measured_doc) if r.status == "ok"]
+    assert [float(r["median_ms"]) for r in ok] == [r.median_ms for r in flat]
     assert {r["threads"] for r in rows} == {"1", "2"}
 
 
@@ -149,7 +149,7 @@ def test_oversubscribed_cells_show_no_ratio_to_upstream(measured_doc: Document) 
         ("1", "x"),
         ("2 (*)", "-"),
     ]
-    assert [r["ratio"] is None for r in flat_rows(doc) if r["name"]] == [False, True]
+    assert [r.ratio is None for r in report_rows(doc) if r.name] == [False, True]
 
 
 def _unstable(doc: Document) -> Document:
@@ -233,7 +233,7 @@ def test_plot_labels_never_overlap() -> None:
 def test_measured_points_are_labelled_like_upstream_points(measured_doc: Document) -> None:
     from picozoo.bench.plot import series_from_rows, upstream_reference
 
-    labels = {p["label"] for s in series_from_rows(flat_rows(measured_doc)) for p in s["points"]}
+    labels = {p["label"] for s in series_from_rows(report_rows(measured_doc)) for p in s["points"]}
     assert labels == {"tiny_conv", "PicoDet-S 64"}  # name and input size, as upstream's
     assert "PicoDet-S 416" in [r["label"] for r in upstream_reference()]
 

@@ -122,26 +122,25 @@ def _check_conversion(store: Store, onnx: Path, engine: str) -> Any:
 
     first = _convert(store, onnx, engine)
     prov = first.provenance
-    parity = prov["parity"]
-    assert not first.cached and parity["passed"] is True
-    assert parity["reference"] == "onnxruntime" and parity["seeds"] == [0, 1, 2, 3]
-    rows = parity["outputs"]
-    assert len(rows) == 8 and all(r["ok"] for r in rows)
+    parity = prov.parity
+    assert parity is not None and not first.cached and parity.passed is True
+    assert parity.reference == "onnxruntime" and parity.seeds == [0, 1, 2, 3]
+    rows = parity.outputs
+    assert len(rows) == 8 and all(r.ok for r in rows)
     # scores within 1e-4, distance logits within 1e-3: and measured, not zero
-    assert all(r["atol"] == 1e-4 and 0 < r["max_abs"] <= 1e-4 for r in rows[:4]), rows
-    assert all(r["atol"] == 1e-3 and 0 < r["max_abs"] <= 1e-3 for r in rows[4:]), rows
-    agreement = parity["agreement"]
-    assert agreement["detections"] > 0 and agreement["agreement"] == 1.0, agreement
+    assert all(r.atol == 1e-4 and 0 < (r.max_abs or 0) <= 1e-4 for r in rows[:4]), rows
+    assert all(r.atol == 1e-3 and 0 < (r.max_abs or 0) <= 1e-3 for r in rows[4:]), rows
+    agreement = parity.agreement
+    assert agreement is not None and (agreement.detections or 0) > 0, agreement
+    assert agreement.agreement == 1.0, agreement
     # provenance: source ONNX by hash, tools, every output file by hash
     main, siblings = FILES[engine]
-    assert first.path.name == main and prov["target"] == engine
-    assert prov["source"]["format"] == "onnx" and prov["source"]["sha256"] == _sha(onnx)
-    assert prov["tools"][engine if engine != "ncnn" else "pnnx"]
-    assert prov["options"]["precision"] == "fp32"
-    files = {
-        main: prov["output"]["sha256"],
-        **{n: f["sha256"] for n, f in prov["output"]["files"].items()},
-    }
+    assert first.path.name == main and prov.target == engine
+    assert prov.source.format == "onnx" and prov.source.sha256 == _sha(onnx)
+    assert prov.tools is not None and prov.tools[engine if engine != "ncnn" else "pnnx"]
+    assert prov.options.precision == "fp32"
+    siblings_written = prov.output.files or {}
+    files = {main: prov.output.sha256, **{n: f.sha256 for n, f in siblings_written.items()}}
     assert sorted(files) == sorted([main, *siblings])
     assert sorted(p.name for p in first.path.parent.iterdir()) == sorted(
         [*files, "provenance.json"]
@@ -151,7 +150,7 @@ def _check_conversion(store: Store, onnx: Path, engine: str) -> Any:
     # pinned, every file
     pins = store.pins()
     for name, sha in files.items():
-        pin = pins.get(f"{CONVERTED_PIN_PREFIX}{first.label}/{prov['key']}/{name}")
+        pin = pins.get(f"{CONVERTED_PIN_PREFIX}{first.label}/{prov.key}/{name}")
         assert pin is not None and pin.sha256 == sha
     # the converted model runs under the ONNX names, in the ONNX order
     runtime = load(engine, first.path)
@@ -219,9 +218,9 @@ def test_reduced_precision_is_cached_apart(tiny: Path, store: Store) -> None:
     _need("mnn")
     fp32 = _convert(store, tiny, "mnn")
     int8 = _convert(store, tiny, "mnn", precision="int8")
-    assert int8.path != fp32.path and int8.provenance["options"]["precision"] == "int8"
+    assert int8.path != fp32.path and int8.provenance.options.precision == "int8"
     assert int8.path.stat().st_size < fp32.path.stat().st_size  # 8-bit weights
-    assert int8.provenance["parity"]["passed"] == "reported"
+    assert int8.provenance.parity_passed == "reported"
 
 
 class _Audit:
@@ -374,11 +373,9 @@ def test_upstream_onnx_of_a_legacy_model_is_the_source(tiny: Path, tmp_path: Pat
         model = reg.get(legacy)
         r = convert(store, Target(legacy, model=model), to="openvino", postprocess=False,
                     progress=said.append)  # fmt: skip
-    src = r.provenance["source"]
-    assert (
-        src["kind"] == "onnx-nopp" and src["url"] == art.url and src["onnx"]["from"] == "upstream"
-    )
-    assert src["sha256"] == _sha(tiny) and r.provenance["parity"]["passed"] is True
+    src = r.provenance.source
+    assert src.kind == "onnx-nopp" and src.url == art.url and src.onnx == {"from": "upstream"}
+    assert src.sha256 == _sha(tiny) and r.provenance.parity_passed is True
     assert f"{legacy}: pulling onnx-nopp ({art.filename})" in said
     assert r.label == legacy and r.path.parent.parent == store.root / "converted" / legacy
 
@@ -476,16 +473,16 @@ def test_reduced_precision_reports_error_and_agreement(
     _need(engine)
     precision = REDUCED[engine]
     r = _convert(store, picodet_onnx, engine, precision=precision)
-    parity = r.provenance["parity"]
-    assert parity["passed"] == "reported" and parity["precision"] == precision
-    if (
-        engine == "openvino"
-        and "bfloat16" not in parity["engine_settings"]["INFERENCE_PRECISION_HINT"]
-    ):
+    parity = r.provenance.parity
+    assert parity is not None
+    assert parity.passed == "reported" and parity.precision == precision
+    settings = parity.engine_settings or {}
+    if engine == "openvino" and "bfloat16" not in settings["INFERENCE_PRECISION_HINT"]:
         pytest.skip("this CPU has no bf16: OpenVINO runs fp32")
-    assert parity["within_fp32_tolerance"] is False
-    worst = max(o["max_abs"] for o in parity["outputs"])
-    assert 1e-3 < worst < 1.0, parity["outputs"]
-    agreement = parity["agreement"]
-    assert agreement["detections"] >= 100 and agreement["agreement"] >= 0.95, agreement
-    assert agreement["mean_iou"] > 0.9
+    assert parity.within_fp32_tolerance is False
+    assert 1e-3 < parity.max_abs < 1.0, parity.outputs
+    agreement = parity.agreement
+    assert agreement is not None and agreement.detections is not None, agreement
+    assert agreement.agreement is not None, agreement
+    assert agreement.detections >= 100 and agreement.agreement >= 0.95, agreement
+    assert agreement.mean_iou is not None and agreement.mean_iou > 0.9

@@ -126,16 +126,16 @@ def test_fake_opt_on_path_through_library(fake_opt: Path, tmp_path: Path, store:
         a
     )
     prov = res.provenance
-    assert prov["target"] == "lite" and prov["options"]["fp16"] is True
-    assert prov["parity"] is None and "ARM" in prov["parity_note"]
-    assert prov["tools"]["kind"] == "binary"
-    assert prov["source"]["model_file"] == "model.pdmodel" and prov["source"]["sha256"]
+    assert prov.target == "lite" and prov.options.fp16 is True
+    assert prov.parity is None and "ARM" in (prov.parity_note or "")
+    assert prov.tools is not None and prov.tools["kind"] == "binary"
+    assert prov.source.model_file == "model.pdmodel" and prov.source.sha256
     # in the store, where `cache ls/rm/prune` see it, and pinned like a download
     key = res.path.parent.name
     assert res.path.parent == store.converted_dir("local-legacy_model", key)
     assert [c.path for c in store.converted("local-legacy_model")] == [res.path]
     entry = store.pins().get(f"picozoo-converted:local-legacy_model/{key}/model.nb")
-    assert entry is not None and entry.sha256 == prov["output"]["sha256"]
+    assert entry is not None and entry.sha256 == prov.output.sha256
     # identical re-run: cached, the tool is not run again; fp32 is a different conversion
     again = convert(store, Target(str(src), path=src), to="lite", fp16=True)
     assert again.cached and again.path == res.path and again.provenance == prov
@@ -155,11 +155,11 @@ def test_lite_precision_is_the_fp16_switch(fake_opt: Path, tmp_path: Path, store
     the target may be given as a string, as on the command line."""
     src = _legacy_dir(tmp_path)
     res = convert(store, str(src), to="lite", precision="fp16")
-    assert res.provenance["options"]["fp16"] is True and res.label == "local-legacy_model"
+    assert res.provenance.options.fp16 is True and res.label == "local-legacy_model"
     again = convert(store, Target(str(src), path=src), to="lite", fp16=True)
     assert again.cached and again.path == res.path
     fp32 = convert(store, str(src), to="lite", precision="fp32")
-    assert not fp32.cached and fp32.provenance["options"]["fp16"] is False
+    assert not fp32.cached and fp32.provenance.options.fp16 is False
     with pytest.raises(UsageError, match="--precision int8 is not available for lite"):
         convert(store, str(src), to="lite", precision="int8")
     assert len((tmp_path / "argv.log").read_text().splitlines()) == 2

@@ -55,9 +55,10 @@ def test_convert_model_id_pulls_converts_then_hits_cache(
     assert any("pulling inference" in m for m in messages)
     assert any(m.startswith("picodet-xs-320: parity ok") for m in messages)
     prov = res.provenance
-    assert prov["source"]["kind"] == "inference" and prov["source"]["postprocess"] is True
-    assert prov["source"]["url"] == artifact.url and prov["source"]["model_id"] == model.id
-    assert prov["parity"]["passed"] and prov["parity"]["outputs"][0]["shape"][1] == 6
+    assert prov.source.kind == "inference" and prov.source.postprocess is True
+    assert prov.source.url == artifact.url and prov.source.model_id == model.id
+    assert prov.parity is not None and prov.parity.passed
+    assert (prov.parity.outputs[0].shape or [])[1] == 6
     # second call: no server needed, straight from the cache (offline)
     offline = Store(Settings(cache_dir=cache, offline=True))
     messages.clear()

@@ -30,6 +30,7 @@ from picozoo.errors import (
 )
 from picozoo.hub.store import CONVERTED_PIN_PREFIX, Store
 from picozoo.modelinfo import inspect_model
+from picozoo.provenance import Batch, Provenance
 from picozoo.targets import Target
 
 VARIANTS = ["pir", "pir-sf", "legacy", "legacy-sf"]
@@ -55,19 +56,21 @@ def test_convert_end_to_end_parity(
     src = paddle_models[variant]
     result = convert_paddle_dir_to_onnx(src, tmp_path / "out")
     assert result.path == tmp_path / "out" / "model.onnx" and not result.cached
-    prov = json.loads((tmp_path / "out" / "provenance.json").read_text())
-    assert prov == result.provenance
-    parity = prov["parity"]
-    assert parity["passed"] is True
-    assert len(parity["outputs"]) == 2
-    scores, boxes = parity["outputs"]
+    written = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    prov = result.provenance
+    assert written == prov.to_json() and Provenance.from_json(written) == prov
+    parity = prov.parity
+    assert parity is not None and parity.passed is True
+    assert len(parity.outputs) == 2
+    scores, boxes = parity.outputs
     # exported with a dynamic batch: it stays symbolic, and parity runs at batch 2
-    assert scores["shape"] == [2, 5, (SIZE // 2) ** 2] and boxes["shape"] == [2, 1024, 4]
+    assert scores.shape == [2, 5, (SIZE // 2) ** 2] and boxes.shape == [2, 1024, 4]
     # scores: fp32 tolerance 1e-4 abs; boxes: 1e-3 + 1e-4*|x|; figures are real (> 0 allowed)
-    assert (scores["atol"], scores["rtol"]) == (1e-4, 0.0)
-    assert 0.0 <= scores["max_abs"] < 1e-4
-    assert 0.0 <= boxes["max_abs"] < 1e-3 and boxes["max_rel"] < 1e-4
-    assert set(parity["inputs"]) == ({"image", "scale_factor"} if "sf" in variant else {"image"})
+    assert (scores.atol, scores.rtol) == (1e-4, 0.0)
+    assert scores.max_abs is not None and 0.0 <= scores.max_abs < 1e-4
+    assert boxes.max_abs is not None and boxes.max_rel is not None
+    assert 0.0 <= boxes.max_abs < 1e-3 and boxes.max_rel < 1e-4
+    assert set(parity.inputs or {}) == ({"image", "scale_factor"} if "sf" in variant else {"image"})
     # the file on disk is a valid, simplified model: fixed H x W, symbolic batch
     model = onnx.load(str(result.path))
     onnx.checker.check_model(model, full_check=True)
@@ -76,11 +79,11 @@ def test_convert_end_to_end_parity(
         for i in model.graph.input
     }
     assert dims["image"] == ["batch", 3, SIZE, SIZE]
-    assert prov["output"]["batch"] == {"dynamic": True, "why": "exported with a dynamic batch"}
-    assert prov["options"]["opset"] == 11 and prov["output"]["opset"] == 11
-    assert prov["source"]["format"] == ("pir" if variant.startswith("pir") else "legacy")
-    assert prov["tools"]["paddle2onnx"] == "2.1.0"
-    assert prov["tools"]["paddlepaddle"].startswith("3.")
+    assert prov.output.batch == Batch(dynamic=True, why="exported with a dynamic batch")
+    assert prov.options.opset == 11 and prov.output.opset == 11
+    assert prov.source.format == ("pir" if variant.startswith("pir") else "legacy")
+    assert prov.tools is not None and prov.tools["paddle2onnx"] == "2.1.0"
+    assert prov.tools["paddlepaddle"].startswith("3.")
 
 
 @pytest.mark.slow
@@ -90,12 +93,13 @@ def test_convert_with_multiclass_nms(
 ) -> None:
     """Models ending in multiclass_nms3 (upstream's `inference` tarballs) convert with parity."""
     result = convert_paddle_dir_to_onnx(paddle_models[variant], tmp_path / "out")
-    parity = result.provenance["parity"]
-    assert parity["passed"]
-    rows, count = parity["outputs"]
-    assert rows["shape"][1] == 6 and rows["shape"][0] > 0  # some boxes survive NMS
-    assert (rows["atol"], rows["rtol"]) == (1e-3, 1e-4) and rows["max_abs"] < 1e-3
-    assert count["dtype"] == "int32" and count["max_abs"] == 0.0  # the count is exact
+    parity = result.provenance.parity
+    assert parity is not None and parity.passed
+    rows, count = parity.outputs
+    assert rows.shape is not None and rows.max_abs is not None
+    assert rows.shape[1] == 6 and rows.shape[0] > 0  # some boxes survive NMS
+    assert (rows.atol, rows.rtol) == (1e-3, 1e-4) and rows.max_abs < 1e-3
+    assert count.dtype == "int32" and count.max_abs == 0.0  # the count is exact
     assert "NonMaxSuppression" in inspect_model(result.path).op_histogram
     # run it like a user would: the ONNX model gives the same number of boxes as its count
     sess = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
@@ -126,7 +130,7 @@ def test_inputs_keep_paddle_feed_order_and_upstream_shapes(
     result = convert_paddle_dir_to_onnx(src, tmp_path / "o")
     sess = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == order
-    assert result.provenance["output"]["input_order"] == order
+    assert result.provenance.output.input_order == order
     # batch symbolic as exported, except after NMS (paddle2onnx converts it for one image)
     batch: int | str = 1 if variant.endswith("-nms") else "batch"
     assert [i.shape for i in sess.get_inputs()] == [[batch, 3, SIZE, SIZE], [batch, 2]]
@@ -212,7 +216,7 @@ def test_tampered_weights_fail_parity_and_stay_out_of_cache(
     assert not pins.exists() or CONVERTED_PIN_PREFIX not in pins.read_text()
     # control: the same recipe without the tampering converts and is cached
     good = convert(store, _local(src))
-    assert good.provenance["parity"]["passed"] and store.converted("local-legacy-sf")
+    assert good.provenance.parity_passed and store.converted("local-legacy-sf")
 
 
 def test_cache_hit_provenance_and_pin(paddle_models: dict[str, Path], store: Store) -> None:
@@ -227,13 +231,14 @@ def test_cache_hit_provenance_and_pin(paddle_models: dict[str, Path], store: Sto
     assert again.cached and again.path == first.path
     assert again.provenance == first.provenance
     prov = first.provenance
-    assert prov["key"] == key and prov["target"] == "onnx" and prov["label"] == "local-pir-sf"
-    assert prov["source"]["sha256"] and prov["source"]["model_file"] == "model.json"
-    assert prov["source"]["path"] == str(src.resolve())
-    assert set(prov["tools"]) >= {"paddlepaddle", "paddle2onnx", "onnx", "onnxsim"}
-    assert prov["options"]["simplify"] is True and prov["options"]["dynamic_batch"] is None
+    assert prov.key == key and prov.target == "onnx" and prov.label == "local-pir-sf"
+    assert prov.source.sha256 and prov.source.model_file == "model.json"
+    assert prov.source.path == str(src.resolve())
+    assert set(prov.tools or {}) >= {"paddlepaddle", "paddle2onnx", "onnx", "onnxsim"}
+    options = prov.options.to_json()
+    assert options["simplify"] is True and options["dynamic_batch"] is None
     entry = store.pins().get(f"{CONVERTED_PIN_PREFIX}local-pir-sf/{key}/model.onnx")
-    assert entry is not None and entry.sha256 == prov["output"]["sha256"]
+    assert entry is not None and entry.sha256 == prov.output.sha256
     assert entry.size == first.path.stat().st_size
     listed = store.converted("local-pir-sf")
     assert [i.key for i in listed] == [key] and listed[0].to_dict()["parity"]["passed"] is True
@@ -249,7 +254,8 @@ def test_cache_hit_provenance_and_pin(paddle_models: dict[str, Path], store: Sto
 
 def test_dynamic_batch_and_input_shape(paddle_models: dict[str, Path], tmp_path: Path) -> None:
     dyn = convert_paddle_dir_to_onnx(paddle_models["legacy-sf"], tmp_path / "d", dynamic_batch=True)
-    assert dyn.provenance["parity"]["inputs"]["image"] == [2, 3, SIZE, SIZE]
+    assert dyn.provenance.parity is not None
+    assert (dyn.provenance.parity.inputs or {})["image"] == [2, 3, SIZE, SIZE]
     sess = ort.InferenceSession(str(dyn.path), providers=["CPUExecutionProvider"])
     assert {i.name: i.shape[0] for i in sess.get_inputs()} == {
         "image": "batch",
@@ -263,15 +269,15 @@ def test_dynamic_batch_and_input_shape(paddle_models: dict[str, Path], tmp_path:
     )
     sess = ort.InferenceSession(str(fixed.path), providers=["CPUExecutionProvider"])
     assert [i.shape for i in sess.get_inputs()] == [[1, 3, SIZE, SIZE], [1, 2]]
-    assert fixed.provenance["output"]["batch"] == {"dynamic": False, "why": "--fixed-batch"}
+    assert fixed.provenance.output.batch == Batch(dynamic=False, why="--fixed-batch")
 
     small = convert_paddle_dir_to_onnx(
         paddle_models["pir"], tmp_path / "s", input_shape={"image": [1, 3, 32, 32]}
     )
-    assert small.provenance["parity"]["passed"]
+    assert small.provenance.parity is not None and small.provenance.parity.passed
     sess = ort.InferenceSession(str(small.path), providers=["CPUExecutionProvider"])
     assert sess.get_inputs()[0].shape == [1, 3, 32, 32]
-    assert small.provenance["parity"]["outputs"][0]["shape"] == [1, 5, 256]
+    assert small.provenance.parity.outputs[0].shape == [1, 5, 256]
 
     with pytest.raises(UsageError, match="unknown input"):
         convert_paddle_dir_to_onnx(paddle_models["pir"], tmp_path / "x", input_shape={"im": [1]})
@@ -288,13 +294,13 @@ def test_no_simplify_keeps_paddle2onnx_output(
     sim = convert_paddle_dir_to_onnx(paddle_models["legacy"], tmp_path / "s")
     n_raw = len(onnx.load(str(raw.path)).graph.node)
     n_sim = len(onnx.load(str(sim.path)).graph.node)
-    assert raw.provenance["parity"]["passed"] and n_sim < n_raw
+    assert raw.provenance.parity_passed and n_sim < n_raw
 
 
 @pytest.mark.slow
 def test_model_from_newer_paddle_is_diagnosed(interp_model: Path, tmp_path: Path) -> None:
     # control: the unmodified model converts
-    assert convert_paddle_dir_to_onnx(interp_model, tmp_path / "ok").provenance["parity"]["passed"]
+    assert convert_paddle_dir_to_onnx(interp_model, tmp_path / "ok").provenance.parity_passed
     mark_as_newer_paddle(interp_model)
     with pytest.raises(NewerPaddleModelError) as exc:
         convert_paddle_dir_to_onnx(interp_model, tmp_path / "bad")

@@ -14,6 +14,7 @@ from picozoo.errors import UsageError
 from picozoo.hub.registry import load_registry
 from picozoo.hub.store import Store
 from picozoo.paddle_dir import config_beside, find_paddle_model, missing_inference_files
+from picozoo.provenance import Provenance
 from picozoo.resolve import plan, realize
 from picozoo.settings import Settings
 from picozoo.targets import Target, resolve_arg
@@ -105,7 +106,8 @@ def test_realize_runs_the_given_conversion_with_the_plan(tmp_path: Path) -> None
 
     class Result:
         def __init__(self, path: Path) -> None:
-            self.path, self.label, self.provenance = path, "picodet-s-416", {"key": "k"}
+            self.path, self.label = path, "picodet-s-416"
+            self.provenance = Provenance.from_json({"key": "k"})
 
     def convert(store_: Store, target: Target, /, **options: Any) -> Result:
         calls.append({"target": target.arg, **options})
@@ -118,9 +120,9 @@ def test_realize_runs_the_given_conversion_with_the_plan(tmp_path: Path) -> None
         {"to": "mnn", "postprocess": False, "precision": "fp16"},
         {"to": "onnx", "postprocess": False, "precision": None},  # ONNX takes no precision
     ]
-    assert (made.path.name, made.provenance, made.input_size) == (
+    assert (made.path.name, made.provenance["key"], made.input_size) == (
         "model.mnn",
-        {"key": "k"},
+        "k",
         (416, 416),
     )
     assert (onnx.plan.origin, onnx.cache_label) == ("converted", "picodet-s-416")

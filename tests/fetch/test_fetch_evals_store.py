@@ -19,6 +19,7 @@ from picozoo.hub.eval_result import EvalResult
 from picozoo.hub.maintenance import list_rows, prune, remove
 from picozoo.hub.partial import PartialDownload
 from picozoo.hub.store import ConvertedOutput, Store, move_into_place, url_key
+from picozoo.provenance import Provenance
 from picozoo.settings import Settings
 
 NMS = {"iou_threshold": 0.6, "keep_top_k": 100, "nms_top_k": 1000, "score_threshold": 0.025}
@@ -201,7 +202,7 @@ def test_pin_converted_pins_every_file_of_an_output_at_once(tmp_path: Path) -> N
     prov: dict[str, Any] = {"target": "openvino", "output": {
         "file": "model.xml", "sha256": "a" * 64, "size": 6,
         "files": {"model.bin": {"sha256": "b" * 64, "size": 7}}}}  # fmt: skip
-    store.pin_converted(ConvertedOutput("m", "k", folder, prov))
+    store.pin_converted(ConvertedOutput("m", "k", folder, Provenance.from_json(prov)))
     pins = store.pins()
     xml, bin_ = (
         pins.get("picozoo-converted:m/k/model.xml"),
