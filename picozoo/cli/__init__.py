@@ -9,9 +9,11 @@ shows the traceback.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -92,7 +94,11 @@ DOWNLOADING = ("pull", "lock", "convert")
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and render errors in one place."""
     args = sys.argv[1:] if argv is None else argv
-    _notes_to_stderr()
+    with _notes_to_stderr():
+        _run(args)
+
+
+def _run(args: list[str]) -> None:
     try:
         rv: Any = cli.main(args=args, prog_name="picozoo", standalone_mode=False)
     except PicozooError as e:
@@ -110,23 +116,26 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
 
 
-def _notes_to_stderr() -> None:
-    """Print the library's INFO notes (download retries, mirror fallbacks: the ``picozoo``
-    logger) on stderr as ``picozoo: ...`` lines; without this the library stays quiet."""
+@contextlib.contextmanager
+def _notes_to_stderr() -> Iterator[None]:
+    """While a command runs, print the library's INFO notes (download retries, mirror
+    fallbacks: the ``picozoo`` logger) on stderr as ``picozoo: ...`` lines; the library stays
+    quiet otherwise (and again afterwards, when ``main`` is called in-process)."""
     import logging
 
-    logger = logging.getLogger("picozoo")
-    if any(getattr(h, "picozoo_cli", False) for h in logger.handlers):
-        return
-
     class StderrNotes(logging.Handler):
-        picozoo_cli = True
-
         def emit(self, record: logging.LogRecord) -> None:
             click.echo(f"picozoo: {record.getMessage()}", err=True)
 
-    logger.addHandler(StderrNotes(logging.INFO))
+    logger = logging.getLogger("picozoo")
+    handler, level = StderrNotes(logging.INFO), logger.level
+    logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _interrupted(args: list[str]) -> str:

@@ -173,3 +173,19 @@ def test_show_json(tmp_path: Path) -> None:
     assert not kinds["inference"]["cached"] and kinds["inference"]["sha256"] is None
     r = run("show", "picodet-s-416", env={**os.environ, "PICOZOO_CACHE": str(tmp_path)})
     assert r.returncode == 0 and "lite-fp16" in r.stdout
+
+
+def test_main_in_process_leaves_the_library_quiet(capsys: pytest.CaptureFixture[str]) -> None:
+    """``main`` prints library notes only while a command runs: called in-process (a notebook,
+    a test) it does not leave a stderr handler on the ``picozoo`` logger behind."""
+    import logging
+
+    from picozoo.cli import main
+
+    logger = logging.getLogger("picozoo")
+    before = list(logger.handlers)
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert logger.handlers == before
+    logger.info("a note")
+    assert capsys.readouterr().err == ""
