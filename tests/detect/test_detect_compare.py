@@ -13,9 +13,7 @@ BOXES = np.array([[0, 0, 10, 10], [5, 5, 20, 20], [30, 30, 40, 40], [1, 1, 4, 4]
 
 
 def _dets(labels: list[int], scores: list[float], order: list[int]) -> Detections:
-    return Detections(
-        np.array(labels)[order], np.array(scores, "float32")[order], BOXES[order]
-    )
+    return Detections(np.array(labels)[order], np.array(scores, "float32")[order], BOXES[order])
 
 
 def test_identical_detections_pass() -> None:

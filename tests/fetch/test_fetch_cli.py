@@ -293,18 +293,23 @@ def test_ctrl_c_in_a_real_process_leaves_a_resumable_part(tmp_path: Path) -> Non
     cache = Cache(tmp_path / "c")
     part = cache.part_path(art.url)
     with serve_directory(tmp_path / "m") as srv:
-        srv.rate = 400_000  # ~5 s for the whole file
+        # the body pauses after 300 KB until released: Ctrl-C lands mid-download, however
+        # loaded the machine (and the low-speed check cannot end the pause first)
+        srv.hold_after(art.url_path, 300_000)
         env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": both(srv.url)}
         base = {k: v for k, v in os.environ.items() if not k.startswith("PICOZOO_")}
         proc = subprocess.Popen(
             [sys.executable, "-m", "picozoo", "pull", MODEL],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**base, **env},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**base, **env, "PICOZOO_MIN_SPEED": "0"},
         )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < 300_000):
+        deadline = time.monotonic() + 300
+        while not part.exists() or part.stat().st_size < 300_000:
+            assert time.monotonic() < deadline and proc.poll() is None, "no 300 KB in 300 s"
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=300)
+        srv.release()
         assert proc.returncode == 130 and out == ""
         assert "interrupted (partial downloads are kept and resumed" in err
         assert "Traceback" not in err
