@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from bench_helpers import run_cli
+from support.bench_helpers import run_cli
 
 from picozoo.bench.output import Output, check_writable, write_outputs
 from picozoo.bench.records import load_document

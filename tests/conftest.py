@@ -1,0 +1,29 @@
+"""Every test starts from the same environment, whatever the developer's shell or CI sets.
+
+- No ``PICOZOO_*`` variable: a test sets the settings it needs (``monkeypatch.setenv`` or a
+  subprocess's ``env``), except quick retry back-offs (``PICOZOO_BACKOFF=0.01``).
+- The platform's user cache (``XDG_CACHE_HOME``, where picozoo's default cache lives when
+  ``PICOZOO_CACHE`` is unset) is a fresh folder per test, never the developer's own.
+- OpenVINO's usage telemetry is not loaded (``import openvino`` would post an event from a
+  background process; picozoo's own imports go through ``runtime.openvino.import_openvino``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+if "openvino" not in sys.modules:
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    for name in [k for k in os.environ if k.startswith("PICOZOO_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PICOZOO_BACKOFF", "0.01")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
