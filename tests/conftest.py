@@ -15,6 +15,10 @@ import sys
 
 import pytest
 
+#: this file is loaded as a conftest, not collected for doctests (it has none, and its module
+#: name, ``conftest``, is also every sub-folder's)
+collect_ignore = ["conftest.py"]
+
 if "openvino" not in sys.modules:
     sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
 

@@ -2,8 +2,8 @@
 collection (``pytest.importorskip`` at module level imported Paddle, onnxsim... for every run,
 even a run of one unrelated test).
 
->>> needs("json").mark.name, needs("json").kwargs["condition"]
-('skipif', False)
+>>> needs("json").mark.args, needs("json", "no_such_module_xyz").kwargs["reason"]
+((False,), 'not installed: no_such_module_xyz')
 """
 
 from __future__ import annotations
