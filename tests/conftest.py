@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,11 +25,24 @@ if "openvino" not in sys.modules:
     sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
 
 
+def _clean(mp: pytest.MonkeyPatch, cache_home: Path) -> None:
+    for name in [k for k in os.environ if k.startswith("PICOZOO_")]:
+        mp.delenv(name)
+    mp.setenv("PICOZOO_BACKOFF", "0.01")
+    mp.setenv("XDG_CACHE_HOME", str(cache_home))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _clean_session_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """For session and module fixtures (set up before any test's own fixtures)."""
+    with pytest.MonkeyPatch.context() as mp:
+        _clean(mp, tmp_path_factory.mktemp("xdg-cache-session"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    for name in [k for k in os.environ if k.startswith("PICOZOO_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("PICOZOO_BACKOFF", "0.01")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    """For each test (whatever an earlier test left in ``os.environ``)."""
+    _clean(monkeypatch, tmp_path_factory.mktemp("xdg-cache"))
