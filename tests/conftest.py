@@ -17,12 +17,15 @@ from pathlib import Path
 
 import pytest
 
-#: this file is loaded as a conftest, not collected for doctests (it has none, and its module
-#: name, ``conftest``, is also every sub-folder's)
-collect_ignore = ["conftest.py"]
-
 if "openvino" not in sys.modules:
     sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+
+
+def pytest_ignore_collect(collection_path: Path) -> bool | None:
+    """conftest.py files are loaded as conftests, not collected for doctests (they have none,
+    and each is imported as the same module name, ``conftest``: collecting them for doctests
+    failed with "import file mismatch", depending on the order of the paths given)."""
+    return True if collection_path.name == "conftest.py" else None
 
 
 def _clean(mp: pytest.MonkeyPatch, cache_home: Path) -> None:
