@@ -151,6 +151,7 @@ def test_a_crashed_worker_shows_its_log_in_debug(
     assert isinstance(r, Failure) and r.stage == "crash", r
     assert r.error.startswith("worker exited with code -11: ")
     assert r.hint == "rerun with PICOZOO_DEBUG=1 to see the worker's log"
-    err = capfd.readouterr().err
-    shown = "Fatal Python error: Segmentation fault" in err and "bench/worker.py" in err
-    assert shown is debug, err
+    # the fault handler's report (on the worker's stderr: the thread the signal lands on may be
+    # one of the engine's, with no Python frame to show)
+    shown = "Fatal Python error: Segmentation fault" in capfd.readouterr().err
+    assert shown is debug
