@@ -50,3 +50,12 @@ def test_a_tie_with_a_different_box_fails() -> None:
     moved.boxes[1] += 1.0
     with pytest.raises(AssertionError):
         assert_same_detections(moved, ref)
+
+
+def test_a_chained_run_keeps_its_ends_apart() -> None:
+    """0.5, 0.500008, 0.500016 chain into one run at 1e-5, but its ends are 1.6e-5 apart."""
+    labels, scores = [0, 0, 0, 1], [0.500016, 0.500008, 0.5, 0.8]
+    ref = _dets(labels, scores, [0, 1, 2, 3])
+    assert_same_detections(_dets(labels, scores, [1, 0, 2, 3]), ref)  # neighbours: a tie
+    with pytest.raises(AssertionError):
+        assert_same_detections(_dets(labels, scores, [2, 1, 0, 3]), ref)

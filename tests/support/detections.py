@@ -56,4 +56,7 @@ def assert_same_detections(
     np.testing.assert_allclose(
         np.asarray(ours.boxes)[order], ref.boxes, rtol=box_rtol, atol=box_atol
     )
+    # each detection keeps its score, and each position its score: within a chained run, two
+    # detections further apart than score_atol may not trade places
     np.testing.assert_allclose(np.asarray(ours.scores)[order], scores, rtol=0, atol=score_atol)
+    np.testing.assert_allclose(np.asarray(ours.scores), scores, rtol=0, atol=score_atol)
