@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent / "tests" / "bench"), str(HERE)]
+sys.path[:0] = [str(HERE.parent / "tests"), str(HERE)]
 
 GOAL_SPEEDUP = 1.5
 MAP_LOSS = 0.5
@@ -112,7 +112,7 @@ def standin_set(
     store: Any, registry: Any, targets: Sequence[Any], tmp: Path
 ) -> tuple[Path, Path, str]:
     """(annotation file, infer_cfg.yml, what the ground truth is) of the stand-in."""
-    from bench_helpers import natural_images, self_consistency_set
+    from support.bench_helpers import natural_images, self_consistency_set
 
     from picozoo.detect.detector import Detector
     from picozoo.hub.pull import pull
@@ -138,7 +138,7 @@ def standin_set(
 
 
 def layout_set(tmp: Path) -> tuple[Path, Path, str]:
-    from bench_helpers import self_consistency_set
+    from support.bench_helpers import self_consistency_set
     from support.pages import LAYOUT_INFER_CFG, draw_page
     from support.trained import layout_cdla_path
 

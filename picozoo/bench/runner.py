@@ -42,8 +42,8 @@ def run_cell(
     debug: bool = False,
 ) -> CellResult:
     """Run the worker on ``spec``: its :class:`Measurement` (with ``wall_s``), or a
-    :class:`Failure`; never raises for a failing cell. ``debug`` copies a failed worker's
-    stderr to ours.
+    :class:`Failure`; never raises for a failing cell. ``debug`` copies the stderr of a worker
+    that failed or crashed to ours.
 
     >>> run_cell(BenchSpec(Path("model.onnx"), "onnxruntime", threads=2)).wall_s  # doctest: +SKIP
     3.05
@@ -66,6 +66,10 @@ def run_cell(
         )
     wall = time.perf_counter() - t0
     result = _parse(proc.stdout)
+    if isinstance(result, Measurement):
+        return dataclasses.replace(result, wall_s=wall)
+    if debug:  # a failed or crashed worker: its whole log
+        sys.stderr.write(proc.stderr)
     if result is None:
         tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
         return Failure(
@@ -73,10 +77,6 @@ def run_cell(
             f"worker exited with code {proc.returncode}: {tail[0][:300]}",
             "rerun with PICOZOO_DEBUG=1 to see the worker's log",
         )
-    if isinstance(result, Measurement):
-        return dataclasses.replace(result, wall_s=wall)
-    if debug:
-        sys.stderr.write(proc.stderr)
     return result
 
 

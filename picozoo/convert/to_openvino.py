@@ -1,7 +1,8 @@
 """ONNX -> OpenVINO IR (``model.xml`` + ``model.bin``).
 
 OpenVINO reads the ONNX itself (``Core.read_model``; not ``ov.convert_model``, whose Python
-front end sends usage telemetry), the inputs are fixed to the resolved shapes, and
+front end sends usage telemetry, and ``import_openvino`` keeps its import from sending any), the
+inputs are fixed to the resolved shapes, and
 ``ov.save_model`` writes the IR with fp32 weights (``compress_to_fp16`` is on by default in
 OpenVINO: picozoo turns it on only for ``--precision fp16``). bf16 is an inference precision,
 not a file format: ``--precision bf16`` writes the fp32 IR and reports its parity at bf16.
@@ -18,6 +19,7 @@ from typing import Any
 from ..capture import captured_output
 from ..errors import ConversionError, require
 from ..runtime.base import short_error
+from ..runtime.openvino import import_openvino
 from .to_engine import EngineWriter
 from .toolchain import dist_version
 
@@ -27,7 +29,7 @@ XML, BIN = "model.xml", "model.bin"
 def openvino_writer() -> EngineWriter:
     """The OpenVINO writer; raises :class:`~picozoo.errors.MissingDependencyError` (exit 11)
     when ``openvino`` or ``onnxruntime`` (the parity reference) is missing."""
-    require("openvino", "openvino")
+    import_openvino()
     require("onnxruntime", "openvino")
     tools = {"openvino": dist_version("openvino"), "onnxruntime": dist_version("onnxruntime")}
     return EngineWriter("openvino", XML, (BIN,), tools, write=_write)
@@ -36,7 +38,7 @@ def openvino_writer() -> EngineWriter:
 def _write(
     onnx_path: Path, staging: Path, shapes: dict[str, list[int]], precision: str
 ) -> dict[str, Any]:
-    ov = require("openvino", "openvino")
+    ov = import_openvino()
     try:
         with captured_output():
             model = ov.Core().read_model(str(onnx_path))

@@ -6,6 +6,10 @@ moves PicoDet's distance logits by tenths, so picozoo asks for ``f32`` unless ``
 is chosen. Reference settings (parity) add ``EXECUTION_MODE_HINT`` = ``ACCURACY``. The
 precision the compiled model really uses is read back into :attr:`settings`.
 
+Telemetry: ``import openvino`` imports its model-conversion front end, which posts a usage event
+from a background process (``openvino_telemetry``, on by default). :func:`import_openvino`
+imports it with ``openvino_telemetry`` unavailable, so the front end falls back to its no-op stub.
+
 >>> HINTS["fp32"], HINTS["bf16"]
 ('f32', 'bf16')
 """
@@ -23,6 +27,17 @@ EXTRA = "openvino"
 #: picozoo precision -> OpenVINO INFERENCE_PRECISION_HINT
 HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 SUFFIXES = (".onnx", ".xml")
+
+
+def import_openvino() -> Any:
+    """``openvino``, imported without its usage telemetry (unless something imported
+    ``openvino_telemetry`` earlier); :class:`~picozoo.errors.MissingDependencyError` when it
+    is not installed."""
+    import sys
+
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    return require("openvino", EXTRA)
 
 
 @dataclass
@@ -71,7 +86,7 @@ def open_model(
             f"{path}: its weights {path.with_suffix('.bin').name} are missing",
             hint="keep the .xml and .bin of an OpenVINO IR together",
         )
-    ov = require("openvino", EXTRA)
+    ov = import_openvino()
     config: dict[str, Any] = {
         "INFERENCE_PRECISION_HINT": HINTS[precision],
         "INFERENCE_NUM_THREADS": threads,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bench_helpers import build_conv_onnx
+from support.bench_helpers import build_conv_onnx
 
 from picozoo.bench.records import Document
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from bench_helpers import run_cli
+from support.bench_helpers import run_cli
 
 import picozoo.bench
 from picozoo.errors import UsageError

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from bench_helpers import build_conv_onnx, run_cli
+from support.bench_helpers import build_conv_onnx, run_cli
 
 from picozoo.bench.records import Document
 

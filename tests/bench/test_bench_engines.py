@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bench_helpers import blocked_env, md_tables, run_cli
+from support.bench_helpers import blocked_env, md_tables, run_cli
 
 from picozoo.bench.engines import missing_engine, plan_engines
 from picozoo.bench.records import BenchSpec, Document, Failure

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bench_helpers import md_tables, run_cli, self_consistency_set
+from support.bench_helpers import md_tables, run_cli, self_consistency_set
 
 from picozoo.bench.evals import load_evals, match_eval
 from picozoo.bench.plot import series_from_rows

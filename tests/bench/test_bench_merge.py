@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from bench_helpers import md_tables, run_cli
+from support.bench_helpers import md_tables, run_cli
 
 from picozoo.bench.merge import merge_rows, merged_table, render_merged, repeated_runs
 from picozoo.bench.records import Document

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bench_helpers import run_cli
+from support.bench_helpers import run_cli
+from support.needs import needs
 
 from picozoo.bench.records import Document
 from picozoo.hub.registry import load_registry
 
-pytest.importorskip("paddle")
+pytestmark = needs("paddle")
 
 FAST = ("--threads", "1", "--min-iters", "10", "--min-time", "0.1")
 

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 import pytest
-from bench_helpers import md_tables
+from support.bench_helpers import md_tables
 
 from picozoo.bench.records import Document, Stability
 from picozoo.bench.report import (

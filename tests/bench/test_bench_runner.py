@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import statistics
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +112,46 @@ print(json.dumps({{"parent": parent, "peak": r.peak_rss_mb, "before": r.rss_befo
     mb = json.loads(out.stdout)
     assert mb["parent"] > 400
     assert 10 < mb["before"] < mb["peak"] < 250, mb
+
+
+def _worker_of_this_process(timeout: float = 300) -> int:
+    """The pid of this process's ``picozoo.bench.worker`` child, once it has loaded ONNX
+    Runtime (its interpreter is up, so a fault is reported); fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmd = (proc / "cmdline").read_bytes()
+                loaded = ppid == os.getpid() and "onnxruntime" in (proc / "maps").read_text()
+            except (OSError, ValueError, IndexError):
+                continue
+            if loaded and b"picozoo.bench.worker" in cmd:
+                return int(proc.name)
+        time.sleep(0.05)
+    raise AssertionError(f"no worker with ONNX Runtime loaded in {timeout} s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_crashed_worker_shows_its_log_in_debug(
+    tiny_onnx: Path, debug: bool, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A real worker dies of a segmentation fault mid-measurement (Python's fault handler on,
+    as a user would debug it): a crashed cell, and with debug (PICOZOO_DEBUG=1, as the hint
+    says) the worker's log is on our stderr."""
+    monkeypatch.setenv("PYTHONFAULTHANDLER", "1")  # the worker inherits our environment
+    spec = BenchSpec(tiny_onnx, "onnxruntime", 1, 0, 10**9, 600.0)
+    results: list[CellResult] = []
+    cell = threading.Thread(target=lambda: results.append(run_cell(spec, debug=debug)))
+    cell.start()
+    os.kill(_worker_of_this_process(), signal.SIGSEGV)
+    cell.join(timeout=300)
+    (r,) = results
+    assert isinstance(r, Failure) and r.stage == "crash", r
+    assert r.error.startswith("worker exited with code -11: ")
+    assert r.hint == "rerun with PICOZOO_DEBUG=1 to see the worker's log"
+    # the fault handler's report (on the worker's stderr: the thread the signal lands on may be
+    # one of the engine's, with no Python frame to show)
+    shown = "Fatal Python error: Segmentation fault" in capfd.readouterr().err
+    assert shown is debug

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bench_helpers import build_conv_onnx, run_cli
+from support.bench_helpers import build_conv_onnx, run_cli
 
 from picozoo.bench.records import Document
 from picozoo.bench.targets import model_target

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from bench_helpers import md_tables, run_cli
+from support.bench_helpers import md_tables, run_cli
 
 from picozoo.bench.environment import cpu_quota
 from picozoo.bench.records import load_document

@@ -10,15 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("paddle")
-pytest.importorskip("paddle2onnx")
-
 from support.artifacts import make_inference_tarball, publish, sha256_file
 from support.http_server import serve_directory
+from support.needs import needs
 
 from picozoo.errors import ExitCode
 from picozoo.hub.registry import load_registry
+
+pytestmark = needs("paddle", "paddle2onnx")
 
 MODEL = "picodet-s-416"
 

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -225,21 +226,26 @@ def test_reduced_precision_is_cached_apart(tiny: Path, store: Store) -> None:
 
 class _Audit:
     """Records subprocess, exec and socket-connect events while ``active``; an audit hook
-    cannot be removed, so it is installed once and switched."""
+    cannot be removed, so it is installed once and switched. An audit hook sees every thread:
+    only events of the recording thread and of threads started while recording are the
+    action's (a thread started earlier, say by another test's import, is not)."""
 
     EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-              "os.fork", "socket.connect", "socket.getaddrinfo")  # fmt: skip
+              "os.fork", "os.forkpty", "socket.connect", "socket.getaddrinfo")  # fmt: skip
 
     def __init__(self) -> None:
         self.active = False
+        self.before: set[int | None] = set()
         self.seen: list[tuple[str, str]] = []
         sys.addaudithook(self)
 
     def __call__(self, event: str, args: tuple[Any, ...]) -> None:
-        if self.active and event in self.EVENTS:
+        if self.active and event in self.EVENTS and threading.get_ident() not in self.before:
             self.seen.append((event, repr(args)[:200]))
 
     def record(self, action: Callable[[], Any]) -> list[tuple[str, str]]:
+        mine = threading.get_ident()
+        self.before = {t.ident for t in threading.enumerate()} - {mine}
         self.seen, self.active = [], True
         try:
             action()
@@ -274,12 +280,66 @@ def test_mnn_conversion_uses_no_subprocess_pip_or_network(
     assert "MNN.tools.utils.log" not in sys.modules and "aliyun" not in sys.modules
 
 
-def test_openvino_conversion_sends_no_telemetry(tiny: Path, store: Store, audit: _Audit) -> None:
-    """OpenVINO's ``ov.convert_model`` front end reports usage; picozoo reads the ONNX with
-    ``Core.read_model`` and writes with ``ov.save_model``: no process, no socket."""
+#: run in a fresh interpreter: an audit hook (on every thread, and inherited by forked
+#: children) appends each process/socket event to argv[1], then argv[2:] runs
+AUDITED = """
+import runpy, sys
+EVENTS = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+          "os.forkpty", "socket.connect", "socket.getaddrinfo"}
+def hook(event, args, log=sys.argv[1]):
+    if event in EVENTS:
+        with open(log, "a") as f:
+            f.write(event + " " + repr(args)[:300].replace("\\n", " ") + "\\n")
+sys.addaudithook(hook)
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def _audited(tmp_path: Path, script: str, *args: str) -> list[str]:
+    """The events a fresh interpreter running ``script`` caused, in any thread or forked
+    child, up to its exit (when pending background work, such as a ThreadPoolExecutor's, has
+    run)."""
+    run = tmp_path / f"audited-{len(list(tmp_path.glob('audited-*')))}"
+    run.mkdir()
+    log, path = run / "events.log", run / "script.py"
+    path.write_text(script)
+    # OpenVINO's telemetry stays quiet where CI, TF_BUILD or JENKINS_URL is set: not here
+    quiet = ("CI", "TF_BUILD", "JENKINS_URL")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PICOZOO_") and k not in quiet}
+    r = subprocess.run(
+        [sys.executable, "-c", AUDITED, str(log), str(path), *args],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_openvino_conversion_sends_no_telemetry(tiny: Path, tmp_path: Path) -> None:
+    """OpenVINO's ``ov.convert_model`` front end reports usage, and ``import openvino`` posts
+    an event from a background thread (a forked process); picozoo imports it without
+    ``openvino_telemetry``, reads the ONNX with ``Core.read_model`` and writes with
+    ``ov.save_model``: from its import to the process's exit, no process, no socket."""
     _need("openvino")
-    seen = audit.record(lambda: _convert(store, tiny, "openvino", precision="fp16"))
-    assert seen == [], seen
+    # the audit sees what it must, in a background thread too (else [] would prove nothing)
+    canary = "import subprocess, threading\n" + (
+        "t = threading.Thread(target=subprocess.run, args=(['true'],)); t.start(); t.join()"
+    )
+    seen = _audited(tmp_path, canary)
+    assert [line.split()[0] for line in seen] == ["subprocess.Popen"], seen
+    convert = """
+import sys
+from pathlib import Path
+from picozoo.convert import convert
+from picozoo.hub.store import Store
+from picozoo.settings import Settings
+from picozoo.targets import Target
+onnx, cache = Path(sys.argv[1]), Path(sys.argv[2])
+convert(Store(Settings(cache_dir=cache)), Target(str(onnx), path=onnx), to="openvino",
+        precision="fp16")
+assert "openvino" in sys.modules
+"""
+    assert _audited(tmp_path, convert, str(tiny), str(tmp_path / "cache")) == []
 
 
 def test_ncnn_conversion_runs_only_pnnx(tiny: Path, store: Store, audit: _Audit) -> None:
@@ -477,8 +537,14 @@ def test_reduced_precision_reports_error_and_agreement(
     assert parity is not None
     assert parity.passed == "reported" and parity.precision == precision
     settings = parity.engine_settings or {}
-    if engine == "openvino" and "bfloat16" not in settings["INFERENCE_PRECISION_HINT"]:
-        pytest.skip("this CPU has no bf16: OpenVINO runs fp32")
+    if engine == "openvino":
+        from support.cpu import BF16_FLAGS, has_bf16
+
+        # by CPU feature (any vendor), never by CPU name: with one of BF16_FLAGS OpenVINO
+        # must run bf16; without, it may fall back to fp32 (then there is nothing to measure)
+        if "bfloat16" not in settings["INFERENCE_PRECISION_HINT"]:
+            assert not has_bf16(), settings
+            pytest.skip(f"this CPU has none of {', '.join(BF16_FLAGS)}: OpenVINO runs fp32")
     assert parity.within_fp32_tolerance is False
     assert 1e-3 < parity.max_abs < 1.0, parity.outputs
     agreement = parity.agreement

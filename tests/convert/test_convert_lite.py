@@ -234,13 +234,15 @@ def test_cli_lite_with_opt_bin(tmp_path: Path, fake_opt: Path) -> None:
     assert bad.returncode == 2 and "--fp16 applies to --to lite only" in bad.stderr
 
 
+#: a real opt binary a developer points at (read at import: each test starts without PICOZOO_*)
+LITE_OPT = os.environ.get("PICOZOO_LITE_OPT")
+
+
 @pytest.mark.skipif(
-    not (_paddlelite_importable() or shutil.which(OPT_NAME) or os.environ.get("PICOZOO_LITE_OPT")),
+    not (_paddlelite_importable() or shutil.which(OPT_NAME) or LITE_OPT),
     reason="no real Paddle-Lite optimizer here (paddlelite wheels exist for Python <= 3.10 only)",
 )
 def test_real_opt(paddle_models: dict[str, Path], store: Store) -> None:
     src = paddle_models["legacy"]
-    res = convert(
-        store, Target(str(src), path=src), to="lite", opt_bin=os.environ.get("PICOZOO_LITE_OPT")
-    )
+    res = convert(store, Target(str(src), path=src), to="lite", opt_bin=LITE_OPT)
     assert res.path.stat().st_size > 1000

@@ -7,12 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("paddle")
-pytest.importorskip("paddle2onnx")
-
 from support.artifacts import make_inference_tarball, publish
 from support.http_server import serve_directory
+from support.needs import needs
 
 from picozoo.convert import convert
 from picozoo.convert.inspect_target import resolve_inspect_target
@@ -23,6 +20,8 @@ from picozoo.hub.store import Store
 from picozoo.modelinfo import inspect_model
 from picozoo.settings import Settings
 from picozoo.targets import resolve_arg
+
+pytestmark = needs("paddle", "paddle2onnx")
 
 
 @pytest.mark.slow

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-
-pytest.importorskip("paddle")
-pytest.importorskip("paddle2onnx")
-pytest.importorskip("onnxsim")
-
-import onnx
-import onnxruntime as ort
+from support.needs import needs
 from support.paddle_models import EXPECTED_MACS, EXPECTED_PARAMS, SIZE, mark_as_newer_paddle
 
 from picozoo.convert import convert, convert_paddle_dir_to_onnx
@@ -33,6 +28,11 @@ from picozoo.modelinfo import inspect_model
 from picozoo.provenance import Batch, Provenance
 from picozoo.targets import Target
 
+if TYPE_CHECKING:
+    import onnx
+    import onnxruntime as ort
+
+pytestmark = needs("paddle", "paddle2onnx", "onnxsim")
 VARIANTS = ["pir", "pir-sf", "legacy", "legacy-sf"]
 
 
@@ -72,6 +72,8 @@ def test_convert_end_to_end_parity(
     assert 0.0 <= boxes.max_abs < 1e-3 and boxes.max_rel < 1e-4
     assert set(parity.inputs or {}) == ({"image", "scale_factor"} if "sf" in variant else {"image"})
     # the file on disk is a valid, simplified model: fixed H x W, symbolic batch
+    import onnx
+
     model = onnx.load(str(result.path))
     onnx.checker.check_model(model, full_check=True)
     dims = {
@@ -102,6 +104,8 @@ def test_convert_with_multiclass_nms(
     assert count.dtype == "int32" and count.max_abs == 0.0  # the count is exact
     assert "NonMaxSuppression" in inspect_model(result.path).op_histogram
     # run it like a user would: the ONNX model gives the same number of boxes as its count
+    import onnxruntime as ort
+
     sess = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     out_rows, out_count = sess.run(None, _ort_inputs(sess))
     assert out_rows.shape[0] == int(out_count.sum())
@@ -114,6 +118,9 @@ def test_inputs_keep_paddle_feed_order_and_upstream_shapes(
 ) -> None:
     """paddle2onnx lists a legacy program's inputs as [scale_factor, image]; the converted model
     keeps Paddle's [image, scale_factor], so inputs fed by position give Paddle's results."""
+    import onnx
+    import onnxruntime as ort
+
     from picozoo.convert.p2o import paddle_to_onnx
     from picozoo.convert.parity import compare
     from picozoo.paddle_dir import find_paddle_model
@@ -253,6 +260,8 @@ def test_cache_hit_provenance_and_pin(paddle_models: dict[str, Path], store: Sto
 
 
 def test_dynamic_batch_and_input_shape(paddle_models: dict[str, Path], tmp_path: Path) -> None:
+    import onnxruntime as ort
+
     dyn = convert_paddle_dir_to_onnx(paddle_models["legacy-sf"], tmp_path / "d", dynamic_batch=True)
     assert dyn.provenance.parity is not None
     assert (dyn.provenance.parity.inputs or {})["image"] == [2, 3, SIZE, SIZE]
@@ -290,6 +299,8 @@ def test_dynamic_batch_and_input_shape(paddle_models: dict[str, Path], tmp_path:
 def test_no_simplify_keeps_paddle2onnx_output(
     paddle_models: dict[str, Path], tmp_path: Path
 ) -> None:
+    import onnx
+
     raw = convert_paddle_dir_to_onnx(paddle_models["legacy"], tmp_path / "r", simplify=False)
     sim = convert_paddle_dir_to_onnx(paddle_models["legacy"], tmp_path / "s")
     n_raw = len(onnx.load(str(raw.path)).graph.node)

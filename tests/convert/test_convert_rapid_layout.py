@@ -9,15 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.needs import needs
+from support.trained import layout_cdla_path
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxsim")
+from picozoo.convert.simplify import check_model, simplify_model
+from picozoo.modelinfo import inspect_model
 
-from support.trained import layout_cdla_path  # noqa: E402
-
-from picozoo.convert.simplify import check_model, simplify_model  # noqa: E402
-from picozoo.modelinfo import inspect_model  # noqa: E402
+pytestmark = needs("onnx", "onnxruntime", "onnxsim")
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +25,8 @@ def layout() -> Path:
 
 def _run(path_or_bytes: Path | bytes) -> list[np.ndarray]:
     src = str(path_or_bytes) if isinstance(path_or_bytes, Path) else path_or_bytes
+    import onnxruntime as ort
+
     sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 3, 800, 608)).astype(np.float32)
@@ -46,6 +46,8 @@ def test_inspect_layout_cdla(layout: Path) -> None:
 
 @pytest.mark.slow
 def test_simplify_layout_cdla_keeps_outputs(layout: Path) -> None:
+    import onnx
+
     model = onnx.load(str(layout))
     simplified = simplify_model(model)
     check_model(simplified)

@@ -9,18 +9,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from support.needs import needs
 
 from picozoo.errors import ModelFileError
 from picozoo.onnx_files import check_external_data, external_locations
 
-onnx = pytest.importorskip("onnx")
-np = pytest.importorskip("numpy")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+pytestmark = needs("onnx")
 
 
 def make_model(folder: Path, location: str = "weights.bin") -> Path:
     """model.onnx (y = x + w) whose initializer ``w`` is stored in ``folder/location``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
     folder.mkdir(parents=True, exist_ok=True)
     w = numpy_helper.from_array(np.full((1, 4), 2.0, np.float32), "w")
     graph = helper.make_graph(
@@ -41,6 +44,8 @@ def make_model(folder: Path, location: str = "weights.bin") -> Path:
 
 def relocate(path: Path, location: str) -> None:
     """Point the external data of ``path`` at ``location`` (bytes written as they are)."""
+    import onnx
+
     model = onnx.load(str(path), load_external_data=False)
     for t in model.graph.initializer:
         for e in t.external_data:
@@ -59,6 +64,8 @@ def secret(tmp_path: Path) -> Path:
 
 
 def test_self_contained_and_inside_external_data_pass(tmp_path: Path) -> None:
+    import onnx
+
     path = make_model(tmp_path / "m")
     assert external_locations(path) == [("w", "weights.bin")]
     check_external_data(path)
@@ -77,6 +84,9 @@ def test_self_contained_and_inside_external_data_pass(tmp_path: Path) -> None:
 
 
 def test_symlink_next_to_the_model_is_refused_everywhere(tmp_path: Path, secret: Path) -> None:
+    import onnx
+    from onnx import numpy_helper
+
     path = make_model(tmp_path / "m")
     (tmp_path / "m" / "weights.bin").unlink()
     (tmp_path / "m" / "weights.bin").symlink_to(secret)
@@ -150,6 +160,9 @@ def test_bad_locations_are_refused(tmp_path: Path, secret: Path, location: str, 
 
 
 def test_tensors_in_constants_subgraphs_and_functions_are_found(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
     def external(name: str, location: str) -> Any:
         t = numpy_helper.from_array(np.zeros(2, np.float32), name)
         onnx.external_data_helper.set_external_data(t, location=location)

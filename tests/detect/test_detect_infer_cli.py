@@ -12,8 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support.detections import assert_same_detections
 from support.pages import CDLA_LABELS, LAYOUT_INFER_CFG, draw_page
 from support.trained import layout_cdla_path
+
+from picozoo.detect.detections import Detections
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +67,15 @@ def test_trained_layout_detector_finds_the_page_elements(tmp_path: Path) -> None
     assert "inference" in r.stderr and "postprocess" in r.stderr
 
 
+def _detections(rows: list[dict[str, Any]]) -> Detections:
+    """``infer --format json`` rows as :class:`Detections` (labels: category names)."""
+    return Detections(
+        np.array([d["category"] for d in rows]),
+        np.array([d["score"] for d in rows], "float32"),
+        np.array([d["bbox"] for d in rows], "float32").reshape(-1, 4),
+    )
+
+
 def test_infer_runs_paddle_folders_with_and_without_post_processing(
     picodet: dict[str, Any], natural_images: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
@@ -76,12 +88,10 @@ def test_infer_runs_paddle_folders_with_and_without_post_processing(
         results[variant] = json.loads(r.stdout)
     assert len(results["pp"]) > 0 and all(row["score"] >= 0.5 for row in results["pp"])
     # the post-processed export runs as it is; picozoo's decoder gives the same detections
-    assert [d["category"] for d in results["nopp"]] == [d["category"] for d in results["pp"]]
-    assert [d["score"] for d in results["nopp"]] == pytest.approx(
-        [d["score"] for d in results["pp"]], abs=1e-4
+    # (in the same order, but for ties within the score tolerance)
+    assert_same_detections(
+        _detections(results["nopp"]), _detections(results["pp"]), score_atol=1e-4, box_atol=1e-2
     )
-    assert np.allclose([d["bbox"] for d in results["nopp"]], [d["bbox"] for d in results["pp"]],
-                       atol=1e-2)  # fmt: skip
     assert (tmp_path / "pp" / "coffee.jpg").is_file()
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.artifacts import build_mirror, sha256_file
 from support.http_server import serve_directory
-from support.store import store_at as Cache
+from support.store import store_at
 
 from picozoo.hub.maintenance import prune
 from picozoo.hub.pins import PinFile as Lock
@@ -96,7 +96,7 @@ def test_pull_all_goes_on_after_a_404_and_sums_up(tmp_path: Path) -> None:
     files[(MODEL, "log")].unlink()  # upstream lost the log: a real 404
     assert kinds.index("log") < len(kinds) - 1
     log = reg.get(MODEL).artifact("log")
-    cache = Cache(tmp_path / "c")
+    cache = store_at(tmp_path / "c")
     with serve_directory(tmp_path / "m") as srv:
         env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": both(srv.url)}
         r = cli("pull", MODEL, "-a", "all", env=env)
@@ -228,7 +228,7 @@ def test_cache_ls_rm_and_prune(served, tmp_path: Path) -> None:
 def test_prune_removes_stale_parts_and_unreferenced_files(served, tmp_path: Path) -> None:
     srv, _ = served
     reg = load_registry()
-    cache = Cache(tmp_path / "c")
+    cache = store_at(tmp_path / "c")
     env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": both(srv.url)}
     assert cli("pull", MODEL, env=env).returncode == 0
     (entry,) = cache.entries()
@@ -270,7 +270,7 @@ def test_verified_blobs_are_never_rewritten(served, tmp_path: Path) -> None:
     from support.store import pull
 
     art = load_registry().get(MODEL).artifact("weights")
-    cache = Cache(tmp_path / "c")
+    cache = store_at(tmp_path / "c")
     pull(art, cache_dir=cache.root, mirrors=srv.url)
     entry = cache.lookup(art)
     assert entry is not None
@@ -290,21 +290,26 @@ def test_ctrl_c_in_a_real_process_leaves_a_resumable_part(tmp_path: Path) -> Non
     published = build_mirror(reg, tmp_path / "m", tmp_path, [MODEL], nbytes=400_000)[
         (MODEL, "inference")
     ]
-    cache = Cache(tmp_path / "c")
+    cache = store_at(tmp_path / "c")
     part = cache.part_path(art.url)
     with serve_directory(tmp_path / "m") as srv:
-        srv.rate = 400_000  # ~5 s for the whole file
+        # the body pauses after 300 KB until released: Ctrl-C lands mid-download, however
+        # loaded the machine (and the low-speed check cannot end the pause first)
+        srv.hold_after(art.url_path, 300_000)
         env = {"PICOZOO_CACHE": str(cache.root), "PICOZOO_MIRROR": both(srv.url)}
         base = {k: v for k, v in os.environ.items() if not k.startswith("PICOZOO_")}
         proc = subprocess.Popen(
             [sys.executable, "-m", "picozoo", "pull", MODEL],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**base, **env},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**base, **env, "PICOZOO_MIN_SPEED": "0"},
         )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < 300_000):
+        deadline = time.monotonic() + 300
+        while not part.exists() or part.stat().st_size < 300_000:
+            assert time.monotonic() < deadline and proc.poll() is None, "no 300 KB in 300 s"
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=300)
+        srv.release()
         assert proc.returncode == 130 and out == ""
         assert "interrupted (partial downloads are kept and resumed" in err
         assert "Traceback" not in err
@@ -398,7 +403,7 @@ def test_cache_maintenance_sees_converted_models_and_staging_folders(tmp_path: P
 def test_cache_rm_all_keeps_a_download_in_progress(tmp_path: Path) -> None:
     from picozoo.hub.mutex import mutex
 
-    store = Cache(tmp_path / "c")
+    store = store_at(tmp_path / "c")
     url = load_registry().get(MODEL).artifact("inference").url
     part = store.part_path(url)
     part.parent.mkdir(parents=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.artifacts import build_mirror, sha256_file
 from support.http_server import serve_directory
-from support.store import store_at as Cache
+from support.store import store_at
 
 from picozoo.errors import MutexTimeoutError
 from picozoo.hub.mutex import mutex
@@ -62,7 +62,7 @@ def test_eight_concurrent_pulls_download_once(tmp_path: Path, locking: str) -> N
         assert downloads == 1, f"{downloads} downloads for 8 pulls"
     else:  # no locking: maybe several downloads, but never a corrupt or differing result
         assert 1 <= downloads <= 8
-    entry = Cache(cache).lookup(art)
+    entry = store_at(cache).lookup(art)
     assert entry is not None and str(entry.path) == paths.pop()
     assert sha256_file(entry.blob) == sha256_file(published) == entry.sha256
     leftovers = [p.name for p in (cache / "downloads").iterdir()]
@@ -113,7 +113,7 @@ def test_pull_succeeds_despite_a_stale_lock_file(tmp_path: Path, monkeypatch) ->
     reg = load_registry()
     art = reg.get(MODEL).artifact("inference")
     build_mirror(reg, tmp_path / "mirror", tmp_path, [MODEL])
-    cache = Cache(tmp_path / "cache")
+    cache = store_at(tmp_path / "cache")
     _killed_holder(cache.mutex_path(art.url), "soft")
     monkeypatch.setenv("PICOZOO_LOCKING", "soft")
     with serve_directory(tmp_path / "mirror") as srv:

@@ -16,20 +16,13 @@ from pathlib import Path
 import pytest
 from support.artifacts import build_mirror, sha256_file
 from support.http_server import serve_directory
-from support.store import pull
-from support.store import store_at as Cache
+from support.store import pull, store_at
 
 from picozoo.errors import DiskError
 from picozoo.hub.registry import load_registry
 
 MODEL = "picodet-s-416"
 Mount = Callable[[str, str], Path]
-
-
-@pytest.fixture(autouse=True)
-def _no_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [k for k in os.environ if k.startswith("PICOZOO_")]:
-        monkeypatch.delenv(name)
 
 
 @pytest.fixture
@@ -83,11 +76,11 @@ def test_disk_full_while_downloading_is_one_line_exit_12(zoo, tmpfs: Mount) -> N
     assert r.returncode == 12, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("picozoo: error: no space left"), lines
-    part = Cache(cache).part_path(art.url)
+    part = store_at(cache).part_path(art.url)
     assert str(part) in lines[0] and "free " in lines[0] and "MB or more" in lines[0]
     assert "Traceback" not in r.stderr
     assert not [p for p in cache.rglob("*") if p.is_file() and p.parent.name in ("blobs", "refs")]
-    assert Cache(cache).lookup(art) is None
+    assert store_at(cache).lookup(art) is None
 
 
 def test_disk_full_while_unpacking_keeps_the_verified_download(zoo, tmpfs: Mount) -> None:
@@ -95,7 +88,7 @@ def test_disk_full_while_unpacking_keeps_the_verified_download(zoo, tmpfs: Mount
     size = published.stat().st_size
     # room for the download, not for the download and its unpacked copy
     cache_dir = tmpfs("cache", f"size={(size + 600_000) // 4096 * 4096}")
-    cache = Cache(cache_dir)
+    cache = store_at(cache_dir)
     with serve_directory(mirror) as srv:
         with pytest.raises(DiskError) as ei:
             pull(art, cache_dir=cache_dir, mirrors=srv.url)

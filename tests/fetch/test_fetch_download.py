@@ -7,21 +7,13 @@ from pathlib import Path
 import pytest
 from support.artifacts import build_mirror, make_artifact_file, publish, sha256_file
 from support.http_server import serve_directory
-from support.store import pull
-from support.store import store_at as Cache
+from support.store import pull, store_at
 
 from picozoo.errors import DownloadError, WrongContentError
 from picozoo.hub.download import download
 from picozoo.hub.registry import load_registry
 
 MODEL = "picodet-s-416"
-
-
-@pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PICOZOO_BACKOFF", "0.01")
-    monkeypatch.delenv("PICOZOO_MIRROR", raising=False)
-    monkeypatch.delenv("PICOZOO_OFFLINE", raising=False)
 
 
 @pytest.fixture
@@ -44,7 +36,7 @@ def test_connection_lost_several_times_resumes_and_matches(zoo, tmp_path: Path) 
         assert srv.stats.full_gets[art.url_path] == 1
         assert srv.stats.range_gets[art.url_path] == 4
     assert sent < 1.5 * size, f"transferred {sent} bytes for a {size}-byte file: not resumed"
-    entry = Cache(tmp_path / "cache").lookup(art)
+    entry = store_at(tmp_path / "cache").lookup(art)
     assert entry is not None and entry.path == path
     assert entry.sha256 == sha256_file(published) == sha256_file(entry.blob)
     assert (path / "model.pdiparams").is_file()
@@ -53,7 +45,7 @@ def test_connection_lost_several_times_resumes_and_matches(zoo, tmp_path: Path) 
 
 def test_interrupt_leaves_resumable_part_never_a_complete_looking_file(zoo, tmp_path: Path) -> None:
     art, mirror, published = zoo
-    cache = Cache(tmp_path / "cache")
+    cache = store_at(tmp_path / "cache")
 
     def ctrl_c(label: str, done: int, total: int | None) -> None:
         if done > 600_000:
@@ -81,7 +73,7 @@ def test_file_changed_upstream_between_attempts_restarts_instead_of_splicing(
     zoo, tmp_path: Path, validator: str
 ) -> None:
     art, mirror, published = zoo
-    cache = Cache(tmp_path / "cache")
+    cache = store_at(tmp_path / "cache")
 
     def ctrl_c(label: str, done: int, total: int | None) -> None:
         if done > 300_000:
@@ -111,7 +103,7 @@ def test_server_without_range_support_still_completes(zoo, tmp_path: Path) -> No
         srv.drop_after(art.url_path, 500_000, times=1)
         pull(art, cache_dir=tmp_path / "cache", mirrors=srv.url)
         assert srv.stats.full_gets[art.url_path] == 2
-    entry = Cache(tmp_path / "cache").lookup(art)
+    entry = store_at(tmp_path / "cache").lookup(art)
     assert entry is not None and entry.sha256 == sha256_file(published)
 
 
@@ -125,13 +117,13 @@ def test_5xx_and_stalls_are_retried(zoo, tmp_path: Path, monkeypatch) -> None:
         pull(art, cache_dir=tmp_path / "cache", mirrors=srv.url)
         codes = [c for p, c in srv.stats.statuses if p == art.url_path]
     assert codes[:2] == [503, 503]
-    assert Cache(tmp_path / "cache").lookup(art).sha256 == sha256_file(published)  # type: ignore[union-attr]
+    assert store_at(tmp_path / "cache").lookup(art).sha256 == sha256_file(published)  # type: ignore[union-attr]
 
 
 def test_gives_up_and_adds_nothing(zoo, tmp_path: Path, monkeypatch) -> None:
     art, mirror, _ = zoo
     monkeypatch.setenv("PICOZOO_RETRIES", "2")
-    cache = Cache(tmp_path / "cache")
+    cache = store_at(tmp_path / "cache")
     with serve_directory(mirror) as srv:
         srv.fail_next(art.url_path, 500, times=10)
         with pytest.raises(DownloadError, match="HTTP 500") as ei:
@@ -144,7 +136,7 @@ def test_gives_up_and_adds_nothing(zoo, tmp_path: Path, monkeypatch) -> None:
 @pytest.mark.slow
 def test_truncated_responses_forever_fail_cleanly(zoo, tmp_path: Path) -> None:
     art, mirror, published = zoo
-    cache = Cache(tmp_path / "cache")
+    cache = store_at(tmp_path / "cache")
     with serve_directory(mirror) as srv:
         srv.drop_after(art.url_path, 1000, times=1000)
         with pytest.raises(DownloadError, match="gave up") as ei:
@@ -189,7 +181,7 @@ def test_hash_only_download_survives_drops(zoo) -> None:
 
 def test_complete_part_left_by_a_crash_is_not_downloaded_again(zoo, tmp_path: Path) -> None:
     art, mirror, published = zoo
-    cache = Cache(tmp_path / "cache")
+    cache = store_at(tmp_path / "cache")
     seen: list[int] = []
 
     def crash_at_the_end(label: str, done: int, total: int | None) -> None:
@@ -213,7 +205,7 @@ def test_a_file_mirror_holding_an_error_page_is_refused_before_copying(tmp_path:
     page = mirror / art.url_path
     page.parent.mkdir(parents=True)
     page.write_text("<html><body>404 Not Found</body></html>\n")
-    cache = Cache(tmp_path / "cache")
+    cache = store_at(tmp_path / "cache")
     with pytest.raises(WrongContentError, match=r"an HTML page \(no Content-Type\), not a pickled"):
         pull(art, cache_dir=cache.root, mirrors=mirror.as_uri())
     assert not [p for p in cache.root.rglob("*") if p.is_file() and "locks" not in p.parts]

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 from support.artifacts import build_mirror, make_artifact_file, sha256_file, tree_snapshot
 from support.http_server import serve_directory
-from support.store import pin_artifact, pull
-from support.store import store_at as Cache
+from support.store import pin_artifact, pull, store_at
 
 from picozoo.errors import DownloadError, WrongContentError
 from picozoo.hub.pins import PinFile
@@ -28,14 +27,6 @@ from picozoo.hub.registry import load_registry
 
 MODEL = "picodet-s-416"
 HTML = b"<!DOCTYPE html>\n<html><head><title>Service unavailable</title></head></html>\n"
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the settings a test sets (and quick back-offs)."""
-    for name in [k for k in os.environ if k.startswith("PICOZOO_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("PICOZOO_BACKOFF", "0.01")
 
 
 @pytest.fixture
@@ -85,7 +76,7 @@ def test_an_html_page_answered_with_200_is_refused_and_never_pinned(
 ) -> None:
     reg, mirror, files = zoo
     art = reg.get(MODEL).artifact(kind)
-    cache = Cache(tmp_path / "cache")
+    cache = store_at(tmp_path / "cache")
     with serve_directory(mirror) as srv:
         srv.reply_next(art.url_path, HTML)
         mirrors = [srv.url, f"github.com={srv.url}"]  # the configs' GitHub files too
@@ -151,7 +142,7 @@ def test_gzip_encoded_body_is_decoded_and_the_real_bytes_are_pinned(zoo, tmp_pat
         srv.gzip_next(art.url_path, times=5)
         path = pull(art, cache_dir=tmp_path / "cache", mirrors=srv.url)
         assert srv.total_bytes(art.url_path) < published.stat().st_size  # it was compressed
-    entry = Cache(tmp_path / "cache").lookup(art)
+    entry = store_at(tmp_path / "cache").lookup(art)
     assert entry is not None and entry.sha256 == sha256_file(published)
     assert entry.size == published.stat().st_size and (path / "infer_cfg.yml").is_file()
     pin = PinFile.load(tmp_path / "cache" / "picozoo.lock").get(art.url)
@@ -161,7 +152,7 @@ def test_gzip_encoded_body_is_decoded_and_the_real_bytes_are_pinned(zoo, tmp_pat
 def test_a_compressed_reply_to_a_resume_restarts_the_file(zoo, tmp_path: Path) -> None:
     reg, mirror, files = zoo
     art = reg.get(MODEL).artifact("inference")
-    cache = Cache(tmp_path / "cache")
+    cache = store_at(tmp_path / "cache")
     with serve_directory(mirror) as srv:
         with pytest.raises(KeyboardInterrupt):  # leaves a resumable .part
             pull(art, cache_dir=cache.root, mirrors=srv.url, progress=interrupt_after(100_000))
@@ -183,7 +174,7 @@ def test_a_changed_content_range_total_restarts_instead_of_splicing(zoo, tmp_pat
         srv.serve_ranges_from(art.url_path, bigger)  # same ETag, other (larger) bytes
         pull(art, cache_dir=tmp_path / "cache", mirrors=srv.url)
         assert srv.stats.full_gets[art.url_path] == 2  # restarted from zero
-    entry = Cache(tmp_path / "cache").lookup(art)
+    entry = store_at(tmp_path / "cache").lookup(art)
     assert entry is not None and entry.size == published.stat().st_size
     assert entry.sha256 == sha256_file(published)
 
@@ -200,7 +191,7 @@ def test_a_content_length_shorter_than_the_range_fails_the_attempt(
         pull(art, cache_dir=tmp_path / "cache", mirrors=srv.url)
         assert srv.stats.range_gets[art.url_path] == 2
     assert any("disagrees with Content-Range" in r.getMessage() for r in caplog.records)
-    entry = Cache(tmp_path / "cache").lookup(art)
+    entry = store_at(tmp_path / "cache").lookup(art)
     assert entry is not None and entry.sha256 == sha256_file(files[(MODEL, "inference")])
 
 
@@ -213,7 +204,7 @@ def test_a_slow_drip_fails_each_attempt_and_retries_are_bounded(
     art = reg.get(MODEL).artifact("inference")
     monkeypatch.setenv("PICOZOO_TIMEOUT", "5")  # each byte comes well within the read timeout
     monkeypatch.setenv("PICOZOO_RETRIES", "1")
-    cache = Cache(tmp_path / "cache")
+    cache = store_at(tmp_path / "cache")
     with serve_directory(mirror) as srv:
         srv.drip_next(art.url_path, rate=20, seconds=3, times=5)
         t0 = time.monotonic()
@@ -237,7 +228,7 @@ def test_a_drip_then_a_good_reply_completes(zoo, tmp_path: Path, speed_floor: No
         took = time.monotonic() - t0
         assert srv.stats.range_gets[art.url_path] == 1  # the dripped bytes were kept
     assert took < 2.5, took
-    assert Cache(tmp_path / "cache").lookup(art).sha256 == sha256_file(  # type: ignore[union-attr]
+    assert store_at(tmp_path / "cache").lookup(art).sha256 == sha256_file(  # type: ignore[union-attr]
         files[(MODEL, "inference")]
     )
 
@@ -376,5 +367,5 @@ def test_redirects_go_only_to_the_origin_or_a_configured_mirror(zoo, tmp_path: P
         pull(art, cache_dir=tmp_path / "c3", mirrors=first.url)
         assert first.stats.full_gets["elsewhere.tar"] == 1
     for c in ("c2", "c3"):
-        entry = Cache(tmp_path / c).lookup(art)
+        entry = store_at(tmp_path / c).lookup(art)
         assert entry is not None and entry.sha256 == sha256_file(files[(MODEL, "inference")])

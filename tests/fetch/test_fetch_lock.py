@@ -17,8 +17,7 @@ from support.artifacts import (
     write_registry,
 )
 from support.http_server import serve_directory
-from support.store import pin_artifact, pull
-from support.store import store_at as Cache
+from support.store import pin_artifact, pull, store_at
 
 from picozoo.errors import HashMismatchError, HashRequiredError
 from picozoo.errors import PinsFileError as LockFileError
@@ -28,13 +27,6 @@ from picozoo.hub.registry import load_registry
 from picozoo.settings import Settings
 
 MODEL = "picodet-s-416"
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PICOZOO_BACKOFF", "0.01")
-    for k in ("PICOZOO_MIRROR", "PICOZOO_OFFLINE", "PICOZOO_REGISTRY", "PICOZOO_CACHE"):
-        monkeypatch.delenv(k, raising=False)
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -127,7 +119,7 @@ def test_changed_upstream_bytes_fail_with_both_hashes_and_leave_cache_alone(
         publish(art, make_artifact_file(art, tmp_path / "v2", seed=7), mirror)
         new_sha = sha256_file(first)
         assert new_sha != old_sha
-        cache = Cache(tmp_path / "c2")
+        cache = store_at(tmp_path / "c2")
         with pytest.raises(HashMismatchError) as ei:
             pull(art, cache_dir=cache.root, mirrors=srv.url, lock_path=lock_path)
         msg = str(ei.value)
@@ -305,7 +297,7 @@ def test_a_pin_recorded_meanwhile_by_another_process_is_not_replaced(
         )  # fmt: skip
     assert other in str(ei.value) and ei.value.exit_code == 6
     assert Lock.load(lock).get(art.url) == PinnedHash(other, 99)
-    assert Cache(tmp_path / "cache").lookup(art) is None
+    assert store_at(tmp_path / "cache").lookup(art) is None
 
 
 def test_require_hashes_with_a_malformed_pins_file_names_file_and_entry(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from support.artifacts import build_mirror, sha256_file
 from support.http_server import serve_directory
-from support.store import store_at as Cache
+from support.store import store_at
 
 from picozoo.hub.mirror import direct_url, source_urls
 from picozoo.hub.registry import load_registry
@@ -110,8 +110,8 @@ def test_export_then_pull_from_fresh_caches(tmp_path: Path) -> None:
         assert sorted(web.stats.full_gets) == sorted(
             reg.get(m).artifact("inference").url_path for m in MODELS
         )
-    a = Cache(src_cache).lookup(reg.get(MODELS[1]).artifact("inference"))
-    c = Cache(fresh2).lookup(reg.get(MODELS[1]).artifact("inference"))
+    a = store_at(src_cache).lookup(reg.get(MODELS[1]).artifact("inference"))
+    c = store_at(fresh2).lookup(reg.get(MODELS[1]).artifact("inference"))
     assert a is not None and c is not None and a.sha256 == c.sha256
 
 
@@ -132,7 +132,7 @@ def test_export_refuses_a_corrupted_blob(tmp_path: Path, monkeypatch) -> None:
     build_mirror(reg, tmp_path / "up", tmp_path, MODELS[:1])
     with serve_directory(tmp_path / "up") as srv:
         pull(reg.get(MODELS[0]).artifact("inference"), cache_dir=tmp_path / "c", mirrors=srv.url)
-    (entry,) = Cache(tmp_path / "c").entries()
+    (entry,) = store_at(tmp_path / "c").entries()
     os.chmod(entry.blob, 0o644)
     with open(entry.blob, "r+b") as f:
         f.seek(10)

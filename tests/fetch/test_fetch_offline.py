@@ -68,10 +68,10 @@ def test_offline_missing_artifact_is_a_clear_error(cached: Path, no_sockets) -> 
 
 
 def test_offline_refuses_entries_that_failed_verification(cached: Path, no_sockets) -> None:
-    from support.store import store_at as Cache
+    from support.store import store_at
 
     art = load_registry().get(MODEL).artifact("inference")
-    Cache(cached).set_verified(art.url, False)
+    store_at(cached).set_verified(art.url, False)
     with pytest.raises(OfflineError, match="failed verification"):
         pull(art, cache_dir=cached, offline=True)
     assert no_sockets == []

@@ -36,13 +36,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoopbackS
         yield srv, files
 
 
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("PICOZOO_MIRROR", "PICOZOO_OFFLINE", "PICOZOO_LOCK", "PICOZOO_LOCKING"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("PICOZOO_BACKOFF", "0.01")
-
-
 def artifact(kind: str) -> Artifact:
     return load_registry().get(MODEL).artifact(kind)
 

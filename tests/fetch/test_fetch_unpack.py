@@ -16,8 +16,7 @@ from support.artifacts import (
     tree_snapshot,
 )
 from support.http_server import serve_directory
-from support.store import pull
-from support.store import store_at as Cache
+from support.store import pull, store_at
 
 from picozoo.errors import ArchiveTooLargeError, BadArchiveError, UnsafeArchiveError
 from picozoo.hub.registry import load_registry
@@ -48,12 +47,6 @@ HOSTILE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PICOZOO_BACKOFF", "0.01")
-    monkeypatch.delenv("PICOZOO_MIRROR", raising=False)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_tarball_refused_via_pull(case: str, tmp_path: Path) -> None:
@@ -73,7 +66,7 @@ def test_hostile_tarball_refused_via_pull(case: str, tmp_path: Path) -> None:
     assert files == [], files  # no blob, no ref, no unpacked tree, no temp dir left
     assert not list((cache_dir / "unpacked").iterdir())
     assert not Path("/tmp/picozoo-escaped-abs.txt").exists()
-    assert Cache(cache_dir).lookup(art) is None
+    assert store_at(cache_dir).lookup(art) is None
 
 
 def test_symlink_through_symlink_refused(tmp_path: Path) -> None:

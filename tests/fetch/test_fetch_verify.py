@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from support.artifacts import build_mirror, make_pdparams, publish
 from support.http_server import serve_directory
-from support.store import pull
-from support.store import store_at as Cache
+from support.store import pull, store_at
 
 from picozoo.errors import CheckpointError as PdparamsError
 from picozoo.hub.checkpoint import read_pdparams
 from picozoo.hub.pins import PinFile as Lock
 from picozoo.hub.registry import load_registry
+from picozoo.hub.store import Store
 from picozoo.hub.verify import verify_cache
 
 MODEL = "picodet-s-416"
@@ -41,14 +41,14 @@ def flip_byte(path: Path, offset: int = 100) -> None:
 
 
 @pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cache:
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
     monkeypatch.delenv("PICOZOO_MIRROR", raising=False)
     monkeypatch.delenv("PICOZOO_OFFLINE", raising=False)
     reg = load_registry()
     mirror = tmp_path / "mirror"
     build_mirror(reg, mirror, tmp_path, [MODEL], ("inference", "weights", "onnx", "log"))
     _make_onnx(mirror / reg.get(MODEL).artifact("onnx").url_path)
-    c = Cache(tmp_path / "cache")
+    c = store_at(tmp_path / "cache")
     with serve_directory(mirror) as srv:
         for kind in ("inference", "weights", "onnx", "log"):
             pull(reg.get(MODEL).artifact(kind), cache_dir=c.root, mirrors=srv.url)
@@ -70,7 +70,7 @@ def _make_onnx(dest: Path) -> None:
 
 
 @pytest.mark.slow
-def test_clean_cache_verifies_deep_with_param_count(cache: Cache) -> None:
+def test_clean_cache_verifies_deep_with_param_count(cache: Store) -> None:
     r = cli("verify", "--deep", "--format", "json", cache=cache.root)
     assert r.returncode == 0, r.stdout + r.stderr
     data = json.loads(r.stdout)
@@ -84,7 +84,7 @@ def test_clean_cache_verifies_deep_with_param_count(cache: Cache) -> None:
 
 
 @pytest.mark.slow
-def test_flipped_byte_in_blob_is_flagged(cache: Cache) -> None:
+def test_flipped_byte_in_blob_is_flagged(cache: Store) -> None:
     art = load_registry().get(MODEL).artifact("weights")
     entry = cache.lookup(art)
     assert entry is not None
@@ -98,7 +98,7 @@ def test_flipped_byte_in_blob_is_flagged(cache: Cache) -> None:
 
 
 @pytest.mark.slow
-def test_flipped_byte_in_unpacked_file_is_flagged(cache: Cache) -> None:
+def test_flipped_byte_in_unpacked_file_is_flagged(cache: Store) -> None:
     entry = cache.lookup(load_registry().get(MODEL).artifact("inference"))
     assert entry is not None
     flip_byte(entry.path / "model.pdiparams")
@@ -116,7 +116,7 @@ def test_flipped_byte_in_unpacked_file_is_flagged(cache: Cache) -> None:
         pull(load_registry().get(MODEL).artifact("inference"), cache_dir=cache.root, offline=True)
 
 
-def pin_bad_content(cache: Cache, kind: str, bad: Path) -> None:
+def pin_bad_content(cache: Store, kind: str, bad: Path) -> None:
     """Make ``bad`` the cached, pinned content of MODEL's ``kind`` (blob + ref + lock agree):
     what a registry or first download that pinned a bad file leaves."""
     from picozoo.atomic import sha256_file
@@ -139,7 +139,7 @@ def pin_bad_content(cache: Cache, kind: str, bad: Path) -> None:
 
 
 @pytest.mark.slow
-def test_deep_flags_broken_structure(cache: Cache, tmp_path: Path) -> None:
+def test_deep_flags_broken_structure(cache: Store, tmp_path: Path) -> None:
     reg = load_registry()
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage")
@@ -152,7 +152,7 @@ def test_deep_flags_broken_structure(cache: Cache, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_verify_unknown_or_uncached_model(cache: Cache) -> None:
+def test_verify_unknown_or_uncached_model(cache: Store) -> None:
     r = cli("verify", "picodet-s-41", cache=cache.root)
     assert r.returncode == 2 and "did you mean" in r.stderr
     r = cli("verify", "picodet-m-416", cache=cache.root)
@@ -202,7 +202,7 @@ def test_publish_weights_for_verify(tmp_path: Path) -> None:
 
 
 def test_pull_after_a_failed_verify_repairs_instead_of_blessing_damage(
-    cache: Cache, tmp_path: Path
+    cache: Store, tmp_path: Path
 ) -> None:
     reg = load_registry()
     art = reg.get(MODEL).artifact("inference")
@@ -219,7 +219,7 @@ def test_pull_after_a_failed_verify_repairs_instead_of_blessing_damage(
 
 
 def test_corrupted_single_file_is_replaced_by_a_fresh_download(
-    cache: Cache, tmp_path: Path
+    cache: Store, tmp_path: Path
 ) -> None:
     reg = load_registry()
     art = reg.get(MODEL).artifact("weights")
@@ -306,7 +306,7 @@ def _shared_buffer_pickle(copies: int) -> bytes:
 
 
 def test_verify_deep_reports_a_hostile_checkpoint_in_the_cache(
-    cache: Cache, tmp_path: Path
+    cache: Store, tmp_path: Path
 ) -> None:
     import time
 

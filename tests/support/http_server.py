@@ -13,7 +13,8 @@ answered with 200 (``reply_next``), bodies gzip-compressed with ``Content-Encodi
 (``gzip_next``), resumed replies served from another file under the same validators
 (``serve_ranges_from``), a ``Content-Length`` shorter than the ``Content-Range``
 (``short_length_next``), one byte at a time (``drip_next``, ``drip_headers_next``) and
-redirects (``redirect``).
+redirects (``redirect``), a body that pauses part-way until the test says so (``hold_after``,
+so a client can be interrupted mid-download however loaded the machine is).
 """
 
 from __future__ import annotations
@@ -67,12 +68,24 @@ class LoopbackServer:
         self._header_drips: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self._redirects: dict[str, tuple[int, str]] = {}
         self._ranges_from: dict[str, Path] = {}
+        self._holds: dict[str, list[int]] = defaultdict(list)
+        self.released = threading.Event()
 
     # -- fault injection ------------------------------------------------------------------
     def drop_after(self, path: str, nbytes: int, times: int = 1) -> None:
         """The next ``times`` GETs of ``path`` close the connection after ``nbytes`` of body."""
         with self.lock:
             self._drops[path.lstrip("/")].extend([nbytes] * times)
+
+    def hold_after(self, path: str, nbytes: int, times: int = 1) -> None:
+        """The next ``times`` GETs of ``path`` send at least ``nbytes`` of body (whole 64 KiB
+        chunks), then pause until :meth:`release` (or the server stops; at most 10 minutes)."""
+        with self.lock:
+            self._holds[path.lstrip("/")].extend([nbytes] * times)
+
+    def release(self) -> None:
+        """Let every held body go on (and any held from now on)."""
+        self.released.set()
 
     def fail_next(self, path: str, status: int = 503, times: int = 1) -> None:
         """The next ``times`` GETs of ``path`` answer ``status`` with no body."""
@@ -296,6 +309,7 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                     self._drip(rel, f.read(length), *drip)  # type: ignore[misc]
                 return
             drop = server._pop(server._drops, rel)
+            hold = server._pop(server._holds, rel)
             stall = server._pop(server._stalls, rel)
             if stall is not None:
                 time.sleep(float(stall))  # type: ignore[arg-type]
@@ -315,6 +329,10 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                     sent += len(chunk)
                     with server.lock:
                         server.stats.bytes_sent[rel] += len(chunk)
+                    if hold is not None and sent >= int(hold):  # type: ignore[call-overload]
+                        self.wfile.flush()
+                        server.released.wait(timeout=600)
+                        hold = None
                     if server.rate:
                         ahead = sent / server.rate - (time.monotonic() - t0)
                         if ahead > 0:
@@ -341,6 +359,7 @@ def serve_directory(root: Path) -> Iterator[LoopbackServer]:
     try:
         yield handle
     finally:
+        handle.release()
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)

@@ -69,19 +69,21 @@ PICO_BINS = 8
 def build_models(root: Path, names: list[str] | None = None) -> dict[str, Path]:
     """Build the named variants (default: all but ``*-big``) under ``root``.
 
-    Returns ``{variant: model_dir}``; one child process per format.
+    Returns ``{variant: model_dir}``; one child process per format, both at once.
     """
     names = (
         [n for n in VARIANTS if not n.endswith("-big") and "-demo" not in n]
         if names is None
         else names
     )
-    out: dict[str, Path] = {}
+    children = []
     for fmt in ("pir", "legacy"):
         todo = [n for n in names if VARIANTS[n][0] == fmt]
-        if not todo:
-            continue
-        _run_child(fmt, root, todo)
+        if todo:
+            children.append((_start_child(fmt, root, todo), todo))
+    out: dict[str, Path] = {}
+    for proc, todo in children:
+        _finish_child(proc, root, todo)
         out.update({n: root / n for n in todo})
     return out
 
@@ -108,13 +110,26 @@ def mark_as_newer_paddle(model_dir: Path) -> Path:
 
 
 def _run_child(fmt: str, root: Path, names: list[str]) -> None:
+    _finish_child(_start_child(fmt, root, names), root, names)
+
+
+def _start_child(fmt: str, root: Path, names: list[str]) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env["FLAGS_enable_pir_api"] = "0" if fmt == "legacy" else "1"
     env.setdefault("GLOG_minloglevel", "2")
     cmd = [sys.executable, str(Path(__file__).resolve()), str(root), json.dumps(names)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish_child(proc: subprocess.Popen[str], root: Path, names: list[str]) -> None:
+    try:
+        _, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
     if proc.returncode != 0:
-        raise RuntimeError(f"building {names} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"building {names} failed:\n{stderr[-3000:]}")
     from support.infer_cfg import infer_cfg
 
     for name in names:  # like upstream's exports, every model folder has its infer_cfg.yml

@@ -1,6 +1,6 @@
 """Helpers of the bench tests: small real ONNX models built with onnx.helper, the CLI in a
-subprocess, and a Markdown table parser. (A uniquely named module, not conftest, so that test
-modules can import it whatever other test directories do.)"""
+subprocess, and a Markdown table parser. Imported as ``support.bench_helpers``, like every
+test helper."""
 
 from __future__ import annotations
 
