@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> None:
             rv: Any = cli.main(args=args, prog_name="picozoo", standalone_mode=False)
     except PicozooError as e:
         _fail(f"error: {e}", e.exit_code, e)
-    except Terminated as e:
-        _fail(_interrupted(args, "terminated"), ExitCode.TERMINATED, e)
-    except (click.exceptions.Abort, KeyboardInterrupt) as e:
+    except (click.exceptions.Abort, KeyboardInterrupt) as e:  # click turns both into Abort
+        if isinstance(e, Terminated) or isinstance(e.__cause__, Terminated):
+            _fail(_interrupted(args, "terminated"), ExitCode.TERMINATED, e)
         _fail(_interrupted(args), ExitCode.INTERRUPTED, e)
     except click.exceptions.NoArgsIsHelpError as e:  # a bare group: its help, as click does
         e.show()
