@@ -86,7 +86,8 @@ def write_output(path: Path, data: bytes) -> Path:
     * a symlink is written *through*, as ``cmd > link`` does: its target is replaced
       atomically and the link is kept (a user's ``latest.json -> runs/today.json`` stays a
       link; replacing it with a file would silently cut it). A link whose target is a device or
-      a FIFO (``/proc/self/fd/1``, ``/dev/stdout``) is written to in place, as below;
+      a FIFO, or a ``/proc`` magic link to a file (``/proc/self/fd/1``, ``/dev/stdout``), is
+      written to in place, as below;
     * a character device (``/dev/null``, a terminal) or a FIFO is written to in place, never
       created, truncated or replaced; a FIFO nobody reads is refused (``ENXIO``) instead of
       waiting forever;
@@ -111,17 +112,34 @@ def write_output(path: Path, data: bytes) -> Path:
         st = os.stat(path)  # through symlinks
     except FileNotFoundError:
         st = None  # new (or a dangling symlink: its target is created)
+    target = Path(os.path.realpath(path))
+    if st is not None and stat.S_ISREG(st.st_mode) and not _same_file(target, st):
+        # a regular file without a name to replace: a /proc magic link (``/dev/stdout``
+        # redirected to a file, or to a deleted one): written in place, as ``>`` would
+        _write_in_place(path, st.st_mode, data)
+        return path
     if st is None or stat.S_ISREG(st.st_mode):
-        target = Path(os.path.realpath(path))
         atomic_write_bytes(target, data)
         return target
     _write_in_place(path, st.st_mode, data)
     return path
 
 
+def _same_file(path: Path, st: os.stat_result) -> bool:
+    try:
+        return os.path.samestat(os.stat(path), st)
+    except OSError:
+        return False
+
+
 def _write_in_place(path: Path, mode: int, data: bytes) -> None:
     """Write ``data`` to the character device or FIFO at ``path`` (opened without creating,
-    truncating or following a rename); refuse anything else."""
+    truncating or following a rename), or to the regular file a magic link names (truncated
+    first); refuse anything else."""
+    if stat.S_ISREG(mode):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
     if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
         what = (
             "a folder"
