@@ -169,8 +169,10 @@ def error_for(e: BaseException) -> PicozooError:
         from ..hub.disk import disk_error
 
         where = e.filename if isinstance(e.filename, str) else None
-        disk = disk_error(e, Path(where or os.getcwd()))
+        disk = disk_error(e, Path(where or "."))
         if disk is not None:
+            if where is None:  # a write that names no file: the disk is what is known
+                disk.message = f"{e.strerror or 'cannot write'} (a full or read-only disk)"
             return disk
         reason = e.strerror or type(e).__name__
         return PicozooError(f"{reason}: {where}" if where else reason)
