@@ -99,8 +99,11 @@ def write_output(path: Path, data: bytes) -> Path:
     >>> (d / "link").symlink_to("runs.json")
     >>> write_output(d / "link", b"{}") == d.resolve() / "runs.json", (d / "link").is_symlink()
     (True, True)
-    >>> write_output(Path("/dev/null"), b"x")
-    PosixPath('/dev/null')
+    >>> os.mkfifo(d / "fifo")
+    >>> write_output(d / "fifo", b"x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    OSError: [Errno 6] no process is reading this FIFO: ...
     >>> write_output(d, b"x")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...

@@ -33,13 +33,7 @@ def register(suite: ModuleType) -> None:
     # -- item 1: the output writer never renames over what is not a regular file -------------
     @scenario("report --out onto a character device", 1, issue=17)
     def out_char_device(lab: Any) -> Any:
-        node = lab.scratch / "null"
-        try:
-            os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
-            how = "mknod c 1 3"
-        except PermissionError:  # not root: the system's /dev/null, through a symlink
-            node.symlink_to("/dev/null")
-            how = "symlink to /dev/null (not root: no mknod)"
+        node, how = device(lab, "null", 3)
         r = show(lab, node)
         kept = stat.S_ISCHR(os.stat(node).st_mode)
         return Verdict(r, frozenset({0}), kept, f"{how}; still a device: {kept}")
@@ -83,11 +77,12 @@ def register(suite: ModuleType) -> None:
         ok = r.rc is not None and stat.S_ISFIFO(os.lstat(fifo).st_mode)
         return Verdict(r, frozenset({2}), ok, f"{r.seconds:.1f} s, no hang, still a FIFO")
 
-    @scenario("report --out /dev/full (ENOSPC)", 14, issue=17)
+    @scenario("report --out a full device (ENOSPC)", 14, issue=17)
     def out_dev_full(lab: Any) -> Any:
-        r = show(lab, Path("/dev/full"))
-        ok = os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)
-        return Verdict(r, frozenset({12}), ok, "report saved aside in $TMPDIR")
+        node, how = device(lab, "full", 7)
+        r = show(lab, node)
+        kept = stat.S_ISCHR(os.stat(node).st_mode)
+        return Verdict(r, frozenset({12}), kept, f"{how}; still a device: {kept}")
 
     # -- item 11: thread counts are bounded -------------------------------------------------
     def threads(command: str) -> Any:
@@ -159,6 +154,19 @@ def register(suite: ModuleType) -> None:
     for _option, _value, _item in (("--timeout", "nan", 14), ("--min-time", "nan", 15),
                                    ("--min-time", "inf", 15)):  # fmt: skip
         scenario(f"bench {_option} {_value}", _item, issue=17)(non_finite(suite, _option, _value))
+
+
+def device(lab: Any, name: str, minor: int) -> tuple[Path, str]:
+    """A character device node ``scratch/NAME`` with ``/dev/NAME``'s numbers (1, ``minor``),
+    made with mknod (root); else a symlink to ``/dev/NAME``. Never the system's own node: a
+    writer that renames over its ``--out`` (as picozoo once did) would replace it."""
+    node = lab.scratch / name
+    try:
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+        return node, f"mknod c 1 {minor}"
+    except PermissionError:
+        node.symlink_to(f"/dev/{name}")
+        return node, f"symlink to /dev/{name} (not root: no mknod)"
 
 
 def tiny_model(lab: Any) -> Path:

@@ -171,8 +171,11 @@ def error_for(e: BaseException) -> PicozooError:
         where = e.filename if isinstance(e.filename, str) else None
         disk = disk_error(e, Path(where or "."))
         if disk is not None:
-            if where is None:  # a write that names no file: the disk is what is known
-                disk.message = f"{e.strerror or 'cannot write'} (a full or read-only disk)"
+            if where is None:  # a write() names no file: say where picozoo writes
+                disk.message = (
+                    f"{e.strerror or 'cannot write'} while writing to the cache "
+                    f"({_cache_dir()}) or an output file"
+                )
             return disk
         reason = e.strerror or type(e).__name__
         return PicozooError(f"{reason}: {where}" if where else reason)
@@ -185,6 +188,15 @@ def error_for(e: BaseException) -> PicozooError:
         f"unexpected {type(e).__name__}: {first}",
         hint="this is a picozoo bug: rerun with PICOZOO_DEBUG=1 and report the traceback",
     )
+
+
+def _cache_dir() -> str:
+    from ..settings import default_cache_dir
+
+    try:
+        return str(default_cache_dir())
+    except Exception:  # the settings may be what failed
+        return "the cache"
 
 
 #: Top-level packages of the inference engines (an exception raised in them is exit 13).

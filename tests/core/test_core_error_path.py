@@ -49,7 +49,7 @@ def _bug() -> None:
 CASES: dict[str, tuple[Callable[[], None], int, str]] = {
     "cv2": (_cv2_error, ExitCode.USAGE, "picozoo: error: OpenCV cannot process this input: "),
     "onnxruntime": (_onnxruntime_error, ExitCode.ENGINE, "picozoo: error: ONNX Runtime failed: "),
-    "enospc": (_enospc, ExitCode.DISK, "picozoo: error: No space left on device (a full or "),
+    "enospc": (_enospc, ExitCode.DISK, "picozoo: error: No space left on device while writing "),
     "eio": (_eio, ExitCode.FAILED, "picozoo: error: Input/output error: /data/r.json"),
     "bug": (_bug, ExitCode.FAILED, "picozoo: error: unexpected KeyError: 'missing' (this is a "),
 }
