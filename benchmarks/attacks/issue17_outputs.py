@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -151,6 +152,18 @@ def register(suite: ModuleType) -> None:
         r = lab.picozoo("cache", "ls", env={"PICOZOO_CACHE": str(f)})
         return Verdict(r, frozenset({2, 12}), f.read_text() == "x")
 
+    def convert_on(options: str) -> Any:
+        def run(lab: Any) -> Any:
+            model = tiny_model(lab)
+            with tmpfs(lab.cache, options) as how:
+                r = lab.picozoo("convert", str(model), "--to", "mnn", timeout=120)
+            return Verdict(r, frozenset({12}), not how.startswith("cannot"), how)
+
+        return run
+
+    scenario("convert onto a full cache disk (ENOSPC)", 14, issue=17)(convert_on("size=24k"))
+    scenario("convert onto a read-only cache (EROFS)", 14, issue=17)(convert_on("ro,size=1m"))
+
     for _option, _value, _item in (("--timeout", "nan", 14), ("--min-time", "nan", 15),
                                    ("--min-time", "inf", 15)):  # fmt: skip
         scenario(f"bench {_option} {_value}", _item, issue=17)(non_finite(suite, _option, _value))
@@ -167,6 +180,21 @@ def device(lab: Any, name: str, minor: int) -> tuple[Path, str]:
     except PermissionError:
         node.symlink_to(f"/dev/{name}")
         return node, f"symlink to /dev/{name} (not root: no mknod)"
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, options: str) -> Iterator[str]:
+    """A tmpfs mounted at ``path`` with ``options`` for the ``with`` body (root); yields how,
+    or ``cannot mount ...`` (the scenario is then skipped)."""
+    path.mkdir(parents=True, exist_ok=True)
+    cmd = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)]
+    if os.geteuid() != 0 or subprocess.run(cmd, capture_output=True, check=False).returncode:
+        yield "cannot mount a tmpfs (needs root)"
+        return
+    try:
+        yield f"tmpfs {options}"
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
 
 
 def tiny_model(lab: Any) -> Path:
