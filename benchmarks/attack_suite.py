@@ -1015,6 +1015,18 @@ class Outcome:
         )
 
 
+def _signalled(run: Run) -> bool:
+    """Ended by a signal (130: SIGINT, 143: SIGTERM) and said so in its one last line, which
+    is not an error line (``picozoo: interrupted ...``, ``picozoo: terminated ...``)."""
+    lines = [ln for ln in run.stderr.splitlines() if ln.startswith("picozoo: ")]
+    said = ("picozoo: interrupted", "picozoo: terminated")
+    return (
+        run.rc in (130, 143)
+        and run.error_lines == 0
+        and sum(ln.startswith(said) for ln in lines) == 1
+    )
+
+
 def run_scenario(s: Scenario, root: Path) -> Outcome:
     """Run one scenario in ``root`` (a fresh empty folder) and judge it."""
     lab = Lab(root)
@@ -1024,7 +1036,7 @@ def run_scenario(s: Scenario, root: Path) -> Outcome:
         v = Verdict(Run((), None, "", "", 0, 0), frozenset(), False, f"setup failed: {e!r}")
     written, touched = lab.outside_changes() if lab.began else (0, [])
     run = v.run
-    one_line = not run.traceback and (run.rc == 0 or run.error_lines == 1)
+    one_line = not run.traceback and (run.rc == 0 or run.error_lines == 1 or _signalled(run))
     held = run.rc in v.expect and one_line and v.ok and written == 0 and not touched
     note = v.note if run.rc is not None or not run.args else f"killed at {run.seconds:.0f} s"
     first_error = next((ln for ln in run.stderr.splitlines() if "error:" in ln), "")

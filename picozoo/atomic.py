@@ -1,5 +1,6 @@
-"""Small file-system helpers: atomic writes, streaming sha256, copying while hashing, opening
-without following symlinks, and the store's permissions policy.
+"""Small file-system helpers: atomic writes, the writer of user-chosen outputs, streaming
+sha256, copying while hashing, opening without following symlinks, and the store's permissions
+policy.
 
 >>> atomic_write_text(Path("/tmp/a.json"), "{}")        # doctest: +SKIP
 >>> sha256_file(Path("/tmp/a.json"))                    # doctest: +SKIP
@@ -49,8 +50,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to a temp file in ``path``'s directory, fsync, then rename over ``path``.
 
     The file gets the permissions a plain ``open(path, "w")`` would give (0o666 minus the
-    umask), not ``mkstemp``'s private 0o600. Readers never see a half-written file.
+    umask), not ``mkstemp``'s private 0o600. Readers never see a half-written file. A symlink
+    at ``path`` is replaced, not followed (the store's files); a device, FIFO or folder there
+    is refused (:class:`~picozoo.errors.TamperedStoreError`), never renamed over. Paths a user
+    chose go through :func:`write_output`.
     """
+    try:
+        mode: int | None = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise tampered(path, "it is not a regular file")  # never renamed over
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -64,6 +74,105 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_output(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a path the user chose (``--out``, ``--plot``, annotated images); return
+    the file written.
+
+    Nothing that is not a regular file is ever renamed over:
+
+    * a new path or a regular file is written atomically (:func:`atomic_write_bytes`);
+    * a symlink is written *through*, as ``cmd > link`` does: its target is replaced
+      atomically and the link is kept (a user's ``latest.json -> runs/today.json`` stays a
+      link; replacing it with a file would silently cut it). A link whose target is a device or
+      a FIFO, or a ``/proc`` magic link to a file (``/proc/self/fd/1``, ``/dev/stdout``), is
+      written to in place, as below;
+    * a character device (``/dev/null``, a terminal) or a FIFO is written to in place, never
+      created, truncated or replaced; a FIFO nobody reads is refused (``ENXIO``) instead of
+      waiting forever;
+    * a folder, a block device or a socket is refused.
+
+    Refusals and failures are ``OSError`` s naming ``path`` (callers report them once).
+
+    >>> import tempfile; d = Path(tempfile.mkdtemp())
+    >>> (d / "link").symlink_to("runs.json")
+    >>> write_output(d / "link", b"{}") == d.resolve() / "runs.json", (d / "link").is_symlink()
+    (True, True)
+    >>> os.mkfifo(d / "fifo")
+    >>> write_output(d / "fifo", b"x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    OSError: [Errno 6] no process is reading this FIFO: ...
+    >>> write_output(d, b"x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    IsADirectoryError: [Errno 21] picozoo writes only files, devices and FIFOs; this is a ...
+    >>> import shutil; shutil.rmtree(d)
+    """
+    path = Path(path)
+    try:
+        st = os.stat(path)  # through symlinks
+    except FileNotFoundError:
+        st = None  # new (or a dangling symlink: its target is created)
+    target = Path(os.path.realpath(path))
+    if st is not None and stat.S_ISREG(st.st_mode) and not _same_file(target, st):
+        # a regular file without a name to replace: a /proc magic link (``/dev/stdout``
+        # redirected to a file, or to a deleted one): written in place, as ``>`` would
+        _write_in_place(path, st.st_mode, data)
+        return path
+    if st is None or stat.S_ISREG(st.st_mode):
+        atomic_write_bytes(target, data)
+        return target
+    _write_in_place(path, st.st_mode, data)
+    return path
+
+
+def _same_file(path: Path, st: os.stat_result) -> bool:
+    try:
+        return os.path.samestat(os.stat(path), st)
+    except OSError:
+        return False
+
+
+def _write_in_place(path: Path, mode: int, data: bytes) -> None:
+    """Write ``data`` to the character device or FIFO at ``path`` (opened without creating,
+    truncating or following a rename), or to the regular file a magic link names (truncated
+    first); refuse anything else."""
+    if stat.S_ISREG(mode):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
+    if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        what = (
+            "a folder"
+            if stat.S_ISDIR(mode)
+            else "a block device"
+            if stat.S_ISBLK(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )
+        code = errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL
+        why = f"picozoo writes only files, devices and FIFOs; this is {what}"
+        raise OSError(code, why, str(path))
+    flags = os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if e.errno == errno.ENXIO and stat.S_ISFIFO(mode):
+            raise OSError(e.errno, "no process is reading this FIFO", str(path)) from e
+        raise
+    try:
+        st = os.fstat(fd)  # what was opened, not what was looked at
+        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+            raise OSError(errno.EINVAL, "it changed while being opened", str(path))
+        os.set_blocking(fd, True)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def policy_mode(base: int) -> int:

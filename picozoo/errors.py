@@ -41,7 +41,8 @@ class ExitCode(IntEnum):
     MISSING_DEPENDENCY = 11  #: an optional package or external tool is not installed
     DISK = 12  #: the disk is full or the cache is read-only
     ENGINE = 13  #: an inference engine cannot load or run a model
-    INTERRUPTED = 130  #: Ctrl-C
+    INTERRUPTED = 130  #: Ctrl-C (SIGINT)
+    TERMINATED = 143  #: SIGTERM (128 + 15, as a shell reports it)
 
 
 class PicozooError(Exception):

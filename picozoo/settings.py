@@ -103,7 +103,11 @@ class Settings:
             lite_opt=env.get("PICOZOO_LITE_OPT") or None,
             debug=env.get("PICOZOO_DEBUG", "") == "1",
         )
-        return base.with_overrides(**overrides)
+        settings = base.with_overrides(**overrides)
+        named = "--cache" if overrides.get("cache_dir") else "PICOZOO_CACHE"
+        check_cache_dir(settings.cache_dir, named if env.get("PICOZOO_CACHE") or
+                        overrides.get("cache_dir") else "the cache")  # fmt: skip
+        return settings
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced (None values are ignored; mirrors may be one
@@ -134,6 +138,38 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("picozoo", appauthor=False))
+
+
+def check_cache_dir(path: Path, named: str = "the cache") -> None:
+    """Refuse a cache path that is, or lies under, something other than a folder (it is
+    created when missing): a :class:`~picozoo.errors.UsageError` (exit 2) naming ``named``
+    (``PICOZOO_CACHE``, ``--cache``), instead of a ``NotADirectoryError`` in the first write.
+
+    >>> check_cache_dir(Path("/nonexistent/zoo"))
+    >>> check_cache_dir(Path("/etc/hostname/zoo"), "PICOZOO_CACHE")
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.UsageError: PICOZOO_CACHE /etc/hostname/zoo: /etc/hostname is a file, not a \
+folder (point it at a folder; a missing one is created)
+    """
+    import stat
+
+    for p in (path, *path.parents):
+        try:
+            mode = os.stat(p).st_mode
+        except (FileNotFoundError, NotADirectoryError):  # missing, or under a file: look up
+            continue
+        except OSError as e:
+            raise UsageError(
+                f"{named} {path}: {e.strerror}", hint="point it at a folder you can use"
+            ) from e
+        if not stat.S_ISDIR(mode):
+            what = "a file" if stat.S_ISREG(mode) else "not a folder"
+            raise UsageError(
+                f"{named} {path}: {p} is {what}" + (", not a folder" if what == "a file" else ""),
+                hint="point it at a folder; a missing one is created",
+            )
+        return
 
 
 def split_mirrors(mirrors: str | Sequence[str] | None) -> tuple[str, ...]:

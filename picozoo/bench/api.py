@@ -6,6 +6,7 @@ This module is light: the harness is imported when :func:`run` is called.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,22 @@ def parse_warmup(value: int | str) -> int | str:
             f"--warmup must be 'auto' or a count >= 0, got {value!r}", hint="e.g. --warmup 20"
         )
     return n
+
+
+def check_seconds(option: str, value: float, *, low: float) -> None:
+    """Refuse a duration that is not a finite number >= ``low`` (``nan`` passes every ``<``).
+
+    >>> check_seconds("--timeout", float("nan"), low=1.0)
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.UsageError: --timeout must be a finite number >= 1, got nan (e.g. --timeout 900)
+    """
+    if not (math.isfinite(value) and value >= low):
+        example = {"--timeout": 900, "--min-time": 2}.get(option, 1)
+        raise UsageError(
+            f"{option} must be a finite number >= {low:g}, got {value!r}",
+            hint=f"e.g. {option} {example}",
+        )
 
 
 def parse_size(value: str | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -109,15 +126,16 @@ def run(
             engine; the others are skipped with a note).
         precisions: precisions (``fp32``, ``fp16``, ``bf16``, ``int8``) or ``"all"``; one an
             engine does not run is skipped with a note.
-        threads: thread counts, one cell each; empty: the cores this process may use.
+        threads: thread counts, one cell each; empty: the cores this process may use; at most
+            :func:`picozoo.threads.max_threads` (4x those cores).
         postprocess: bench model ids with post-processing (NMS) included.
         source: on ONNX Runtime, ``"upstream"`` ONNX, ``"converted"`` from the inference
             tarball, or ``"auto"`` (upstream's when it has the requested kind).
         warmup: warm-up iterations, or ``"auto"`` (until the median of the last 5 moves < 5%).
-        min_iters, min_time: measure at least this many iterations and seconds.
+        min_iters, min_time: measure at least this many iterations and seconds (finite).
         input_size: ``"HxW"`` or ``(H, W)`` for models with dynamic input shapes.
         device: the device label of reports and merges (default: the CPU model).
-        timeout: seconds allowed per cell.
+        timeout: seconds allowed per cell (finite, >= 1).
         store, registry: the cache and the model registry (default: from the environment,
             see :class:`picozoo.settings.Settings`).
         progress: called with each progress line (notes, pulls, cells); default: quiet.
@@ -140,8 +158,8 @@ def run(
     from ..hub.store import Store
     from ..settings import Settings
     from ..targets import is_path_arg
+    from ..threads import check_threads, usable_cores
     from .engines import plan_engines
-    from .environment import usable_cores
     from .evals import load_evals
     from .notes import oversubscription
     from .suite import run_suite
@@ -149,6 +167,9 @@ def run(
 
     say = progress or (lambda _m: None)
     tell = phase or (lambda _p: None)
+    check_threads(threads)
+    check_seconds("--min-time", min_time, low=0.0)
+    check_seconds("--timeout", timeout, low=1.0)
     wu = parse_warmup(warmup)
     size = parse_size(input_size)
     plan = plan_engines(engines or ("onnxruntime",), precisions or ("fp32",))
@@ -196,4 +217,4 @@ def run(
     )
 
 
-__all__ = ["PHASES", "parse_size", "parse_warmup", "run"]
+__all__ = ["PHASES", "check_seconds", "parse_size", "parse_warmup", "run"]

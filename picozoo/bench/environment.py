@@ -9,7 +9,6 @@ True
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import platform
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import sha256_file
+from ..threads import usable_cores
 from .records import Environment
 
 #: Distributions whose versions are recorded (None when not installed).
@@ -72,68 +72,6 @@ def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
         "physical_cores": len(cores) or None,
         "logical_cores": logical or os.cpu_count() or 1,
     }
-
-
-def cpu_quota(cpu_max: str) -> int | None:
-    """Cores a cgroup CPU quota allows: ``quota / period`` rounded up (None: no limit).
-
-    ``cpu_max`` is cgroup v2's ``cpu.max`` (``"200000 100000"``, ``"max 100000"``) or cgroup
-    v1's ``"<cfs_quota_us> <cfs_period_us>"`` (quota ``-1``: no limit).
-
-    >>> cpu_quota("200000 100000"), cpu_quota("150000 100000"), cpu_quota("max 100000")
-    (2, 2, None)
-    >>> cpu_quota("-1 100000"), cpu_quota("garbage")
-    (None, None)
-    """
-    parts = cpu_max.split()
-    try:
-        quota, period = int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return None
-    if quota <= 0 or period <= 0:
-        return None
-    return max(1, math.ceil(quota / period))
-
-
-def _cgroup_quota() -> int | None:
-    """This process's cgroup CPU quota in cores (v2 ``cpu.max``, else v1 CFS), None: none."""
-    root = Path("/sys/fs/cgroup")
-    own = ""
-    try:
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            if line.startswith("0::"):
-                own = line[3:].strip().lstrip("/")
-    except OSError:
-        pass
-    candidates = [root / own / "cpu.max"] if own else []
-    candidates.append(root / "cpu.max")
-    for f in candidates:
-        try:
-            return cpu_quota(f.read_text())
-        except OSError:
-            continue
-    try:
-        v1 = root / "cpu"
-        text = f"{(v1 / 'cpu.cfs_quota_us').read_text()} {(v1 / 'cpu.cfs_period_us').read_text()}"
-    except OSError:
-        return None
-    return cpu_quota(text)
-
-
-def usable_cores() -> int:
-    """Cores this process may run on: its CPU affinity mask (``os.sched_getaffinity``), capped
-    by a cgroup CPU quota where there is one; ``os.cpu_count()`` where neither is known. This
-    is the default ``--threads``; more threads than this measure oversubscription.
-
-    >>> 1 <= usable_cores() <= (os.cpu_count() or 1)
-    True
-    """
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        n = os.cpu_count() or 1
-    quota = _cgroup_quota()
-    return max(1, min(n, quota) if quota else n)
 
 
 def runtime_versions() -> dict[str, str | None]:

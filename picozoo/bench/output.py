@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import atomic_write_bytes
+from ..atomic import write_output
 from ..errors import DiskError, PicozooError, UsageError
 
 #: errno values that mean "the disk", not "this path": exit 12 instead of 2.
@@ -44,10 +45,27 @@ class Output:
 
 
 def check_writable(path: Path, option: str) -> None:
-    """Raise :class:`~picozoo.errors.UsageError` unless ``path`` can be created: its nearest
-    existing ancestor must be a folder this process may write to (missing folders below it are
-    created when writing)."""
+    """Raise :class:`~picozoo.errors.UsageError` unless ``path`` can be written: a character
+    device or FIFO this process may write to (written in place), else the nearest existing
+    ancestor of the file (of a symlink's target: the link is written through) must be a folder
+    this process may write to (missing folders below it are created when writing). See
+    :func:`picozoo.atomic.write_output`.
+
+    >>> check_writable(Path("/dev/null"), "--out")
+    """
     path = Path(path).expanduser()
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # new, or not statable: the folders are checked below, writing says why
+        mode = stat.S_IFREG
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"cannot write {option} {path}: it is not writable", hint=_HINT)
+        return
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "not a file, a device or a FIFO"
+        raise UsageError(f"cannot write {option} {path}: it is {what}", hint=_HINT)
+    path = Path(os.path.realpath(path))
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -63,9 +81,11 @@ def write_outputs(
     say: Callable[[str], None],
     results: Output | None = None,
 ) -> None:
-    """Write every output atomically (``say`` reports each). If some cannot be written, each
-    of those -- and ``results``, the full result document, unless it was written -- is saved
-    to a temporary file instead, and one error names where.
+    """Write every output with :func:`~picozoo.atomic.write_output` (files atomically, devices
+    and FIFOs in place, nothing renamed over what is not a regular file; ``say`` reports
+    each). If some cannot be written, each of those -- and ``results``, the full result
+    document, unless it was written -- is saved to a temporary file instead, and one error
+    names where.
 
     >>> write_outputs([Output("--out", Path("/etc/hostname/r.md"), b"| a |\\n")],
     ...               say=print)  # doctest: +SKIP
@@ -77,7 +97,7 @@ def write_outputs(
     failed: list[tuple[Output, OSError]] = []
     for o in outputs:
         try:
-            atomic_write_bytes(Path(o.path).expanduser(), o.data)
+            write_output(Path(o.path).expanduser(), o.data)
         except OSError as e:
             failed.append((o, e))
             continue

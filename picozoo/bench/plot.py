@@ -308,13 +308,12 @@ def series_from_rows(rows: Sequence[ReportRow], device: str | None = None) -> li
 
 
 def write_png(data: bytes, path: Path) -> Path:
-    """Write PNG bytes atomically (temp file + rename).
+    """Write PNG bytes with :func:`picozoo.atomic.write_output` (a file atomically, a device or
+    FIFO in place).
 
     >>> write_png(plot_bytes, Path("plot.png"))  # doctest: +SKIP
     PosixPath('plot.png')
     """
-    from ..atomic import atomic_write_bytes
+    from ..atomic import write_output
 
-    path = Path(path)
-    atomic_write_bytes(path, data)
-    return path
+    return write_output(Path(path), data)

@@ -1,5 +1,10 @@
 """Run one benchmark cell in a fresh ``python -m picozoo.bench.worker`` process.
 
+The worker runs in its own process group (session): whatever ends :func:`run_cell` early --
+its timeout, Ctrl-C, SIGTERM (:class:`picozoo.cli.Terminated`) or any exception -- kills that
+whole group before it propagates, and the worker asks the kernel to kill it when this process
+dies (``PR_SET_PDEATHSIG`` on Linux), so no worker outlives the bench that started it.
+
 >>> from pathlib import Path
 >>> run_cell(BenchSpec(Path("/nonexistent.onnx"), "paddle")).error
 '/nonexistent.onnx: no such file or directory'
@@ -7,9 +12,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -51,15 +58,7 @@ def run_cell(
     cmd = [python or sys.executable, "-m", "picozoo.bench.worker"]
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(
-            cmd,
-            input=json.dumps(spec.to_dict()),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=worker_env(spec),
-            check=False,
-        )
+        proc = run_worker(cmd, json.dumps(spec.to_dict()), timeout=timeout, env=worker_env(spec))
     except subprocess.TimeoutExpired:
         return Failure(
             "timeout", f"no result after {timeout:g} s", "raise --timeout or lower --min-time"
@@ -78,6 +77,51 @@ def run_cell(
             "rerun with PICOZOO_DEBUG=1 to see the worker's log",
         )
     return result
+
+
+def run_worker(
+    cmd: list[str], data: str, *, timeout: float | None, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(cmd, input=data, capture_output=True, text=True)`` with the worker in a
+    new session; anything that ends the wait (``TimeoutExpired``, ``KeyboardInterrupt``,
+    SIGTERM's exception) kills the worker's whole process group, then propagates.
+
+    >>> run_worker([sys.executable, "-c", "print(input())"], "hi", timeout=30, env={}).stdout
+    'hi\\n'
+    """
+    env = {**env, PARENT_ENV: str(os.getpid())}
+    with subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    ) as proc:
+        try:
+            out, err = proc.communicate(data, timeout=timeout)
+        except BaseException:
+            _kill_group(proc)
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+#: The worker's environment names the process that started it (see the worker's
+#: ``die_with_parent``).
+PARENT_ENV = "PICOZOO_BENCH_PARENT"
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Kill the worker and anything it started (its process group), and reap it."""
+    killpg = getattr(os, "killpg", None)
+    with contextlib.suppress(OSError):
+        if killpg is not None:
+            killpg(proc.pid, signal.SIGKILL)
+        else:  # no process groups (Windows)
+            proc.kill()
+    with contextlib.suppress(BaseException):
+        proc.wait(timeout=10)
 
 
 def _parse(stdout: str) -> CellResult | None:

@@ -324,6 +324,26 @@ def peak_rss_mb() -> float:
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when the bench that started it dies, even by SIGKILL
+    (``prctl(PR_SET_PDEATHSIG)``), and exit at once if it already has (the parent's pid, from
+    ``PICOZOO_BENCH_PARENT``, is no longer ours). Elsewhere this does nothing: the parent
+    still kills the worker's process group on every way out it can see."""
+    parent = os.environ.get("PICOZOO_BENCH_PARENT", "")
+    if not sys.platform.startswith("linux") or not parent.isdigit():
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):
+        os._exit(3)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Read the spec, run, print the JSON result on the real stdout; 0 when it measured.
 
@@ -332,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     0
     """
     args = sys.argv[1:] if argv is None else argv
+    die_with_parent()
     # Everything the engines print goes to stderr; only our JSON reaches the real stdout.
     real_stdout = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)

@@ -19,6 +19,8 @@ from .common import (
     MODEL_OR_PATH,
     AliasOption,
     App,
+    FiniteFloat,
+    bounded_threads,
     format_option,
     info,
     postprocess_option,
@@ -37,20 +39,21 @@ _PRECISIONS = list(dict.fromkeys(p for ps in PRECISIONS.values() for p in ps))
 _phase = {"now": ""}
 
 
-def interrupted_message() -> str:
-    """The Ctrl-C message of ``picozoo bench``, for what it was doing.
+def interrupted_message(how: str = "interrupted") -> str:
+    """The message of ``picozoo bench`` ended by Ctrl-C (``how``: ``interrupted``) or SIGTERM
+    (``terminated``), for what it was doing.
 
     >>> interrupted_message()
     'interrupted: no result was written'
     """
     if _phase["now"] == "preparing":
         return (
-            "interrupted while preparing the models: no result was written (partial downloads "
+            f"{how} while preparing the models: no result was written (partial downloads "
             "are kept and resumed next time)"
         )
     if _phase["now"] == "measuring":
-        return "interrupted while measuring: no result was written"
-    return "interrupted: no result was written"
+        return f"{how} while measuring: no result was written"
+    return f"{how}: no result was written"
 
 
 def _set_phase(now: str) -> None:
@@ -114,8 +117,9 @@ def _write(
     "threads",
     multiple=True,
     type=click.IntRange(min=1),
-    help="Thread count (repeatable: a thread-scaling table) [default: the cores this process "
-    "may use: CPU affinity, cgroup quota].",
+    callback=bounded_threads,
+    help="Thread count (repeatable: a thread-scaling table; at most 4x the usable cores, at "
+    "least 16) [default: the cores this process may use: CPU affinity, cgroup quota].",
 )
 @postprocess_option(False, "Bench model ids with post-processing (NMS) included.")
 @click.option(
@@ -143,7 +147,7 @@ def _write(
 )
 @click.option(
     "--min-time",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=2.0,
     show_default=True,
     help="...and for at least this many seconds.",
@@ -158,7 +162,7 @@ def _write(
 @click.option("--device", help="Device label for reports and merges [default: the CPU model].")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=FiniteFloat(min=1),
     default=900.0,
     show_default=True,
     help="Seconds allowed per cell.",

@@ -15,6 +15,7 @@ as aliases that ``--help`` does not show (:class:`AliasOption`, :class:`AliasCho
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +36,38 @@ MODEL_OR_PATH = "MODEL|PATH"
 
 #: Old value spellings of ``--format`` that still work (hidden from ``--help``).
 FORMAT_ALIASES = {"text": "table"}
+
+
+class FiniteFloat(click.FloatRange):
+    """A number option that must be finite (``nan``, ``inf`` refused: click's ``FloatRange``
+    lets ``nan`` through every bound), within ``min``/``max`` like ``FloatRange``.
+
+    >>> FiniteFloat(min=1).convert("2.5", None, None)
+    2.5
+    >>> FiniteFloat(min=1).convert("nan", None, None)
+    Traceback (most recent call last):
+    ...
+    click.exceptions.BadParameter: 'nan' is not a finite number.
+    """
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
+def bounded_threads(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Callback of every ``--threads`` option: refuse counts beyond
+    :func:`picozoo.threads.max_threads` (a few times the usable cores) with a
+    :class:`~picozoo.errors.UsageError` (exit 2)."""
+    from ..threads import check_threads
+
+    if value is not None:
+        check_threads(value if isinstance(value, tuple | list) else [value])
+    return value
 
 
 class AliasOption(click.Option):

@@ -153,7 +153,7 @@ def convert_cmd(
             continue
         if result.cached:
             info(f"{result.label}: cached ({result.path.parent.name})")
-        copied = copy_out(result, out_dir) if out_dir is not None else None
+        copied = copy_out(result, out_dir, source=Path(arg)) if out_dir is not None else None
         done.append(
             {"target": arg, **result.to_dict(), "copied_to": str(copied) if copied else None}
         )

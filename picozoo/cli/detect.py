@@ -9,14 +9,30 @@ from typing import Any
 
 import click
 
-from .common import MODEL_OR_PATH, App, echo_json, format_option, info, store_options
+from .common import (
+    MODEL_OR_PATH,
+    App,
+    FiniteFloat,
+    bounded_threads,
+    echo_json,
+    format_option,
+    info,
+    store_options,
+)
 
 
 def engine_options(f: Any) -> Any:
     """``--engine``, ``--precision`` and ``--threads``."""
     from ..runtime.base import ENGINES
 
-    f = click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)(f)
+    f = click.option(
+        "--threads",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        callback=bounded_threads,
+        help="Engine threads (at most 4x the usable cores, at least 16).",
+    )(f)
     f = click.option(
         "--precision",
         type=click.Choice(["fp32", "fp16", "bf16", "int8"]),
@@ -44,7 +60,7 @@ Example: picozoo infer model.onnx page.png --config infer_cfg.yml --threshold 0.
 @click.argument("model", metavar=MODEL_OR_PATH)
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @engine_options
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+@click.option("--threshold", type=FiniteFloat(0, 1), default=None,
               help="Keep detections scoring at least this [default: infer_cfg.yml's "
               "draw_threshold, 0.5 upstream].")  # fmt: skip
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path),

@@ -15,6 +15,8 @@ Paddle-Lite, OpenVINO, MNN or NCNN, cached in the store.
 from __future__ import annotations
 
 import functools
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -190,14 +192,23 @@ def _engine_writer(to: str, pnnx_bin: str | None) -> EngineWriter:
     return ncnn_writer(pnnx_bin)
 
 
-def copy_out(result: ConversionResult, out_dir: Path) -> Path:
+def copy_out(result: ConversionResult, out_dir: Path, *, source: Path | None = None) -> Path:
     """Copy the converted files and their provenance to ``out_dir``; return the main file's
     copy.
 
-    Names: ``<label>[-nopp][-fp16|-bf16|-int8]`` + the output's suffixes (``.onnx``, ``.nb``,
+    Names: ``<name>[-nopp][-fp16|-bf16|-int8]`` + the output's suffixes (``.onnx``, ``.nb``,
     ``.xml`` + ``.bin``, ``.mnn`` + ``.io.json``, ``.ncnn.param`` + ``.ncnn.bin`` +
     ``.ncnn.io.json``) and ``<same>.provenance.json`` (engines: ``<same>.<engine>.provenance.json``;
     ``-nopp``: made from a model's tarball, or upstream's ONNX, without post-processing).
+    ``<name>`` is the model id, ``local-<folder>`` for a Paddle folder, or the file's own name
+    for an ``.onnx`` file given as ``source`` (``x/a.onnx`` -> ``a.mnn``; the cached conversion
+    may have been made from a file of the same content under another name).
+
+    A name holds one conversion: when one of those files is already in ``out_dir`` and the
+    provenance there is not this conversion's (another source of the same name, other options,
+    a file of the user's), or would be the source file itself, the copies are named
+    ``<name>-<key>`` instead (``key``: the conversion's cache key); nothing is overwritten but
+    an earlier copy of the same conversion.
 
     >>> copy_out(convert(store, resolve_arg("picodet-s-416", registry), postprocess=False),
     ...          Path("onnx"))  # doctest: +SKIP
@@ -206,25 +217,68 @@ def copy_out(result: ConversionResult, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = result.label
+    if source is not None and source.suffix.lower() == ".onnx":
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", source.stem) or stem
     prov = result.provenance
     if prov.source.without_postprocess:
         stem += "-nopp"
     if prov.options.run_precision != "fp32":
         stem += f"-{prov.options.run_precision}"
-    suffixes = result.path.name.split(".", 1)[1]  # "onnx", "ncnn.param", ...
-    dest = out_dir / f"{stem}.{suffixes}"
-    prov_infix = f"{prov.target}." if prov.target in ENGINE_FORMATS else ""  # one --out, engines
-    siblings = prov.output.files or {}
-    pairs = [(result.path.parent / n, out_dir / f"{stem}.{n.split('.', 1)[1]}") for n in siblings]
-    for src, to in (
-        *pairs,
-        (result.path, dest),
-        (result.provenance_path, out_dir / f"{stem}.{prov_infix}provenance.json"),
-    ):
+    key = prov.key or ""
+    for name in (stem, f"{stem}-{key[:12]}"):
+        pairs = _copies(result, out_dir, name)
+        if not _taken(pairs, key, source):
+            break
+    else:
+        raise UsageError(
+            f"cannot copy {result.label} to {out_dir}: {pairs[-2][1].name} and "
+            f"{pairs[-2][1].with_name(f'{stem}-{key[:12]}').name} are other files",
+            hint="choose another --out folder",
+        )
+    for src, to in pairs:
         tmp = to.with_name(to.name + ".part")
         shutil.copyfile(src, tmp)
         tmp.replace(to)
-    return dest
+    return pairs[-2][1]
+
+
+def _copies(result: ConversionResult, out_dir: Path, stem: str) -> list[tuple[Path, Path]]:
+    """(cached file, its copy) of every file of ``result``: siblings, the main file, then the
+    provenance (last)."""
+    suffixes = result.path.name.split(".", 1)[1]  # "onnx", "ncnn.param", ...
+    target = result.provenance.target
+    prov_infix = f"{target}." if target in ENGINE_FORMATS else ""  # several engines, one --out
+    siblings = result.provenance.output.files or {}
+    pairs = [(result.path.parent / n, out_dir / f"{stem}.{n.split('.', 1)[1]}") for n in siblings]
+    return [
+        *pairs,
+        (result.path, out_dir / f"{stem}.{suffixes}"),
+        (result.provenance_path, out_dir / f"{stem}.{prov_infix}provenance.json"),
+    ]
+
+
+def _taken(pairs: list[tuple[Path, Path]], key: str, source: Path | None) -> bool:
+    """Whether copying ``pairs`` would overwrite the source file, or a file that is not an
+    earlier copy of the conversion ``key`` (its provenance copy says which)."""
+    import json
+
+    dests = [to for _, to in pairs]
+    if source is not None and any(_same_file(to, source) for to in dests):
+        return True
+    if not any(os.path.lexists(to) for to in dests):
+        return False
+    try:
+        earlier = json.loads(dests[-1].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return not (isinstance(earlier, dict) and key and earlier.get("key") == key)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _check_options(

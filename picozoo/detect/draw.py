@@ -50,10 +50,9 @@ def draw(image: Any, detections: Detections, labels: Sequence[str] = ()) -> Any:
 def write_image(image: Any, path: Path) -> Path:
     """Write an RGB image (format from the suffix), atomically."""
     cv2 = require("cv2", "eval", package="opencv-python-headless")
-    from ..atomic import atomic_write_bytes
+    from ..atomic import write_output
 
     ok, data = cv2.imencode(path.suffix or ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise UsageError(f"cannot encode {path.name}", hint="use a .jpg or .png output name")
-    atomic_write_bytes(path, data.tobytes())
-    return path
+    return write_output(path, data.tobytes())

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from support.bench_helpers import md_tables, run_cli
 
-from picozoo.bench.environment import cpu_quota
 from picozoo.bench.records import load_document
 from picozoo.bench.report import render
+from picozoo.threads import cpu_quota
 
 FAST = ("--min-iters", "10", "--min-time", "0", "--warmup", "1")
 WARNING = (
@@ -30,7 +30,7 @@ WARNING = (
 
 def test_usable_cores_follow_the_affinity_mask() -> None:
     code = (
-        "import os; from picozoo.bench.environment import usable_cores; "
+        "import os; from picozoo.threads import usable_cores; "
         "os.sched_setaffinity(0, {0}); print(usable_cores())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
