@@ -31,10 +31,11 @@ def draw(image: Any, detections: Detections, labels: Sequence[str] = ()) -> Any:
     cv2 = require("cv2", "eval", package="opencv-python-headless")
     out = image.copy()
     thick = max(1, round(min(out.shape[:2]) / 300))
+    detections = detections.finite()  # NaN or infinite boxes cannot be drawn
     for label, score, box in zip(
         detections.labels.tolist(), detections.scores.tolist(), detections.boxes, strict=True
     ):
-        x1, y1, x2, y2 = (round(float(v)) for v in box)
+        x1, y1, x2, y2 = (round(min(max(float(v), -1e6), 1e6)) for v in box)
         c = colour(label)
         cv2.rectangle(out, (x1, y1), (x2, y2), c, thick)
         name = labels[label] if 0 <= label < len(labels) else str(label)
@@ -51,9 +52,15 @@ def write_image(image: Any, path: Path) -> Path:
     """Write an RGB image (format from the suffix), atomically."""
     cv2 = require("cv2", "eval", package="opencv-python-headless")
     from ..atomic import atomic_write_bytes
+    from ..hub.disk import disk_error
 
     ok, data = cv2.imencode(path.suffix or ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise UsageError(f"cannot encode {path.name}", hint="use a .jpg or .png output name")
-    atomic_write_bytes(path, data.tobytes())
+    try:
+        atomic_write_bytes(path, data.tobytes())
+    except OSError as e:  # a full or read-only disk: one line (exit 12), nothing half-written
+        raise disk_error(e, path) or UsageError(
+            f"cannot write {path}: {e.strerror or e}", hint="give another --out"
+        ) from e
     return path
