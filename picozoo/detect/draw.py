@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError, require
+from ..errors import DiskError, PicozooError, UsageError, require
 from .detections import Detections
 
 
@@ -52,7 +52,6 @@ def write_image(image: Any, path: Path) -> Path:
     """Write an RGB image (format from the suffix), atomically."""
     cv2 = require("cv2", "eval", package="opencv-python-headless")
     from ..atomic import atomic_write_bytes
-    from ..hub.disk import disk_error
 
     ok, data = cv2.imencode(path.suffix or ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
@@ -60,7 +59,16 @@ def write_image(image: Any, path: Path) -> Path:
     try:
         atomic_write_bytes(path, data.tobytes())
     except OSError as e:  # a full or read-only disk: one line (exit 12), nothing half-written
-        raise disk_error(e, path) or UsageError(
-            f"cannot write {path}: {e.strerror or e}", hint="give another --out"
-        ) from e
+        raise out_error(e, path) from e
     return path
+
+
+def out_error(e: OSError, path: Path) -> PicozooError:
+    """The one-line error for failing to write an output at ``path``: a full or read-only
+    disk is a :class:`~picozoo.errors.DiskError` (exit 12), anything else a usage error."""
+    from ..hub.disk import disk_error
+
+    disk = disk_error(e, path)
+    if disk is not None:
+        return DiskError(disk.message, hint="free space there, or give another --out")
+    return UsageError(f"cannot write {path}: {e.strerror or e}", hint="give another --out")

@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from ..hub.disk import disk_error
 from ..paddle_dir import EVAL_NMS
 from .detector import Detector
-from .draw import draw, write_image
+from .draw import draw, out_error, write_image
 from .images import image_files, output_paths, stat_regular
 from .preprocess import read_image
 from .resolve import resolve_runnable
@@ -86,15 +84,15 @@ def infer_images(
         report.rows += kept.to_coco(str(path), cfg.labels)
         report.timings.append(ms)
         if progress:
+            renamed = outputs is not None and outputs[i].name != f"{path.stem}.jpg"
             progress(f"{path}: {len(kept)} detection(s), " + ", ".join(
-                f"{k} {v:.1f} ms" for k, v in ms.items()))  # fmt: skip
+                f"{k} {v:.1f} ms" for k, v in ms.items())
+                + (f" (drawn as {outputs[i]})" if outputs and renamed else ""))  # fmt: skip
         if outputs is not None:
             assert out_dir is not None
             try:
                 out_dir.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise disk_error(e, out_dir) or UsageError(
-                    f"cannot create {out_dir}: {e.strerror or e}", hint="give another --out"
-                ) from e
+                raise out_error(e, out_dir) from e
             report.written.append(write_image(draw(image, kept, cfg.labels), outputs[i]))
     return report

@@ -56,3 +56,42 @@ def png_bomb(path: Path, width: int, height: int) -> Path:
 def _chunk(f: object, kind: bytes, data: bytes) -> None:
     crc = zlib.crc32(kind + data) & 0xFFFFFFFF
     f.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc))  # type: ignore[attr-defined]
+
+
+NAN_ROWS = [[0, 0.9, 4, 4, 30, 30], [1, 0.8, float("nan"), 2, float("nan"), 20]]
+
+
+def rows_onnx(path: Path, rows: list[list[float]] = NAN_ROWS, size: int = 64) -> Path:
+    """A post-processed-PicoDet-shaped ONNX (inputs ``image`` [1, 3, size, size] and
+    ``scale_factor`` [1, 2]; outputs ``[K, 6]`` rows ``[class, score, x1, y1, x2, y2]`` and
+    their count) whose rows are the constant ``rows``: by default a good box of class 0 and a
+    NaN box of class 1, as a broken export or config can give."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = np.array(rows, "float32")
+    nodes = [
+        helper.make_node("Constant", [], ["rows"], value=numpy_helper.from_array(table)),
+        helper.make_node("Identity", ["rows"], ["bboxes"]),
+        helper.make_node("Constant", [], ["num"],
+                         value=numpy_helper.from_array(np.array([len(rows)], "int32"))),  # fmt: skip
+        helper.make_node("Identity", ["num"], ["count"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "nan_box",
+        [
+            helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size]),
+            helper.make_tensor_value_info("scale_factor", TensorProto.FLOAT, [1, 2]),
+        ],
+        [
+            helper.make_tensor_value_info("bboxes", TensorProto.FLOAT, [len(rows), 6]),
+            helper.make_tensor_value_info("count", TensorProto.INT32, [1]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    model.ir_version = 7
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
