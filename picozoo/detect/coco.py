@@ -97,14 +97,16 @@ def load_coco(
     raw = read_regular(ann, "annotation file", max_bytes, "PICOZOO_MAX_ANNOTATION_BYTES")
     digest = hashlib.sha256(raw).hexdigest()
     try:
-        data = json.loads(raw, object_hook=_drop_segmentation)
+        text = raw.decode("utf-8-sig")
+        del raw  # parse from the text alone: the bytes would double the peak
+        data = json.loads(text, object_hook=_drop_segmentation)
     except RecursionError:
         raise UsageError(f"{ann}: JSON nested too deeply",
                          hint="give a COCO-format instances JSON") from None  # fmt: skip
     except (ValueError, UnicodeDecodeError) as e:
         raise UsageError(f"{ann} is not JSON: {e}",
                          hint="give a COCO-format instances JSON") from e  # fmt: skip
-    del raw
+    del text
     dataset = validate_coco(data, ann)
     del data
     entries = sorted(dataset["images"], key=lambda i: i["id"])
