@@ -71,11 +71,11 @@ def rows_onnx(path: Path, rows: list[list[float]] = NAN_ROWS, size: int = 64) ->
     from onnx import TensorProto, helper, numpy_helper
 
     table = np.array(rows, "float32")
+    count = np.array([len(rows)], "int32")
     nodes = [
         helper.make_node("Constant", [], ["rows"], value=numpy_helper.from_array(table)),
         helper.make_node("Identity", ["rows"], ["bboxes"]),
-        helper.make_node("Constant", [], ["num"],
-                         value=numpy_helper.from_array(np.array([len(rows)], "int32"))),  # fmt: skip
+        helper.make_node("Constant", [], ["num"], value=numpy_helper.from_array(count)),
         helper.make_node("Identity", ["num"], ["count"]),
     ]
     graph = helper.make_graph(
