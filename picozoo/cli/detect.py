@@ -135,7 +135,8 @@ def eval_cmd(
     """COCO mAP of MODEL on a COCO-format data set, with upstream's evaluation settings.
 
     Prints mAP 0.5:0.95, 0.5 and the other 10 COCO stats, and the AP of every class; the
-    result is cached in the store (same model file, engine, data set: instant).
+    result is cached in the store (same model file, engine, config, annotations and image
+    files: instant). The annotation file is validated first (one line naming the field).
     """
     from ..detect import evaluate
 

@@ -121,7 +121,8 @@ def load_coco(
     for entry in entries:
         name = entry["file_name"]
         path = next(
-            (coco_dir / d / name for d in IMAGE_DIRS if (coco_dir / d / name).is_file()), None
+            (coco_dir / d / name for d in IMAGE_DIRS if os.path.lexists(coco_dir / d / name)),
+            None,
         )
         if path is None:
             raise UsageError(

@@ -131,10 +131,14 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
         if not is_dir:
             out.append(path)
             continue
-        found = sorted(
-            p for p in path.iterdir()
-            if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-        )  # fmt: skip
+        try:
+            found = sorted(
+                p for p in path.iterdir()
+                if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+            )  # fmt: skip
+        except OSError as e:
+            raise UsageError(f"cannot list {path}: {e.strerror or e}",
+                             hint="check the folder's permissions") from e  # fmt: skip
         if not found:
             raise UsageError(f"{path} holds no image file ({', '.join(sorted(IMAGE_SUFFIXES))})",
                              hint="give image files or a folder of them")  # fmt: skip

@@ -61,8 +61,10 @@ class EvalResult:
 
     @property
     def key(self) -> dict[str, Any]:
-        """What identifies this result (see :data:`KEY_FIELDS`)."""
-        return {k: getattr(self, k) for k in KEY_FIELDS}
+        """What identifies this result (see :data:`KEY_FIELDS`). A result of an earlier
+        version has no ``config``: its key leaves it out, so it keeps its file name, and no
+        new run (whose key has one) is ever served it."""
+        return {k: getattr(self, k) for k in KEY_FIELDS if k != "config" or self.config}
 
     def digest(self) -> str:
         return eval_digest(self.key)
@@ -103,8 +105,12 @@ class EvalResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object (``picozoo eval --format json`` prints it; the store keeps it)."""
-        return {"schema": SCHEMA, **dataclasses.asdict(self)}
+        """The JSON object (``picozoo eval --format json`` prints it; the store keeps it); a
+        result of an earlier version (no ``config``) round-trips without one."""
+        out = {"schema": SCHEMA, **dataclasses.asdict(self)}
+        if not self.config:
+            del out["config"]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n"
