@@ -34,8 +34,9 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Any:
     import numpy as np
 
     cv2 = require("cv2", "eval", package="opencv-python-headless")
-    # a file of more than ~16 bytes per allowed pixel is not an image we would decode
-    limit = max(16 * max_pixels, 1 << 20)
+    # more than 8 bytes per allowed pixel (16-bit RGBA, uncompressed) + 16 MiB of metadata
+    # is not an image we would decode
+    limit = 8 * max_pixels + (16 << 20)
     with open_regular(path, "image") as f:
         if not f.read(1):
             raise UsageError(f"{path} is empty", hint="give a JPEG or PNG")
