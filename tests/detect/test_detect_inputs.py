@@ -124,7 +124,7 @@ def test_a_cache_file_whose_key_differs_is_not_served(model: Path, tmp_path: Pat
 
 
 # -- item 5: image bombs ---------------------------------------------------------------------------
-@pytest.mark.parametrize("side", [30000, 60000])
+@pytest.mark.parametrize("side", [30000, pytest.param(60000, marks=pytest.mark.slow)])
 def test_image_bombs_are_refused_from_the_header(tmp_path: Path, side: int) -> None:
     png = png_bomb(tmp_path / "bomb.png", side, side)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
