@@ -37,6 +37,8 @@ ENV_VARS: dict[str, str] = {
     "PICOZOO_MIN_SPEED_TIME": "seconds of too-slow transfer before an attempt fails (default 30)",
     "PICOZOO_MAX_UNPACK_RATIO": "largest unpacked size as a multiple of the archive size",
     "PICOZOO_MAX_UNPACK_BYTES": "largest unpacked size of one archive, in bytes",
+    "PICOZOO_MAX_PIXELS": "largest image infer/eval decode (pixels; unset/0: 100000000)",
+    "PICOZOO_MAX_ANNOTATION_BYTES": "largest annotation JSON eval reads (bytes; unset/0: 512 MiB)",
     "PICOZOO_LOCKING": "cross-process mutex: auto (OS file lock), soft (lock file), none",
     "PICOZOO_LITE_OPT": "paddle_lite_opt executable for convert --to lite",
     "PICOZOO_DEBUG": "1: show tracebacks",
@@ -67,6 +69,14 @@ class UnpackLimits:
 
 
 @dataclass(frozen=True)
+class InputLimits:
+    """How large an input ``infer``/``eval`` reads may be (checked before decoding)."""
+
+    max_pixels: int = 100_000_000  #: width x height of one image, from its header (100 MP)
+    max_annotation_bytes: int = 512 << 20  #: one COCO annotation JSON (512 MiB)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a picozoo command needs to know about its environment."""
 
@@ -77,6 +87,7 @@ class Settings:
     lock_path: Path | None = None  #: the pins file; None: ``picozoo.lock`` in the cache
     network: NetworkSettings = field(default_factory=NetworkSettings)
     unpack: UnpackLimits = field(default_factory=UnpackLimits)
+    inputs: InputLimits = field(default_factory=InputLimits)
     locking: str = "auto"
     lite_opt: str | None = None
     debug: bool = False
@@ -99,6 +110,7 @@ class Settings:
             lock_path=_path(env.get("PICOZOO_LOCK")),
             network=_network(env),
             unpack=_unpack(env),
+            inputs=_inputs(env),
             locking=_locking(env.get("PICOZOO_LOCKING", "")),
             lite_opt=env.get("PICOZOO_LITE_OPT") or None,
             debug=env.get("PICOZOO_DEBUG", "") == "1",
@@ -231,6 +243,16 @@ def _unpack(env: Mapping[str, str]) -> UnpackLimits:
     return UnpackLimits(
         max_ratio=ratio if ratio is not None else u.max_ratio,
         max_bytes=int(cap) if cap is not None else u.max_bytes,
+    )
+
+
+def _inputs(env: Mapping[str, str]) -> InputLimits:
+    d = InputLimits()
+    pixels = _number(env, "PICOZOO_MAX_PIXELS", integer=True)
+    ann = _number(env, "PICOZOO_MAX_ANNOTATION_BYTES", integer=True)
+    return InputLimits(
+        max_pixels=int(pixels) if pixels else d.max_pixels,
+        max_annotation_bytes=int(ann) if ann else d.max_annotation_bytes,
     )
 
 

@@ -58,7 +58,7 @@ Example: picozoo infer model.onnx page.png --config infer_cfg.yml --threshold 0.
 
 @click.command("infer", epilog=INFER_EPILOG)
 @click.argument("model", metavar=MODEL_OR_PATH)
-@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("images", nargs=-1, required=True, type=click.Path())
 @engine_options
 @click.option("--threshold", type=FiniteFloat(0, 1), default=None,
               help="Keep detections scoring at least this [default: infer_cfg.yml's "
@@ -84,6 +84,10 @@ def infer_cmd(
 ) -> None:
     """Detect objects in IMAGEs with MODEL (a model id, a Paddle inference folder, or an
     .onnx file) and write each image with its boxes, class names and scores to --out.
+
+    An IMAGE may be a folder (its image files). Outputs are named <stem>.jpg, <stem>-2.jpg...
+    so that none overwrites an input or another output. Images above PICOZOO_MAX_PIXELS
+    (100 MP) are refused from their header, before decoding.
 
     No-post-processing models are decoded with upstream's evaluation NMS (score 0.025, IoU
     0.6, top-k 1000, keep 100), then cut at --threshold; models exported with NMS run as they
@@ -149,7 +153,8 @@ def eval_cmd(
     """COCO mAP of MODEL on a COCO-format data set, with upstream's evaluation settings.
 
     Prints mAP 0.5:0.95, 0.5 and the other 10 COCO stats, and the AP of every class; the
-    result is cached in the store (same model file, engine, data set: instant).
+    result is cached in the store (same model file, engine, config, annotations and image
+    files: instant). The annotation file is validated first (one line naming the field).
     """
     from ..convert import convert
     from ..detect import evaluate
@@ -165,13 +170,22 @@ def eval_cmd(
     s = result["stats"]
     click.echo(f"{result['model']} on {result['images']} images ({result['ann_file']}), "
                f"{engine} {precision}")  # fmt: skip
-    click.echo(f"mAP 0.5:0.95 {s['AP'] * 100:.1f}   mAP 0.5 {s['AP50'] * 100:.1f}")
-    click.echo("  ".join(f"{k} {v * 100:.1f}" for k, v in s.items()))
+    click.echo(f"mAP 0.5:0.95 {_percent(s.get('AP'))}   mAP 0.5 {_percent(s.get('AP50'))}")
+    click.echo("  ".join(f"{k} {_percent(v)}" for k, v in s.items()))
     for name, ap in result["per_class_ap"].items():
-        click.echo(f"  {name:<20} AP {'-' if ap is None or ap != ap else f'{ap * 100:.1f}'}")
+        click.echo(f"  {name:<20} AP {_percent(ap)}")
     if result.get("images_per_s"):
         info(f"{result['images_per_s']:.1f} images/s (inference alone "
              f"{result['inference_images_per_s']:.1f} images/s)")  # fmt: skip
+
+
+def _percent(v: Any) -> str:
+    """A COCO stat as a percentage; ``-`` where COCO has none (no ground truth: None/NaN).
+
+    >>> _percent(0.3251), _percent(None), _percent(float("nan"))
+    ('32.5', '-', '-')
+    """
+    return "-" if not isinstance(v, (int, float)) or v != v else f"{v * 100:.1f}"
 
 
 def _progress_bar() -> Any:

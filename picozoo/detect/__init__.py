@@ -4,6 +4,9 @@ The public API is two calls (what ``picozoo infer`` and ``picozoo eval`` do):
 :func:`infer` (images in, boxes out) and :func:`evaluate` (COCO mAP of a model on a data set);
 :class:`~.detector.Detector` runs a model on images one by one.
 
+- :mod:`.images`: the files they read (regular files only, folders as their images, the pixel
+  cap read from image headers) and the output names (never an input's);
+- :mod:`.coco`: COCO annotation files, validated, and COCO scoring;
 - :mod:`.preprocess`: ``infer_cfg.yml`` pre-processing (OpenCV resize, normalise, permute),
   exactly as ``deploy/python/preprocess.py``;
 - :mod:`.decode`: the no-post-processing outputs (4 score maps + 4 distance distributions) to

@@ -66,7 +66,9 @@ def infer(
     Args:
         model: a model id (its inference tarball or ONNX is pulled if missing), a Paddle
             inference folder, or an ``.onnx`` file.
-        images: image files (anything OpenCV reads).
+        images: image files (JPEG, PNG, BMP, WebP, TIFF...), or folders (their image files).
+            Only regular files are read (a FIFO or a device is refused); an image above
+            ``PICOZOO_MAX_PIXELS`` (100 MP) is refused from its header, before decoding.
         engine: ``onnxruntime``, ``paddle``, ``openvino``, ``mnn`` or ``ncnn`` (the last three
             run the model converted from its ONNX, converted first when missing: that needs
             ``convert``).
@@ -76,7 +78,9 @@ def infer(
         threshold: keep detections scoring at least this (default: ``infer_cfg.yml``'s
             ``draw_threshold``, 0.5 upstream).
         config: the ``infer_cfg.yml`` of a bare ``.onnx`` file.
-        out_dir: also write each image with its boxes drawn, as ``<out_dir>/<stem>.jpg``.
+        out_dir: also write each image with its boxes drawn, as ``<out_dir>/<stem>.jpg``
+            (``<stem>-2.jpg``... when that name is taken by another input's output or is
+            one of the inputs: an input is never overwritten).
         store, registry: the cache and the model registry (default: from the environment).
         convert: :func:`picozoo.convert.convert`, for an engine whose file must be converted
             first (detection sits below conversion, so it is passed in; without it such an
@@ -89,7 +93,9 @@ def infer(
         the ``written`` images, and ``timing_line()``.
 
     Raises:
-        UsageError: an unknown model id, an unusable file, a missing ``infer_cfg.yml``.
+        UsageError: an unknown model id, an unusable file (not a regular file, empty, not an
+            image, above the pixel cap), a missing ``infer_cfg.yml``.
+        DiskError: ``out_dir`` is on a full or read-only disk.
         EngineError, MissingDependencyError: the engine cannot run the model, or is missing.
 
     Example:
@@ -135,7 +141,10 @@ def evaluate(
 
     Every image goes the way of :func:`infer` (no score cut: NMS score 0.025, keep 100); the
     detections are scored with COCO's protocol. The result is cached in the store by (model
-    file, engine, precision, data set, NMS settings): a second call is instant.
+    file, engine, precision, parsed ``infer_cfg.yml``, NMS settings, the annotation file's
+    bytes and each image's path, size, mtime, ctime and inode): a second call on the same
+    inputs is instant, any change measures again. When the cache cannot be written (full or
+    read-only disk) the result is still returned, with a warning.
 
     Args:
         model: a model id, a Paddle inference folder, or an ``.onnx`` file (as :func:`infer`).
@@ -154,8 +163,12 @@ def evaluate(
         ``engine``, ``precision``; ``.to_dict()`` is the ``picozoo.eval/1`` JSON.
 
     Raises:
-        UsageError: an unknown model id, a data set without the model's classes.
-        EngineError, MissingDependencyError: the engine cannot run the model, or is missing.
+        UsageError: an unknown model id, a data set without the model's classes, a COCO file
+            that is malformed (one line naming the file and the field: ids, ``file_name``
+            outside ``coco_dir``, ``bbox``, categories, no annotations) or larger than
+            ``PICOZOO_MAX_ANNOTATION_BYTES`` (512 MiB), an unusable image (as :func:`infer`).
+        EngineError: the engine cannot run the model, or it gave a NaN/infinite box or score.
+        MissingDependencyError: the engine is missing.
 
     Example:
         >>> import picozoo.detect

@@ -44,6 +44,20 @@ class Detections:
         rows = rows[rows[:, 0] >= 0]
         return cls(rows[:, 0].astype("int64"), rows[:, 1].copy(), rows[:, 2:6].copy())
 
+    def all_finite(self) -> bool:
+        """True when every box and score is a finite number (a broken model or config can give
+        NaN or infinity, which cannot be drawn or scored)."""
+        import numpy as np
+
+        return bool(np.isfinite(self.boxes).all() and np.isfinite(self.scores).all())
+
+    def finite(self) -> Detections:
+        """Only the detections whose box and score are finite numbers."""
+        import numpy as np
+
+        keep = np.isfinite(self.boxes).all(axis=1) & np.isfinite(self.scores)
+        return Detections(self.labels[keep], self.scores[keep], self.boxes[keep])
+
     def above(self, threshold: float) -> Detections:
         """Only the detections scoring at least ``threshold``."""
         keep = self.scores >= threshold

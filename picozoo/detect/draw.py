@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError, require
+from ..errors import DiskError, PicozooError, UsageError, require
 from .detections import Detections
 
 
@@ -31,10 +31,11 @@ def draw(image: Any, detections: Detections, labels: Sequence[str] = ()) -> Any:
     cv2 = require("cv2", "eval", package="opencv-python-headless")
     out = image.copy()
     thick = max(1, round(min(out.shape[:2]) / 300))
+    detections = detections.finite()  # NaN or infinite boxes cannot be drawn
     for label, score, box in zip(
         detections.labels.tolist(), detections.scores.tolist(), detections.boxes, strict=True
     ):
-        x1, y1, x2, y2 = (round(float(v)) for v in box)
+        x1, y1, x2, y2 = (round(min(max(float(v), -1e6), 1e6)) for v in box)
         c = colour(label)
         cv2.rectangle(out, (x1, y1), (x2, y2), c, thick)
         name = labels[label] if 0 <= label < len(labels) else str(label)
@@ -55,4 +56,20 @@ def write_image(image: Any, path: Path) -> Path:
     ok, data = cv2.imencode(path.suffix or ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise UsageError(f"cannot encode {path.name}", hint="use a .jpg or .png output name")
-    return write_output(path, data.tobytes())
+    try:
+        return write_output(path, data.tobytes())
+    except PicozooError:
+        raise
+    except OSError as e:  # a full or read-only disk: one line (exit 12), nothing half-written
+        raise out_error(e, path) from e
+
+
+def out_error(e: OSError, path: Path) -> PicozooError:
+    """The one-line error for failing to write an output at ``path``: a full or read-only
+    disk is a :class:`~picozoo.errors.DiskError` (exit 12), anything else a usage error."""
+    from ..hub.disk import disk_error
+
+    disk = disk_error(e, path)
+    if disk is not None:
+        return DiskError(disk.message, hint="free space there, or give another --out")
+    return UsageError(f"cannot write {path}: {e.strerror or e}", hint="give another --out")

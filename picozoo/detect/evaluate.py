@@ -5,7 +5,10 @@ its engine, picozoo's decoder + NMS with upstream's evaluation settings: score 0
 top-k 1000, keep 100); the detections are mapped to the annotation file's category ids and
 scored with COCO's protocol. Results are cached in the store
 (:meth:`~picozoo.hub.store.Store.write_eval`) by (model file sha256, engine, precision, data
-set fingerprint, NMS settings), so a second run is instant.
+set fingerprint: the annotation file's bytes and each image's path, size, mtime, ctime and
+inode; NMS settings; the parsed ``infer_cfg.yml``: every pre-processing value and the labels),
+so a second run is instant and any change to what is measured measures again. A result that
+cannot be cached (full or read-only disk) is still returned, with a warning.
 
 >>> r = run_eval(app, "picodet-s-416", coco_dir=Path("~/coco").expanduser())  # doctest: +SKIP
 >>> round(r.ap, 3)  # doctest: +SKIP
@@ -15,17 +18,20 @@ set fingerprint, NMS settings), so a second run is instant.
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..atomic import sha256_file
-from ..errors import UsageError
-from ..hub.eval_result import EvalResult
-from ..paddle_dir import EVAL_NMS
+from ..errors import EngineError, UsageError
+from ..hub.eval_result import EvalResult, eval_digest
+from ..paddle_dir import EVAL_NMS, InferConfig
 from .coco import class_to_category, evaluate, load_coco
 from .detector import Detector
+from .images import DEFAULT_MAX_PIXELS, stat_regular
 from .preprocess import read_image
 from .resolve import resolve_runnable
 
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
     from ..resolve import Convert
 
 Tick = Callable[[int, int], None]
+log = logging.getLogger("picozoo.detect")
 
 
 def model_sha256(path: Path) -> str:
@@ -61,7 +68,10 @@ def run_eval(
 ) -> EvalResult:
     """Evaluate ``model`` on the COCO set at ``coco_dir``; see the module docstring.
     ``convert``: as in :func:`picozoo.detect.infer.infer_images`."""
-    data = load_coco(coco_dir, ann, limit)
+    limits = app.store.settings.inputs
+    if config is not None:
+        stat_regular(config, "config")
+    data = load_coco(coco_dir, ann, limit, max_bytes=limits.max_annotation_bytes)
     runnable = resolve_runnable(model, store=app.store, registry=app.registry, engine=engine,
                                 config=config, precision=precision, convert=convert,
                                 progress=progress)  # fmt: skip
@@ -78,27 +88,43 @@ def run_eval(
         "precision": precision,
         "dataset": data.fingerprint,
         "nms": dataclasses.asdict(EVAL_NMS),
+        "config": config_key(cfg),
     }
     cached = app.store.read_eval(key)
-    if cached is not None:
+    if cached is not None and cached.digest() == eval_digest(key):
         if progress:
             progress(f"cached result: {app.store.eval_path(key)}")
         return cached
     detector = Detector.open(runnable.path, config=cfg, engine=engine, threads=threads,
                              nms=EVAL_NMS, precision=precision)  # fmt: skip
     to_cat = class_to_category(data.category_ids)
+    paths = dict(data.images)
     results: list[dict[str, Any]] = []
     infer_s = 0.0
     t0 = time.perf_counter()
-    for n, (image_id, detections, ms) in enumerate(detect_all(detector, data.images), 1):
+    images = detect_all(detector, data.images, limits.max_pixels)
+    for n, (image_id, detections, ms) in enumerate(images, 1):
         infer_s += ms / 1e3
+        if not detections.all_finite():
+            raise EngineError(
+                f"{runnable.label} gave a non-finite box or score on {paths[image_id]}",
+                hint="the model or its infer_cfg.yml is broken (check mean/std); nothing was "
+                "scored",
+            )
         for row in detections.to_coco(""):
-            results.append({"image_id": image_id, "category_id": to_cat[row["category_id"]],
+            category = to_cat.get(row["category_id"])
+            if category is None:
+                raise UsageError(
+                    f"{runnable.label} detected class {row['category_id']}, but "
+                    f"{data.ann_file.name} has only {len(to_cat)} categories",
+                    hint="evaluate on a data set with the model's classes",
+                )
+            results.append({"image_id": image_id, "category_id": category,
                             "bbox": row["bbox"], "score": row["score"]})  # fmt: skip
         if tick:
             tick(n, len(data.images))
     wall = time.perf_counter() - t0
-    scores = evaluate(data.ann_file, results, [i for i, _ in data.images])
+    scores = evaluate(data.dataset, results, [i for i, _ in data.images])
     out = EvalResult(
         model=runnable.label,
         model_path=str(runnable.path),
@@ -114,11 +140,29 @@ def run_eval(
         inference_images_per_s=len(data.images) / infer_s if infer_s else None,
         detections=len(results),
     )
-    app.store.write_eval(out)
+    try:
+        app.store.write_eval(out)
+    except OSError as e:  # a full or read-only disk: the result stands, only its cache failed
+        log.warning(f"warning: could not cache the result in {app.store.evals_root} "
+                    f"({e.strerror or e}); it will be computed again next time")  # fmt: skip
     return out
 
 
-def detect_all(detector: Detector, images: list[tuple[int, Path]]) -> Any:
+def config_key(cfg: InferConfig) -> dict[str, Any]:
+    """The parsed ``infer_cfg.yml`` as it shapes an evaluation: every pre-processing value,
+    the labels and the NMS section (JSON-ready: what goes into the eval cache key).
+
+    >>> config_key(InferConfig(input_size=(320, 320)))["input_size"]
+    [320, 320]
+    """
+    fields = dataclasses.asdict(cfg)
+    fields.pop("draw_threshold", None)  # infer's display cut; eval keeps every detection
+    return dict(json.loads(json.dumps(fields, sort_keys=True, default=str)))
+
+
+def detect_all(
+    detector: Detector, images: list[tuple[int, Path]], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Any:
     """``(image_id, detections, inference ms)`` of every image, in order.
 
     A pipeline: while the engine runs image ``i`` (it releases the GIL), one helper thread
@@ -128,7 +172,7 @@ def detect_all(detector: Detector, images: list[tuple[int, Path]]) -> Any:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     def load(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-        return detector.prepare(read_image(path))
+        return detector.prepare(read_image(path, max_pixels))
 
     if not images:
         return

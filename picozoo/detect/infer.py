@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,12 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..paddle_dir import EVAL_NMS
 from .detector import Detector
-from .draw import draw, write_image
+from .draw import draw, out_error, write_image
+from .images import image_files, output_paths, stat_regular
 from .preprocess import read_image
 from .resolve import resolve_runnable
 
 if TYPE_CHECKING:
     from ..resolve import Convert
+
+log = logging.getLogger("picozoo.detect")
 
 
 @dataclass
@@ -55,6 +59,20 @@ def infer_images(
     """Run ``model`` on ``images``; with ``out_dir``, write ``<stem>.jpg`` drawn images.
     ``convert`` (:func:`picozoo.convert.convert`) makes the file of an engine that cannot
     run the model as it is (OpenVINO, MNN, ncnn; ONNX Runtime on a tarball-only model)."""
+
+    """Run ``model`` on ``images`` (a directory stands for its image files); with
+    ``out_dir``, write each drawn image as ``<stem>.jpg`` (``<stem>-2.jpg``... when two
+    inputs share a stem or the name is one of the inputs: see :func:`.images.output_paths`).
+
+    Every input is checked before the model is loaded: regular files only (see
+    :mod:`.images`); each image's pixel count is read from its header before decoding."""
+    max_pixels = app.store.settings.inputs.max_pixels
+    images = image_files(images)
+    for path in images:
+        stat_regular(path, "image")
+    if config is not None:
+        stat_regular(config, "config")
+    outputs = output_paths(images, out_dir) if out_dir is not None else None
     runnable = resolve_runnable(model, store=app.store, registry=app.registry, engine=engine,
                                 config=config, precision=precision, convert=convert,
                                 progress=progress)  # fmt: skip
@@ -63,18 +81,27 @@ def infer_images(
                              nms=EVAL_NMS, precision=precision)  # fmt: skip
     cut = cfg.draw_threshold if threshold is None else threshold
     report = InferReport()
-    for path in images:
-        image = read_image(path)
+    for i, path in enumerate(images):
+        image = read_image(path, max_pixels)
         detections, ms = detector.detect(image)
-        kept = detections.above(cut)
+        finite = detections.finite()
+        if len(finite) < len(detections):
+            log.warning(f"warning: {path}: {len(detections) - len(finite)} detection(s) with a "
+                        "non-finite box or score dropped (the model or its infer_cfg.yml is "
+                        "broken)")  # fmt: skip
+        kept = finite.above(cut)
         report.rows += kept.to_coco(str(path), cfg.labels)
         report.timings.append(ms)
         if progress:
+            renamed = outputs is not None and outputs[i].name != f"{path.stem}.jpg"
             progress(f"{path}: {len(kept)} detection(s), " + ", ".join(
-                f"{k} {v:.1f} ms" for k, v in ms.items()))  # fmt: skip
-        if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            report.written.append(
-                write_image(draw(image, kept, cfg.labels), out_dir / f"{path.stem}.jpg")
-            )
+                f"{k} {v:.1f} ms" for k, v in ms.items())
+                + (f" (drawn as {outputs[i]})" if outputs and renamed else ""))  # fmt: skip
+        if outputs is not None:
+            assert out_dir is not None
+            try:
+                out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise out_error(e, out_dir) from e
+            report.written.append(write_image(draw(image, kept, cfg.labels), outputs[i]))
     return report

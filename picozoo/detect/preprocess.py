@@ -19,23 +19,56 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelFileError, UsageError, require
+from ..errors import UsageError, require
 from ..paddle_dir import InferConfig
+from .images import DEFAULT_MAX_PIXELS, check_pixels, image_size, open_regular
 
 
-def read_image(path: Path) -> Any:
-    """An image file as an RGB uint8 array (OpenCV decoding, like upstream)."""
+def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Any:
+    """An image file as an RGB uint8 array (OpenCV decoding, like upstream).
+
+    Only a regular file is read (a FIFO, a device or an empty file is refused), and its size
+    is read from its header first: more than ``max_pixels`` is refused before decoding (see
+    :mod:`.images`). Refusals are one :class:`~picozoo.errors.UsageError` line (exit 2).
+    """
     import numpy as np
 
     cv2 = require("cv2", "eval", package="opencv-python-headless")
+    # more than 8 bytes per allowed pixel (16-bit RGBA, uncompressed) + 16 MiB of metadata
+    # is not an image we would decode
+    limit = 8 * max_pixels + (16 << 20)
+    with open_regular(path, "image") as f:
+        if not f.read(1):
+            raise UsageError(f"{path} is empty", hint="give a JPEG or PNG")
+        _raise_pillow_limit(max_pixels)
+        width, height = image_size(f, path, max_pixels)
+        check_pixels(path, width, height, max_pixels)
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise UsageError(f"cannot read image {path}: {e.strerror or e}",
+                             hint="check the file") from e  # fmt: skip
+    if len(data) > limit:
+        raise UsageError(f"{path}: {len(data)} bytes for {width} x {height} pixels",
+                         hint="give a JPEG or PNG")  # fmt: skip
     try:
-        data = np.fromfile(str(path), dtype="uint8")
-    except OSError as e:
-        raise ModelFileError(f"{path}: cannot read the image ({e})", hint="check the path") from e
-    im = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if im is None:
+        im = cv2.imdecode(np.frombuffer(data, dtype="uint8"), cv2.IMREAD_COLOR)
+    except cv2.error as e:
+        raise UsageError(f"{path}: OpenCV cannot decode it ({str(e).strip().splitlines()[-1]})",
+                         hint="give a JPEG or PNG") from e  # fmt: skip
+    if im is None or im.size == 0:
         raise UsageError(f"{path}: not an image OpenCV can decode", hint="give a JPEG or PNG")
+    check_pixels(path, im.shape[1], im.shape[0], max_pixels)
     return cv2.cvtColor(im, cv2.COLOR_BGR2RGB)
+
+
+def _raise_pillow_limit(max_pixels: int) -> None:
+    """Let Pillow size an image up to ``max_pixels`` (it refuses twice its own limit, 179 MP,
+    when opening): only when PICOZOO_MAX_PIXELS was raised above that."""
+    from PIL import Image
+
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
 
 
 def resize_scale(shape: tuple[int, int], cfg: InferConfig) -> tuple[float, float]:

@@ -1,8 +1,10 @@
 """A ``picozoo eval`` result as a typed record (the ``evals/<digest>.json`` files of the store).
 
 The store keeps one file per (model file sha256, engine, precision, data set fingerprint, NMS
-settings): :func:`eval_digest` names it. Files written by earlier versions (plain JSON objects
-with ``"schema": "picozoo.eval/1"``) read unchanged.
+settings, parsed ``infer_cfg.yml``): :func:`eval_digest` names it. The data set fingerprint
+covers the annotation file's bytes and each image file (path, size, mtime, ctime, inode).
+Files written by earlier versions (plain JSON objects with ``"schema": "picozoo.eval/1"``)
+read unchanged; their key has no ``config``, so they are never served for a new run.
 
 >>> r = EvalResult(model="m", model_path="/m.onnx", model_sha256="ab" * 32,
 ...                engine="onnxruntime", precision="fp32", dataset="f00d", nms={},
@@ -23,7 +25,7 @@ from typing import Any
 
 SCHEMA = "picozoo.eval/1"
 #: The fields that identify a result (hashed into its file name by :func:`eval_digest`).
-KEY_FIELDS = ("model_sha256", "engine", "precision", "dataset", "nms")
+KEY_FIELDS = ("model_sha256", "engine", "precision", "dataset", "nms", "config")
 
 
 def eval_digest(key: dict[str, Any]) -> str:
@@ -37,9 +39,9 @@ def eval_digest(key: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class EvalResult:
-    """One evaluation: what was scored (model, file hash, engine, precision, data set, NMS) and
-    its COCO scores (``stats``: the 12 COCO numbers by name, ``per_class_ap``: AP by class name;
-    ``None`` where COCO has none)."""
+    """One evaluation: what was scored (model, file hash, engine, precision, data set, NMS,
+    ``config``: the parsed pre-processing and labels) and its COCO scores (``stats``: the 12
+    COCO numbers by name, ``per_class_ap``: AP by class name; ``None`` where COCO has none)."""
 
     model: str
     model_path: str
@@ -55,11 +57,14 @@ class EvalResult:
     images_per_s: float | None = None
     inference_images_per_s: float | None = None
     detections: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> dict[str, Any]:
-        """What identifies this result (see :data:`KEY_FIELDS`)."""
-        return {k: getattr(self, k) for k in KEY_FIELDS}
+        """What identifies this result (see :data:`KEY_FIELDS`). A result of an earlier
+        version has no ``config``: its key leaves it out, so it keeps its file name, and no
+        new run (whose key has one) is ever served it."""
+        return {k: getattr(self, k) for k in KEY_FIELDS if k != "config" or self.config}
 
     def digest(self) -> str:
         return eval_digest(self.key)
@@ -96,11 +101,16 @@ class EvalResult:
             images_per_s=_number(data.get("images_per_s")),
             inference_images_per_s=_number(data.get("inference_images_per_s")),
             detections=detections if _is_int(detections) else None,
+            config=dict(data["config"]) if isinstance(data.get("config"), dict) else {},
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object (``picozoo eval --format json`` prints it; the store keeps it)."""
-        return {"schema": SCHEMA, **dataclasses.asdict(self)}
+        """The JSON object (``picozoo eval --format json`` prints it; the store keeps it); a
+        result of an earlier version (no ``config``) round-trips without one."""
+        out = {"schema": SCHEMA, **dataclasses.asdict(self)}
+        if not self.config:
+            del out["config"]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n"
