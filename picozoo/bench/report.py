@@ -263,7 +263,7 @@ def scaling_rows(doc: Document) -> tuple[list[str], list[list[str]]] | None:
     if len(threads) < 2 or not measured:
         return None
     base = threads[0]
-    headers = [Markup("Model"), Markup("Input size"), Markup("Engine")]
+    headers: list[str] = [Markup("Model"), Markup("Input size"), Markup("Engine")]
     headers += [Markup(f"{t} thread{'s' if t > 1 else ''}<br><sup>(ms)") for t in threads]
     headers += [Markup(f"speed-up<br>{t} vs {base}") for t in threads[1:]]
     body = [
