@@ -177,8 +177,10 @@ def verify_cmd(app: App, model_ids: tuple[str, ...], deep: bool, fmt: str) -> No
     from ..hub.verify import verify_cache
     from ..render import render_rows
 
-    if model_ids:
-        app.registry.select(model_ids)  # unknown ids fail with suggestions
+    labels = {c.label for c in app.store.converted()}  # local-<name>: a converted local model
+    registry_ids = [m for m in model_ids if m not in labels]
+    if registry_ids:
+        app.registry.select(registry_ids)  # unknown ids fail with suggestions
     result = verify_cache(app.store, app.registry, model_ids=model_ids or None, deep=deep)
     if fmt == "json":
         echo_json(
@@ -200,7 +202,8 @@ def verify_cmd(app: App, model_ids: tuple[str, ...], deep: bool, fmt: str) -> No
     if result.problems:
         raise VerifyFailedError(
             f"{len(result.problems)} problem(s) found",
-            hint="re-download with `picozoo cache rm MODEL` then `picozoo pull MODEL`",
+            hint="re-download with `picozoo cache rm MODEL` then `picozoo pull MODEL` (a "
+            "converted output is built again by the next `picozoo convert`)",
         )
 
 

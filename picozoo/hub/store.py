@@ -14,12 +14,19 @@ Layout under the cache root (``Settings.cache_dir``)::
     locks/<urlkey>.lock            per-URL cross-process mutex
     converted/<label>/<key>/       a converted model + provenance.json (see picozoo.convert)
     evals/<digest>.json            a ``picozoo eval`` result (an :class:`EvalResult`)
+    .thirdparty/                   what matplotlib, Paddle, ... write on import (not $HOME;
+                                   see picozoo.thirdparty)
     */.tmp-*                       staging folders; a crashed one is removed by ``cache prune``
 
 Every path the store hands out is checked first: no part of it below the cache root may be a
 symlink or a special file (picozoo never creates one there, so one was planted to make picozoo
 write elsewhere); such a path raises :class:`~picozoo.errors.TamperedStoreError`. Files and
-folders follow the permissions policy of :mod:`picozoo.atomic` (blobs read-only for everyone).
+folders follow the permissions policy of :mod:`picozoo.atomic` (blobs, unpacked files and
+converted outputs read-only for everyone).
+
+A converted output is checked on every use (:meth:`Store.converted_problems`): each of its
+files must be a regular file with the size and sha256 its ``provenance.json`` recorded, and
+those must agree with its pin in the pins file.
 
 >>> from picozoo.settings import Settings
 >>> store = Store(Settings(cache_dir=Path("/tmp/zoo")))
@@ -442,8 +449,12 @@ class Store:
         return self.path(CONVERTED, label, key)
 
     def install_dir(self, staging: Path, final: Path) -> Path:
-        """Move a finished staging folder into place (if another process won, keep theirs)."""
+        """Move a finished staging folder into place, its files read-only like all content
+        (if another process won, keep theirs)."""
         check_no_links(self.root, final)
+        for p in staging.iterdir():
+            if _regular(p):
+                os.chmod(p, policy_mode(READONLY_MODE))
         final.parent.mkdir(parents=True, exist_ok=True)
         move_into_place(staging, final, PROVENANCE)
         return final
@@ -468,6 +479,40 @@ class Store:
         ]
         items.sort(key=lambda c: c.created, reverse=True)
         return items
+
+    def converted_files(self, item: ConvertedOutput) -> dict[str, tuple[str, int]]:
+        """Each file of a converted output (the main one, then its siblings): name ->
+        (sha256, size) as its provenance recorded them."""
+        output = item.provenance.output
+        files = {output.file: (output.sha256, int(output.size))}
+        for name, facts in sorted((output.files or {}).items()):
+            files[name] = (facts.sha256, int(facts.size))
+        return files
+
+    def converted_problems(self, item: ConvertedOutput, pins: PinFile | None = None) -> list[str]:
+        """What is wrong with a converted output's files (empty: intact): each must be a
+        regular file (no symlink) with the size and sha256 its provenance recorded, and those
+        must be what the pins file (``pins``, default the store's) pinned for it. An intact
+        output that is still writable (made before outputs were read-only) is made read-only.
+
+        Hashing is cheap next to loading a model (about 1 GB/s; an ONNX of PicoDet is
+        4-30 MB), so it is done on every cache hit."""
+        pins = self.pins() if pins is None else pins
+        problems: list[str] = []
+        for name, (sha, size) in self.converted_files(item).items():
+            path = item.directory / name
+            pin = pins.get(converted_pin_url(item.label, item.key, name))
+            if pin is not None and (pin.sha256, pin.size) != (sha, size):
+                problems.append(
+                    f"{path}: provenance.json records sha256 {sha} ({size} bytes), "
+                    f"{pins.path} pinned {pin.sha256} ({pin.size} bytes)"
+                )
+                continue
+            problems += _file_problems(path, sha, size)
+        if not problems:
+            for name in (*self.converted_files(item), PROVENANCE):
+                _make_readonly(item.directory / name)
+        return problems
 
     def pin_converted(self, item: ConvertedOutput) -> None:
         """Record the sha256/size of a converted output's files (the main one and its
@@ -588,6 +633,39 @@ def _regular(path: Path) -> bool:
         return stat.S_ISREG(path.lstat().st_mode)
     except OSError:
         return False
+
+
+def _file_problems(path: Path, sha256: str, size: int) -> list[str]:
+    """Why ``path`` is not the regular file of ``size`` bytes and ``sha256`` (empty: it is)."""
+    import stat
+
+    from ..atomic import sha256_file
+
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return [f"{path} is missing"]
+    except OSError as e:
+        return [f"{path}: {e.strerror or e}"]
+    if not stat.S_ISREG(st.st_mode):
+        return [f"{path} is not a regular file (a symlink or special file was put there)"]
+    if st.st_size != size:
+        return [f"{path}: {st.st_size} bytes, recorded {size} (changed on disk)"]
+    try:
+        actual = sha256_file(path)
+    except OSError as e:
+        return [f"{path}: {e.strerror or e}"]
+    if actual != sha256:
+        return [f"{path}: sha256 {actual}, recorded {sha256} (bytes changed on disk)"]
+    return []
+
+
+def _make_readonly(path: Path) -> None:
+    """Drop the write bits of a regular file (not through a symlink); errors are ignored."""
+    with contextlib.suppress(OSError):
+        mode = path.lstat().st_mode
+        if _regular(path) and mode & 0o222:
+            os.chmod(path, policy_mode(READONLY_MODE))
 
 
 def _subdirs(path: Path) -> list[Path]:
