@@ -408,8 +408,9 @@ def csv_text(df: Any) -> str:
     from ..render import csv_cell
 
     df = df.copy()
-    for column in df.select_dtypes(include="object").columns:
-        df[column] = df[column].map(csv_cell)
+    for column in df.columns:
+        if df[column].dtype.kind not in "biufcmM":  # text (object or str), not numbers
+            df[column] = df[column].map(csv_cell)
     df.columns = [csv_cell(c) for c in df.columns]
     return str(df.to_csv(index=False, lineterminator="\n"))
 
