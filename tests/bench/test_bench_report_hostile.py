@@ -36,9 +36,10 @@ def hostile(device: str, names: tuple[str, ...], cpu: str | None = None) -> Docu
     env: Environment = doc.environment
     if cpu is not None:
         env = dataclasses.replace(env, cpu_model=cpu)
+    renamed = [*names, *(c.name for c in doc.cells[len(names) :])]
     cells = tuple(
         dataclasses.replace(c, model=n, name=n, model_id=None)
-        for c, n in zip(doc.cells, names + tuple(c.name for c in doc.cells[len(names) :]))
+        for c, n in zip(doc.cells, renamed, strict=True)
     )
     return dataclasses.replace(doc, device=device, environment=env, cells=cells)
 
