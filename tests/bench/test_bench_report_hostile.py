@@ -36,7 +36,7 @@ def hostile(device: str, names: tuple[str, ...], cpu: str | None = None) -> Docu
     env: Environment = doc.environment
     if cpu is not None:
         env = dataclasses.replace(env, cpu_model=cpu)
-    renamed = [*names, *(c.name for c in doc.cells[len(names) :])]
+    renamed = [*names, *(c.name or c.model for c in doc.cells[len(names) :])]
     cells = tuple(
         dataclasses.replace(c, model=n, name=n, model_id=None)
         for c, n in zip(doc.cells, renamed, strict=True)
