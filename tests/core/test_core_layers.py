@@ -26,7 +26,7 @@ ROOT = "picozoo"  # the package's own __init__ (``from picozoo import __version_
 #: Every node's layer, lowest first: a node imports only from layers below its own.
 LAYERS = (
     {"errors"},
-    {"settings", "atomic", "capture", "onnx_files", "provenance"},
+    {"settings", "atomic", "capture", "onnx_files", "provenance", "thirdparty"},
     {ROOT},  # __version__, and lazy re-exports of PicozooError and Settings
     {"paddle_dir"},
     {"hub", "runtime"},
