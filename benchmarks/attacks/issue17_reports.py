@@ -77,6 +77,15 @@ def register(suite: ModuleType) -> None:
         leaked = "<script" in r.stdout or "<img src=x" in r.stdout
         return Verdict(r, frozenset({0}), not leaked, f"script in the page: {leaked}")
 
+    @scenario("mathtext in names (report merge --report html, the plot)", 14, quick=False,
+              issue=17)  # fmt: skip
+    def mathtext_names(lab: Any) -> Any:
+        a = hostile_result(lab.scratch / "a.json", device="$\\frac{$", names=("$x^$",) * 4)
+        b = hostile_result(lab.scratch / "b.json", device="$$", names=(r"\$_{",))
+        r = lab.picozoo("report", "merge", str(a), str(b), "--report", "html", timeout=120)
+        ok = "data:image/png;base64," in r.stdout
+        return Verdict(r, frozenset({0}), ok, f"plot embedded: {ok}")
+
     def formula_cells(text: str) -> list[str]:
         rows = list(csv.reader(io.StringIO(text)))
         cells = [c for row in rows for c in row]

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from bench_helpers import md_tables
 
-from picozoo.bench.merge import render_merged
+from picozoo.bench.merge import merged_png, render_merged
 from picozoo.bench.records import Document, Environment, load_document
-from picozoo.bench.report import html_page, render
+from picozoo.bench.report import html_page, plot_png, render
 from picozoo.errors import ResultFileError
 from picozoo.render import csv_cell, markdown_table
 
@@ -63,6 +63,15 @@ def test_html_escapes_device_cpu_and_model_names_in_every_place(scripted: Docume
     # the device is a header, a note and the CPU model a note: all escaped
     assert "<th>Latency<sup><small>&lt;script&gt;" in merged
     assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in merged
+
+
+@pytest.mark.slow
+def test_plot_shows_mathtext_in_names_as_text() -> None:
+    """``$\\frac{$`` in a device or model name is text, not a mathtext error."""
+    doc = hostile("$\\frac{$", ("$x^$", "\\$_{", "$$"))
+    assert plot_png(doc).startswith(b"\x89PNG")
+    other = dataclasses.replace(doc, device="$", created="2026-01-01T00:00:00+00:00")
+    assert merged_png([doc, other]).startswith(b"\x89PNG")
 
 
 def test_html_page_escapes_title_captions_headers_cells_and_notes() -> None:
