@@ -184,6 +184,22 @@ def register(suite: ModuleType) -> None:
         ok = clean.rc == 0 and "converted:openvino" in clean.stdout and by_label.rc == 6 and named
         return Verdict(r, frozenset({6}), ok, f"clean ok: {clean.rc == 0}, file named: {named}")
 
+    @scenario("provenance.json naming a file outside its folder", 7, quick=False, issue=17)
+    def converted_escape(lab: Any) -> Any:
+        folder, first = converted(lab)
+        provs = sorted(lab.cache.glob("converted/*/*/provenance.json"))
+        if first.rc != 0 or not provs:
+            return Verdict(first, frozenset({0}), False, "the conversion failed")
+        prov = json.loads(provs[0].read_text())
+        prov["output"]["file"] = os.path.relpath(lab.victim, provs[0].parent)
+        os.chmod(provs[0], 0o644)
+        provs[0].write_text(json.dumps(prov))
+        r = lab.picozoo("verify")
+        again = lab.picozoo("convert", str(folder / "tiny.onnx"), "--to", "openvino", timeout=180)
+        served = str(lab.victim) in again.stdout or "victim" in again.stdout
+        ok = again.rc == 0 and not served and "unreadable" in r.stdout
+        return Verdict(r, frozenset({6}), ok, f"victim served: {served}, rebuilt: {again.rc == 0}")
+
     @scenario("converted outputs are read-only", 7, quick=False, issue=17)
     def converted_readonly(lab: Any) -> Any:
         _, r = converted(lab)

@@ -78,9 +78,11 @@ def convert_cached(store: Store, recipe: Recipe, source: Source) -> ConversionRe
     final = store.converted_dir(source.label, _key(recipe, shas))
     hit = store.read_converted(final)
     damage = store.converted_problems(hit) if hit is not None else []
+    if hit is None and final.is_dir():
+        damage = [f"{final / PROVENANCE} is missing or unreadable"]
     cached = hit is not None and not damage
     if not cached:
-        if hit is not None:  # a damaged output (file gone, truncated, changed): convert again
+        if damage:  # a damaged output (file gone, truncated, changed): convert it again
             _log.warning("warning: %s; converting it again", damage[0])
             shutil.rmtree(final, ignore_errors=True)
         staging = store.staging_dir(final.parent)

@@ -67,6 +67,8 @@ EVALS = "evals"
 PROVENANCE = "provenance.json"
 #: Staging folders (unpack, conversion) start with this; ``cache prune`` removes old ones.
 STAGING_PREFIX = ".tmp-"
+#: A ``provenance.json`` larger than this is not read (they are a few KB).
+MAX_PROVENANCE_BYTES = 1 << 20
 #: Pins of converted outputs use this URL scheme in the pins file.
 CONVERTED_PIN_PREFIX = "picozoo-converted:"
 
@@ -460,11 +462,36 @@ class Store:
         return final
 
     def read_converted(self, directory: Path) -> ConvertedOutput | None:
-        prov = _read_json(directory / PROVENANCE)
-        if prov is None or directory.name.startswith("."):
+        """The converted output in ``directory``; None when its ``provenance.json`` is missing,
+        not a regular file, larger than :data:`MAX_PROVENANCE_BYTES`, not JSON, or does not
+        describe its files (plain file names, sha256 hex digests, sizes): a damaged output,
+        which :meth:`unreadable_converted` lists."""
+        path = directory / PROVENANCE
+        if directory.name.startswith(".") or not _regular(path):
             return None
-        record = Provenance.from_json(prov)
-        return ConvertedOutput(directory.parent.name, directory.name, directory, record)
+        with contextlib.suppress(OSError):
+            if path.lstat().st_size > MAX_PROVENANCE_BYTES:
+                return None
+        prov = _read_json(path)
+        if prov is None:
+            return None
+        try:
+            record = Provenance.from_json(prov)
+        except (TypeError, ValueError, AttributeError, KeyError):
+            return None
+        item = ConvertedOutput(directory.parent.name, directory.name, directory, record)
+        return item if _describes_files(item) else None
+
+    def unreadable_converted(self, label: str | None = None) -> list[Path]:
+        """Folders of converted outputs (of ``label``, else all) whose ``provenance.json`` is
+        missing or unreadable (see :meth:`read_converted`).
+
+        >>> from picozoo.settings import Settings
+        >>> Store(Settings(cache_dir=Path("/nonexistent"))).unreadable_converted()
+        []
+        """
+        roots = [self.converted_root / label] if label else _subdirs(self.converted_root)
+        return [d for root in roots for d in _subdirs(root) if self.read_converted(d) is None]
 
     def converted(self, label: str | None = None) -> list[ConvertedOutput]:
         """Converted outputs (of ``label``, else all), newest first.
@@ -635,6 +662,30 @@ def _regular(path: Path) -> bool:
         return False
 
 
+def _describes_files(item: ConvertedOutput) -> bool:
+    """Whether ``item``'s provenance names its files as picozoo writes them: plain file names
+    (no folder, no ``..``), lower-case sha256 hex digests, sizes >= 0; and its target and date
+    are text."""
+    import re
+
+    record, output = item.provenance, item.provenance.output
+    if not isinstance(record.target, str) or not isinstance(record.created or "", str):
+        return False
+    if not isinstance(output.files or {}, dict):
+        return False
+    files = [(output.file, output.sha256, output.size)]
+    files += [(n, f.sha256, f.size) for n, f in (output.files or {}).items()]
+    for name, sha, size in files:
+        plain = isinstance(name, str) and name not in ("", ".", "..", PROVENANCE)
+        if not plain or any(c in name for c in "/\\\0"):
+            return False
+        if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+            return False
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            return False
+    return True
+
+
 def _file_problems(path: Path, sha256: str, size: int) -> list[str]:
     """Why ``path`` is not the regular file of ``size`` bytes and ``sha256`` (empty: it is)."""
     import stat
@@ -681,6 +732,6 @@ def _subdirs(path: Path) -> list[Path]:
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None

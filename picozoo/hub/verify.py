@@ -28,7 +28,7 @@ from ..errors import ArchiveError, MissingDependencyError, ModelFileError
 from ..onnx_files import check_external_data
 from ..paddle_dir import INFER_CFG, missing_inference_files
 from .pins import PinFile
-from .store import Ref, Store
+from .store import PROVENANCE, Ref, Store
 from .unpack import TREE, check_members, check_unpacked, list_members, read_manifest
 
 
@@ -105,6 +105,21 @@ def verify_cache(
                 "problems": [p.message for p in problems],
             }
         )
+    for folder in store.unreadable_converted():
+        label = folder.parent.name
+        if wanted is not None and label not in wanted:
+            continue
+        seen_models.add(label)
+        message = (
+            f"{folder / PROVENANCE} is missing or unreadable "
+            "(the next `picozoo convert` builds it again; `picozoo cache rm` removes it)"
+        )
+        result.problems.append(Problem(label, "converted", message))
+        result.rows.append(
+            {"model": label, "kind": "converted", "status": "FAILED", "size": None,
+             "sha256": None, "files": 0, "params": None, "detail": f"key={folder.name}",
+             "problems": [message]}
+        )  # fmt: skip
     for mid in wanted or []:
         if mid not in seen_models:
             result.problems.append(Problem(mid, "-", "nothing of this model is in the cache"))

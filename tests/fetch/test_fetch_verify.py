@@ -423,3 +423,42 @@ def test_a_converted_output_rewritten_with_its_provenance_fails_its_pin(
     r = _convert(src, cache)
     assert r.returncode == 0 and "converting it again" in r.stderr
     assert xml.read_bytes() != fake
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["missing", "not JSON", "wrong types", "file outside its folder", "a FIFO"],
+)
+def test_a_converted_output_with_a_bad_provenance_is_flagged_and_rebuilt(
+    converted: tuple[Path, Path], damage: str
+) -> None:
+    """provenance.json gone, garbled, of the wrong types, naming a file outside its folder
+    (``../../etc/hostname`` would be hashed and served), or a FIFO (reading it would hang):
+    ``verify`` names it, ``cache ls`` still lists, ``convert`` rebuilds, ``cache rm LABEL``
+    removes it."""
+    cache, src = converted
+    prov_path = _output(cache).parent / "provenance.json"
+    prov = json.loads(prov_path.read_text())
+    prov_path.unlink()
+    if damage == "not JSON":
+        prov_path.write_text("{")
+    elif damage == "wrong types":
+        prov_path.write_text(json.dumps({**prov, "output": 5, "created": 3}))
+    elif damage == "file outside its folder":
+        prov["output"]["file"] = "../../../../etc/hostname"
+        prov_path.write_text(json.dumps(prov))
+    elif damage == "a FIFO":
+        os.mkfifo(prov_path)
+    r = cli("verify", "--format", "json", cache=cache)
+    assert r.returncode == 6 and r.stderr.count("picozoo: error:") == 1, r.stderr
+    (problem,) = json.loads(r.stdout)["problems"]
+    assert problem.startswith(f"local-m converted: {prov_path} is missing or unreadable")
+    r = cli("cache", "ls", "--format", "json", cache=cache)
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    r = _convert(src, cache)
+    assert r.returncode == 0 and "converting it again" in r.stderr, r.stderr
+    assert cli("verify", cache=cache).returncode == 0
+    prov_path.chmod(0o644)
+    prov_path.write_text("{")
+    r = cli("cache", "rm", "local-m", cache=cache)
+    assert r.returncode == 0 and not list(cache.glob("converted/local-m/*"))
