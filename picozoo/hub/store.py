@@ -385,7 +385,7 @@ class Store:
     def models_with_entries(self) -> set[str]:
         """Ids of the models that have anything in the store (downloads or conversions)."""
         ids = {e.model_id for e in self.entries()}
-        return ids | {c.label for c in self.converted()}
+        return ids | {d.name for d in _subdirs(self.converted_root) if _subdirs(d)}
 
     # -- blobs ----------------------------------------------------------------------------------
     def store_blob(self, src: Path, sha256: str) -> Path:
