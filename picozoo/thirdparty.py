@@ -15,7 +15,10 @@ process (the CLI, the bench worker) before any of them is imported -- points the
   right after: what those imports create lands there, nothing else changes.
 
 When the cache cannot hold that folder (read-only, not a folder), a temporary folder is used
-and removed at exit. Library callers who want the same call it themselves.
+and removed at exit. The folder is handed to picozoo's child processes (the bench worker, the
+converters run in a child) in :data:`INHERITED`, so that importing picozoo there contains them
+too (:func:`contain_inherited`, run by ``picozoo/__init__``). Library callers who want the same
+call :func:`contain_third_party` themselves.
 
 >>> import tempfile
 >>> cache = Path(tempfile.mkdtemp())
@@ -27,19 +30,18 @@ True
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import importlib.abc
-import importlib.machinery
 import os
-import shutil
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
+    from importlib.machinery import ModuleSpec
 
 #: The folder under the cache root that holds what third-party libraries write.
 THIRDPARTY = ".thirdparty"
@@ -48,19 +50,40 @@ HOME_WRITERS = ("paddle", "onnxruntime", "openvino")
 #: ... and the one that has a setting for it (``MPLCONFIGDIR``).
 MATPLOTLIB = "matplotlib"
 
+#: Internal: the ``.thirdparty`` folder of the picozoo process that started this one (not a
+#: user setting; read only by :func:`contain_inherited`).
+INHERITED = "_PICOZOO_THIRDPARTY_DIR"
+
 _LOCK = threading.RLock()
 
 
 def contain_third_party(cache_dir: Path) -> None:
     """Point third-party caches into ``cache_dir/.thirdparty`` when they are first imported
-    (see the module docstring). Only the first call in a process counts."""
+    (see the module docstring), in this process and in the ones it starts. Only the first call
+    in a process counts."""
+    _install(Path(cache_dir) / THIRDPARTY)
+
+
+def contain_inherited() -> None:
+    """In a child of a picozoo process that contained its third-party caches: the same."""
+    folder = os.environ.get(INHERITED)
+    if folder:
+        _install(Path(folder))
+
+
+def _install(root: Path) -> None:
     if not any(isinstance(f, _Container) for f in sys.meta_path):
-        sys.meta_path.insert(0, _Container(Path(cache_dir) / THIRDPARTY))
+        os.environ[INHERITED] = str(root)
+        sys.meta_path.insert(0, _Container(root))
 
 
 def _usable_root(root: Path) -> Path:
     """``root`` if it is (or can be made) a writable folder, else a temporary folder that is
     removed when the process exits."""
+    import atexit
+    import shutil
+    import tempfile
+
     try:
         (root / "home").mkdir(parents=True, exist_ok=True)
         if os.access(root, os.W_OK | os.X_OK):
@@ -90,7 +113,7 @@ def _home_at(home: Path) -> Iterator[None]:
                 os.environ[key] = value
 
 
-class _Container(importlib.abc.MetaPathFinder):
+class _Container:  # a meta path finder (importlib.abc is not imported: it costs ~40 ms)
     """Finds nothing itself: at the first import of matplotlib, sets ``MPLCONFIGDIR``; wraps
     the loader of the first import of each of :data:`HOME_WRITERS` so that its module runs with
     ``$HOME`` in ``root`` (:func:`_home_at`)."""
@@ -108,26 +131,28 @@ class _Container(importlib.abc.MetaPathFinder):
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
+    ) -> ModuleSpec | None:
         if fullname not in self.wanted:
             return None
+        from importlib.machinery import PathFinder  # after the test: it is imported through us
+
         self.wanted.discard(fullname)  # once: the next finders do the finding
         if fullname == MATPLOTLIB:
             os.environ.setdefault("MPLCONFIGDIR", str(self.root / "matplotlib"))
             return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        spec = PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        spec.loader = _ContainedLoader(spec.loader, self.root / "home")
+        spec.loader = cast("Loader", _ContainedLoader(spec.loader, self.root / "home"))
         return spec
 
 
-class _ContainedLoader(importlib.abc.Loader):
+class _ContainedLoader:  # a loader
     def __init__(self, loader: Any, home: Path) -> None:
         self.loader = loader
         self.home = home
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         module: ModuleType | None = self.loader.create_module(spec)
         return module
 
@@ -143,4 +168,4 @@ class _ContainedLoader(importlib.abc.Loader):
         return getattr(self.loader, name)
 
 
-__all__ = ["HOME_WRITERS", "THIRDPARTY", "contain_third_party"]
+__all__ = ["HOME_WRITERS", "INHERITED", "THIRDPARTY", "contain_inherited", "contain_third_party"]

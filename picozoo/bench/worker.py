@@ -349,8 +349,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ..settings import default_cache_dir
-    from ..thirdparty import contain_third_party
-
-    contain_third_party(default_cache_dir())  # before any engine is imported
     sys.exit(main())

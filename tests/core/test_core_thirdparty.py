@@ -94,3 +94,23 @@ def _installed(name: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(name.split(".")[0]) is not None
+
+
+CHILD = """
+import subprocess, sys
+from pathlib import Path
+from picozoo.thirdparty import contain_third_party
+contain_third_party(Path(sys.argv[1]))
+subprocess.run([sys.executable, "-c", "import picozoo, onnxruntime"], check=True)
+"""
+
+
+def test_child_processes_inherit_it_through_importing_picozoo(tmp_path: Path) -> None:
+    """The bench worker and the converters' child processes import picozoo before any engine:
+    the parent's containment reaches them."""
+    pytest.importorskip("onnxruntime")
+    r = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "cache")],
+                       capture_output=True, text=True, env=_env(tmp_path))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert _under_home(tmp_path) == []
+    assert (tmp_path / "cache" / ".thirdparty" / "home" / ".cache" / "Microsoft").is_dir()
