@@ -59,8 +59,8 @@ _LOCK = threading.RLock()
 
 def contain_third_party(cache_dir: Path) -> None:
     """Point third-party caches into ``cache_dir/.thirdparty`` when they are first imported
-    (see the module docstring), in this process and in the ones it starts. Only the first call
-    in a process counts."""
+    (see the module docstring), in this process and in the ones it starts. A later call moves
+    the folder as long as nothing has been put there yet."""
     _install(Path(cache_dir) / THIRDPARTY)
 
 
@@ -72,9 +72,12 @@ def contain_inherited() -> None:
 
 
 def _install(root: Path) -> None:
-    if not any(isinstance(f, _Container) for f in sys.meta_path):
-        os.environ[INHERITED] = str(root)
+    current = next((f for f in sys.meta_path if isinstance(f, _Container)), None)
+    if current is None:
         sys.meta_path.insert(0, _Container(root))
+    elif current.moved_to(root) is False:
+        return
+    os.environ[INHERITED] = str(root)
 
 
 def _usable_root(root: Path) -> Path:
@@ -122,6 +125,13 @@ class _Container:  # a meta path finder (importlib.abc is not imported: it costs
         self.wanted = {MATPLOTLIB, *HOME_WRITERS}
         self._root = root
         self._usable: Path | None = None
+
+    def moved_to(self, root: Path) -> bool:
+        """Use ``root`` instead, unless the folder is in use already (then False)."""
+        if self._usable is not None:
+            return False
+        self._root = root
+        return True
 
     @property
     def root(self) -> Path:

@@ -29,7 +29,8 @@ print(os.environ.get("MPLCONFIGDIR"), os.environ.get("XDG_CACHE_HOME"))
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     (tmp_path / "home").mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME")}
+    drop = ("MPLCONFIGDIR", "XDG_CACHE_HOME", "_PICOZOO_THIRDPARTY_DIR")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(HOME=str(tmp_path / "home"), PICOZOO_CACHE=str(tmp_path / "cache"), **extra)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
@@ -114,3 +115,13 @@ def test_child_processes_inherit_it_through_importing_picozoo(tmp_path: Path) ->
     assert r.returncode == 0, r.stderr
     assert _under_home(tmp_path) == []
     assert (tmp_path / "cache" / ".thirdparty" / "home" / ".cache" / "Microsoft").is_dir()
+
+
+def test_an_explicit_cache_wins_over_an_inherited_folder(tmp_path: Path) -> None:
+    """A picozoo command started by a process that had contained its own (e.g. a test run
+    that called the CLI in-process) uses its own cache."""
+    pytest.importorskip("onnxruntime")
+    stale = tmp_path / "stale" / ".thirdparty"
+    _import(tmp_path, tmp_path / "cache", "onnxruntime", _PICOZOO_THIRDPARTY_DIR=str(stale))
+    assert (tmp_path / "cache" / ".thirdparty" / "home" / ".cache" / "Microsoft").is_dir()
+    assert not stale.exists() and _under_home(tmp_path) == []
