@@ -144,17 +144,30 @@ class _Container:  # a meta path finder (importlib.abc is not imported: it costs
     ) -> ModuleSpec | None:
         if fullname not in self.wanted:
             return None
-        from importlib.machinery import PathFinder  # after the test: it is imported through us
-
         self.wanted.discard(fullname)  # once: the next finders do the finding
         if fullname == MATPLOTLIB:
             os.environ.setdefault("MPLCONFIGDIR", str(self.root / "matplotlib"))
             return None
-        spec = PathFinder.find_spec(fullname, path)
+        spec = _find_after(self, fullname, path, target)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         spec.loader = cast("Loader", _ContainedLoader(spec.loader, self.root / "home"))
         return spec
+
+
+def _find_after(
+    finder: Any, fullname: str, path: Sequence[str] | None, target: ModuleType | None
+) -> ModuleSpec | None:
+    """The spec the finders of ``sys.meta_path`` other than ``finder`` give, in their order
+    (so that one that refuses the module, e.g. a test's blocker, is still obeyed)."""
+    for other in list(sys.meta_path):
+        find = getattr(other, "find_spec", None)
+        if other is finder or find is None:
+            continue
+        spec: ModuleSpec | None = find(fullname, path, target)
+        if spec is not None:
+            return spec
+    return None
 
 
 class _ContainedLoader:  # a loader
