@@ -24,9 +24,15 @@ that need them, so importing picozoo and running ``picozoo --help`` stays fast.
 
 from __future__ import annotations
 
+from .thirdparty import contain_inherited as _contain_inherited
+
 __version__ = "0.1.0"
 
 __all__ = ["PicozooError", "Settings", "__version__"]
+
+# a child of a picozoo command (bench worker, converter) keeps third-party caches out of $HOME
+# like its parent (see picozoo.thirdparty; nothing happens in other processes)
+_contain_inherited()
 
 
 def __getattr__(name: str) -> object:

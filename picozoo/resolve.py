@@ -384,7 +384,8 @@ def in_store(
     model, say = target.model, progress or (lambda _m: None)
     kind, _ = inference_kind(model.kinds, postprocess=postprocess)
     for item in store.converted(model.id):
-        if item.target == "onnx" and item.source_kind in (None, kind) and item.path.is_file():
+        usable = item.target == "onnx" and item.source_kind in (None, kind)
+        if usable and not store.converted_problems(item):  # a damaged one is not read
             return item.path
     onnx = onnx_kind(postprocess)
     for k in (onnx, kind):

@@ -42,6 +42,7 @@ ENV_VARS: dict[str, str] = {
     "PICOZOO_LOCKING": "cross-process mutex: auto (OS file lock), soft (lock file), none",
     "PICOZOO_LITE_OPT": "paddle_lite_opt executable for convert --to lite",
     "PICOZOO_DEBUG": "1: show tracebacks",
+    "PICOZOO_MAX_RESULT_BYTES": "largest bench result JSON `report` reads (bytes; unset/0: 16 MiB)",
 }
 PINS_NAME = "picozoo.lock"
 _TRUE = ("1", "true", "yes", "on")
@@ -91,6 +92,8 @@ class Settings:
     locking: str = "auto"
     lite_opt: str | None = None
     debug: bool = False
+    #: the largest ``picozoo.bench/1`` result file ``report show|merge`` reads (checked before)
+    max_result_bytes: int = 16 << 20
 
     @property
     def pins_path(self) -> Path:
@@ -114,6 +117,8 @@ class Settings:
             locking=_locking(env.get("PICOZOO_LOCKING", "")),
             lite_opt=env.get("PICOZOO_LITE_OPT") or None,
             debug=env.get("PICOZOO_DEBUG", "") == "1",
+            max_result_bytes=int(_number(env, "PICOZOO_MAX_RESULT_BYTES", integer=True) or 0)
+            or cls.max_result_bytes,
         )
         settings = base.with_overrides(**overrides)
         named = "--cache" if overrides.get("cache_dir") else "PICOZOO_CACHE"

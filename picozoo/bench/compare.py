@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from ..render import Markup
 from .rows import ReportRow
 
 #: mAP points a faster engine/precision may lose against fp32 and still count as "as accurate"
@@ -68,7 +69,7 @@ def cross_engine_table(rows: Sequence[ReportRow]) -> tuple[list[str], list[list[
     groups: dict[tuple[str, str, int], list[ReportRow]] = {}
     for r in rows:
         groups.setdefault((r.shown_name, r.input_size or "-", r.threads), []).append(r)
-    return list(HEADERS), [line for g in groups.items() for line in _group_lines(*g)]
+    return [Markup(h) for h in HEADERS], [line for g in groups.items() for line in _group_lines(*g)]
 
 
 def _group_lines(key: tuple[str, str, int], members: list[ReportRow]) -> list[list[str]]:

@@ -22,7 +22,14 @@ from ..errors import require
 from ..render import markdown_table, render_rows
 from .notes import OVERSUBSCRIBED_MARK, oversubscription
 from .records import Document
-from .report import LATENCY_HEADER, UPSTREAM_HEADERS, html_page, short_device
+from .report import (
+    UPSTREAM_HEADERS,
+    csv_text,
+    html_page,
+    latency_header,
+    markdown_notes,
+    short_device,
+)
 from .rows import ReportRow, report_rows
 
 
@@ -139,8 +146,8 @@ def merged_table(docs: Sequence[Document]) -> tuple[list[str], list[list[str]]]:
     'Latency<sup><small>phone</small></sup><br><sup>(ms)'
     """
     columns, rows = merge_rows(docs)
-    headers = [*UPSTREAM_HEADERS, LATENCY_HEADER.format(device="CPU, upstream")]
-    headers += [LATENCY_HEADER.format(device=c.replace("|", "/")) for c in columns]
+    headers: list[str] = [*UPSTREAM_HEADERS, latency_header("CPU, upstream")]
+    headers += [latency_header(c) for c in columns]
     body = []
     for r in rows:
         cells = [r["model"], r["input_size"] or "-", _fmt(r["map"], 1), _fmt(r["map50"], 1)]
@@ -202,8 +209,7 @@ def render_merged(docs: Sequence[Document], fmt: str) -> str:
     """
     headers, body = merged_table(docs)
     if fmt == "md":
-        notes = "\n".join(f"- {n}" for n in merged_notes(docs))
-        return markdown_table(headers, body) + "\n" + notes + "\n"
+        return markdown_table(headers, body) + markdown_notes(merged_notes(docs))
     if fmt == "json":
         columns, rows = merge_rows(docs)
         return json.dumps({"devices": columns, "rows": rows}, indent=1) + "\n"
@@ -217,7 +223,7 @@ def render_merged(docs: Sequence[Document], fmt: str) -> str:
             }
             for r in rows
         ]
-        return str(pd.DataFrame(flat).to_csv(index=False, lineterminator="\n"))
+        return csv_text(pd.DataFrame(flat))
     if fmt == "html":
         return html_page(
             "picozoo: merged benchmark",
@@ -226,10 +232,13 @@ def render_merged(docs: Sequence[Document], fmt: str) -> str:
             merged_png(docs),
         )
     if fmt == "table":
+        import html
         import io
         import re
 
-        plain = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", h)).strip() for h in headers]
+        plain = [
+            html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", h)).strip()) for h in headers
+        ]
         buf = io.StringIO()
         cols = [(str(i), h) for i, h in enumerate(plain)]
         rows_ = [{str(i): v for i, v in enumerate(r)} for r in body]

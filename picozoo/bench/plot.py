@@ -105,7 +105,25 @@ def map_vs_latency_figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    # names come from result files: shown as text, never parsed as mathtext ("$...$") or TeX
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+        _fill(fig, ax, series, title=title, reference=reference, declutter=declutter)
+    return fig
+
+
+def _fill(
+    fig: Any,
+    ax: Any,
+    series: Sequence[dict[str, Any]],
+    *,
+    title: str,
+    reference: Sequence[dict[str, Any]] | None,
+    declutter: bool,
+) -> None:
+    """Draw the plot of :func:`map_vs_latency_figure` on ``ax`` (``fig`` closed on failure)."""
+    import matplotlib.pyplot as plt
+
     try:
         labels = _draw(ax, series, list(upstream_reference() if reference is None else reference))
         ax.set_xlabel("Latency (ms, median)")
@@ -120,7 +138,6 @@ def map_vs_latency_figure(
     except BaseException:
         plt.close(fig)
         raise
-    return fig
 
 
 def _label(

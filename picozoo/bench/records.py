@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -578,8 +579,15 @@ def _drop_unset(d: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
     return d
 
 
-def load_document(path: Path) -> Document:
+#: The default largest result file :func:`load_document` reads (``PICOZOO_MAX_RESULT_BYTES``).
+MAX_RESULT_BYTES = 16 << 20
+
+
+def load_document(path: Path, *, max_bytes: int = MAX_RESULT_BYTES) -> Document:
     """Read and validate a saved result; raises :class:`~picozoo.errors.ResultFileError`.
+
+    Only a regular file of at most ``max_bytes`` is read (its size is checked before reading,
+    so memory stays bounded); JSON nested too deeply for Python is refused like any bad file.
 
     >>> load_document(Path("/nonexistent.json"))
     Traceback (most recent call last):
@@ -588,11 +596,45 @@ def load_document(path: Path) -> Document:
 (check the path)
     """
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(_read_capped(Path(path), max_bytes))
     except OSError as e:
         raise ResultFileError(
             f"cannot read {path}: {e.strerror or e}", hint="check the path"
         ) from e
+    except RecursionError as e:
+        raise ResultFileError(
+            f"{path} is not a result: JSON nested too deeply", hint=RESULT_HINT
+        ) from e
     except ValueError as e:
         raise ResultFileError(f"{path} is not JSON ({e})", hint=RESULT_HINT) from e
-    return Document.from_json(data, path)
+    try:
+        return Document.from_json(data, path)
+    except RecursionError as e:
+        raise ResultFileError(f"{path} is not a result: nested too deeply", hint=RESULT_HINT) from e
+
+
+def _read_capped(path: Path, max_bytes: int) -> str:
+    """The text of ``path``, a regular file of at most ``max_bytes`` (never reads more)."""
+    import stat
+
+    with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NONBLOCK)) as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ResultFileError(f"cannot read {path}: not a regular file", hint=RESULT_HINT)
+        if st.st_size > max_bytes:
+            raise _too_large(path, f"{st.st_size} bytes", max_bytes)
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew while we read
+        raise _too_large(path, f"more than {max_bytes} bytes", max_bytes)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ResultFileError(f"{path} is not UTF-8 text ({e.reason})", hint=RESULT_HINT) from e
+
+
+def _too_large(path: Path, size: str, max_bytes: int) -> ResultFileError:
+    return ResultFileError(
+        f"{path} is too large for a result file ({size}; at most {max_bytes})",
+        hint="pass a file written by `picozoo bench --format json`, or raise "
+        "PICOZOO_MAX_RESULT_BYTES",
+    )

@@ -20,13 +20,20 @@ The examples below use ``doc = load_document(Path("laptop.json"))``, a saved res
 from __future__ import annotations
 
 import base64
-import html
 import io
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import require
-from ..render import markdown_table, render_rows
+from ..render import (
+    Markup,
+    escape_text,
+    markdown_table,
+    markdown_text,
+    markup,
+    render_rows,
+    strip_controls,
+)
 from .compare import combos, cross_engine_table, fastest_lines, measured_map_text
 from .notes import OVERSUBSCRIBED_MARK, UNSTABLE_MARK, cell_notes, notes
 from .records import Document
@@ -35,17 +42,30 @@ from .rows import ReportRow, report_rows
 REPORT_FORMATS = ("table", "md", "csv", "json", "html")
 
 #: Upstream's README headers (configs/picodet/README_en.md), in order.
-UPSTREAM_HEADERS = (
-    "Model",
-    "Input size",
-    "mAP<sup>val<br>0.5:0.95",
-    "mAP<sup>val<br>0.5",
-    "Params<br><sup>(M)",
-    "FLOPS<br><sup>(G)",
+UPSTREAM_HEADERS = tuple(
+    Markup(h)
+    for h in (
+        "Model",
+        "Input size",
+        "mAP<sup>val<br>0.5:0.95",
+        "mAP<sup>val<br>0.5",
+        "Params<br><sup>(M)",
+        "FLOPS<br><sup>(G)",
+    )
 )
 LATENCY_HEADER = "Latency<sup><small>{device}</small></sup><br><sup>(ms)"
 
-#: (row key, Markdown header); ``{device}`` is filled in with the short device name.
+
+def latency_header(device: str) -> Markup:
+    """The latency column's header for ``device`` (a name from a result file: escaped).
+
+    >>> latency_header("<b>pc</b>")
+    'Latency<sup><small>&lt;b&gt;pc&lt;/b&gt;</small></sup><br><sup>(ms)'
+    """
+    return markup(LATENCY_HEADER, device=device)
+
+
+#: (row key, Markdown header); the ``latency`` header names the device (:func:`latency_header`).
 MD_COLUMNS: list[tuple[str, str]] = [
     ("display", "Model"),
     ("input_size", "Input size"),
@@ -243,9 +263,9 @@ def scaling_rows(doc: Document) -> tuple[list[str], list[list[str]]] | None:
     if len(threads) < 2 or not measured:
         return None
     base = threads[0]
-    headers = ["Model", "Input size", "Engine"]
-    headers += [f"{t} thread{'s' if t > 1 else ''}<br><sup>(ms)" for t in threads]
-    headers += [f"speed-up<br>{t} vs {base}" for t in threads[1:]]
+    headers: list[str] = [Markup("Model"), Markup("Input size"), Markup("Engine")]
+    headers += [Markup(f"{t} thread{'s' if t > 1 else ''}<br><sup>(ms)") for t in threads]
+    headers += [Markup(f"speed-up<br>{t} vs {base}") for t in threads[1:]]
     body = [
         [*key, *(_median_cell(by.get(t)) for t in threads)]
         + [_speedup(by.get(base), by.get(t)) for t in threads[1:]]
@@ -290,7 +310,10 @@ def upstream_frame(doc: Document, device: str) -> Any:
     rows = report_rows(doc)
     shown = [_display(r, markdown=True) for r in rows]
     columns = columns_for(rows, MD_COLUMNS, MD_OPTIONAL)
-    data = {h.format(device=device): [_cell(d[k]) for d in shown] for k, h in columns}
+    data = {
+        latency_header(device) if k == "latency" else Markup(h): [_cell(d[k]) for d in shown]
+        for k, h in columns
+    }
     return pd.DataFrame(data, columns=list(data), dtype=object)
 
 
@@ -323,16 +346,29 @@ def to_markdown(doc: Document) -> str:
     >>> to_markdown(doc).splitlines()[0][:28]  # doctest: +SKIP
     '| Model | Input size | mAP<s'
     """
-    table = upstream_frame(doc, short_device(doc).replace("|", "/"))
+    table = upstream_frame(doc, short_device(doc))
     parts = [markdown_table(list(table.columns), table.values.tolist())]
     for caption, headers, body in extra_tables(doc):
-        parts.append(f"\n{caption}:\n\n" + markdown_table(headers, body))
+        parts.append(f"\n{markdown_text(caption)}:\n\n" + markdown_table(headers, body))
     fastest = fastest_lines(report_rows(doc))
     if fastest and len(combos(report_rows(doc))) > 1:
-        bold = [f"**{head}:**{rest}" for head, rest in (f.split(":", 1) for f in fastest)]
+        bold = [
+            f"**{markdown_text(head)}:**{markdown_text(rest)}"
+            for head, rest in (f.split(":", 1) for f in fastest)
+        ]
         parts.append("\n" + "\n\n".join(bold) + "\n")
-    parts.append("\n" + "\n".join(f"- {n}" for n in notes(doc)) + "\n")
+    parts.append(markdown_notes(notes(doc)))
     return "".join(parts)
+
+
+def markdown_notes(lines: Sequence[str]) -> str:
+    """The notes as a Markdown list, each escaped (:func:`~picozoo.render.markdown_text`: a
+    line break or HTML in a name stays inside its item).
+
+    >>> markdown_notes(["a <b>", "c\\n# d"])
+    '\\n- a &lt;b>\\n- c # d\\n'
+    """
+    return "\n" + "\n".join(f"- {markdown_text(n)}" for n in lines) + "\n"
 
 
 def _cell(v: Any) -> str:
@@ -351,8 +387,8 @@ def to_table(doc: Document) -> str:
     columns = columns_for(flat, TABLE_COLUMNS, TABLE_OPTIONAL)
     render_rows(rows, columns, "table", title=f"picozoo bench: {short_device(doc)}", stream=buf)
     if len(combos(flat)) > 1:
-        buf.write("".join(f"{line}\n" for line in fastest_lines(flat)))
-    buf.write("".join(f"{n}\n" for n in cell_notes(doc)))
+        buf.write("".join(f"{strip_controls(line)}\n" for line in fastest_lines(flat)))
+    buf.write("".join(f"{strip_controls(n)}\n" for n in cell_notes(doc)))
     return buf.getvalue()
 
 
@@ -362,7 +398,21 @@ def to_csv(doc: Document) -> str:
     >>> to_csv(doc).splitlines()[0].split(",")[:3]  # doctest: +SKIP
     ['device', 'model', 'model_id']
     """
-    return str(frame(doc).to_csv(index=False, lineterminator="\n"))
+    return csv_text(frame(doc))
+
+
+def csv_text(df: Any) -> str:
+    """A DataFrame as CSV, its text cells through :func:`~picozoo.render.csv_cell` (a name
+    starting with ``=``, ``+``, ``-``, ``@``... is never a spreadsheet formula; numbers stay
+    numbers)."""
+    from ..render import csv_cell
+
+    df = df.copy()
+    for column in df.columns:
+        if df[column].dtype.kind not in "biufcmM":  # text (object or str), not numbers
+            df[column] = df[column].map(csv_cell)
+    df.columns = [csv_cell(c) for c in df.columns]
+    return str(df.to_csv(index=False, lineterminator="\n"))
 
 
 def to_json(doc: Document) -> str:
@@ -396,29 +446,34 @@ def html_page(
 ) -> str:
     """A single self-contained HTML page: tables, notes, and the plot as a base64 data URI.
 
+    Every text -- title, captions, headers, cells, notes -- is escaped here, once
+    (:func:`~picozoo.render.escape_text`); only :class:`~picozoo.render.Markup` headers (our
+    templates, their fields escaped) pass as they are.
+
     >>> html_page("t", [(None, ["A"], [["1"]])], ["a note"], None).count("<td>1</td>")
     1
+    >>> "<script>" in html_page("<script>", [(None, ["<script>"], [["<script>"]])], [], None)
+    False
     """
+    esc = escape_text
 
     def table(headers: list[str], body: list[list[str]]) -> str:
-        head = "".join(f"<th>{h}</th>" for h in headers)  # headers are our own trusted HTML
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body
-        )
+        head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+        rows = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in body)
         return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>{rows}</tbody>\n</table>\n"
 
     parts = [
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
-        f"<title>{html.escape(title)}</title>\n",
+        f"<title>{esc(title)}</title>\n",
         "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
         "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;"
         "padding:4px 8px;text-align:center}td:first-child{text-align:left}"
         "th{background:#f4f4f4}li{margin:.2em 0}img{max-width:100%}</style>\n</head>\n<body>\n",
-        f"<h1>{html.escape(title)}</h1>\n",
+        f"<h1>{esc(title)}</h1>\n",
     ]
     for caption, headers, body in tables:
         if caption:
-            parts.append(f"<h2>{html.escape(caption)}</h2>\n")
+            parts.append(f"<h2>{esc(caption)}</h2>\n")
         parts.append(table(headers, body))
     if png is not None:
         b64 = base64.b64encode(png).decode("ascii")
@@ -426,7 +481,7 @@ def html_page(
             "<h2>mAP vs latency</h2>\n"
             f'<img alt="mAP vs latency" src="data:image/png;base64,{b64}">\n'
         )
-    parts.append("<ul>\n" + "".join(f"<li>{html.escape(n)}</li>\n" for n in notes_) + "</ul>\n")
+    parts.append("<ul>\n" + "".join(f"<li>{esc(n)}</li>\n" for n in notes_) + "</ul>\n")
     parts.append("</body>\n</html>\n")
     return "".join(parts)
 
@@ -438,7 +493,7 @@ def to_html(doc: Document, png: bytes | None = None) -> str:
     True
     """
     device = short_device(doc)
-    table = upstream_frame(doc, html.escape(device))
+    table = upstream_frame(doc, device)
     tables: list[tuple[str | None, list[str], list[list[str]]]] = [
         ("Latency", list(table.columns), table.values.tolist())
     ]

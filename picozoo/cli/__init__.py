@@ -87,9 +87,12 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, registry: str | None, cache_dir: str | None) -> None:
     """picozoo: find, download, verify, convert and benchmark PP-PicoDet models."""
+    from ..settings import default_cache_dir
+    from ..thirdparty import contain_third_party
     from .common import GroupOptions
 
     ctx.obj = GroupOptions(registry_path=registry, cache_dir=cache_dir)
+    contain_third_party(Path(cache_dir).absolute() if cache_dir else default_cache_dir())
 
 
 __all__ = ["COMMANDS", "Terminated", "cli", "error_for", "main"]

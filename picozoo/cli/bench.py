@@ -15,6 +15,7 @@ import click
 from ..errors import BenchFailedError
 from ..resolve import SOURCES
 from ..runtime.base import ENGINES, PRECISIONS
+from ..settings import Settings
 from .common import (
     MODEL_OR_PATH,
     AliasOption,
@@ -242,7 +243,7 @@ def show_cmd(result: str, fmt: str, out: str | None, plot: str | None) -> None:
 
     _check_outputs(out, plot)
     check_formats(fmt, plot=bool(plot))
-    doc = load_document(Path(result))
+    doc = load_document(Path(result), max_bytes=Settings.from_env().max_result_bytes)
     _write(render(doc, fmt), out, plot_png(doc) if plot else None, plot)
 
 
@@ -262,7 +263,8 @@ def merge_cmd(results: tuple[str, ...], fmt: str, out: str | None, plot: str | N
 
     _check_outputs(out, plot)
     check_formats(fmt, plot=bool(plot))
-    docs = [load_document(Path(r)) for r in results]
+    cap = Settings.from_env().max_result_bytes
+    docs = [load_document(Path(r), max_bytes=cap) for r in results]
     for message in repeated_runs(docs, results):
         info(f"warning: {message}")
     _write(render_merged(docs, fmt), out, merged_png(docs) if plot else None, plot)

@@ -166,6 +166,17 @@ def lock_cmd(
     render_rows(rows, cols, fmt)
 
 
+def _check_ids(app: App, model_ids: tuple[str, ...]) -> None:
+    """Unknown model ids fail with suggestions; the labels of converted outputs in the cache
+    (``local-<name>`` for a local model) are known too."""
+    store = app.store
+    labels = {c.label for c in store.converted()}
+    labels |= {d.parent.name for d in store.unreadable_converted()}
+    registry_ids = [m for m in model_ids if m not in labels]
+    if registry_ids:
+        app.registry.select(registry_ids)
+
+
 @click.command("verify", epilog="Example: picozoo verify picodet-s-416 --deep")
 @click.argument("model_ids", metavar="[MODEL]...", nargs=-1)
 @click.option("--deep", is_flag=True, help="Also check structure: tar members, infer_cfg.yml, "
@@ -177,8 +188,7 @@ def verify_cmd(app: App, model_ids: tuple[str, ...], deep: bool, fmt: str) -> No
     from ..hub.verify import verify_cache
     from ..render import render_rows
 
-    if model_ids:
-        app.registry.select(model_ids)  # unknown ids fail with suggestions
+    _check_ids(app, model_ids)
     result = verify_cache(app.store, app.registry, model_ids=model_ids or None, deep=deep)
     if fmt == "json":
         echo_json(
@@ -200,7 +210,8 @@ def verify_cmd(app: App, model_ids: tuple[str, ...], deep: bool, fmt: str) -> No
     if result.problems:
         raise VerifyFailedError(
             f"{len(result.problems)} problem(s) found",
-            hint="re-download with `picozoo cache rm MODEL` then `picozoo pull MODEL`",
+            hint="re-download with `picozoo cache rm MODEL` then `picozoo pull MODEL` (a "
+            "converted output is built again by the next `picozoo convert`)",
         )
 
 
@@ -244,8 +255,7 @@ def cache_rm(app: App, model_ids: tuple[str, ...], everything: bool) -> None:
             "give MODEL ids or --all, not both or neither",
             hint="e.g. `picozoo cache rm picodet-s-416` or `picozoo cache rm --all`",
         )
-    if model_ids:
-        app.registry.select(model_ids)
+    _check_ids(app, model_ids)
     removed = remove(app.store, None if everything else model_ids)
     skipped = [r for r in removed if r.reason.startswith("skipped")]
     for r in skipped:

@@ -9,7 +9,11 @@ done here, once:
 * the key is a hash of (source sha256, tools, options); the output lives in the store at
   ``converted/<label>/<key>/{model.onnx | model.nb | model.xml + model.bin | ...,
   provenance.json}``; every file's sha256 and size is in the provenance;
-* a cache hit reads only ``provenance.json`` (no paddle/onnx import);
+* a cache hit reads ``provenance.json`` and checks the files against it and their pins
+  (:meth:`~picozoo.hub.store.Store.converted_problems`: size and sha256 of every file, no
+  paddle/onnx import). A damaged output is converted again, with a warning on stderr: it is
+  derived from the verified source, so rebuilding it loses nothing verified, and the new one
+  passes the same parity check before it replaces the damaged one;
 * a miss runs ``produce`` in a ``.tmp-*`` staging folder beside the final place, which appears
   only once every check passed (renamed into place); the files are then pinned in the pins file.
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -31,11 +36,12 @@ from typing import Any
 
 from ..atomic import sha256_file
 from ..hub.store import PROVENANCE, STAGING_PREFIX, Store
-from ..provenance import OutputFacts, Provenance
+from ..provenance import Provenance
 from .result import ConversionResult
 from .sources import Source
 
 SCHEMA = 1
+_log = logging.getLogger("picozoo.convert")
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,13 @@ def convert_cached(store: Store, recipe: Recipe, source: Source) -> ConversionRe
     shas = source.files.sha256()
     final = store.converted_dir(source.label, _key(recipe, shas))
     hit = store.read_converted(final)
-    cached = hit is not None and _complete(hit.path, hit.provenance.output)
+    damage = store.converted_problems(hit) if hit is not None else []
+    if hit is None and final.is_dir():
+        damage = [f"{final / PROVENANCE} is missing or unreadable"]
+    cached = hit is not None and not damage
     if not cached:
-        if hit is not None:  # a damaged output (file gone or truncated): convert it again
+        if damage:  # a damaged output (file gone, truncated, changed): convert it again
+            _log.warning("warning: %s; converting it again", damage[0])
             shutil.rmtree(final, ignore_errors=True)
         staging = store.staging_dir(final.parent)
         try:
@@ -140,13 +150,3 @@ def _build(staging: Path, recipe: Recipe, source: Source, shas: dict[str, str]) 
     record = Provenance.from_json(prov)
     (staging / PROVENANCE).write_text(json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n")
     return record
-
-
-def _complete(path: Path, output: OutputFacts) -> bool:
-    """The converted files are there, with the sizes their provenance recorded."""
-    sizes = {path: output.size}
-    sizes.update({path.parent / n: f.size for n, f in (output.files or {}).items()})
-    try:
-        return all(p.stat().st_size == size for p, size in sizes.items())
-    except OSError:
-        return False

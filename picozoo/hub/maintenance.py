@@ -127,6 +127,9 @@ def remove(store: Store, model_ids: Iterable[str] | None) -> list[Removal]:
     for c in store.converted():
         if wanted is None or c.label in wanted:
             out.append(_rm(c.directory, f"{c.label} converted {c.target}"))
+    for folder in store.unreadable_converted():  # damaged: no readable provenance.json
+        if wanted is None or folder.parent.name in wanted:
+            out.append(_rm(folder, f"{folder.parent.name} converted (unreadable)"))
     for path, r in store.eval_files():
         if wanted is None or (r is not None and r.model in wanted):
             what = f"{r.model} eval {r.engine} {r.precision}" if r else "unreadable eval result"

@@ -14,12 +14,19 @@ Layout under the cache root (``Settings.cache_dir``)::
     locks/<urlkey>.lock            per-URL cross-process mutex
     converted/<label>/<key>/       a converted model + provenance.json (see picozoo.convert)
     evals/<digest>.json            a ``picozoo eval`` result (an :class:`EvalResult`)
+    .thirdparty/                   what matplotlib, Paddle, ... write on import (not $HOME;
+                                   see picozoo.thirdparty)
     */.tmp-*                       staging folders; a crashed one is removed by ``cache prune``
 
 Every path the store hands out is checked first: no part of it below the cache root may be a
 symlink or a special file (picozoo never creates one there, so one was planted to make picozoo
 write elsewhere); such a path raises :class:`~picozoo.errors.TamperedStoreError`. Files and
-folders follow the permissions policy of :mod:`picozoo.atomic` (blobs read-only for everyone).
+folders follow the permissions policy of :mod:`picozoo.atomic` (blobs, unpacked files and
+converted outputs read-only for everyone).
+
+A converted output is checked on every use (:meth:`Store.converted_problems`): each of its
+files must be a regular file with the size and sha256 its ``provenance.json`` recorded, and
+those must agree with its pin in the pins file.
 
 >>> from picozoo.settings import Settings
 >>> store = Store(Settings(cache_dir=Path("/tmp/zoo")))
@@ -60,6 +67,8 @@ EVALS = "evals"
 PROVENANCE = "provenance.json"
 #: Staging folders (unpack, conversion) start with this; ``cache prune`` removes old ones.
 STAGING_PREFIX = ".tmp-"
+#: A ``provenance.json`` larger than this is not read (they are a few KB).
+MAX_PROVENANCE_BYTES = 1 << 20
 #: Pins of converted outputs use this URL scheme in the pins file.
 CONVERTED_PIN_PREFIX = "picozoo-converted:"
 
@@ -376,7 +385,7 @@ class Store:
     def models_with_entries(self) -> set[str]:
         """Ids of the models that have anything in the store (downloads or conversions)."""
         ids = {e.model_id for e in self.entries()}
-        return ids | {c.label for c in self.converted()}
+        return ids | {d.name for d in _subdirs(self.converted_root) if _subdirs(d)}
 
     # -- blobs ----------------------------------------------------------------------------------
     def store_blob(self, src: Path, sha256: str) -> Path:
@@ -442,18 +451,47 @@ class Store:
         return self.path(CONVERTED, label, key)
 
     def install_dir(self, staging: Path, final: Path) -> Path:
-        """Move a finished staging folder into place (if another process won, keep theirs)."""
+        """Move a finished staging folder into place, its files read-only like all content
+        (if another process won, keep theirs)."""
         check_no_links(self.root, final)
+        for p in staging.iterdir():
+            if _regular(p):
+                os.chmod(p, policy_mode(READONLY_MODE))
         final.parent.mkdir(parents=True, exist_ok=True)
         move_into_place(staging, final, PROVENANCE)
         return final
 
     def read_converted(self, directory: Path) -> ConvertedOutput | None:
-        prov = _read_json(directory / PROVENANCE)
-        if prov is None or directory.name.startswith("."):
+        """The converted output in ``directory``; None when its ``provenance.json`` is missing,
+        not a regular file, larger than :data:`MAX_PROVENANCE_BYTES`, not JSON, or does not
+        describe its files (plain file names, sha256 hex digests, sizes): a damaged output,
+        which :meth:`unreadable_converted` lists."""
+        path = directory / PROVENANCE
+        if directory.name.startswith(".") or not _regular(path):
             return None
-        record = Provenance.from_json(prov)
-        return ConvertedOutput(directory.parent.name, directory.name, directory, record)
+        with contextlib.suppress(OSError):
+            if path.lstat().st_size > MAX_PROVENANCE_BYTES:
+                return None
+        prov = _read_json(path)
+        if prov is None:
+            return None
+        try:
+            record = Provenance.from_json(prov)
+        except (TypeError, ValueError, AttributeError, KeyError):
+            return None
+        item = ConvertedOutput(directory.parent.name, directory.name, directory, record)
+        return item if _describes_files(item) else None
+
+    def unreadable_converted(self, label: str | None = None) -> list[Path]:
+        """Folders of converted outputs (of ``label``, else all) whose ``provenance.json`` is
+        missing or unreadable (see :meth:`read_converted`).
+
+        >>> from picozoo.settings import Settings
+        >>> Store(Settings(cache_dir=Path("/nonexistent"))).unreadable_converted()
+        []
+        """
+        roots = [self.converted_root / label] if label else _subdirs(self.converted_root)
+        return [d for root in roots for d in _subdirs(root) if self.read_converted(d) is None]
 
     def converted(self, label: str | None = None) -> list[ConvertedOutput]:
         """Converted outputs (of ``label``, else all), newest first.
@@ -468,6 +506,40 @@ class Store:
         ]
         items.sort(key=lambda c: c.created, reverse=True)
         return items
+
+    def converted_files(self, item: ConvertedOutput) -> dict[str, tuple[str, int]]:
+        """Each file of a converted output (the main one, then its siblings): name ->
+        (sha256, size) as its provenance recorded them."""
+        output = item.provenance.output
+        files = {output.file: (output.sha256, int(output.size))}
+        for name, facts in sorted((output.files or {}).items()):
+            files[name] = (facts.sha256, int(facts.size))
+        return files
+
+    def converted_problems(self, item: ConvertedOutput, pins: PinFile | None = None) -> list[str]:
+        """What is wrong with a converted output's files (empty: intact): each must be a
+        regular file (no symlink) with the size and sha256 its provenance recorded, and those
+        must be what the pins file (``pins``, default the store's) pinned for it. An intact
+        output that is still writable (made before outputs were read-only) is made read-only.
+
+        Hashing is cheap next to loading a model (about 1 GB/s; an ONNX of PicoDet is
+        4-30 MB), so it is done on every cache hit."""
+        pins = self.pins() if pins is None else pins
+        problems: list[str] = []
+        for name, (sha, size) in self.converted_files(item).items():
+            path = item.directory / name
+            pin = pins.get(converted_pin_url(item.label, item.key, name))
+            if pin is not None and (pin.sha256, pin.size) != (sha, size):
+                problems.append(
+                    f"{path}: provenance.json records sha256 {sha} ({size} bytes), "
+                    f"{pins.path} pinned {pin.sha256} ({pin.size} bytes)"
+                )
+                continue
+            problems += _file_problems(path, sha, size)
+        if not problems:
+            for name in (*self.converted_files(item), PROVENANCE):
+                _make_readonly(item.directory / name)
+        return problems
 
     def pin_converted(self, item: ConvertedOutput) -> None:
         """Record the sha256/size of a converted output's files (the main one and its
@@ -590,6 +662,63 @@ def _regular(path: Path) -> bool:
         return False
 
 
+def _describes_files(item: ConvertedOutput) -> bool:
+    """Whether ``item``'s provenance names its files as picozoo writes them: plain file names
+    (no folder, no ``..``), lower-case sha256 hex digests, sizes >= 0; and its target and date
+    are text."""
+    import re
+
+    record, output = item.provenance, item.provenance.output
+    if not isinstance(record.target, str) or not isinstance(record.created or "", str):
+        return False
+    if not isinstance(output.files or {}, dict):
+        return False
+    files = [(output.file, output.sha256, output.size)]
+    files += [(n, f.sha256, f.size) for n, f in (output.files or {}).items()]
+    for name, sha, size in files:
+        plain = isinstance(name, str) and name not in ("", ".", "..", PROVENANCE)
+        if not plain or any(c in name for c in "/\\\0"):
+            return False
+        if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+            return False
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            return False
+    return True
+
+
+def _file_problems(path: Path, sha256: str, size: int) -> list[str]:
+    """Why ``path`` is not the regular file of ``size`` bytes and ``sha256`` (empty: it is)."""
+    import stat
+
+    from ..atomic import sha256_file
+
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return [f"{path} is missing"]
+    except OSError as e:
+        return [f"{path}: {e.strerror or e}"]
+    if not stat.S_ISREG(st.st_mode):
+        return [f"{path} is not a regular file (a symlink or special file was put there)"]
+    if st.st_size != size:
+        return [f"{path}: {st.st_size} bytes, recorded {size} (changed on disk)"]
+    try:
+        actual = sha256_file(path)
+    except OSError as e:
+        return [f"{path}: {e.strerror or e}"]
+    if actual != sha256:
+        return [f"{path}: sha256 {actual}, recorded {sha256} (bytes changed on disk)"]
+    return []
+
+
+def _make_readonly(path: Path) -> None:
+    """Drop the write bits of a regular file (not through a symlink); errors are ignored."""
+    with contextlib.suppress(OSError):
+        mode = path.lstat().st_mode
+        if _regular(path) and mode & 0o222:
+            os.chmod(path, policy_mode(READONLY_MODE))
+
+
 def _subdirs(path: Path) -> list[Path]:
     if not path.is_dir():
         return []
@@ -603,6 +732,6 @@ def _subdirs(path: Path) -> list[Path]:
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None

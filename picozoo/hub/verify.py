@@ -2,9 +2,13 @@
 
 Each cached blob is re-hashed against its ref, the registry pin and the lock pin; each file
 of an unpacked tarball against the manifest written while unpacking (users load those files,
-so a flipped byte there matters as much).  ``deep`` adds: tarball members re-checked for safety
-and compared to the manifest, ``infer_cfg.yml`` parses, ONNX files pass ``onnx.checker``, and
-``.pdparams`` checkpoints are read with a restricted unpickler (parameter count reported).
+so a flipped byte there matters as much); each file of a converted output against its
+``provenance.json`` and its pin (:meth:`~picozoo.hub.store.Store.converted_problems`; a
+converted output's "model" is its label: a model id, or ``local-<name>`` for a local folder or
+file).  ``deep`` adds: tarball members re-checked for safety and compared to the manifest,
+``infer_cfg.yml`` parses, ONNX files (downloaded, unpacked or converted) pass
+``onnx.checker``, and ``.pdparams`` checkpoints are read with a restricted unpickler (parameter
+count reported).
 
 >>> result = verify_cache(store, registry, deep=True)                     # doctest: +SKIP
 >>> [str(p) for p in result.problems]                                     # doctest: +SKIP
@@ -24,7 +28,7 @@ from ..errors import ArchiveError, MissingDependencyError, ModelFileError
 from ..onnx_files import check_external_data
 from ..paddle_dir import INFER_CFG, missing_inference_files
 from .pins import PinFile
-from .store import Ref, Store
+from .store import PROVENANCE, Ref, Store
 from .unpack import TREE, check_members, check_unpacked, list_members, read_manifest
 
 
@@ -82,6 +86,40 @@ def verify_cache(
                 "problems": [p.message for p in problems],
             }
         )
+    for item in store.converted():
+        if wanted is not None and item.label not in wanted:
+            continue
+        seen_models.add(item.label)
+        problems = _verify_converted(store, item, pins, deep)
+        result.problems += problems
+        result.rows.append(
+            {
+                "model": item.label,
+                "kind": f"converted:{item.target}",
+                "status": "ok" if not problems else "FAILED",
+                "size": item.provenance.output.size,
+                "sha256": item.provenance.output.sha256,
+                "files": len(store.converted_files(item)),
+                "params": None,
+                "detail": f"key={item.key}",
+                "problems": [p.message for p in problems],
+            }
+        )
+    for folder in store.unreadable_converted():
+        label = folder.parent.name
+        if wanted is not None and label not in wanted:
+            continue
+        seen_models.add(label)
+        message = (
+            f"{folder / PROVENANCE} is missing or unreadable "
+            "(the next `picozoo convert` builds it again; `picozoo cache rm` removes it)"
+        )
+        result.problems.append(Problem(label, "converted", message))
+        result.rows.append(
+            {"model": label, "kind": "converted", "status": "FAILED", "size": None,
+             "sha256": None, "files": 0, "params": None, "detail": f"key={folder.name}",
+             "problems": [message]}
+        )  # fmt: skip
     for mid in wanted or []:
         if mid not in seen_models:
             result.problems.append(Problem(mid, "-", "nothing of this model is in the cache"))
@@ -134,6 +172,17 @@ def _verify_ref(
         elif name.endswith((".yml", ".yaml")):
             _deep_yaml(blob, bad)
     return problems, detail
+
+
+def _verify_converted(store: Store, item: Any, pins: PinFile, deep: bool) -> list[Problem]:
+    """A converted output's files against its provenance and pins; ``deep``: an ONNX output
+    also passes ``onnx.checker``."""
+    kind = f"converted:{item.target}"
+    hint = " (the next `picozoo convert` builds it again)"
+    problems = [Problem(item.label, kind, m + hint) for m in store.converted_problems(item, pins)]
+    if deep and not problems and item.path.suffix == ".onnx":
+        _deep_onnx(item.path, lambda m: problems.append(Problem(item.label, kind, m)), {})
+    return problems
 
 
 def _verify_unpacked(udir: Path, bad: Any) -> int:

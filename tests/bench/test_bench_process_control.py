@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bench_helpers import run_cli
+from support.bench_helpers import run_cli
 
 from picozoo.errors import ExitCode, UsageError
 

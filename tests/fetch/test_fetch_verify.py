@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import pickle
@@ -321,3 +322,143 @@ def test_verify_deep_reports_a_hostile_checkpoint_in_the_cache(
     assert "nests containers more than 32 deep" in result.problems[0].message
     row = next(r for r in result.rows if r["kind"] == "weights")
     assert row["status"] == "FAILED" and row["params"] is None
+
+
+# -- converted outputs (issue 17, item 7) -------------------------------------------------------
+@pytest.fixture
+def converted(tmp_path: Path) -> tuple[Path, Path]:
+    """A small ONNX in ``tmp/m`` converted to OpenVINO (under umask 000) in a fresh cache:
+    (the cache, the source)."""
+    pytest.importorskip("openvino")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from support.bench_helpers import build_conv_onnx
+
+    (tmp_path / "m").mkdir()
+    src = Path(build_conv_onnx(tmp_path / "m" / "tiny.onnx"))
+    cache = tmp_path / "cache"
+    r = _convert(src, cache, umask=0)
+    assert r.returncode == 0, r.stderr
+    return cache, src
+
+
+def _convert(src: Path, cache: Path, umask: int = 0o022) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PICOZOO_CACHE": str(cache)}
+    return subprocess.run(
+        [sys.executable, "-m", "picozoo", "convert", str(src), "--to", "openvino"],
+        capture_output=True, text=True, env=env, preexec_fn=lambda: os.umask(umask),
+    )  # fmt: skip
+
+
+def _output(cache: Path, name: str = "model.xml") -> Path:
+    (path,) = cache.glob(f"converted/local-m/*/{name}")
+    return path
+
+
+def _zero_tail(path: Path, n: int = 128) -> None:
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[-n:] = bytes(n)
+    path.write_bytes(bytes(data))
+
+
+def test_converted_outputs_are_read_only_even_under_umask_000(converted: tuple[Path, Path]) -> None:
+    cache, _ = converted
+    files = sorted(_output(cache).parent.iterdir())
+    assert [p.name for p in files] == ["model.bin", "model.xml", "provenance.json"]
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o444"}
+
+
+def test_verify_checks_converted_outputs(converted: tuple[Path, Path]) -> None:
+    cache, _ = converted
+    r = cli("verify", "--format", "json", cache=cache)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (row,) = json.loads(r.stdout)["artifacts"]
+    assert (row["model"], row["kind"], row["status"], row["files"]) == (
+        "local-m", "converted:openvino", "ok", 2
+    )  # fmt: skip
+    binary = _output(cache, "model.bin")
+    _zero_tail(binary)
+    for args in (("verify",), ("verify", "local-m"), ("verify", "--deep")):
+        r = cli(*args, cache=cache)
+        assert r.returncode == 6, (args, r.stdout, r.stderr)
+        assert f"FAILED local-m converted:openvino: {binary}: sha256 " in r.stdout
+        assert r.stderr.count("picozoo: error:") == 1 and "Traceback" not in r.stderr
+    # a registry model without converted outputs or downloads is still "nothing cached"
+    r = cli("verify", MODEL, cache=cache)
+    assert r.returncode == 6 and "nothing of this model is in the cache" in r.stdout
+
+
+def test_a_damaged_converted_output_is_rebuilt_with_a_warning(
+    converted: tuple[Path, Path],
+) -> None:
+    cache, src = converted
+    xml = _output(cache)
+    good, pins = xml.read_bytes(), (cache / "picozoo.lock").read_text()
+    _zero_tail(xml)
+    r = _convert(src, cache)
+    assert r.returncode == 0, r.stderr
+    assert f"picozoo: warning: {xml}: sha256 " in r.stderr and "converting it again" in r.stderr
+    assert xml.read_bytes() == good and not xml.stat().st_mode & 0o222
+    assert (cache / "picozoo.lock").read_text() == pins
+    r = _convert(src, cache)  # intact now: a plain cache hit
+    assert r.returncode == 0 and "warning" not in r.stderr and "parity" not in r.stderr
+
+
+def test_a_converted_output_rewritten_with_its_provenance_fails_its_pin(
+    converted: tuple[Path, Path],
+) -> None:
+    """Bytes replaced and provenance.json edited to match: the pins file still knows."""
+    cache, src = converted
+    xml = _output(cache)
+    prov_path = xml.parent / "provenance.json"
+    fake = b"<?xml version='1.0'?><net/>\n"
+    os.chmod(xml, 0o644)
+    xml.write_bytes(fake)
+    prov = json.loads(prov_path.read_text())
+    prov["output"].update(sha256=hashlib.sha256(fake).hexdigest(), size=len(fake))
+    os.chmod(prov_path, 0o644)
+    prov_path.write_text(json.dumps(prov))
+    r = cli("verify", cache=cache)
+    assert r.returncode == 6 and "picozoo.lock pinned" in r.stdout, r.stdout
+    r = _convert(src, cache)
+    assert r.returncode == 0 and "converting it again" in r.stderr
+    assert xml.read_bytes() != fake
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["missing", "not JSON", "wrong types", "file outside its folder", "a FIFO"],
+)
+def test_a_converted_output_with_a_bad_provenance_is_flagged_and_rebuilt(
+    converted: tuple[Path, Path], damage: str
+) -> None:
+    """provenance.json gone, garbled, of the wrong types, naming a file outside its folder
+    (``../../etc/hostname`` would be hashed and served), or a FIFO (reading it would hang):
+    ``verify`` names it, ``cache ls`` still lists, ``convert`` rebuilds, ``cache rm LABEL``
+    removes it."""
+    cache, src = converted
+    prov_path = _output(cache).parent / "provenance.json"
+    prov = json.loads(prov_path.read_text())
+    prov_path.unlink()
+    if damage == "not JSON":
+        prov_path.write_text("{")
+    elif damage == "wrong types":
+        prov_path.write_text(json.dumps({**prov, "output": 5, "created": 3}))
+    elif damage == "file outside its folder":
+        prov["output"]["file"] = "../../../../etc/hostname"
+        prov_path.write_text(json.dumps(prov))
+    elif damage == "a FIFO":
+        os.mkfifo(prov_path)
+    r = cli("verify", "--format", "json", cache=cache)
+    assert r.returncode == 6 and r.stderr.count("picozoo: error:") == 1, r.stderr
+    (problem,) = json.loads(r.stdout)["problems"]
+    assert problem.startswith(f"local-m converted: {prov_path} is missing or unreadable")
+    r = cli("cache", "ls", "--format", "json", cache=cache)
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    r = _convert(src, cache)
+    assert r.returncode == 0 and "converting it again" in r.stderr, r.stderr
+    assert cli("verify", cache=cache).returncode == 0
+    prov_path.chmod(0o644)
+    prov_path.write_text("{")
+    r = cli("cache", "rm", "local-m", cache=cache)
+    assert r.returncode == 0 and not list(cache.glob("converted/local-m/*"))
