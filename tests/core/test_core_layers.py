@@ -4,7 +4,7 @@ Every module is parsed with ``ast`` (imports inside functions and under ``TYPE_C
 count too); an import of ``picozoo.X...`` from a module of package or top-level module ``Y``
 is an edge ``Y -> X``. The layers, lowest first:
 
-    errors -> settings, atomic, capture, onnx_files, provenance
+    errors, yaml_strict -> settings, atomic, capture, onnx_files, provenance
     -> picozoo (its __init__: __version__, PicozooError, Settings) -> paddle_dir -> hub, runtime
     -> targets, catalog, describe, modelinfo, render -> resolve -> detect -> convert
     -> bench -> cli -> __main__
@@ -25,7 +25,7 @@ ROOT = "picozoo"  # the package's own __init__ (``from picozoo import __version_
 
 #: Every node's layer, lowest first: a node imports only from layers below its own.
 LAYERS = (
-    {"errors"},
+    {"errors", "yaml_strict"},
     {"settings", "atomic", "capture", "onnx_files", "provenance"},
     {ROOT},  # __version__, and lazy re-exports of PicozooError and Settings
     {"paddle_dir"},
