@@ -125,8 +125,8 @@ class InferConfigError(ModelFileError):
         """The same refusal for the config inside a pulled tarball (``label``)."""
         err = BadArchiveError(
             f"{label}: {self.message}",
-            hint="the tarball's infer_cfg.yml is refused, nothing runs it: check the "
-            "mirror/registry (--config gives a good one to an .onnx file)",
+            hint="nothing runs it: check the mirror/registry, or give a good infer_cfg.yml "
+            "with --config",
         )
         err.__cause__ = self
         return err

@@ -132,7 +132,7 @@ must be two positive integers (height, width) of at most 4096, got [0, 320] (...
         err = InferConfigError(self.source or INFER_CFG, problem, field=field)
         return err.in_artifact(self.artifact) if self.artifact else err
 
-    def check_model(self, inputs: list[Any], outputs: list[Any]) -> None:
+    def check_model(self, inputs: list[Any], outputs: list[Any], model: Any = None) -> None:
         """Refuse, before anything runs, a config that contradicts the model: its inputs and
         outputs (``name`` and ``shape``, ``None``/strings for dynamic dims, as
         :meth:`picozoo.runtime.Runtime.inputs` gives them). The model must take ``image``
@@ -140,7 +140,8 @@ must be two positive integers (height, width) of at most 4096, got [0, 320] (...
         ``image`` must be the ``Resize.target_size``; ``keep_ratio`` gives each image its own
         size, so it needs a dynamic input and a model with NMS (``scale_factor``: picozoo
         decodes the others on the ``target_size`` grid); ``label_list`` must name every class
-        of the score maps when the model declares their size.
+        of the score maps when the model declares their size. ``model``: the model's path,
+        named in the refusal of a model without ``image``.
 
         >>> cfg = InferConfig.parse({"Preprocess": [{"type": "Resize", "target_size": 320}]})
         >>> cfg.check_model([_T("image", [1, 3, 416, 416])], [])
@@ -153,10 +154,11 @@ must be two positive integers (height, width) of at most 4096, got [0, 320] (...
         image = next((i for i in inputs if i.name == "image"), None)
         if image is None:
             raise ModelFileError(
-                f"the model's inputs are {', '.join(repr(n) for n in names) or 'none'}; picozoo "
-                "feeds the image as 'image' (PaddleDetection's export name)",
-                hint="give a PicoDet exported by PaddleDetection (input 'image', and "
-                "'scale_factor' when it runs NMS), or rename the input",
+                f"{model or 'the model'}: its inputs are "
+                f"{', '.join(repr(n) for n in names) or 'none'}; picozoo feeds the image as "
+                "'image' (PaddleDetection's export name)",
+                hint="give a PicoDet exported by PaddleDetection: input 'image', and "
+                "'scale_factor' when it runs NMS",
             )
         resize = self._resize_field()
         shape = list(image.shape or [])
@@ -205,8 +207,8 @@ def _class_count(outputs: list[Any]) -> int | None:
         return None
     shapes = [list(o.shape or []) for o in outputs[:4]]
     dims = {s[2] if len(s) == 3 else None for s in shapes}
-    c = dims.pop() if len(dims) == 1 else None
-    return c if _is_int(c) and c > 0 else None
+    c: Any = dims.pop() if len(dims) == 1 else None
+    return int(c) if _is_int(c) and c > 0 else None
 
 
 class _Fields:
@@ -255,7 +257,7 @@ class _Fields:
         return InferConfig(**kw)
 
     def resize(self, step: dict[str, Any], name: str) -> dict[str, Any]:
-        size = step.get("target_size")
+        size: Any = step.get("target_size")
         if _is_int(size):
             size = [size, size]  # upstream's Resize takes an int for a square
         ok = isinstance(size, list) and len(size) == 2 and all(_is_int(x) for x in size)
@@ -289,7 +291,7 @@ class _Fields:
         for key, default in (("mean", InferConfig.mean), ("std", InferConfig.std)):
             value = step.get(key, list(default))
             ok = isinstance(value, list) and len(value) == 3 and all(_is_number(x) for x in value)
-            if not ok or not all(math.isfinite(x) for x in value):
+            if not ok or not all(_finite(x) for x in value):
                 raise self.bad(
                     f"{name}.{key}", f"must be three finite numbers (R, G, B), got {_shown(value)}"
                 )
@@ -337,7 +339,7 @@ class _Fields:
     def number(
         self, value: Any, name: str, low: float, high: float, *, open_low: bool = False
     ) -> float:
-        ok = _is_number(value) and math.isfinite(value)
+        ok = _is_number(value) and _finite(value)
         ok = ok and (low < value if open_low else low <= value) and value <= high
         if not ok:
             span = f"({low}, {high}]" if open_low else f"[{low}, {high}]"
@@ -356,6 +358,14 @@ def _is_int(x: Any) -> bool:
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _finite(x: int | float) -> bool:
+    """True for a finite number a float holds (``10**400`` is not: it overflows)."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def _shown(value: Any, limit: int = 60) -> str:

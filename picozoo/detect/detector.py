@@ -54,7 +54,7 @@ class Detector:
             )
         # pipelined: reading, pre-processing and NMS share the CPU with the engine
         runtime = load(engine, path, threads=threads, precision=precision, pipelined=True)
-        config.check_model(runtime.inputs(), runtime.outputs())  # before anything runs
+        config.check_model(runtime.inputs(), runtime.outputs(), path)  # before anything runs
         return cls(runtime, config, nms)
 
     @functools.cached_property
