@@ -53,14 +53,16 @@ def read_text(path: Path, *, max_bytes: int) -> str:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as e:
         raise StrictYamlError(f"cannot read: {e.strerror or e}") from e
-    with os.fdopen(fd, "rb") as f:
+    try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise StrictYamlError(f"not a regular file ({_kind(mode)})")
-        try:
+        with os.fdopen(os.dup(fd), "rb") as f:
             raw = f.read(max_bytes + 1)
-        except OSError as e:
-            raise StrictYamlError(f"cannot read: {e.strerror or e}") from e
+    except OSError as e:
+        raise StrictYamlError(f"cannot read: {e.strerror or e}") from e
+    finally:
+        os.close(fd)
     if len(raw) > max_bytes:
         size = f"{max_bytes >> 20} MiB" if max_bytes >= 1 << 20 else f"{max_bytes >> 10} KiB"
         raise StrictYamlError(f"larger than {size}, refusing")
