@@ -4,7 +4,12 @@ An upstream tarball unpacks to ``picodet_s_416_coco_lcnet/{model.pdmodel, model.
 infer_cfg.yml}``; a model saved by paddlepaddle 3 with PIR has ``model.json`` instead of
 ``model.pdmodel``. ``infer_cfg.yml`` (written by PaddleDetection's exporter) holds the
 pre-processing (``Resize``, ``NormalizeImage``, ``Permute``), the label list and the NMS
-settings of the exported model. This is the one place that reads either.
+settings of the exported model. This is the one place that reads either. ``infer_cfg.yml``
+is read with picozoo's strict YAML loader (:mod:`picozoo.yaml_strict`: no aliases, duplicate
+keys or non-finite numbers) and every field picozoo uses is checked (:meth:`InferConfig.parse`),
+then against the model it runs (:meth:`InferConfig.check_model`); a refusal names the file and
+the field, exit 2 for a file the user gave, 5 inside a pulled tarball (pulls check it after
+unpacking, so a bad one is never cached or pinned).
 
 >>> find_paddle_model(Path("/nonexistent"))
 Traceback (most recent call last):
