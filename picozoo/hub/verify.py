@@ -3,9 +3,8 @@
 Each cached blob is re-hashed against its ref, the registry pin and the lock pin; each file
 of an unpacked tarball against the manifest written while unpacking (users load those files,
 so a flipped byte there matters as much).  ``deep`` adds: tarball members re-checked for safety
-and compared to the manifest, ``infer_cfg.yml`` passes the checks ``infer`` makes (strict
-YAML, fields in range), ONNX files pass ``onnx.checker``, and ``.pdparams`` checkpoints are
-read with a restricted unpickler (parameter count reported).
+and compared to the manifest, ``infer_cfg.yml`` parses, ONNX files pass ``onnx.checker``, and
+``.pdparams`` checkpoints are read with a restricted unpickler (parameter count reported).
 
 >>> result = verify_cache(store, registry, deep=True)                     # doctest: +SKIP
 >>> [str(p) for p in result.problems]                                     # doctest: +SKIP

@@ -4,8 +4,9 @@ Every module is parsed with ``ast`` (imports inside functions and under ``TYPE_C
 count too); an import of ``picozoo.X...`` from a module of package or top-level module ``Y``
 is an edge ``Y -> X``. The layers, lowest first:
 
-    errors, yaml_strict -> settings, atomic, capture, onnx_files, provenance
-    -> picozoo (its __init__: __version__, PicozooError, Settings) -> paddle_dir -> hub, runtime
+    errors -> settings, atomic, capture, onnx_files, provenance
+    -> picozoo (its __init__: __version__, PicozooError, Settings) -> yaml_strict -> paddle_dir
+    -> hub, runtime
     -> targets, catalog, describe, modelinfo, render -> resolve -> detect -> convert
     -> bench -> cli -> __main__
 
@@ -25,9 +26,10 @@ ROOT = "picozoo"  # the package's own __init__ (``from picozoo import __version_
 
 #: Every node's layer, lowest first: a node imports only from layers below its own.
 LAYERS = (
-    {"errors", "yaml_strict"},
+    {"errors"},
     {"settings", "atomic", "capture", "onnx_files", "provenance"},
     {ROOT},  # __version__, and lazy re-exports of PicozooError and Settings
+    {"yaml_strict"},  # imports nothing of picozoo: the one YAML loader, of hub and paddle_dir
     {"paddle_dir"},
     {"hub", "runtime"},
     {"targets", "catalog", "describe", "modelinfo", "render"},
