@@ -186,7 +186,12 @@ must be two positive integers (height, width) of at most 4096, got [0, 320] (...
                 f"{list(self.input_size)} contradicts the model's fixed input {hw[0]}x{hw[1]}",
                 f"{resize}.target_size",
             )
-        classes = None if takes_scale else _class_count(outputs)
+        if not takes_scale:
+            self.check_classes(_class_count(outputs))
+
+    def check_classes(self, classes: int | None) -> None:
+        """Refuse a ``label_list`` that does not name each of the model's ``classes`` (None:
+        unknown; an empty list is allowed: ``infer`` warns that it shows class indices)."""
         if classes is not None and self.labels and len(self.labels) != classes:
             raise self.refuse(
                 f"{len(self.labels)} labels, the model has {classes} classes", "label_list"

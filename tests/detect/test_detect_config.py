@@ -84,3 +84,17 @@ def test_a_config_without_label_list_is_warned_about_once(
     infer(str(model), [png], config=_cfg(tmp_path, labels=["a", "b", "c"]), store=store,
           out_dir=tmp_path / "out", progress=said.append)  # fmt: skip
     assert not any("label_list" in s for s in said)
+
+
+def test_labels_are_checked_against_the_scores_of_engines_declaring_no_shapes(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Paddle Inference declares no output shapes: the first scores give the class count."""
+    from picozoo.runtime import load
+
+    model, png = tiny
+    short = InferConfig.load(_cfg(tmp_path, labels=["a", "b"]))
+    det = Detector(load("onnxruntime", model), short)  # opened without the up-front check
+    image = np.asarray(Image.open(png).convert("RGB"))
+    with pytest.raises(InferConfigError, match=f"2 labels, the model has {CLASSES} classes"):
+        det.detect(image)
