@@ -5,13 +5,13 @@ count too); an import of ``picozoo.X...`` from a module of package or top-level 
 is an edge ``Y -> X``. The layers, lowest first:
 
     errors -> settings, atomic, capture, onnx_files, provenance
-    -> picozoo (its __init__: __version__, PicozooError, Settings) -> yaml_strict -> paddle_dir
-    -> hub, runtime
+    -> picozoo (its __init__: __version__, PicozooError, Settings) -> paddle_dir -> hub, runtime
     -> targets, catalog, describe, modelinfo, render -> resolve -> detect -> convert
     -> bench -> cli -> __main__
 
 (detection agreement is detection logic: ``convert`` uses ``detect``; what runs a model is
 :mod:`picozoo.resolve`, below both, and a conversion is passed into it).
+``yaml_strict``, the one YAML loader, imports nothing of picozoo: it sits under ``paddle_dir``.
 """
 
 from __future__ import annotations
