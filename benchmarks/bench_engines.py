@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
-import re
 import shutil
 import sys
 import tempfile
@@ -102,9 +101,11 @@ def layout_targets(store: Any, plan: Any) -> list[Any]:
 
 def standin_config(folder: Path, out: Path) -> Path:
     """The stand-in's infer_cfg.yml with one label per class (80)."""
-    text = (folder / "infer_cfg.yml").read_text()
-    labels = ", ".join(f"class{i}" for i in range(80))
-    out.write_text(re.sub(r"label_list:.*", f"label_list: [{labels}]", text))
+    import yaml
+
+    data = yaml.safe_load((folder / "infer_cfg.yml").read_text())
+    data["label_list"] = [f"class{i}" for i in range(80)]
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out
 
 
@@ -122,7 +123,6 @@ def standin_set(
     folder = pull(store, registry.get(STANDIN).artifact("inference-nopp")).path
     cfg_path = standin_config(folder, tmp / "standin_infer_cfg.yml")
     cfg = InferConfig.load(cfg_path)
-    assert cfg is not None
     try:
         ref = Detector(load("paddle", folder, reference=True), cfg)
         what = "Paddle Inference fp32 (reference kernels) + picozoo decode/NMS, boxes > 0.5"
@@ -149,7 +149,6 @@ def layout_set(tmp: Path) -> tuple[Path, Path, str]:
     cfg_path = tmp / "layout_infer_cfg.yml"
     cfg_path.write_text(LAYOUT_INFER_CFG)
     cfg = InferConfig.load(cfg_path)
-    assert cfg is not None
     ref = Detector(load("onnxruntime", layout_cdla_path(), reference=True), cfg)
     say("building the layout model's self-consistency set ...")
     pages = {f"page{seed}": draw_page(seed)[0] for seed in range(6)}

@@ -85,7 +85,6 @@ def _shift_class_logits(onnx_path: Path, classes: int, shift: float, out: Path) 
 
 def _models(tmp: Path) -> list[tuple[str, Path, Any, list[Path]]]:
     import numpy as np
-    import yaml
     from PIL import Image
     from skimage import data
     from support.paddle_models import build_models
@@ -99,7 +98,7 @@ def _models(tmp: Path) -> list[tuple[str, Path, Any, list[Path]]]:
     for seed in range(3):
         pages.append(tmp / f"page{seed}.png")
         Image.fromarray(draw_page(seed)[0]).save(pages[-1])
-    layout_cfg = InferConfig.parse(yaml.safe_load(LAYOUT_INFER_CFG))
+    layout_cfg = InferConfig.from_text(LAYOUT_INFER_CFG)
     share = _share_above(_score_maps(layout_cdla_path(), layout_cfg, pages))
 
     photos = []

@@ -101,6 +101,38 @@ class ModelFileError(UsageError):
     """A file or directory that is not a model picozoo can read."""
 
 
+class InferConfigError(ModelFileError):
+    """An ``infer_cfg.yml`` picozoo refuses (not strict YAML, or a field out of range).
+
+    Exit 2 as it is (a file the user gave: ``--config``, a model folder);
+    :meth:`in_artifact` makes it the exit-5 refusal of a pulled tarball's config.
+
+    >>> e = InferConfigError("infer_cfg.yml", "must be 0-4, got 99", field="Preprocess[0].interp")
+    >>> str(e).split(" (")[0]
+    "infer_cfg.yml: field 'Preprocess[0].interp': must be 0-4, got 99"
+    >>> int(e.in_artifact("picodet-s-416 inference").exit_code)
+    5
+    """
+
+    def __init__(self, path: str, problem: str, *, field: str | None = None) -> None:
+        where = f"{path}: field {field!r}" if field else path
+        super().__init__(
+            f"{where}: {problem}",
+            hint="fix the file, or give the infer_cfg.yml exported with the model",
+        )
+        self.path, self.problem, self.field = path, problem, field
+
+    def in_artifact(self, label: str) -> BadArchiveError:
+        """The same refusal for the config inside a pulled tarball (``label``)."""
+        err = BadArchiveError(
+            f"{label}: {self.message}",
+            hint="nothing runs it: check the mirror/registry, or give a good infer_cfg.yml "
+            "with --config",
+        )
+        err.__cause__ = self
+        return err
+
+
 class ResultFileError(UsageError):
     """A result file that cannot be read or is not a valid ``picozoo.bench/1`` document."""
 

@@ -305,7 +305,8 @@ def realize(
         assert model is not None and p.kind is not None
         artifact = model.artifact(p.kind)
         entry = pull_announced(store, artifact, progress)
-        size = exported_size(entry.path) if p.kind in INFERENCE_KINDS else None
+        label = f"{model.id} {p.kind}"  # its infer_cfg.yml is checked: exit 5 if refused
+        size = exported_size(entry.path, artifact=label) if p.kind in INFERENCE_KINDS else None
         provenance = {"artifact": p.kind, "url": artifact.url, "sha256": entry.sha256}
         return Resolved(p, entry.path, provenance, input_size=size or model.input_size)
     assert p.to is not None
@@ -351,17 +352,19 @@ def resolve(
     return realize(p, store, convert=convert, progress=progress)
 
 
-def exported_size(path: Path) -> tuple[int, int] | None:
-    """The input size in a Paddle model's ``infer_cfg.yml`` (None: none, or not a Paddle
-    model).
+def exported_size(path: Path, *, artifact: str | None = None) -> tuple[int, int] | None:
+    """The input size in a Paddle model's checked ``infer_cfg.yml`` (None: none, or not a
+    Paddle model). A config picozoo refuses raises (``artifact``: the label of the pulled
+    tarball ``path`` is, see :meth:`picozoo.paddle_dir.InferConfig.load`).
 
     >>> exported_size(Path("/nonexistent")) is None
     True
     """
     try:
-        return find_paddle_model(path).config().input_size
+        files = find_paddle_model(path)
     except ModelFileError:
         return None
+    return files.config(artifact=artifact).input_size
 
 
 def in_store(

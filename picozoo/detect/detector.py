@@ -54,6 +54,7 @@ class Detector:
             )
         # pipelined: reading, pre-processing and NMS share the CPU with the engine
         runtime = load(engine, path, threads=threads, precision=precision, pipelined=True)
+        config.check_model(runtime.inputs(), runtime.outputs(), path)  # before anything runs
         return cls(runtime, config, nms)
 
     @functools.cached_property
@@ -81,6 +82,7 @@ class Detector:
         if self.postprocessed:
             return Detections.from_rows(outputs[0])
         scores, dists = split_outputs(outputs)
+        self.config.check_classes(int(scores[0].shape[-1]))  # for engines declaring no shapes
         size = self.config.input_size
         assert size is not None
         head = HeadOutputs.of(scores, dists, size, info["scale_factor"])

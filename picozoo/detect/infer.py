@@ -79,6 +79,9 @@ def infer_images(
     cfg = runnable.config
     detector = Detector.open(runnable.path, config=cfg, engine=engine, threads=threads,
                              nms=EVAL_NMS, precision=precision)  # fmt: skip
+    if not cfg.labels and progress:  # said once: every row would show a class index
+        progress(f"warning: {cfg.source or 'infer_cfg.yml'} has no label_list: classes are "
+                 "shown by index")  # fmt: skip
     cut = cfg.draw_threshold if threshold is None else threshold
     report = InferReport()
     for i, path in enumerate(images):

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ModelFileError, UsageError
+from ..errors import UsageError
 from ..hub.registry import INFERENCE_KINDS, Registry
 from ..hub.store import Store
 from ..paddle_dir import INFER_CFG, InferConfig, config_beside, find_paddle_model
@@ -43,8 +43,10 @@ class Runnable:
     engine: str
 
 
-def resolve_config(model: Path, config: Path | None) -> InferConfig:
-    """The ``infer_cfg.yml`` of ``model``: ``config`` if given, else the one beside it."""
+def resolve_config(model: Path, config: Path | None, *, artifact: str | None = None) -> InferConfig:
+    """The checked ``infer_cfg.yml`` of ``model``: ``config`` if given, else the one beside it
+    (``artifact``: the label of the pulled tarball ``model`` is, whose config is refused with
+    exit 5; a file the user gave is refused with exit 2)."""
     if config is None:
         config = config_beside(model)
         if config is None:
@@ -52,11 +54,13 @@ def resolve_config(model: Path, config: Path | None) -> InferConfig:
                 f"{model} has no {INFER_CFG} beside it",
                 hint=f"give the model's pre-processing with --config {INFER_CFG}",
             )
-    cfg = InferConfig.load(config)
-    if cfg is None or cfg.input_size is None:
-        raise ModelFileError(
-            f"{config}: not an infer_cfg.yml with a Resize target_size",
-            hint="give the infer_cfg.yml exported with the model",
+    else:
+        artifact = None
+    cfg = InferConfig.load(config, artifact=artifact)
+    if cfg.input_size is None:
+        raise cfg.refuse(
+            "no Resize step with a target_size: picozoo needs the model's input size",
+            "Preprocess",
         )
     return cfg
 
@@ -111,5 +115,6 @@ def _model_config(
         return resolve_config(Path(config), config)
     if any(model.has(k) for k in INFERENCE_KINDS):
         folder = plan(target, "paddle", postprocess=False)
-        return resolve_config(realize(folder, store, progress=progress).path, None)
+        label = f"{model.id} {folder.kind}"
+        return resolve_config(realize(folder, store, progress=progress).path, None, artifact=label)
     return InferConfig(input_size=model.input_size, labels=COCO80)

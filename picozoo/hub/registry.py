@@ -26,6 +26,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import RegistryError, UnknownArtifactError, UnknownModelError
+from ..yaml_strict import StrictYamlError, read_text
+from ..yaml_strict import strict_yaml as _strict_yaml
 from .mirror import normalise_url
 
 #: The fixed vocabulary of artifact kinds.
@@ -50,8 +52,6 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
 #: A registry larger than this is refused unread (the packaged one is ~30 KB).
 MAX_REGISTRY_BYTES = 4 << 20
-#: Deepest YAML nesting accepted (the registry needs 6 levels).
-MAX_YAML_DEPTH = 32
 #: File-name endings stripped to get a file's stem.
 _FILE_SUFFIXES = (
     ".tar.gz", ".tgz", ".tar", ".zip", ".onnx", ".pdparams", ".pdmodel", ".nb", ".yml",
@@ -245,90 +245,27 @@ def load_registry(path: str | os.PathLike[str] | None = None) -> Registry:
     """
     p = Path(path or packaged_registry_path())
     try:
-        with open(p, "rb") as f:
-            raw = f.read(MAX_REGISTRY_BYTES + 1)
-    except OSError as e:
-        raise RegistryError(str(p), f"cannot read: {e.strerror or e}") from e
-    if len(raw) > MAX_REGISTRY_BYTES:
-        raise RegistryError(str(p), f"larger than {MAX_REGISTRY_BYTES >> 20} MiB, refusing")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise RegistryError(str(p), f"not UTF-8 text (byte {e.start})") from e
+        text = read_text(p, max_bytes=MAX_REGISTRY_BYTES)
+    except StrictYamlError as e:
+        raise RegistryError(str(p), e.problem) from e
     return parse_registry(strict_yaml(text, str(p)), str(p))
 
 
 def strict_yaml(text: str, path: str = "<registry>") -> Any:
-    """Parse YAML refusing what a registry never needs and an attacker would use: anchors and
-    aliases (the "billion laughs" bomb), nesting deeper than :data:`MAX_YAML_DEPTH`, duplicate
-    keys (the second would silently win) and non-finite numbers (``.nan``, ``.inf``, ``1e999``).
+    """Parse YAML with picozoo's one strict loader (:func:`picozoo.yaml_strict.strict_yaml`:
+    no anchors or aliases, no nesting deeper than
+    :data:`~picozoo.yaml_strict.MAX_YAML_DEPTH`, no duplicate keys,
+    no non-finite numbers), as a :class:`RegistryError`.
 
     >>> strict_yaml("a: 1\\na: 2")
     Traceback (most recent call last):
     ...
     picozoo.errors.RegistryError: <registry>: not valid YAML at line 2: duplicate key 'a' ...
     """
-    import yaml
-
-    loader = _strict_loader()(text)
     try:
-        return loader.get_single_data()
-    except (yaml.YAMLError, ValueError, RecursionError) as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or (str(e) if isinstance(e, ValueError) else "")
-        detail = f": {' '.join(problem.split())}" if problem else ""
-        raise RegistryError(path, f"not valid YAML{where}{detail}") from e
-    finally:
-        loader.dispose()
-
-
-def _strict_loader() -> type:
-    """A ``yaml.SafeLoader`` subclass with the refusals of :func:`strict_yaml`."""
-    import yaml
-    from yaml.composer import ComposerError
-    from yaml.constructor import ConstructorError
-
-    class StrictLoader(yaml.SafeLoader):
-        depth = 0
-
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            event = self.peek_event()
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise ComposerError(
-                    None, None, "anchors and aliases (&, *) are not allowed", event.start_mark
-                )
-            self.depth += 1
-            try:
-                if self.depth > MAX_YAML_DEPTH:
-                    raise ComposerError(
-                        None, None, f"nested deeper than {MAX_YAML_DEPTH}", event.start_mark
-                    )
-                return super().compose_node(parent, index)
-            finally:
-                self.depth -= 1
-
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            seen: set[Any] = set()
-            for key_node, _ in getattr(node, "value", ()):
-                key = self.construct_object(key_node, deep=True)
-                if isinstance(key, (str, int, float, bool)) and key in seen:
-                    raise ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark
-                    )
-                seen.add(key)
-            return super().construct_mapping(node, deep=deep)
-
-        def construct_yaml_float(self, node: Any) -> float:
-            value = super().construct_yaml_float(node)
-            if not math.isfinite(value):
-                raise ConstructorError(
-                    None, None, f"non-finite number {node.value!r}", node.start_mark
-                )
-            return value
-
-    StrictLoader.add_constructor("tag:yaml.org,2002:float", StrictLoader.construct_yaml_float)
-    return StrictLoader
+        return _strict_yaml(text)
+    except StrictYamlError as e:
+        raise RegistryError(path, e.problem) from e
 
 
 def parse_registry(data: Any, path: str = "<registry>") -> Registry:

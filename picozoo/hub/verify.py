@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import sha256_file
-from ..errors import ArchiveError, MissingDependencyError, ModelFileError
+from ..errors import ArchiveError, InferConfigError, MissingDependencyError, ModelFileError
 from ..onnx_files import check_external_data
-from ..paddle_dir import INFER_CFG, missing_inference_files
+from ..paddle_dir import INFER_CFG, MAX_CONFIG_BYTES, InferConfig, missing_inference_files
+from ..yaml_strict import StrictYamlError, load_file
 from .pins import PinFile
 from .store import PROVENANCE, Ref, Store
 from .unpack import TREE, check_members, check_unpacked, list_members, read_manifest
@@ -207,25 +208,25 @@ def _deep_tarball(blob: Path, udir: Path, kind: str, bad: Any) -> None:
         if missing:
             bad(f"not a Paddle inference model: missing {', '.join(missing)}")
         if (root / INFER_CFG).is_file():
-            _deep_yaml(root / INFER_CFG, bad, required=("Preprocess",))
+            _deep_infer_cfg(root / INFER_CFG, bad)
     for p in sorted(root.rglob("*.onnx")):
         _deep_onnx(p, bad, {})
 
 
-def _deep_yaml(path: Path, bad: Any, required: tuple[str, ...] = ()) -> None:
-    import yaml
-
+def _deep_yaml(path: Path, bad: Any) -> None:
+    """A YAML file parses with picozoo's strict loader (no aliases, duplicate keys, ...)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        bad(f"{path.name} does not parse as YAML: {str(e).splitlines()[0]}")
-        return
-    if not isinstance(data, dict):
-        bad(f"{path.name} is not a YAML mapping")
-        return
-    missing = [k for k in required if k not in data]
-    if missing:
-        bad(f"{path.name} lacks {', '.join(missing)}")
+        load_file(path, max_bytes=MAX_CONFIG_BYTES)
+    except StrictYamlError as e:
+        bad(f"{path.name}: {e.problem}")
+
+
+def _deep_infer_cfg(path: Path, bad: Any) -> None:
+    """An ``infer_cfg.yml`` passes the checks ``infer``, ``eval`` and ``convert`` make."""
+    try:
+        InferConfig.load(path)
+    except InferConfigError as e:
+        bad(f"{INFER_CFG}: {e.message.removeprefix(str(path) + ': ')}")
 
 
 def _deep_onnx(path: Path, bad: Any, detail: dict[str, Any]) -> None:

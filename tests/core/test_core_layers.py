@@ -11,6 +11,7 @@ is an edge ``Y -> X``. The layers, lowest first:
 
 (detection agreement is detection logic: ``convert`` uses ``detect``; what runs a model is
 :mod:`picozoo.resolve`, below both, and a conversion is passed into it).
+``yaml_strict``, the one YAML loader, imports nothing of picozoo: it sits under ``paddle_dir``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ LAYERS = (
     {"errors"},
     {"settings", "atomic", "capture", "onnx_files", "provenance", "threads", "thirdparty"},
     {ROOT},  # __version__, and lazy re-exports of PicozooError and Settings
+    {"yaml_strict"},  # imports nothing of picozoo: the one YAML loader, of hub and paddle_dir
     {"paddle_dir"},
     {"hub", "runtime"},
     {"targets", "catalog", "describe", "modelinfo", "render"},

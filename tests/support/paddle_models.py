@@ -134,7 +134,9 @@ def _finish_child(proc: subprocess.Popen[str], root: Path, names: list[str]) -> 
 
     for name in names:  # like upstream's exports, every model folder has its infer_cfg.yml
         size = BIG_SIZE if name.endswith("-big") else DEMO_SIZE if "-demo416" in name else SIZE
-        (root / name / "infer_cfg.yml").write_text(infer_cfg((size, size), list("abcde")))
+        coco = name.endswith("-big") or "-demo416" in name  # 80 classes, like upstream's COCO
+        labels = [f"class{i}" for i in range(80)] if coco else list("abcde")[:NUM_CLASSES]
+        (root / name / "infer_cfg.yml").write_text(infer_cfg((size, size), labels))
 
 
 def _build_in_child(root: Path, names: list[str]) -> None:  # pragma: no cover - child process
