@@ -338,10 +338,11 @@ Need = tuple[str, tuple[str, ...], str | None]
 
 
 def require_all(needs: Any) -> None:
-    """Check, without importing them, that every module of ``needs`` (:data:`Need` s) is
-    installed; else raise one :class:`MissingDependencyError` naming every missing package
-    and the fewest extras that install them all (an extra already named covers each package
-    it installs), so one ``pip install`` is enough.
+    """Import every module of ``needs`` (:data:`Need` s), as :func:`require` does one (a
+    package that is there but cannot be imported is as missing); raise one
+    :class:`MissingDependencyError` naming every missing package and the fewest extras that
+    install them all (an extra already named covers each package it installs), so that one
+    ``pip install`` is enough.
 
     >>> require_all([("json", ("bench",), None)])
     >>> require_all([("no_such_xyz", ("bench", "eval"), None),
@@ -356,16 +357,15 @@ installed; this needs the [eval] extra: pip install 'picozoo[eval]'
     picozoo.errors.MissingDependencyError: no_such_xyz and cv are not installed; this needs \
 the [bench,eval] extras: pip install 'picozoo[bench,eval]'
     """
-    import importlib.util
+    import importlib
 
     missing: list[tuple[str, tuple[str, ...]]] = []
     for module, extras, package in needs:
         try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):  # a broken, shadowed or blocked package
-            found = False
-        if not found and (package or module) not in [m for m, _ in missing]:
-            missing.append((package or module, tuple(extras)))
+            importlib.import_module(module)
+        except ImportError:
+            if (package or module) not in [m for m, _ in missing]:
+                missing.append((package or module, tuple(extras)))
     if not missing:
         return
     chosen: list[str] = []
