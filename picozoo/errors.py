@@ -338,8 +338,9 @@ Need = tuple[str, tuple[str, ...], str | None]
 
 
 def require_all(needs: Any) -> None:
-    """Import every module of ``needs`` (:data:`Need` s), as :func:`require` does one (a
-    package that is there but cannot be imported is as missing); raise one
+    """Import every module of ``needs`` (:data:`Need` s), as :func:`require` does one, with
+    what it prints captured (a package that is there but cannot be imported is as missing);
+    raise one
     :class:`MissingDependencyError` naming every missing package and the fewest extras that
     install them all (an extra already named covers each package it installs), so that one
     ``pip install`` is enough.
@@ -359,10 +360,13 @@ the [bench,eval] extras: pip install 'picozoo[bench,eval]'
     """
     import importlib
 
+    from .capture import captured_output
+
     missing: list[tuple[str, tuple[str, ...]]] = []
     for module, extras, package in needs:
         try:
-            importlib.import_module(module)
+            with captured_output():  # MNN prints the CPU's features when imported
+                importlib.import_module(module)
         except ImportError:
             if (package or module) not in [m for m, _ in missing]:
                 missing.append((package or module, tuple(extras)))

@@ -2,10 +2,12 @@
 ``--precision`` (``all``: every precision of each engine).
 
 An engine the user named is always run: if it is not installed its cells fail with the install
-hint (one failed cell per target, never a crash). Engines that only ``all`` brought in are
-skipped with a note when they are not installed. A precision an engine does not run is skipped
-with a note; an engine the user named that runs none of the requested precisions is a usage
-error (exit 2) before anything is pulled or measured.
+hint (one failed cell per target, never a crash); when no engine named is installed, nothing
+could be measured, and :func:`picozoo.bench.api.check_installed` refuses the run (exit 11)
+before anything is pulled. Engines that only ``all`` brought in are skipped with a note when
+they are not installed (ncnn also when its converter, pnnx, is not). A precision an engine
+does not run is skipped with a note; an engine the user named that runs none of the requested
+precisions is a usage error (exit 2) before anything is pulled or measured.
 
 >>> plan = plan_engines(["onnxruntime", "paddle"], ["fp32"])
 >>> plan.pairs, plan.notes
