@@ -337,10 +337,11 @@ def require(module: str, extra: str, *, package: str | None = None) -> Any:
 Need = tuple[str, tuple[str, ...], str | None]
 
 
-def require_all(needs: Any) -> None:
+def require_all(needs: Any, *, load: Any = None) -> None:
     """Import every module of ``needs`` (:data:`Need` s), as :func:`require` does one, with
-    what it prints captured (a package that is there but cannot be imported is as missing);
-    raise one
+    ``load`` (default :func:`importlib.import_module`; :func:`picozoo.capture.quiet_import`
+    keeps what a package prints on import off stdout, as MNN does) -- a package that is there
+    but cannot be imported is as missing; raise one
     :class:`MissingDependencyError` naming every missing package and the fewest extras that
     install them all (an extra already named covers each package it installs), so that one
     ``pip install`` is enough.
@@ -360,13 +361,11 @@ the [bench,eval] extras: pip install 'picozoo[bench,eval]'
     """
     import importlib
 
-    from .capture import captured_output
-
+    load = load or importlib.import_module
     missing: list[tuple[str, tuple[str, ...]]] = []
     for module, extras, package in needs:
         try:
-            with captured_output():  # MNN prints the CPU's features when imported
-                importlib.import_module(module)
+            load(module)
         except ImportError:
             if (package or module) not in [m for m, _ in missing]:
                 missing.append((package or module, tuple(extras)))

@@ -87,6 +87,7 @@ def check_installed(engines: Sequence[str], also: Sequence[Need] = ()) -> None:
 
     >>> check_installed(["onnxruntime"])
     """
+    from ..capture import quiet_import
     from ..errors import require_all
     from .engines import engine_needs, missing_engine
 
@@ -94,20 +95,25 @@ def check_installed(engines: Sequence[str], also: Sequence[Need] = ()) -> None:
     needs = list(also)
     if named and all(missing_engine(e) is not None for e in named):
         needs += [n for e in named for n in engine_needs(e)]
-    require_all(needs)
+    require_all(needs, load=quiet_import)
 
 
 def check_fixed_sizes(targets: Sequence[BenchTarget], size: tuple[int, int]) -> None:
     """Refuse (exit 2, before measuring) an ``--input-size`` that a model file's fixed image
     input would ignore: its cells would be benched at the file's size, not the one asked.
-    Model ids are checked against the registry before anything is pulled
-    (:func:`picozoo.resolve.check_runnable`); a file that cannot be loaded here is left to
-    its cell, which says why."""
+    Model ids named are checked against the registry before anything is pulled
+    (:func:`picozoo.resolve.check_runnable`), the cached ones benched when none is named
+    here; a file that cannot be loaded here is left to its cell, which says why."""
+    from ..resolve import check_runnable
     from ..runtime import load
+    from ..targets import Target
 
     seen: set[Path] = set()
     for t in targets:
-        if t.model is not None or t.path is None or t.path in seen:
+        if t.model is not None:  # the cached models benched when none is named
+            check_runnable(Target(t.model.id, model=t.model), "bench", input_size=size)
+            continue
+        if t.path is None or t.path in seen:
             continue
         seen.add(t.path)
         try:

@@ -42,9 +42,10 @@ def _require_extras(engine: str, *needs: Any) -> None:
     """Every package the command needs is installed, else exit 11 naming them all at once
     (before any download)."""
     from ..bench.engines import engine_needs
+    from ..capture import quiet_import
     from ..errors import require_all
 
-    require_all([*engine_needs(engine, onnxruntime_extra="eval"), *needs])
+    require_all([*engine_needs(engine, onnxruntime_extra="eval"), *needs], load=quiet_import)
 
 
 INFER_EPILOG = """\b
