@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -57,3 +58,16 @@ def captured_output() -> Iterator[Captured]:
             tmp.seek(0)
             native = tmp.read().decode("utf-8", errors="replace")
             result.text = buf.getvalue() + native
+
+
+def quiet_import(name: str) -> Any:
+    """Import module ``name`` with what it prints captured (MNN prints the CPU's features on
+    stdout when imported).
+
+    >>> quiet_import("json").__name__
+    'json'
+    """
+    import importlib
+
+    with captured_output():
+        return importlib.import_module(name)

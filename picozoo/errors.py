@@ -363,3 +363,59 @@ def require(module: str, extra: str, *, package: str | None = None) -> Any:
         broken = e.name is not None and e.name.split(".")[0] != top
         why = f" (importing {top} failed: {e})" if broken else ""
         raise MissingDependencyError(package or top, extra, why=why) from e
+
+
+#: a package a command needs: (module to import, the extras that install it (the first is
+#: named when none of them is already named), the pip package when it is not the module)
+Need = tuple[str, tuple[str, ...], str | None]
+
+
+def require_all(needs: Any, *, load: Any = None) -> None:
+    """Import every module of ``needs`` (:data:`Need` s), as :func:`require` does one, with
+    ``load`` (default :func:`importlib.import_module`; :func:`picozoo.capture.quiet_import`
+    keeps what a package prints on import off stdout, as MNN does) -- a package that is there
+    but cannot be imported is as missing; raise one
+    :class:`MissingDependencyError` naming every missing package and the fewest extras that
+    install them all (an extra already named covers each package it installs), so that one
+    ``pip install`` is enough.
+
+    >>> require_all([("json", ("bench",), None)])
+    >>> require_all([("no_such_xyz", ("bench", "eval"), None),
+    ...              ("no_such_cv", ("eval",), "opencv-python-headless")])
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.MissingDependencyError: no_such_xyz and opencv-python-headless are not \
+installed; this needs the [eval] extra: pip install 'picozoo[eval]'
+    >>> require_all([("no_such_xyz", ("bench",), None), ("no_such_cv", ("eval",), "cv")])
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.MissingDependencyError: no_such_xyz and cv are not installed; this needs \
+the [bench,eval] extras: pip install 'picozoo[bench,eval]'
+    """
+    import importlib
+
+    load = load or importlib.import_module
+    missing: list[tuple[str, tuple[str, ...]]] = []
+    for module, extras, package in needs:
+        try:
+            load(module)
+        except ImportError:
+            if (package or module) not in [m for m, _ in missing]:
+                missing.append((package or module, tuple(extras)))
+    if not missing:
+        return
+    chosen: list[str] = []
+    for _, extras in sorted(missing, key=lambda m: len(m[1])):  # the only way first
+        if not any(e in chosen for e in extras):
+            chosen.append(extras[0])
+    chosen.sort()
+    names = [m for m, _ in missing]
+    what = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    extra = ",".join(chosen)
+    err = MissingDependencyError(what, extra)
+    if len(names) > 1 or len(chosen) > 1:
+        err.message = (
+            f"{what} {'are' if len(names) > 1 else 'is'} not installed; this needs the "
+            f"[{extra}] extra{'s' if len(chosen) > 1 else ''}: pip install 'picozoo[{extra}]'"
+        )
+    raise err

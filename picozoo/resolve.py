@@ -35,7 +35,7 @@ what the store already has. The ``infer_cfg.yml`` beside a model is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -56,6 +56,7 @@ __all__ = [
     "Convert",
     "Plan",
     "Resolved",
+    "check_runnable",
     "exported_size",
     "in_store",
     "onnx_kind",
@@ -278,6 +279,64 @@ def _nothing_to(model: Model, verb: str) -> UsageError:
         else "it is a claims-only comparison row; `picozoo list --family picodet` shows "
         "models you can pull",
     )
+
+
+def check_runnable(
+    target: Target,
+    verb: str,
+    *,
+    input_size: tuple[int, int] | None = None,
+    models: Sequence[Model] = (),
+) -> None:
+    """Refuse ``target`` now, before anything is pulled or converted (a :class:`UsageError`,
+    exit 2, with the reason): a path that does not exist; a model id with no ONNX or Paddle
+    inference model to ``verb`` (a claims-only comparison row); an ``input_size`` other than a
+    model id's (upstream's exports take a fixed size: it would be ignored). ``models``: the
+    registry's, to suggest the same model trained at ``input_size``.
+
+    >>> from picozoo.hub.registry import load_registry
+    >>> reg = load_registry()
+    >>> check_runnable(Target("/nonexistent.onnx", path=Path("/nonexistent.onnx")), "bench")
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.ModelFileError: /nonexistent.onnx: no such file or directory \
+(give an existing model file/folder, or a model id (`picozoo list`))
+    >>> check_runnable(Target("yolov5s-640", model=reg.get("yolov5s-640")), "bench")
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.UsageError: yolov5s-640 has no ONNX or Paddle inference model to bench \
+(it is a claims-only comparison row; `picozoo list --family picodet` shows models you can pull)
+    >>> check_runnable(Target("picodet-s-416", model=reg.get("picodet-s-416")), "bench",
+    ...                input_size=(320, 320), models=reg.models)
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.UsageError: --input-size 320x320 cannot apply to picodet-s-416: its \
+exports take a fixed 416x416 input (bench the one trained at 320x320: picodet-s-320)
+    """
+    if target.path is not None:
+        if not target.path.exists():
+            raise ModelFileError(
+                f"{target.arg}: no such file or directory",
+                hint="give an existing model file/folder, or a model id (`picozoo list`)",
+            )
+        return
+    model = target.model
+    if model is None:
+        return
+    if not any(model.has(k) for k in (*INFERENCE_KINDS, onnx_kind(True), onnx_kind(False))):
+        raise _nothing_to(model, verb)
+    if input_size is not None and tuple(input_size) != tuple(model.input_size):
+        h, w = model.input_size
+        same = [m.id for m in models if m.family == model.family and m.name == model.name
+                and tuple(m.input_size) == tuple(input_size)]  # fmt: skip
+        raise UsageError(
+            f"--input-size {input_size[0]}x{input_size[1]} cannot apply to {model.id}: its "
+            f"exports take a fixed {h}x{w} input",
+            hint=f"{verb} the one trained at {input_size[0]}x{input_size[1]}: {same[0]}"
+            if same
+            else f"drop --input-size (it sizes model files with a dynamic input), or {verb} "
+            "a model trained at that size (`picozoo list`)",
+        )
 
 
 def realize(

@@ -10,12 +10,15 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import UsageError
+from ..errors import Need, UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..hub.registry import Registry
     from ..hub.store import Store
     from .records import Document
+    from .targets import BenchTarget
 
 Progress = Callable[[str], None]
 
@@ -91,6 +94,61 @@ def parse_size(value: str | tuple[int, int] | None) -> tuple[int, int] | None:
     return dims[0], dims[1]
 
 
+def check_installed(engines: Sequence[str], also: Sequence[Need] = ()) -> None:
+    """Raise one :class:`~picozoo.errors.MissingDependencyError` (exit 11) naming every
+    missing package and the extras that install them, before anything is pulled: ``also``
+    (e.g. what the report format needs), and the packages of the engines named in
+    ``engines`` (default: ONNX Runtime) when none of them is installed (nothing could be
+    measured; when one is, the others' cells fail with the install hint). ``all`` skips what
+    is not installed.
+
+    >>> check_installed(["onnxruntime"])
+    """
+    from ..capture import quiet_import
+    from ..errors import require_all
+    from .engines import engine_needs, missing_engine
+
+    named = [e for e in dict.fromkeys(engines or ("onnxruntime",)) if e != "all"]
+    needs = list(also)
+    if named and all(missing_engine(e) is not None for e in named):
+        needs += [n for e in named for n in engine_needs(e)]
+    require_all(needs, load=quiet_import)
+
+
+def check_fixed_sizes(targets: Sequence[BenchTarget], size: tuple[int, int]) -> None:
+    """Refuse (exit 2, before measuring) an ``--input-size`` that a model file's fixed image
+    input would ignore: its cells would be benched at the file's size, not the one asked.
+    Model ids named are checked against the registry before anything is pulled
+    (:func:`picozoo.resolve.check_runnable`), the cached ones benched when none is named
+    here; a file that cannot be loaded here is left to its cell, which says why."""
+    from ..resolve import check_runnable
+    from ..runtime import load
+    from ..targets import Target
+
+    seen: set[Path] = set()
+    for t in targets:
+        if t.model is not None:  # the cached models benched when none is named
+            check_runnable(Target(t.model.id, model=t.model), "bench", input_size=size)
+            continue
+        if t.path is None or t.path in seen:
+            continue
+        seen.add(t.path)
+        try:
+            inputs = load(t.engine, t.path, precision=t.precision).inputs()
+        except Exception:
+            continue
+        for i in inputs:
+            hw = list(i.shape[2:]) if len(i.shape) == 4 else []
+            fixed = hw and all(isinstance(d, int) and d > 0 for d in hw)
+            if fixed and tuple(hw) != tuple(size):
+                raise UsageError(
+                    f"--input-size {size[0]}x{size[1]} cannot apply to {t.label}: its input "
+                    f"{i.name!r} has a fixed size {hw[0]}x{hw[1]}",
+                    hint="drop --input-size (it sizes models with a dynamic input), or export "
+                    "the model at that size",
+                )
+
+
 def run(
     models: Sequence[str] = (),
     *,
@@ -133,7 +191,9 @@ def run(
             tarball, or ``"auto"`` (upstream's when it has the requested kind).
         warmup: warm-up iterations, or ``"auto"`` (until the median of the last 5 moves < 5%).
         min_iters, min_time: measure at least this many iterations and seconds (finite).
-        input_size: ``"HxW"`` or ``(H, W)`` for models with dynamic input shapes.
+        input_size: ``"HxW"`` or ``(H, W)`` for models with dynamic input shapes (a model
+            id's exports have a fixed size: another one is refused; a file's fixed input
+            size fails its cell, see :func:`picozoo.bench.worker.resolve_shape`).
         device: the device label of reports and merges (default: the CPU model).
         timeout: seconds allowed per cell (finite, >= 1).
         store, registry: the cache and the model registry (default: from the environment,
@@ -145,7 +205,10 @@ def run(
         The ``picozoo.bench/1`` :class:`~picozoo.bench.records.Document`.
 
     Raises:
-        UsageError: a bad option, an unknown model id, or no model to bench.
+        UsageError: a bad option, an unknown model id, no model to bench, a path that does
+            not exist, a claims-only model id, or an ``input_size`` a model id's fixed
+            input ignores (before anything is pulled).
+        MissingDependencyError: no engine named is installed (before anything is pulled).
         PicozooError: a model could not be prepared and nothing else can run.
 
     Example:
@@ -156,8 +219,9 @@ def run(
     """
     from ..hub.registry import load_registry
     from ..hub.store import Store
+    from ..resolve import check_runnable
     from ..settings import Settings
-    from ..targets import is_path_arg
+    from ..targets import is_path_arg, resolve_arg
     from ..threads import check_threads, usable_cores
     from .engines import plan_engines
     from .evals import load_evals
@@ -173,6 +237,7 @@ def run(
     wu = parse_warmup(warmup)
     size = parse_size(input_size)
     plan = plan_engines(engines or ("onnxruntime",), precisions or ("fp32",))
+    check_installed(engines)
     for note in plan.notes:
         say(f"note: {note}")
     cores = usable_cores()
@@ -183,6 +248,9 @@ def run(
     store = store if store is not None else Store(Settings.from_env())
     if registry is None and (not models or not all(is_path_arg(m) for m in models)):
         registry = load_registry(store.settings.registry_path)
+    for m in models:  # refused before anything is pulled: nothing to measure, or ignored
+        check_runnable(resolve_arg(m, registry, must_exist=False), "bench", input_size=size,
+                       models=registry.models if registry is not None else ())  # fmt: skip
     tell("preparing")
     targets = resolve_targets(
         models,
@@ -196,6 +264,8 @@ def run(
         implicit=plan.implicit,
         notes=plan.notes,
     )
+    if size is not None:
+        check_fixed_sizes(targets, size)
     if not targets:
         raise UsageError(
             f"no model to bench: the cache {store.settings.cache_dir} has no model in it",
@@ -217,4 +287,12 @@ def run(
     )
 
 
-__all__ = ["PHASES", "check_seconds", "parse_size", "parse_warmup", "run"]
+__all__ = [
+    "PHASES",
+    "check_fixed_sizes",
+    "check_installed",
+    "check_seconds",
+    "parse_size",
+    "parse_warmup",
+    "run",
+]

@@ -2,10 +2,12 @@
 ``--precision`` (``all``: every precision of each engine).
 
 An engine the user named is always run: if it is not installed its cells fail with the install
-hint (one failed cell per target, never a crash). Engines that only ``all`` brought in are
-skipped with a note when they are not installed. A precision an engine does not run is skipped
-with a note; an engine the user named that runs none of the requested precisions is a usage
-error (exit 2) before anything is pulled or measured.
+hint (one failed cell per target, never a crash); when no engine named is installed, nothing
+could be measured, and :func:`picozoo.bench.api.check_installed` refuses the run (exit 11)
+before anything is pulled. Engines that only ``all`` brought in are skipped with a note when
+they are not installed (ncnn also when its converter, pnnx, is not). A precision an engine
+does not run is skipped with a note; an engine the user named that runs none of the requested
+precisions is a usage error (exit 2) before anything is pulled or measured.
 
 >>> plan = plan_engines(["onnxruntime", "paddle"], ["fp32"])
 >>> plan.pairs, plan.notes
@@ -21,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import MissingDependencyError, PicozooError, UsageError
+from ..errors import MissingDependencyError, Need, PicozooError, UsageError
 from ..runtime.base import CONVERTED_ENGINES, ENGINES, PRECISIONS
 from .records import ALL_PRECISIONS, Failure
 
@@ -37,6 +39,26 @@ ENGINE_MODULES = {
     "mnn": "MNN",
     "ncnn": "ncnn",
 }
+
+
+def engine_needs(engine: str, *, onnxruntime_extra: str = "bench") -> list[Need]:
+    """What running ``engine`` needs installed (:func:`picozoo.errors.require_all` checks it
+    all at once): its package, and ONNX Runtime for the engines converted to (the parity
+    reference of each conversion). ``onnxruntime_extra``: the extra named for ONNX Runtime
+    alone (``eval`` for infer/eval, which need that extra anyway).
+
+    >>> engine_needs("openvino")
+    [('openvino', ('openvino',), None), ('onnxruntime', ('openvino', 'bench', 'eval'), None)]
+    """
+    _, extra = ENGINES[engine]
+    package = {"paddle": "paddlepaddle", "mnn": "mnn"}.get(engine)
+    ort_extras = tuple(dict.fromkeys([onnxruntime_extra, "bench", "eval"]))
+    if engine == "onnxruntime":
+        return [("onnxruntime", ort_extras, None)]
+    needs: list[Need] = [(ENGINE_MODULES[engine], (extra,), package)]
+    if engine in CONVERTED_ENGINES:
+        needs.append(("onnxruntime", (extra, *ort_extras), None))
+    return needs
 
 
 def missing_engine(engine: str) -> str | None:
@@ -81,6 +103,21 @@ def runs_file(engine: str, path: Path) -> bool:
     except PicozooError:
         return False
     return True
+
+
+def _missing_converter(engine: str) -> str | None:
+    """Why the files ``--engine all`` benches on ``engine`` cannot be converted here (ncnn:
+    the pnnx converter, installed apart), with the exact install command; None when they can.
+    """
+    if engine != "ncnn":
+        return None
+    from ..convert.to_ncnn import find_pnnx
+
+    try:
+        find_pnnx()
+    except PicozooError as e:
+        return f"{e.message}: pip install --no-deps pnnx"
+    return None
 
 
 def missing_engine_failure(engine: str) -> Failure | None:
@@ -143,7 +180,7 @@ def plan_engines(engines: Sequence[str], precisions: Sequence[str]) -> EnginePla
         explicit = engine in named
         if not explicit:
             plan.implicit.add(engine)
-            why = missing_engine(engine)
+            why = missing_engine(engine) or _missing_converter(engine)
             if why is not None:
                 plan.notes.append(f"--engine all: {engine} skipped: {why}")
                 continue

@@ -202,11 +202,16 @@ def bench_cmd(
     with its reason; the exit code is non-zero only when every cell failed.
     """
     from ..bench import run
+    from ..bench.api import check_installed
     from ..bench.output import Output
     from ..bench.report import check_formats, plot_png, render
     from ..bench.stats import ADVICE
 
     _check_outputs(out, plot)
+    report_needs = [("pandas", ("bench",), None)] if fmt in ("md", "csv", "html") else []
+    if plot or fmt == "html":  # what check_formats requires, named with the engines at once
+        report_needs.append(("matplotlib", ("bench",), None))
+    check_installed(engines, report_needs)
     check_formats(fmt, plot=bool(plot))
     doc = run(
         models, engines=engines, precisions=precisions, threads=threads,

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..errors import PicozooError
+from ..errors import PicozooError, UsageError
 from .common import (
     MODEL_OR_PATH,
     AliasOption,
@@ -66,10 +66,17 @@ Example: picozoo inspect picodet-s-416 --no-postprocess --format json
     "shape, e.g. image=1,3,416,416 (repeatable).",
 )
 @click.option(
-    "--dynamic-batch/--fixed-batch",
-    default=None,
-    help="Batch dimension of the ONNX inputs: symbolic, or fixed at 1 [default: symbolic when "
-    "the Paddle model was exported with a dynamic batch and has no NMS, else 1].",
+    "--dynamic-batch",
+    "dynamic_flag",
+    is_flag=True,
+    help="Keep the batch dimension of the ONNX inputs symbolic [default: symbolic when the "
+    "Paddle model was exported with a dynamic batch and has no NMS, else 1].",
+)
+@click.option(
+    "--fixed-batch",
+    "fixed_flag",
+    is_flag=True,
+    help="Fix the batch dimension of the ONNX inputs at 1 (excludes --dynamic-batch).",
 )
 @click.option("--fp16", is_flag=True, hidden=True, help="Old spelling of --precision fp16.")
 @click.option(
@@ -102,7 +109,8 @@ def convert_cmd(
     no_simplify: bool,
     out_dir: Path | None,
     input_size: tuple[str, ...],
-    dynamic_batch: bool | None,
+    dynamic_flag: bool,
+    fixed_flag: bool,
     fp16: bool,
     opt_bin: str | None,
     precision: str | None,
@@ -124,6 +132,11 @@ def convert_cmd(
     from ..convert.sources import select_args
     from ..targets import resolve_arg
 
+    if dynamic_flag and fixed_flag:
+        raise UsageError(
+            "--dynamic-batch and --fixed-batch exclude each other", hint="give one of them"
+        )
+    dynamic_batch = True if dynamic_flag else False if fixed_flag else None
     shapes = parse_input_shapes(map(_named_size, input_size)) or None
     args = select_args(targets, app.store, app.registry, postprocess=postprocess, progress=info)
     done: list[dict[str, Any]] = []

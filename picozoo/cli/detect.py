@@ -49,6 +49,21 @@ def engine_options(f: Any) -> Any:
     )(f)
 
 
+#: OpenCV (upstream's exact resizing, drawing) and COCO's evaluator: the [eval] extra
+_CV2 = ("cv2", ("eval",), "opencv-python-headless")
+_COCO_EVAL = ("faster_coco_eval", ("eval",), "faster-coco-eval")
+
+
+def _require_extras(engine: str, *needs: Any) -> None:
+    """Every package the command needs is installed, else exit 11 naming them all at once
+    (before any download)."""
+    from ..bench.engines import engine_needs
+    from ..capture import quiet_import
+    from ..errors import require_all
+
+    require_all([*engine_needs(engine, onnxruntime_extra="eval"), *needs], load=quiet_import)
+
+
 INFER_EPILOG = """\b
 Example: picozoo infer picodet-s-416 dog.jpg street.jpg --out boxes/
 Example: picozoo infer ./picodet_s_416_coco_lcnet_non_postprocess page.png --format json
@@ -93,6 +108,7 @@ def infer_cmd(
     0.6, top-k 1000, keep 100), then cut at --threshold; models exported with NMS run as they
     are. Times pre-processing, inference and post-processing per image (stderr).
     """
+    _require_extras(engine, _CV2)
     from ..convert import convert
     from ..detect import infer
 
@@ -156,6 +172,7 @@ def eval_cmd(
     result is cached in the store (same model file, engine, config, annotations and image
     files: instant). The annotation file is validated first (one line naming the field).
     """
+    _require_extras(engine, _CV2, _COCO_EVAL)
     from ..convert import convert
     from ..detect import evaluate
 

@@ -20,7 +20,8 @@ import re
 import shutil
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import PicozooError, UsageError
+from ..hub.registry import INFERENCE_KINDS
 from ..hub.store import Store
 from ..runtime.base import refuse_lite
 from ..targets import Target
@@ -100,6 +101,8 @@ def convert(
     )
     if target.path is not None:
         refuse_lite(target.path)  # an ARM .nb is nobody's source
+    if dynamic_batch and to != "lite":
+        _refuse_dynamic_batch_with_nms(target, postprocess)
     from .to_lite import find_opt_tool, lite_recipe
     from .to_onnx import onnx_options, onnx_recipe
 
@@ -279,6 +282,29 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def _refuse_dynamic_batch_with_nms(target: Target, postprocess: bool) -> None:
+    """``--dynamic-batch`` on a Paddle model that ends in NMS: refused before any download or
+    conversion work (a model id's tarball with post-processing; a folder whose program has a
+    ``multiclass_nms`` op). paddle2onnx converts NMS for one image at a time."""
+    from ..paddle_dir import find_paddle_model
+    from ..resolve import plan
+    from .shapes import nms_dynamic_batch_error, program_has_nms
+
+    if target.model is not None:
+        tarball = any(target.model.has(k) for k in INFERENCE_KINDS)
+        if tarball and plan(target, "paddle", postprocess=postprocess).postprocess:
+            raise nms_dynamic_batch_error()
+        return
+    if target.path is None or target.path.suffix == ".onnx":
+        return
+    try:
+        files = find_paddle_model(target.path)
+    except PicozooError:  # not a Paddle model: the conversion says so
+        return
+    if program_has_nms(files.model_file):
+        raise nms_dynamic_batch_error()
 
 
 def _check_options(

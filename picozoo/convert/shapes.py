@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
@@ -110,6 +111,23 @@ def plan_inputs(
     }
 
 
+def nms_dynamic_batch_error() -> UsageError:
+    """``--dynamic-batch`` on a model that ends in NMS (refused)."""
+    return UsageError(
+        "--dynamic-batch: the model ends in multiclass_nms3, which paddle2onnx 2.1.0 "
+        "converts for one image at a time (its outputs would mix the images of a batch)",
+        hint="drop --dynamic-batch, or convert the model without post-processing "
+        "(--no-postprocess)",
+    )
+
+
+def program_has_nms(model_file: Path) -> bool:
+    """True when a Paddle program (``model.pdmodel`` or ``model.json``) has a
+    ``multiclass_nms`` op: its op types are plain strings in both formats, so this reads the
+    bytes (no Paddle), before any conversion work."""
+    return b"multiclass_nms" in Path(model_file).read_bytes()
+
+
 def choose_batch(
     declared: dict[str, list[int]],
     requested: bool | None,
@@ -134,12 +152,7 @@ def choose_batch(
     """
     if requested is True:
         if nms:
-            raise UsageError(
-                "--dynamic-batch: the model ends in multiclass_nms3, which paddle2onnx 2.1.0 "
-                "converts for one image at a time (its outputs would mix the images of a batch)",
-                hint="drop --dynamic-batch, or convert the model without post-processing "
-                "(--no-postprocess)",
-            )
+            raise nms_dynamic_batch_error()
         return True, "--dynamic-batch"
     if requested is False:
         return False, "--fixed-batch"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import RegistryError, UnknownArtifactError, UnknownModelError
+from ..errors import RegistryError, UnknownArtifactError, UnknownModelError, UsageError
 from ..yaml_strict import StrictYamlError, read_text
 from ..yaml_strict import strict_yaml as _strict_yaml
 from .mirror import normalise_url
@@ -177,6 +177,20 @@ class Alias:
     postprocess: bool | None = None
 
 
+def _look_alike(
+    name: str, owner: Model, other: Model, families: Mapping[str, Family]
+) -> UsageError:
+    """``name`` is upstream's file name of ``owner`` but reads as the id of ``other`` (the
+    2021 Lite tarball ``picodet_s_416.tar`` is picodet-legacy-s-416's, not picodet-s-416's):
+    say whose name it is instead of silently taking either."""
+    family = families.get(owner.family)
+    of = f" ({family.title})" if family is not None and family.title else ""
+    return UsageError(
+        f"{name!r} is upstream's file name of {owner.id}{of}, not of {other.id}",
+        hint=f"say which: {other.id}, or {owner.id}",
+    )
+
+
 @dataclass(frozen=True)
 class Registry:
     """The loaded registry: families, models, and the upstream origin URL."""
@@ -204,6 +218,9 @@ class Registry:
         if name in by_id or key in by_id:
             return by_id[name if name in by_id else key], None
         if alias is not None:
+            look_alike = by_id.get(file_stem(key).replace("_", "-"))
+            if look_alike is not None and look_alike.id != alias.model_id:
+                raise _look_alike(name, by_id[alias.model_id], look_alike, self.families)
             return by_id[alias.model_id], alias.postprocess
         names = [*by_id, *self.aliases]
         close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)

@@ -121,11 +121,14 @@ def test_cli_missing_engines_are_failed_cells_with_the_install_hint(
         assert f is not None and f.stage == "import", f
         assert f"pip install 'picozoo[{engine}]'" in f.error
     assert "Traceback" not in r.stderr
-    # every cell failed: the report lists why, exit 1 with one line
-    r = run_cli("bench", str(tiny_onnx), "--engine", "mnn", *FAST, "--report", "md", env=env)
-    assert r.returncode == 1
-    assert "failed: tiny_conv / mnn / 1 thr: MNN is not installed" in r.stdout
-    assert r.stderr.strip().splitlines()[-1].startswith("picozoo: error: every benchmark cell")
+    # no engine named is installed: exit 11 before anything is done, naming every package
+    r = run_cli("bench", str(tiny_onnx), "--engine", "mnn", "--engine", "openvino", *FAST,
+                "--report", "md", env=env)  # fmt: skip
+    assert r.returncode == 11 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        "picozoo: error: mnn and openvino are not installed; this needs the [mnn,openvino] "
+        "extras: pip install 'picozoo[mnn,openvino]'"
+    ]
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.artifacts import build_mirror
 
-from picozoo.errors import RegistryError, UnknownModelError
+from picozoo.errors import RegistryError, UnknownModelError, UsageError
 from picozoo.hub.registry import (
     Registry,
     derive_aliases,
@@ -53,7 +53,6 @@ def cli(*args: str, cache: Path, **env: str) -> subprocess.CompletedProcess[str]
         ("picodet_s_416_coco_lcnet_quant_non_postprocess", "picodet-s-416-quant", False),
         ("picodet_s_416_lcnet_quant", "picodet-s-416-quant", None),  # its slim config
         ("picodet_s_320_coco", "picodet-legacy-s-320", None),
-        ("picodet_s_320", "picodet-legacy-s-320", None),  # legacy Lite tarball stem
         ("picodet_lcnet_1_5x_640_coco", "picodet-legacy-lcnet-1.5x-640", None),
         ("picodet_r18_640_coco", "picodet-legacy-r18-640", None),  # from the log's train_ stem
         ("picodet-s-416", "picodet-s-416", None),
@@ -67,6 +66,26 @@ def test_upstream_names_resolve(
     target = resolve_arg(name, reg)
     assert target.model is not None and target.model.id == model_id
     assert target.postprocess == postprocess
+
+
+@pytest.mark.parametrize("name", ["picodet_s_416", "picodet_s_320", "picodet_s_416.tar"])
+def test_a_legacy_name_that_reads_as_a_current_id_is_refused_naming_both(
+    reg: Registry, name: str, tmp_path: Path
+) -> None:
+    """The 2021 Lite tarball picodet_s_416.tar is picodet-legacy-s-416's: its stem reads as
+    picodet-s-416, so it is refused (exit 2, before any download) saying whose name it is."""
+    current = name[:13].replace("_", "-")
+    legacy = current.replace("picodet-", "picodet-legacy-")
+    with pytest.raises(UsageError) as e:
+        reg.resolve(name)
+    assert f"file name of {legacy}" in e.value.message and current in e.value.message
+    assert reg.aliases_of(legacy).count(name.removesuffix(".tar")) == 1  # still its alias
+    r = cli("pull", name, cache=tmp_path / "cache", PICOZOO_MIRROR="http://127.0.0.1:9")
+    assert r.returncode == 2 and r.stdout == ""
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"picozoo: error: {name!r} is upstream's file name of {legacy} ")
+    assert f"say which: {current}, or {legacy}" in line
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.part"))
 
 
 def test_every_model_with_artifacts_has_its_config_stem_as_alias(reg: Registry) -> None:

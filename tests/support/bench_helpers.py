@@ -133,8 +133,20 @@ def blocked_env(tmp_path: Path, modules: list[str], env: dict[str, str] | None =
 
 
 def natural_images(gray: bool = False) -> dict[str, Any]:
-    """scikit-image's colour photos as RGB uint8 (``gray``: also its grey-scale ones, as RGB)."""
+    """scikit-image's colour photos as RGB uint8 (``gray``: also its grey-scale ones, as RGB).
+
+    Without scikit-image (a test tool, not in ``picozoo[all]``: the benchmark scripts run
+    without it), matplotlib's sample photo and views of it (mirrored, cropped, grey)."""
+    import importlib.util
+
     import numpy as np
+
+    try:
+        has_skimage = importlib.util.find_spec("skimage") is not None
+    except ImportError:  # blocked (tests of a base install): as if not installed
+        has_skimage = False
+    if not has_skimage:
+        return _matplotlib_photos(gray)
     from skimage import data
 
     names = ["astronaut", "coffee", "chelsea", "rocket"]
@@ -142,6 +154,26 @@ def natural_images(gray: bool = False) -> dict[str, Any]:
     if gray:
         for n in ("camera", "coins", "moon", "text"):
             out[n] = np.repeat(getattr(data, n)()[:, :, None], 3, axis=2)
+    return out
+
+
+def _matplotlib_photos(gray: bool) -> dict[str, Any]:
+    """matplotlib's sample photo (Grace Hopper, 600x512) and views of it, RGB uint8."""
+    import matplotlib.cbook
+    import numpy as np
+    from PIL import Image
+
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        photo = np.asarray(Image.open(f).convert("RGB"))
+    out = {
+        "hopper": photo,
+        "hopper_mirrored": np.ascontiguousarray(photo[:, ::-1]),
+        "hopper_face": np.ascontiguousarray(photo[60:380, 120:460]),
+        "hopper_wide": np.ascontiguousarray(np.concatenate([photo, photo[:, ::-1]], axis=1)),
+    }
+    if gray:
+        grey = photo.mean(axis=2).astype(np.uint8)
+        out["hopper_grey"] = np.repeat(grey[:, :, None], 3, axis=2)
     return out
 
 
