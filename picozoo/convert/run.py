@@ -20,9 +20,11 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..hub.store import Store
+from ..paddle_dir import PaddleModel
 from ..runtime.base import refuse_lite
 from ..targets import Target
 from .cached import convert_cached
+from .p2o import check_convertible
 from .result import ConversionResult
 from .sources import Progress, resolve_source
 from .to_engine import EngineWriter
@@ -135,6 +137,8 @@ def convert(
             opset=opset, simplify=simplify, input_shape=input_shape, dynamic_batch=dynamic_batch
         )
     source = resolve_source(store, target, postprocess=postprocess, progress=progress)
+    if to == "onnx" and isinstance(source.files, PaddleModel):
+        check_convertible(source.files, target.arg)  # a quantized model: what works instead
     say = (lambda m: progress(f"{source.label}: {m}")) if progress else None
     recipe = (
         lite_recipe(tool, fp16=fp16)

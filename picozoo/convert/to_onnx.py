@@ -119,7 +119,7 @@ def _produce(
     import onnx
 
     from .onnx_agreement import looks_like_detector, onnx_agreement
-    from .p2o import paddle_to_onnx
+    from .p2o import start_paddle_to_onnx
     from .parity import check_parity, feed_order
     from .shapes import choose_batch, fix_onnx_inputs, onnx_input_dims, order_inputs, plan_inputs
     from .simplify import check_model, simplify_model
@@ -127,7 +127,11 @@ def _produce(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     say(f"paddle2onnx {files.model_file} (opset {options['opset']}, optimizer off)")
-    model = onnx.load_from_string(paddle_to_onnx(files, opset=options["opset"]))
+    # paddle2onnx runs in a child process (an abort there is one error line): meanwhile this
+    # process imports Paddle Inference and ONNX Runtime, which the parity check needs next
+    with start_paddle_to_onnx(files, opset=options["opset"]) as call:
+        _preload()
+        model = onnx.load_from_string(call.result())
     timings["paddle2onnx"] = _lap(t)
     # paddle2onnx lists the inputs of legacy programs in another order than Paddle's feed ops;
     # users feed by position as they do in Paddle, so keep Paddle's order (also after onnxsim)
@@ -192,6 +196,18 @@ def _produce(
         "detection_agreement": agreement,
         "seconds": timings,
     }
+
+
+def _preload() -> None:
+    """Import the parity check's engines now (see :func:`_produce`); a failure is left to the
+    parity check, which reports it."""
+    import contextlib
+
+    from ..capture import captured_output
+
+    with captured_output(), contextlib.suppress(Exception):
+        import onnxruntime  # noqa: F401
+        from paddle import inference  # noqa: F401
 
 
 def _onnx_dtype(value_info: Any) -> str:

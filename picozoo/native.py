@@ -1,0 +1,226 @@
+"""Run a native step (a C++ converter that can abort or crash) in a child process.
+
+paddle2onnx, onnxsim, MNN's converter and OpenVINO are C++ libraries: on some inputs they call
+``abort()`` or crash (paddle2onnx 2.1.0 aborts on a quantized model: "Only support e4m3 or
+e5m2 now"), which would end picozoo itself with exit 134/139 and nothing said. :func:`run_native`
+calls ``module:function(**kwargs)`` in a fresh Python process instead; a death by a signal, or
+an exit without a result, becomes one :class:`~picozoo.errors.PicozooError` (the class the
+caller gives: :class:`~picozoo.errors.ConversionError`, exit 9, for the converters) naming the
+tool, the signal and the last line the tool printed. A :class:`~picozoo.errors.PicozooError`
+raised in the child is raised again in the parent, as it was; any other exception becomes one
+line. The request and the result travel as pickles through a private temporary folder that is
+removed in every case; the child's output is captured (the tools are noisy).
+
+The cost is one Python start-up and the imports of the step (measured in the README: about
+0.1 s on top of a conversion that imports the same modules anyway).
+
+>>> run_native("json:dumps", tool="json", subject="a list", obj=[1, 2])
+'[1, 2]'
+>>> run_native("os:abort", tool="a test", subject="nothing")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+picozoo.errors.ConversionError: a test crashed on nothing (SIGABRT) ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import ConversionError, DiskError, PicozooError
+
+REQUEST, RESULT = "request.pickle", "result.pickle"
+_ROOT = str(Path(__file__).resolve().parent.parent)  #: the folder holding the picozoo package
+
+
+def run_native(
+    target: str,
+    *,
+    tool: str,
+    subject: str,
+    error: type[PicozooError] = ConversionError,
+    hint: str | None = None,
+    timeout: float | None = None,
+    explain: Callable[[str, str], PicozooError] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """``module:function(**kwargs)`` in a child process; its return value (picklable).
+
+    ``tool`` names the native library (``paddle2onnx``), ``subject`` what it works on (a file
+    name): both go into the error of a crash. ``error`` is the class of that error; ``hint``
+    its hint (default: what was kept and how to see the tool's own output). ``explain(output,
+    exception)`` makes the error of an exception that is not a :class:`PicozooError` from what
+    the child printed (its last 40 lines) and the exception as one line.
+    """
+    call = NativeCall(target, kwargs, tool=tool, subject=subject, error=error, hint=hint,
+                      explain=explain)  # fmt: skip
+    with call:
+        return call.result(timeout)
+
+
+class NativeCall:
+    """One call started in a child process now, its result read later (:meth:`result`), so the
+    parent can work meanwhile (e.g. import what it needs next). Use it as a context manager:
+    leaving it ends the child if it still runs and removes the temporary folder.
+
+    >>> with NativeCall("json:dumps", {"obj": 1}, tool="json", subject="1") as call:
+    ...     call.result()
+    '1'
+    """
+
+    def __init__(
+        self,
+        target: str,
+        kwargs: dict[str, Any],
+        *,
+        tool: str,
+        subject: str,
+        error: type[PicozooError] = ConversionError,
+        hint: str | None = None,
+        explain: Callable[[str, str], PicozooError] | None = None,
+    ) -> None:
+        self.tool, self.subject, self.error, self.explain = tool, subject, error, explain
+        self.hint = hint or "nothing was cached; PICOZOO_DEBUG=1 shows the tool's own output"
+        try:
+            self._folder = tempfile.TemporaryDirectory(prefix="picozoo-native-")
+        except OSError as e:
+            raise DiskError(f"cannot create a temporary folder: {e.strerror or e}") from e
+        self.work = Path(self._folder.name)
+        try:
+            with open(self.work / REQUEST, "wb") as f:
+                pickle.dump((target, kwargs), f)
+            self._out = open(self.work / "output", "w+b")  # noqa: SIM115 - closed in close()
+        except OSError as e:
+            self._folder.cleanup()
+            raise DiskError(f"cannot write to {self.work}: {e.strerror or e}") from e
+        cmd = [sys.executable, "-c", _BOOT, _ROOT, str(self.work)]
+        try:
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT
+            )
+        except OSError as e:
+            self.close()
+            raise error(f"cannot start a process for {tool}: {e}", hint=self.hint) from e
+
+    def __enter__(self) -> NativeCall:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the child if it still runs; remove the temporary folder."""
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        self._out.close()
+        self._folder.cleanup()
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the child; its return value, or the error (see :func:`run_native`)."""
+        try:
+            code = self._proc.wait(timeout)
+        except subprocess.TimeoutExpired as e:
+            raise self.error(
+                f"{self.tool} did not finish on {self.subject} within {timeout:g} s",
+                hint=self.hint,
+            ) from e
+        self._out.seek(0)
+        printed = self._out.read()
+        if os.environ.get("PICOZOO_DEBUG") == "1" and printed:
+            sys.stderr.write(printed.decode("utf-8", "replace"))
+        output = _lines(printed)
+        said = f": {output.splitlines()[-1][:200]}" if output else ""
+        result = _read(self.work / RESULT)
+        if result is None and code < 0:
+            name = _signal_name(-code)
+            raise self.error(f"{self.tool} crashed on {self.subject} ({name}){said}",
+                             hint=self.hint)  # fmt: skip
+        if result is None:
+            raise self.error(
+                f"{self.tool} ended on {self.subject} without a result (exit {code}){said}",
+                hint=self.hint,
+            )
+        kind, payload = result
+        if kind == "ok":
+            return payload
+        if kind == "picozoo":
+            raise _rebuild(*payload)
+        if self.explain is not None:
+            raise self.explain(output, payload)
+        raise self.error(f"{self.tool} failed on {self.subject}: {payload}", hint=self.hint)
+
+
+def _signal_name(number: int) -> str:
+    """``SIGABRT`` for 6 (the number when the platform has no name for it)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _lines(output: bytes, keep: int = 40) -> str:
+    """The last ``keep`` non-empty lines of ``output``, without colour codes."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", output.decode("utf-8", "replace"))
+    return "\n".join([ln.strip() for ln in text.splitlines() if ln.strip()][-keep:])
+
+
+def _read(path: Path) -> tuple[str, Any] | None:
+    try:
+        with open(path, "rb") as f:
+            loaded = pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+        return None
+    return loaded if isinstance(loaded, tuple) and len(loaded) == 2 else None
+
+
+def _rebuild(module: str, name: str, message: str, hint: str | None) -> PicozooError:
+    """The child's :class:`PicozooError`, as the same class (its message and hint)."""
+    cls: Any = PicozooError
+    with contextlib.suppress(ImportError, AttributeError):
+        found = getattr(importlib.import_module(module), name)
+        if isinstance(found, type) and issubclass(found, PicozooError):
+            cls = found
+    err: PicozooError = cls.__new__(cls)
+    PicozooError.__init__(err, message, hint=hint)
+    return err
+
+
+#: The child's program: ``python -c _BOOT <root> <folder>`` (no ``-m``: picozoo is imported from
+#: the same folder as the parent's, installed or not).
+_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from picozoo.native import child; child()"
+
+
+def child() -> None:  # pragma: no cover - runs in the child process
+    """The child's side: run the request of ``sys.argv[2]``, write its result beside it."""
+    from .runtime.base import short_error
+
+    work = Path(sys.argv[2])
+    with open(work / REQUEST, "rb") as f:
+        target, kwargs = pickle.load(f)
+    module, name = target.split(":")
+    result: tuple[str, Any]
+    try:
+        value = getattr(importlib.import_module(module), name)(**kwargs)
+        result = ("ok", value)
+    except PicozooError as e:
+        result = ("picozoo", (type(e).__module__, type(e).__qualname__, e.message, e.hint))
+    except BaseException as e:  # SystemExit from paddle2onnx, C++ exceptions
+        result = ("exception", f"{type(e).__name__}: {short_error(e)}")
+    with open(work / RESULT, "wb") as f:
+        pickle.dump(result, f)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip the native libraries' exit handlers (some crash at exit)
