@@ -161,6 +161,15 @@ class NativeCall:
         raise self.error(f"{self.tool} failed on {self.subject}: {payload}", hint=self.hint)
 
 
+def exit_status(code: int) -> str:
+    """A child's exit status in words: ``exit 3``, or the signal that ended it.
+
+    >>> exit_status(3), exit_status(-6)
+    ('exit 3', 'SIGABRT')
+    """
+    return _signal_name(-code) if code < 0 else f"exit {code}"
+
+
 def _signal_name(number: int) -> str:
     """``SIGABRT`` for 6 (the number when the platform has no name for it)."""
     try:

@@ -19,17 +19,20 @@ done here, once:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..atomic import sha256_file
+from ..errors import PicozooError
+from ..hub.disk import disk_error
 from ..hub.store import PROVENANCE, STAGING_PREFIX, Store
 from .result import ConversionResult
 from .sources import Source
@@ -71,18 +74,19 @@ def convert_cached(store: Store, recipe: Recipe, source: Source) -> ConversionRe
     final = store.converted_dir(source.label, _key(recipe, shas))
     hit = store.read_converted(final)
     cached = hit is not None and _complete(hit.path, hit.provenance)
-    if not cached:
-        if hit is not None:  # a damaged output (file gone or truncated): convert it again
-            shutil.rmtree(final, ignore_errors=True)
-        staging = store.staging_dir(final.parent)
-        try:
-            _build(staging, recipe, source, shas)
-            store.install_dir(staging, final)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        hit = store.read_converted(final)
-    assert hit is not None
-    store.pin_converted(hit)
+    with disk_errors(store.root):
+        if not cached:
+            if hit is not None:  # a damaged output (file gone or truncated): convert it again
+                shutil.rmtree(final, ignore_errors=True)
+            staging = store.staging_dir(final.parent)
+            try:
+                _build(staging, recipe, source, shas)
+                store.install_dir(staging, final)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            hit = store.read_converted(final)
+        assert hit is not None
+        store.pin_converted(hit)
     return ConversionResult(hit.path, hit.provenance, cached=cached, label=source.label)
 
 
@@ -94,16 +98,34 @@ def convert_into(out_dir: Path, recipe: Recipe, source: Source) -> ConversionRes
     PosixPath('out/model.onnx')
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     shas = source.files.sha256()
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
-    try:
-        prov = _build(staging, recipe, source, shas)
-        for name in (*recipe.siblings, recipe.output_file, PROVENANCE):
-            (staging / name).replace(out_dir / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with disk_errors(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+        try:
+            prov = _build(staging, recipe, source, shas)
+            for name in (*recipe.siblings, recipe.output_file, PROVENANCE):
+                (staging / name).replace(out_dir / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return ConversionResult(out_dir / recipe.output_file, prov, label=source.label)
+
+
+@contextlib.contextmanager
+def disk_errors(where: Path, kept: str = "nothing was cached") -> Iterator[None]:
+    """A full or read-only disk met by the body as one :class:`~picozoo.errors.DiskError`
+    (exit 12) naming the file written; the body removes its own staging files."""
+    try:
+        yield
+    except PicozooError:
+        raise
+    except OSError as e:
+        if isinstance(e.filename2, str):  # a copy or rename: the destination is the one written
+            e = OSError(e.errno, e.strerror, e.filename2)
+        error = disk_error(e, where, kept=kept)
+        if error is None:
+            raise
+        raise error from e
 
 
 def _key(recipe: Recipe, shas: dict[str, str]) -> str:

@@ -23,7 +23,7 @@ from ..hub.store import Store
 from ..paddle_dir import PaddleModel
 from ..runtime.base import refuse_lite
 from ..targets import Target
-from .cached import convert_cached
+from .cached import convert_cached, disk_errors
 from .p2o import check_convertible
 from .result import ConversionResult
 from .sources import Progress, resolve_source
@@ -207,7 +207,11 @@ def copy_out(result: ConversionResult, out_dir: Path) -> Path:
     ...          Path("onnx"))  # doctest: +SKIP
     PosixPath('onnx/picodet-s-416-nopp.onnx')
     """
-    out_dir = Path(out_dir)
+    with disk_errors(Path(out_dir), kept="the cached conversion is kept"):
+        return _copy_out(result, Path(out_dir))
+
+
+def _copy_out(result: ConversionResult, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = result.label
     if result.provenance.get("source", {}).get("kind") in ("inference-nopp", "onnx-nopp"):
@@ -229,8 +233,11 @@ def copy_out(result: ConversionResult, out_dir: Path) -> Path:
         (result.provenance_path, out_dir / f"{stem}.{prov_infix}provenance.json"),
     ):
         tmp = to.with_name(to.name + ".part")
-        shutil.copyfile(src, tmp)
-        tmp.replace(to)
+        try:
+            shutil.copyfile(src, tmp)
+            tmp.replace(to)
+        finally:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no .part behind
     return dest
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..atomic import sha256_file
 from ..errors import ConversionError, ToolchainError, require
+from ..native import exit_status
 from .to_engine import EngineWriter
 from .toolchain import dist_version
 
@@ -156,7 +157,8 @@ def _write(
             if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
                 tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
                 raise ConversionError(
-                    f"pnnx failed on {onnx_path.name} (exit {proc.returncode}): {tail[0][:300]}",
+                    f"pnnx failed on {onnx_path.name} ({exit_status(proc.returncode)}): "
+                    f"{tail[0][:300]}",
                     hint="run it by hand to see its full output: "
                     f"cd <copy of the model> && {' '.join(cmd)} (nothing was cached)",
                 )
