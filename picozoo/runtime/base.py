@@ -144,7 +144,8 @@ def check_input_shapes(
     >>> check_input_shapes({"image": [1, 3, 100000, 200000]}, "huge.onnx")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    picozoo.errors.EngineError: huge.onnx declares input 'image' of 1x3x100000x200000: 224 GiB as float32, more than picozoo feeds (1 GiB) (...)
+    picozoo.errors.EngineError: huge.onnx: input 'image' of 1x3x100000x200000 is 224 GiB as \
+float32, more than picozoo feeds (1 GiB) (...)
     """
     for name, dims in shapes.items():
         elements = math.prod(d for d in dims if isinstance(d, int) and d > 0)
