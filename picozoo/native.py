@@ -140,7 +140,8 @@ class NativeCall:
         if os.environ.get("PICOZOO_DEBUG") == "1" and printed:
             sys.stderr.write(printed.decode("utf-8", "replace"))
         output = _lines(printed)
-        said = f": {output.splitlines()[-1][:200]}" if output else ""
+        last = _last_words(output)
+        said = f": {last}" if last else ""
         result = _read(self.work / RESULT)
         if result is None and code < 0:
             name = _signal_name(-code)
@@ -176,6 +177,19 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+def _last_words(output: str) -> str:
+    """The last line a tool printed before dying, at most 200 characters; Paddle's crash dump
+    (``C++ Traceback`` / ``Error Message Summary`` ...) is skipped: the tool's own message
+    comes before it."""
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if "C++ Traceback" in line or "Error Message Summary" in line:
+            lines = lines[:i]
+            break
+    lines = [ln for ln in lines if ln.strip("-= ")]
+    return lines[-1][:200] if lines else ""
 
 
 def _lines(output: bytes, keep: int = 40) -> str:

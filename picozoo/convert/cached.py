@@ -20,6 +20,7 @@ done here, once:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import shutil
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import sha256_file
-from ..errors import PicozooError
+from ..errors import ConversionError, PicozooError
 from ..hub.disk import disk_error
 from ..hub.store import PROVENANCE, STAGING_PREFIX, Store
 from .result import ConversionResult
@@ -134,7 +135,14 @@ def _key(recipe: Recipe, shas: dict[str, str]) -> str:
 
 def _build(staging: Path, recipe: Recipe, source: Source, shas: dict[str, str]) -> dict[str, Any]:
     """Run ``produce`` into ``staging`` and write its ``provenance.json``; return that."""
-    fields = recipe.produce(source.files, staging)
+    try:
+        fields = recipe.produce(source.files, staging)
+    except ConversionError as e:  # native tools do not say ENOSPC: "iostream error" ...
+        if _free_bytes(staging) < FULL_DISK_BYTES:
+            full = disk_error(OSError(errno.ENOSPC, "No space left on device"), staging)
+            assert full is not None
+            raise full from e
+        raise
     out = staging / recipe.output_file
     prov: dict[str, Any] = {
         "schema": SCHEMA,
@@ -160,6 +168,17 @@ def _build(staging: Path, recipe: Recipe, source: Source, shas: dict[str, str]) 
         }
     (staging / PROVENANCE).write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
     return prov
+
+
+#: Less free space than this after a failed step: the disk was full (the tools do not say so).
+FULL_DISK_BYTES = 1 << 20
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return FULL_DISK_BYTES
 
 
 def _complete(path: Path, provenance: dict[str, Any]) -> bool:

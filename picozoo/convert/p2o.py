@@ -59,6 +59,21 @@ def check_convertible(model: PaddleModel, arg: str | None = None) -> list[str]:
             f"cannot convert {model.model_file}: {e}",
             hint="the file is damaged or not a Paddle inference model: pull or export it again",
         ) from e
+    _refuse(model, ops, arg)
+    return ops
+
+
+def refuse_quantized(model: PaddleModel, arg: str | None = None) -> None:
+    """Raise :class:`QuantizedModelError` when ``model`` is quantized (an unreadable program
+    is left to :func:`check_convertible`, after the tools were checked)."""
+    try:
+        ops = program_ops(model.model_file)
+    except (ProgramError, OSError):
+        return
+    _refuse(model, ops, arg)
+
+
+def _refuse(model: PaddleModel, ops: list[str], arg: str | None) -> None:
     quant = quantized_ops(ops)
     if quant:
         name = arg or str(model.directory)
@@ -69,7 +84,6 @@ def check_convertible(model: PaddleModel, arg: str | None = None) -> list[str]:
             f"`picozoo bench {name} --engine paddle`, `picozoo infer {name} "
             "IMAGE --engine paddle`; convert the model's float version instead",
         )
-    return ops
 
 
 def export(model: PaddleModel, opset: int) -> bytes:  # the child process's side

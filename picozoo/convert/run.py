@@ -24,7 +24,7 @@ from ..paddle_dir import PaddleModel
 from ..runtime.base import refuse_lite
 from ..targets import Target
 from .cached import convert_cached, disk_errors
-from .p2o import check_convertible
+from .p2o import refuse_quantized
 from .result import ConversionResult
 from .sources import Progress, resolve_source
 from .to_engine import EngineWriter
@@ -138,7 +138,7 @@ def convert(
         )
     source = resolve_source(store, target, postprocess=postprocess, progress=progress)
     if to == "onnx" and isinstance(source.files, PaddleModel):
-        check_convertible(source.files, target.arg)  # a quantized model: what works instead
+        refuse_quantized(source.files, target.arg)  # with what works instead, named as given
     say = (lambda m: progress(f"{source.label}: {m}")) if progress else None
     recipe = (
         lite_recipe(tool, fp16=fp16)
