@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 SIZE = 64
 LABELS = ["a", "b", "c", "d", "e"]
@@ -57,7 +58,7 @@ def _build(out: Path) -> None:  # pragma: no cover - child process
         block = main.global_block()
         image = paddle.static.data("image", [1, 3, SIZE, SIZE], "float32")
 
-        def const(name: str, value: np.ndarray) -> paddle.static.Variable:
+        def const(name: str, value: np.ndarray) -> Any:
             return paddle.static.create_parameter(
                 list(value.shape),
                 "float32",
@@ -65,14 +66,14 @@ def _build(out: Path) -> None:  # pragma: no cover - child process
                 default_initializer=paddle.nn.initializer.Assign(value.astype("float32")),
             )
 
-        def op(kind: str, inputs: dict, shape: list[int], axis: int, name: str):  # type: ignore[no-untyped-def]
+        def op(kind: str, inputs: dict[str, Any], shape: list[int], axis: int, name: str) -> Any:
             y = block.create_var(name=name, dtype="float32", shape=shape)
             attrs = {"bit_length": 8, "quant_axis": axis, "round_type": 0, "is_test": True,
                      "only_observer": False}  # fmt: skip
             block.append_op(type=kind, inputs=inputs, outputs={"Y": y}, attrs=attrs)
             return y
 
-        def quant_act(x, name: str, scale: float):  # type: ignore[no-untyped-def]
+        def quant_act(x: Any, name: str, scale: float) -> Any:
             s = const(f"{name}.scale", np.array([scale]))
             z = const(f"{name}.zero_point", np.zeros(1))
             q = op("quantize_linear", {"X": x, "Scale": s, "ZeroPoint": z}, x.shape, -1,
@@ -80,7 +81,7 @@ def _build(out: Path) -> None:  # pragma: no cover - child process
             return op("dequantize_linear", {"X": q, "Scale": s, "ZeroPoint": z}, x.shape, -1,
                       f"{name}.dequantized")  # fmt: skip
 
-        def quant_conv(x, name: str, cout: int, k: int, stride: int):  # type: ignore[no-untyped-def]
+        def quant_conv(x: Any, name: str, cout: int, k: int, stride: int) -> Any:
             w = rng.standard_normal((cout, x.shape[1], k, k)) * (2.0 / (x.shape[1] * k * k)) ** 0.5
             scale = np.abs(w).reshape(cout, -1).max(axis=1) / 127.0
             w_int8 = np.round(w / scale[:, None, None, None])
