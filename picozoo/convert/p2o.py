@@ -2,16 +2,16 @@
 
 paddle2onnx prints to stdout and reports failures by logging and calling ``sys.exit``; this
 module captures all of that and turns the known failure modes into one-line diagnoses. It can
-also abort the process (2.1.0 on a quantized model: "Only support e4m3 or e5m2 now"): it runs
-in a child process (:mod:`picozoo.native`), so an abort is one error line (exit 9), and the
-program is read first (:mod:`picozoo.paddle_program`): a file that is not a Paddle program, or
-a model quantized by PaddleSlim, is refused before paddle2onnx sees it.
+also abort the process (2.1.0 on a quantized model: "Only support e4m3 or e5m2 now"): the ONNX
+recipe runs in a child process (:mod:`picozoo.native`), so an abort is one error line (exit 9),
+and the program is read first (:mod:`picozoo.paddle_program`): a file that is not a Paddle
+program, or a model quantized by PaddleSlim, is refused before paddle2onnx sees it.
 """
 
 from __future__ import annotations
 
+from ..capture import captured_output
 from ..errors import ConversionError, NewerPaddleModelError, QuantizedModelError
-from ..native import NativeCall
 from ..paddle_dir import PaddleModel
 from ..paddle_program import ProgramError, program_ops, quantized_ops
 
@@ -20,7 +20,8 @@ NEWER_PADDLE_MARKER = "MUST be ir::FloatAttribute"
 
 
 def paddle_to_onnx(model: PaddleModel, *, opset: int) -> bytes:
-    """Convert ``model`` to a serialized ONNX model (paddle2onnx's own optimizer disabled).
+    """Convert ``model`` to a serialized ONNX model (paddle2onnx's own optimizer disabled), in
+    this process: :mod:`picozoo.convert.to_onnx` runs the whole recipe in a child process.
 
     ``optimize_tool="None"``: paddle2onnx's default (polygraphy) pip-installs packages at run
     time; picozoo runs onnxsim itself instead.
@@ -28,24 +29,28 @@ def paddle_to_onnx(model: PaddleModel, *, opset: int) -> bytes:
     >>> paddle_to_onnx(find_paddle_model(Path("m")), opset=11)[:2]  # doctest: +SKIP
     b'\\x08\\x07'
     """
-    with start_paddle_to_onnx(model, opset=opset) as call:
-        onnx_bytes: bytes = call.result()
-    return onnx_bytes
-
-
-def start_paddle_to_onnx(model: PaddleModel, *, opset: int) -> NativeCall:
-    """:func:`paddle_to_onnx` started in its child process (read it with ``.result()``), so
-    the caller can import what it needs next meanwhile."""
     check_convertible(model)
-    return NativeCall(
-        "picozoo.convert.p2o:export",
-        {"model": model, "opset": opset},
-        tool="paddle2onnx",
-        subject=str(model.model_file),
-        hint="nothing was cached; Paddle Inference may still run the model: "
-        "`picozoo bench MODEL|PATH --engine paddle`",
-        explain=lambda log, failure: diagnose(model, log, failure),
-    )
+    params = str(model.params_file) if model.params_file else ""
+    onnx_bytes: bytes | None = None
+    failure: BaseException | None = None
+    with captured_output() as out:
+        try:
+            import paddle2onnx  # noisy import (paddle warnings): captured too
+
+            onnx_bytes = paddle2onnx.export(
+                str(model.model_file),
+                params,
+                None,
+                opset_version=opset,
+                enable_onnx_checker=True,
+                optimize_tool="None",
+            )
+        except (Exception, SystemExit) as e:  # paddle2onnx calls sys.exit on errors
+            failure = e
+    if onnx_bytes is None or failure is not None:
+        why = f"{type(failure).__name__}: {failure}" if failure else None
+        raise diagnose(model, out.tail(20), why) from failure
+    return onnx_bytes
 
 
 def check_convertible(model: PaddleModel, arg: str | None = None) -> list[str]:
@@ -84,24 +89,6 @@ def _refuse(model: PaddleModel, ops: list[str], arg: str | None) -> None:
             f"`picozoo bench {name} --engine paddle`, `picozoo infer {name} "
             "IMAGE --engine paddle`; convert the model's float version instead",
         )
-
-
-def export(model: PaddleModel, opset: int) -> bytes:  # the child process's side
-    """paddle2onnx itself (run by :func:`paddle_to_onnx` in a child process, whose output the
-    parent reads: paddle2onnx logs its reason and calls ``sys.exit``)."""
-    import paddle2onnx
-
-    onnx_bytes: bytes = paddle2onnx.export(
-        str(model.model_file),
-        str(model.params_file) if model.params_file else "",
-        None,
-        opset_version=opset,
-        enable_onnx_checker=True,
-        optimize_tool="None",
-    )
-    if not onnx_bytes:
-        raise SystemExit("paddle2onnx returned nothing")
-    return onnx_bytes
 
 
 def diagnose(model: PaddleModel, log: str, failure: str | None) -> ConversionError:

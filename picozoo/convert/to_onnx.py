@@ -114,12 +114,67 @@ def _produce(
     hook: OnnxHook | None,
     say: Progress,
 ) -> dict[str, Any]:
-    """Every step, into ``staging / model.onnx``; returns the provenance fields."""
+    """Every step, into ``staging / model.onnx``, in a child process (:mod:`picozoo.native`):
+    paddle2onnx, onnxsim, Paddle Inference and ONNX Runtime are native code that can abort
+    (paddle2onnx 2.1.0 does on a quantized model); there an abort is one error line naming the
+    step's tool. A ``hook`` (a test's function) runs the steps in this process."""
     toolchain.check_onnx_toolchain(options["simplify"])
+    if hook is not None:
+        return produce_here(
+            files, staging, options=options, image_size=image_size, hook=hook, say=say
+        )
+    from ..native import run_native
+    from .p2o import check_convertible
+
+    check_convertible(files)  # a damaged or quantized model: refused before the child starts
+    fields: dict[str, Any] = run_native(
+        "picozoo.convert.to_onnx:produce_here",
+        tool=_tool_at,
+        subject=str(files.model_file),
+        progress=say,
+        files=files,
+        staging=staging,
+        options=options,
+        image_size=image_size,
+        hook=None,
+    )
+    return fields
+
+
+def _tool_at(step: str | None) -> str:
+    """The tool at work at the progress line ``step`` (for the error of a crash).
+
+    >>> _tool_at("paddle2onnx m/model.pdmodel (opset 11, optimizer off)"), _tool_at("onnxsim")
+    ('paddle2onnx', 'onnxsim')
+    """
+    if step is None:
+        return "the ONNX conversion"
+    for prefix, tool in (
+        ("paddle2onnx", "paddle2onnx"),
+        ("onnxsim", "onnxsim"),
+        ("inputs in", "onnx.checker"),
+        ("parity check", "Paddle Inference or ONNX Runtime (parity check)"),
+        ("parity ok", "Paddle Inference or ONNX Runtime (detection agreement)"),
+    ):
+        if step.startswith(prefix):
+            return tool
+    return "the ONNX conversion"
+
+
+def produce_here(
+    files: PaddleModel,
+    staging: Path,
+    *,
+    options: dict[str, Any],
+    image_size: tuple[int, int] | None,
+    hook: OnnxHook | None,
+    say: Progress,
+) -> dict[str, Any]:
+    """Every step of :func:`_produce`, in this process."""
     import onnx
 
     from .onnx_agreement import looks_like_detector, onnx_agreement
-    from .p2o import start_paddle_to_onnx
+    from .p2o import paddle_to_onnx
     from .parity import check_parity, feed_order
     from .shapes import choose_batch, fix_onnx_inputs, onnx_input_dims, order_inputs, plan_inputs
     from .simplify import check_model, simplify_model
@@ -127,11 +182,7 @@ def _produce(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     say(f"paddle2onnx {files.model_file} (opset {options['opset']}, optimizer off)")
-    # paddle2onnx runs in a child process (an abort there is one error line): meanwhile this
-    # process imports Paddle Inference and ONNX Runtime, which the parity check needs next
-    with start_paddle_to_onnx(files, opset=options["opset"]) as call:
-        _preload()
-        model = onnx.load_from_string(call.result())
+    model = onnx.load_from_string(paddle_to_onnx(files, opset=options["opset"]))
     timings["paddle2onnx"] = _lap(t)
     # paddle2onnx lists the inputs of legacy programs in another order than Paddle's feed ops;
     # users feed by position as they do in Paddle, so keep Paddle's order (also after onnxsim)
@@ -196,18 +247,6 @@ def _produce(
         "detection_agreement": agreement,
         "seconds": timings,
     }
-
-
-def _preload() -> None:
-    """Import the parity check's engines now (see :func:`_produce`); a failure is left to the
-    parity check, which reports it."""
-    import contextlib
-
-    from ..capture import captured_output
-
-    with captured_output(), contextlib.suppress(Exception):
-        import onnxruntime  # noqa: F401
-        from paddle import inference  # noqa: F401
 
 
 def _onnx_dtype(value_info: Any) -> str:

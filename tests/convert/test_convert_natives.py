@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from picozoo.convert import convert
-from picozoo.convert.p2o import diagnose
 from picozoo.errors import (
     ConversionError,
     DiskError,
@@ -109,14 +108,39 @@ def test_the_quantized_fixture_is_what_paddleslim_writes(quantized: Path) -> Non
 @pytest.mark.slow
 def test_paddle2onnx_aborts_on_it_and_that_is_one_error_line(quantized: Path) -> None:
     """What picozoo met before it refused quantized models: paddle2onnx 2.1.0 calls abort()."""
-    model = find_paddle_model(quantized)
     with pytest.raises(ConversionError) as exc:
-        run_native("picozoo.convert.p2o:export", tool="paddle2onnx", subject="model.pdmodel",
-                   model=model, opset=11,
-                   explain=lambda log, failure: diagnose(model, log, failure))  # fmt: skip
+        run_native("paddle2onnx:export", tool="paddle2onnx", subject="model.pdmodel",
+                   model_filename=str(quantized / "model.pdmodel"),
+                   params_filename=str(quantized / "model.pdiparams"), opset_version=11,
+                   optimize_tool="None")  # fmt: skip
     text = str(exc.value)
     assert "paddle2onnx crashed on model.pdmodel (SIGABRT)" in text
     assert "Only support e4m3 or e5m2 now" in text and "\n" not in text
+
+
+def test_a_crash_inside_a_capture_keeps_the_tools_last_words(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The recipe captures the tools' output: what they said before dying is still told, and
+    the step the child was at names the tool (``progress`` lines, relayed as they come)."""
+    (tmp_path / "crasher.py").write_text(
+        "import os\n"
+        "from picozoo.capture import captured_output\n"
+        "def run(say):\n"
+        "    say('step two')\n"
+        "    with captured_output():\n"
+        "        os.write(2, b'Only support e4m3 or e5m2 now.\\n')  # as C++ code writes\n"
+        "        os.abort()\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    seen: list[str] = []
+    with pytest.raises(ConversionError) as exc:
+        run_native("crasher:run", tool=lambda step: f"tool of {step}", subject="m",
+                   progress=seen.append)  # fmt: skip
+    assert seen == ["step two"]
+    assert str(exc.value).startswith(
+        "tool of step two crashed on m (SIGABRT): Only support e4m3 or e5m2 now."
+    )
 
 
 @pytest.mark.slow
