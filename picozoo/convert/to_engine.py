@@ -118,6 +118,50 @@ def _produce(
     input_shape: dict[str, list[int]] | None,
     say: Progress,
 ) -> dict[str, Any]:
+    """Every step in a child process (:mod:`picozoo.native`): ONNX Runtime, the engine's
+    converter and the engine itself are native code that can abort; there an abort is one
+    error line naming the step's tool."""
+    from ..native import run_native
+
+    fields: dict[str, Any] = run_native(
+        "picozoo.convert.to_engine:produce_here",
+        tool=functools.partial(_tool_at, writer.engine),
+        subject=files.model_file.name,
+        progress=say,
+        files=files,
+        staging=staging,
+        writer=writer,
+        precision=precision,
+        image_size=image_size,
+        input_shape=input_shape,
+    )
+    return fields
+
+
+def _tool_at(engine: str, step: str | None) -> str:
+    """The tool at work at the progress line ``step`` (for the error of a crash).
+
+    >>> _tool_at("mnn", None), _tool_at("mnn", "mnn (fp32) from model.onnx, inputs image=1x3x8x8")
+    ('ONNX Runtime', "mnn's converter")
+    """
+    if step is None:
+        return "ONNX Runtime"
+    if step.startswith("parity check"):
+        return f"{engine} or ONNX Runtime (parity check)"
+    return f"{engine}'s converter"
+
+
+def produce_here(
+    files: OnnxFile,
+    staging: Path,
+    *,
+    writer: EngineWriter,
+    precision: str,
+    image_size: tuple[int, int] | None,
+    input_shape: dict[str, list[int]] | None,
+    say: Progress,
+) -> dict[str, Any]:
+    """Every step of :func:`_produce`, in this process."""
     from .engine_parity import check_engine_parity, run_onnx_reference
 
     if not isinstance(files, OnnxFile):  # pragma: no cover - run.py always gives an ONNX

@@ -18,7 +18,6 @@ from typing import Any
 
 from ..capture import captured_output
 from ..errors import ConversionError, require
-from ..native import run_native
 from ..runtime.base import short_error
 from .to_engine import EngineWriter
 from .toolchain import dist_version
@@ -33,9 +32,12 @@ def mnn_writer() -> EngineWriter:
     _converter()
     require("onnxruntime", "mnn")
     tools = {"mnn": dist_version("mnn"), "onnxruntime": dist_version("onnxruntime")}
-    return EngineWriter(
-        "mnn", MNN_FILE, (), tools, write=_write, naming=lambda _side, _i, name: name
-    )
+    return EngineWriter("mnn", MNN_FILE, (), tools, write=_write, naming=_same_name)
+
+
+def _same_name(_side: str, _index: int, name: str) -> str:
+    """MNN keeps the ONNX names (the ``.io.json`` records them all the same)."""
+    return name
 
 
 def mnnconvert_args(onnx_path: Path, out: Path, precision: str) -> list[str]:
@@ -63,23 +65,6 @@ def _converter() -> Any:
 def _write(
     onnx_path: Path, staging: Path, shapes: dict[str, list[int]], precision: str
 ) -> dict[str, Any]:
-    """:func:`write_here` in a child process: a crash of the converter is one error line."""
-    fields: dict[str, Any] = run_native(
-        "picozoo.convert.to_mnn:write_here",
-        tool="MNN's converter",
-        subject=onnx_path.name,
-        onnx_path=onnx_path,
-        staging=staging,
-        shapes=shapes,
-        precision=precision,
-    )
-    return fields
-
-
-def write_here(
-    onnx_path: Path, staging: Path, shapes: dict[str, list[int]], precision: str
-) -> dict[str, Any]:
-    """Write the converted files into ``staging`` (in this process)."""
     tools = _converter()
     out = staging / MNN_FILE
     args = mnnconvert_args(onnx_path, out, precision)

@@ -18,6 +18,7 @@ ONNX order; the ``.io.json`` maps them back to the ONNX names (checked by the pa
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -127,15 +128,14 @@ def ncnn_writer(pnnx_bin: str | None = None) -> EngineWriter:
         "onnxruntime": dist_version("onnxruntime"),
     }
 
-    def write(
-        onnx_path: Path, staging: Path, shapes: dict[str, list[int]], precision: str
-    ) -> dict[str, Any]:
-        return _write(tool, onnx_path, staging, shapes, precision)
+    return EngineWriter(
+        "ncnn", PARAM, (BIN,), tools, write=functools.partial(_write, tool), naming=_naming
+    )
 
-    def naming(side: str, index: int, _name: str) -> str:
-        return f"{'in' if side == 'inputs' else 'out'}{index}"
 
-    return EngineWriter("ncnn", PARAM, (BIN,), tools, write=write, naming=naming)
+def _naming(side: str, index: int, _name: str) -> str:
+    """NCNN's blob names: ``in0..`` / ``out0..`` in the ONNX order."""
+    return f"{'in' if side == 'inputs' else 'out'}{index}"
 
 
 def _write(

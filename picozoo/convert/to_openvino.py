@@ -17,7 +17,6 @@ from typing import Any
 
 from ..capture import captured_output
 from ..errors import ConversionError, require
-from ..native import run_native
 from ..runtime.base import short_error
 from .to_engine import EngineWriter
 from .toolchain import dist_version
@@ -37,23 +36,6 @@ def openvino_writer() -> EngineWriter:
 def _write(
     onnx_path: Path, staging: Path, shapes: dict[str, list[int]], precision: str
 ) -> dict[str, Any]:
-    """:func:`write_here` in a child process: a crash of the converter is one error line."""
-    fields: dict[str, Any] = run_native(
-        "picozoo.convert.to_openvino:write_here",
-        tool="OpenVINO",
-        subject=onnx_path.name,
-        onnx_path=onnx_path,
-        staging=staging,
-        shapes=shapes,
-        precision=precision,
-    )
-    return fields
-
-
-def write_here(
-    onnx_path: Path, staging: Path, shapes: dict[str, list[int]], precision: str
-) -> dict[str, Any]:
-    """Write the converted files into ``staging`` (in this process)."""
     ov = require("openvino", "openvino")
     try:
         with captured_output():
