@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import MissingDependencyError, UsageError
 from ..runtime.base import PRECISIONS
 from ..runtime.iomap import IoMap, IoTensor, io_file
 from .cached import Recipe
@@ -46,6 +46,27 @@ class EngineWriter:
     tools: dict[str, Any]
     write: Write
     naming: Naming | None = None  #: set when the engine renames inputs/outputs
+
+
+def check_installed(module: str, extra: str, *, package: str | None = None) -> None:
+    """Raise :class:`~picozoo.errors.MissingDependencyError` (exit 11) unless ``module`` is
+    installed; found, not imported: the recipe imports it in its child process (an import that
+    fails there is the same error).
+
+    >>> check_installed("no_such_module_xyz", "openvino")
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.MissingDependencyError: no_such_module_xyz is not installed; this needs the \
+[openvino] extra: pip install 'picozoo[openvino]'
+    """
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise MissingDependencyError(package or module.split(".")[0], extra)
 
 
 def check_precision(engine: str, precision: str) -> str:

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import sha256_file
-from ..errors import ConversionError, ToolchainError, require
+from ..errors import ConversionError, ToolchainError
 from ..native import exit_status
-from .to_engine import EngineWriter
+from .to_engine import EngineWriter, check_installed
 from .toolchain import dist_version
 
 PARAM, BIN = "model.ncnn.param", "model.ncnn.bin"
@@ -120,8 +120,8 @@ def ncnn_writer(pnnx_bin: str | None = None) -> EngineWriter:
     """The NCNN writer; raises :class:`~picozoo.errors.MissingDependencyError` (exit 11) when
     pnnx, ``ncnn`` (the runtime of the parity check) or ``onnxruntime`` is missing."""
     tool = find_pnnx(pnnx_bin)
-    require("ncnn", "ncnn")
-    require("onnxruntime", "ncnn")
+    check_installed("ncnn", "ncnn")
+    check_installed("onnxruntime", "ncnn")
     tools = {
         "pnnx": tool.identity(),
         "ncnn": dist_version("ncnn"),
