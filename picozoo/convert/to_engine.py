@@ -5,7 +5,8 @@ files, tool identities and a ``write`` step. The recipe (cached by
 :mod:`picozoo.convert.cached` like ``--to onnx``) runs the source ONNX on ONNX Runtime for the
 parity inputs, writes the engine's files into the staging folder, an ``.io.json`` beside them
 when the engine renames inputs/outputs (see :mod:`picozoo.runtime.iomap`), and proves the
-result with :mod:`.engine_parity`.
+result with :mod:`.engine_parity`. All of it runs in a child process (:mod:`picozoo.native`):
+an engine or converter that aborts is one error line (exit 9), not the end of picozoo.
 
 >>> engine_options("ncnn", "fp32", None)["target"], PIPELINE_VERSION
 ('ncnn', 1)

@@ -1,6 +1,7 @@
 """Paddle -> ONNX: paddle2onnx, input shapes, onnxsim, onnx.checker, then the parity check.
 
-:func:`onnx_recipe` is what :func:`picozoo.convert.convert` caches in the store;
+:func:`onnx_recipe` is what :func:`picozoo.convert.convert` caches in the store; its steps
+run in a child process (:mod:`picozoo.native`: an abort of paddle2onnx is one error line);
 :func:`convert_paddle_dir_to_onnx` runs the same recipe into a plain folder (no cache).
 
 >>> onnx_options(opset=11, simplify=True, input_shape=None, dynamic_batch=False)["target"]

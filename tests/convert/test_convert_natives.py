@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,11 +85,51 @@ def test_errors_raised_in_the_child_come_back() -> None:
 
 
 def test_a_native_call_runs_while_the_parent_works_and_is_ended_when_left() -> None:
-    with NativeCall("time:sleep", {"secs": 60}, tool="t", subject="s") as call:
+    sleep = {"object_list": [], "timeout": 60}  # a 60 s wait that takes keyword arguments
+    with NativeCall("multiprocessing.connection:wait", sleep, tool="t", subject="s") as call:
         proc = call._proc
-        assert proc.poll() is None
-    assert proc.returncode is not None  # killed on leaving: never an orphan
+        time.sleep(1.0)
+        assert proc.poll() is None  # still waiting
+    assert proc.returncode == -signal.SIGKILL  # killed on leaving: never an orphan
     assert not call.work.exists()
+
+
+def test_the_child_dies_with_picozoo(tmp_path: Path) -> None:
+    """Even when picozoo itself is killed (SIGKILL: no clean-up runs), its child goes too."""
+    import sys
+
+    code = (
+        "from picozoo.native import NativeCall\n"
+        "c = NativeCall('multiprocessing.connection:wait', {'object_list': [], 'timeout': 60},"
+        " tool='t', subject='s')\n"
+        "print(c._proc.pid, flush=True)\n"
+        "import time; time.sleep(60)\n"
+    )
+    import picozoo
+
+    root = str(Path(picozoo.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    time.sleep(1.0)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.1)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper is not)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return not any(ln.startswith("State:") and "Z" in ln for ln in f)
+    except FileNotFoundError:
+        return False
 
 
 # -- quantized models ---------------------------------------------------------------------------
