@@ -215,6 +215,20 @@ def test_random_bytes_are_never_a_program() -> None:
             legacy_ops(os.urandom(5120))
 
 
+def test_a_quantized_pir_program_is_recognised(tmp_path: Path) -> None:
+    import json
+
+    ops = [{"#": "p"}, {"#": "1.data"}, {"#": "1.quantize_linear"}, {"#": "1.dequantize_linear"},
+           {"#": "1.conv2d"}, {"#": "1.fetch"}]  # fmt: skip
+    block = {"#": "block_0", "ops": ops}
+    doc = {"base_code": {"magic": "pir", "version": 3},
+           "program": {"regions": [{"#": "region_0", "blocks": [block]}]}}  # fmt: skip
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    found = program_ops(tmp_path / "model.json")
+    assert found == ["p", "data", "quantize_linear", "dequantize_linear", "conv2d", "fetch"]
+    assert quantized_ops(found) == ["dequantize_linear", "quantize_linear"]
+
+
 def test_truncated_and_json_garbage_are_refused(tmp_path: Path) -> None:
     for name, data in {
         "model.json": b'{"base_code": {"magic": "pir"}, "program": 1}',
