@@ -68,26 +68,33 @@ def cache_key(source_sha256: str, tools: dict[str, Any], options: dict[str, Any]
 def convert_cached(store: Store, recipe: Recipe, source: Source) -> ConversionResult:
     """Convert ``source`` into the store unless that exact conversion is already there.
 
+    A full or read-only cache is one :class:`~picozoo.errors.DiskError` (exit 12).
+
     >>> convert_cached(Store(settings), onnx_recipe(...), local_source(Path("m")))  # doctest: +SKIP
     ConversionResult(path=PosixPath('.../converted/local-m/8c58bcea9e5d5ec2/model.onnx'), ...)
     """
+    with disk_errors(store.root):
+        return _convert_cached(store, recipe, source)
+
+
+def _convert_cached(store: Store, recipe: Recipe, source: Source) -> ConversionResult:
+    """:func:`convert_cached` without its disk-error translation."""
     shas = source.files.sha256()
     final = store.converted_dir(source.label, _key(recipe, shas))
     hit = store.read_converted(final)
     cached = hit is not None and _complete(hit.path, hit.provenance)
-    with disk_errors(store.root):
-        if not cached:
-            if hit is not None:  # a damaged output (file gone or truncated): convert it again
-                shutil.rmtree(final, ignore_errors=True)
-            staging = store.staging_dir(final.parent)
-            try:
-                _build(staging, recipe, source, shas)
-                store.install_dir(staging, final)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-            hit = store.read_converted(final)
-        assert hit is not None
-        store.pin_converted(hit)
+    if not cached:
+        if hit is not None:  # a damaged output (file gone or truncated): convert it again
+            shutil.rmtree(final, ignore_errors=True)
+        staging = store.staging_dir(final.parent)
+        try:
+            _build(staging, recipe, source, shas)
+            store.install_dir(staging, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        hit = store.read_converted(final)
+    assert hit is not None
+    store.pin_converted(hit)
     return ConversionResult(hit.path, hit.provenance, cached=cached, label=source.label)
 
 
