@@ -5,8 +5,8 @@ see :meth:`picozoo.hub.store.Store.evals`) belongs to a cell when its ``model_sh
 the benched file's (hashed the way ``eval`` hashes it: the file's sha256, or for a Paddle folder
 its model + params), and its engine and precision are the cell's. When several data sets scored
 that file, all of COCO val2017 wins (the set of upstream's claims), then the one with the most
-images; ties go to the first in the cache's order. The match is stored in the cell when the bench runs, so a saved
-result keeps it.
+images; ties go to the first in the cache's order. The match is stored in the cell when the
+bench runs, so a saved result keeps it.
 
 >>> ev = EvalResult(model="m", model_path="m.onnx", model_sha256="ab" * 32,
 ...                 engine="onnxruntime", precision="fp32", dataset="f00d", nms={}, images=3,

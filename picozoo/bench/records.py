@@ -299,6 +299,19 @@ class MeasuredMap:
         return set_label(self.dataset_name, self.images, self.dataset_images, self.ann_sha256,
                          self.dataset, self.ann_file)  # fmt: skip
 
+    @property
+    def set_short(self) -> str:
+        """The data set in a table cell: its name and images (the sha256 is in the notes).
+
+        >>> MeasuredMap(0.9, None, 4, "f", dataset_name="ann.json", ann_sha256="ab").set_short
+        'ann.json, 4 images'
+        """
+        if self.dataset_name is None:
+            return self.set_label
+        if self.dataset_images is not None and self.images < self.dataset_images:
+            return f"{self.dataset_name}, first {self.images} of {self.dataset_images} images"
+        return f"{self.dataset_name}, {self.images} images"
+
     def delta(self, claimed: float | None) -> float | None:
         """Measured minus claimed mAP, in points: None without a claim, or when the set is not
         all of COCO val2017 (upstream's claims are measured there)."""

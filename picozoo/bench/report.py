@@ -154,6 +154,10 @@ CSV_COLUMNS = [
     "map_delta",
     "eval_images",
     "eval_dataset",
+    "eval_set",
+    "eval_ann_sha256",
+    "eval_coco_val2017",
+    "artifact_sha256_of",
 ]
 
 

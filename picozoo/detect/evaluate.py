@@ -105,8 +105,10 @@ def run_eval(
         "nms": dataclasses.asdict(EVAL_NMS),
         "config": config_key(cfg),
     }
-    identity = {"ann_sha256": data.ann_sha256, "dataset_images": data.listed_images,
-                "dataset_name": data.name, "model_sha256_of": model_sha256_of(runnable.path)}  # fmt: skip
+    identity: dict[str, Any] = {"ann_sha256": data.ann_sha256,
+                                "dataset_images": data.listed_images,
+                                "dataset_name": data.name,
+                                "model_sha256_of": model_sha256_of(runnable.path)}  # fmt: skip
     cached = app.store.read_eval(key)
     if cached is not None and cached.digest() == eval_digest(key):
         if progress:

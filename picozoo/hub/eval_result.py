@@ -96,6 +96,12 @@ class EvalResult:
     def ap50(self) -> float | None:
         return _number(self.stats.get("AP50"))
 
+    @property
+    def set_label(self) -> str:
+        """The data set as reports name it (see :func:`set_label`)."""
+        return set_label(self.dataset_name, self.images, self.dataset_images, self.ann_sha256,
+                         self.dataset, self.ann_file)  # fmt: skip
+
     @classmethod
     def from_json(cls, data: Any) -> EvalResult | None:
         """The result a parsed JSON object describes; None when it is not an eval result."""
