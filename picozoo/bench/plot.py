@@ -179,6 +179,7 @@ def _fill(
     try:
         ref = list(upstream_reference() if reference is None else reference)
         markers = _markers(series)
+        claims = _draw_reference(axes[0], ref)
         labels = _draw(axes[0], _subset(series, None), markers, ref)
         axes[0].set_ylabel(COCO_AXIS)
         axes[0].set_title(title, fontsize=10)
@@ -196,7 +197,9 @@ def _fill(
             fig.text(0.01, 0.005, MARKS_NOTE, fontsize=7, color="0.3", gid="picozoo-marks")
         fig.tight_layout(rect=(0, 0.03 if marked else 0, 1, 1))
         if declutter:
-            place_labels(fig, same_place_once(fig, labels))
+            place_labels(fig, claims + same_place_once(fig, labels))
+        else:
+            labels += claims
     except BaseException:
         plt.close(fig)
         raise
@@ -211,8 +214,9 @@ def _label(
 def _draw(
     ax: Any, series: Sequence[dict[str, Any]], markers: list[str], ref: list[dict[str, Any]]
 ) -> list[Any]:
-    """Draw every point and line of one panel; return the label annotations."""
-    labels = _draw_reference(ax, ref)
+    """Draw every point and line of one panel (``ref``: upstream's claims, drawn already);
+    return the label annotations."""
+    labels: list[Any] = []
     unmapped: list[tuple[str, float]] = []
     for s, marker in zip(series, markers, strict=True):
         pts = sorted(
@@ -353,9 +357,10 @@ def _draw_unmapped(ax: Any, unmapped: list[tuple[str, float]]) -> list[Any]:
 
 
 def same_place_once(fig: Any, labels: Sequence[Any]) -> list[Any]:
-    """``labels`` with identical texts whose points are within :data:`SAME_PLACE_PX` of each
-    other drawn once: the first stays, says how many points it names (``(3 points)``), the
-    others are removed. Returns the labels that stay.
+    """``labels`` (of measured cells; upstream's claims are not among them) with identical
+    texts whose points are within :data:`SAME_PLACE_PX` of each other drawn once: the first
+    stays and says how many points it names (``(3 points)``), the others are removed.
+    Returns the labels that stay.
 
     >>> fig = map_vs_latency_figure([{"name": f"s{i}", "points": [
     ...     {"label": "m", "latency_ms": 7.0, "map": 30.0}]} for i in range(10)], reference=[])
