@@ -306,8 +306,9 @@ class MeasuredMap:
         >>> MeasuredMap(0.9, None, 4, "f", dataset_name="ann.json", ann_sha256="ab").set_short
         'ann.json, 4 images'
         """
-        if self.dataset_name is None:
-            return self.set_label
+        if self.dataset_name is None:  # an older result: its file's name, or its fingerprint
+            name = (self.ann_file or "").replace("\\", "/").rsplit("/", 1)[-1]
+            return f"{name or 'data set ' + self.dataset[:12]}, {self.images} images"
         if self.dataset_images is not None and self.images < self.dataset_images:
             return f"{self.dataset_name}, first {self.images} of {self.dataset_images} images"
         return f"{self.dataset_name}, {self.images} images"

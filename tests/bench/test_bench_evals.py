@@ -66,7 +66,11 @@ def eval_cache(tiny_onnx: Path, tmp_path: Path) -> Path:
     """A cache whose eval results score tiny_conv.onnx (and decoys that must not match)."""
     cache, sha = tmp_path / "cache", _sha(tiny_onnx)
     write_eval(cache, "small", model_sha256=sha, ap=0.41, images=3)
-    write_eval(cache, "bigger", model_sha256=sha, ap=0.38, images=5, ann_file="/coco/val.json")
+    write_eval(cache, "bigger", model_sha256=sha, ap=0.38, images=5000, dataset_images=5000,
+               dataset_name="COCO val2017", ann_sha256="c0c0" * 16,
+               ann_file="/coco/val.json")  # fmt: skip
+    write_eval(cache, "largest-not-coco", model_sha256=sha, ap=0.99, images=6000,
+               dataset_name="mine.json", dataset_images=6000, ann_sha256="ab" * 32)  # fmt: skip
     write_eval(cache, "other-engine", model_sha256=sha, ap=0.2, engine="openvino")
     write_eval(cache, "other-precision", model_sha256=sha, ap=0.1, precision="fp16")
     write_eval(cache, "other-file", model_sha256="0" * 64, ap=0.9, images=50)
@@ -84,10 +88,15 @@ def test_matching_takes_sha_engine_and_precision_and_the_biggest_set(
     tiny_onnx: Path, eval_cache: Path
 ) -> None:
     evals = load_evals(eval_cache)
-    assert len(evals) == 6  # the unreadable file is left out
+    assert len(evals) == 7  # the unreadable file is left out
     sha = _sha(tiny_onnx)
-    best = match_eval(evals, sha, "onnxruntime", "fp32")
-    assert best is not None and (best.ap, best.images, best.ann_file) == (0.38, 5, "/coco/val.json")
+    best = match_eval(evals, sha, "onnxruntime", "fp32")  # all of COCO val2017 first
+    assert best is not None and (best.ap, best.images, best.ann_file) == (
+        0.38,
+        5000,
+        "/coco/val.json",
+    )
+    assert best.coco_val2017 and best.set_label == "COCO val2017 (5000 images)"
     assert match_eval(evals, sha, "openvino", "fp32").ap == 0.2  # type: ignore[union-attr]
     assert match_eval(evals, sha, "onnxruntime", "fp16").ap == 0.1  # type: ignore[union-attr]
     assert match_eval(evals, sha, "paddle", "fp32") is None
@@ -119,19 +128,25 @@ def test_measured_map_in_every_format(tiny_onnx: Path, eval_cache: Path, tmp_pat
     assert header.index(MEASURED) == header.index("mAP<sup>val<br>0.5:0.95") + 1
     assert [r[MEASURED] for r in rows] == ["38.0 (+5.5)", "-"]
     assert "mAP measured = COCO mAP 0.5:0.95 from `picozoo eval`" in render(doc, "md")
-    assert "/coco/val.json (5 images)" in render(doc, "md")
+    assert "Data set COCO val2017 (5000 images; /coco/val.json, annotations sha256 c0c0" in render(
+        doc, "md"
+    )
     # csv
     (row, other) = csv.DictReader(io.StringIO(render(doc, "csv")))
-    assert (row["map_measured"], row["map_delta"], row["eval_images"]) == ("38.0", "5.5", "5")
+    assert (row["map_measured"], row["map_delta"], row["eval_images"]) == ("38.0", "5.5", "5000")
+    assert (row["eval_set"], row["eval_coco_val2017"]) == ("COCO val2017 (5000 images)", "True")
     assert row["map50_measured"] == "60.0" and other["map_measured"] == ""
     # json: stored in the document, and written back unchanged
     data = json.loads(render(doc, "json"))
     assert data["cells"][0]["measured_map"] == {
         "ap": 0.38,
         "ap50": 0.6,
-        "images": 5,
+        "images": 5000,
         "dataset": "f" * 64,
         "ann_file": "/coco/val.json",
+        "ann_sha256": "c0c0" * 16,
+        "dataset_name": "COCO val2017",
+        "dataset_images": 5000,
     }
     assert "measured_map" not in data["cells"][1]
     saved = tmp_path / "r.json"
@@ -269,6 +284,11 @@ def test_engine_converted_file_gets_its_own_eval(scored: dict[str, Any], tmp_pat
 def test_measured_map_record_math() -> None:
     from picozoo.bench.records import MeasuredMap
 
-    m = MeasuredMap(ap=0.2, ap50=None, images=1, dataset="d")
+    m = MeasuredMap(ap=0.2, ap50=None, images=5000, dataset="d", dataset_name="COCO val2017",
+                    dataset_images=5000)  # fmt: skip
     assert m.map == pytest.approx(20.0) and m.map50 is None and m.delta(None) is None
     assert dataclasses.replace(m, ap=0.33).delta(32.5) == pytest.approx(0.5)
+    # a subset of COCO val2017, another set, a result that does not say: no difference
+    assert dataclasses.replace(m, images=500).delta(32.5) is None
+    assert dataclasses.replace(m, dataset_name="ann.json").delta(32.5) is None
+    assert dataclasses.replace(m, dataset_name=None).delta(32.5) is None
