@@ -292,3 +292,97 @@ def test_measured_map_record_math() -> None:
     assert dataclasses.replace(m, images=500).delta(32.5) is None
     assert dataclasses.replace(m, dataset_name="ann.json").delta(32.5) is None
     assert dataclasses.replace(m, dataset_name=None).delta(32.5) is None
+
+
+# -- issue 18 #1: mAPs of two data sets ----------------------------------------------------------
+
+
+def _other_set(scored: dict[str, Any], out: Path) -> Path:
+    """Set B: set A's images (all but the last), its boxes moved by a quarter of their size (a
+    lower mAP for the same model), in another annotation file."""
+    import shutil
+
+    a = json.loads(scored["ann"].read_text())
+    out.mkdir(parents=True)
+    keep = a["images"][:-1]
+    for image in keep:
+        shutil.copy(scored["ann"].parent / image["file_name"], out / image["file_name"])
+    ids = {i["id"] for i in keep}
+    anns = []
+    for ann in a["annotations"]:
+        if ann["image_id"] in ids:
+            x, y, w, h = ann["bbox"]
+            anns.append({**ann, "bbox": [x + w / 4, y + h / 4, w, h]})
+    b = out / "b.json"
+    b.write_text(json.dumps({**a, "images": keep, "annotations": anns}))
+    return b
+
+
+@pytest.mark.slow
+def test_maps_of_two_data_sets_are_never_compared(scored: dict[str, Any], tmp_path: Path) -> None:
+    """`eval` of the Paddle folder on Paddle with set A, `eval` of its ONNX on ONNX Runtime
+    with set B, then both benched as picodet-s-416 (upstream claims 32.5 on COCO val2017):
+    each cell's mAP names its set, no difference to the claim, no "loses N mAP" across sets,
+    a plot panel per set."""
+    import hashlib
+
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PICOZOO_CACHE": str(cache)}
+    on_a = _eval_cli(scored["nopp"], scored, cache, "--engine", "paddle")
+    b = _other_set(scored, tmp_path / "setb")
+    cfg = scored["nopp"] / "infer_cfg.yml"
+    r = run_cli("eval", str(scored["onnx"]), "--config", str(cfg), "--coco", str(b.parent),
+                "--ann", str(b), "--format", "json", env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    on_b = json.loads(r.stdout)
+    # every eval result names its set: name, annotation sha256, images
+    assert on_a["ann_sha256"] == hashlib.sha256(scored["ann"].read_bytes()).hexdigest()
+    assert (on_a["dataset_name"], on_a["images"], on_a["dataset_images"]) == ("ann.json", 4, 4)
+    assert (on_b["dataset_name"], on_b["images"]) == ("b.json", 3)
+    assert on_a["stats"]["AP"] - on_b["stats"]["AP"] > 0.05  # the sets give other mAPs
+    r = run_cli("eval", str(scored["onnx"]), "--config", str(cfg), "--coco", str(b.parent),
+                "--ann", str(b), env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].endswith(
+        f"on b.json (3 images, annotations sha256 {on_b['ann_sha256'][:12]}), onnxruntime fp32"
+    )
+    model = load_registry().get("picodet-s-416")
+    targets = [
+        BenchTarget(model.id, "paddle", scored["nopp"], model=model, input_size=(320, 320)),
+        BenchTarget(model.id, "onnxruntime", scored["onnx"], model=model, input_size=(320, 320)),
+    ]
+    doc = run_suite(targets, threads=[1], warmup=1, min_iters=5, min_time_s=0.0,
+                    evals=load_evals(cache))  # fmt: skip
+    by_engine = {c.engine: c.measured_map for c in doc.cells}
+    assert by_engine["paddle"] is not None and by_engine["onnxruntime"] is not None
+    assert by_engine["paddle"].dataset_name == "ann.json"
+    assert by_engine["onnxruntime"].dataset_name == "b.json"
+    saved = tmp_path / "r.json"
+    saved.write_text(doc.to_json())
+    r = run_cli("report", "show", str(saved), "--report", "md", env=env)
+    assert r.returncode == 0, r.stderr
+    md = r.stdout
+    # the tables: each mAP says its set; no difference against the claim; never compared
+    assert "loses" not in render(doc, "table")  # (its cells wrap: the text is checked below)
+    for text in (md, render(doc, "html")):
+        assert "loses" not in text
+        assert "(on ann.json, 4 images)" in text and "(on b.json, 3 images)" in text
+        assert "(+" not in text
+    assert "mAPs measured on different data sets are not compared" in md
+    assert "Data set b.json (3 images; " in md and on_b["ann_sha256"] in md
+    assert {row["map_delta"] for row in csv.DictReader(io.StringIO(render(doc, "csv")))} == {""}
+    # the plot: the COCO axis holds no measured point; each set has its own named panel
+    import matplotlib.pyplot as plt
+
+    from picozoo.bench.plot import COCO_AXIS, map_vs_latency_figure
+
+    fig = map_vs_latency_figure(series_from_rows(report_rows(doc)))
+    try:
+        labels = [ax.get_ylabel() for ax in fig.axes]
+        assert labels[0] == COCO_AXIS and len(labels) == 3
+        assert "ann.json, 4 images" in labels[1] and "b.json, 3 images" in labels[2]
+        assert [ln.get_label() for ln in fig.axes[0].lines] == [
+            "upstream claim (i7-10750H, Paddle Inference, 12 threads)"
+        ]
+    finally:
+        plt.close(fig)
