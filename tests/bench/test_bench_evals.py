@@ -386,3 +386,48 @@ def test_maps_of_two_data_sets_are_never_compared(scored: dict[str, Any], tmp_pa
         ]
     finally:
         plt.close(fig)
+
+
+# -- issue 18 #7 and #8: eval's printed stats, and what each hash is of ---------------------------
+
+
+@pytest.mark.slow
+def test_eval_prints_the_same_stats_in_coco_order_and_says_what_each_hash_is_of(
+    scored: dict[str, Any], tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PICOZOO_CACHE": str(cache)}
+    cfg = scored["nopp"] / "infer_cfg.yml"
+    args = ("eval", str(scored["nopp"]), "--engine", "paddle", "--config", str(cfg),
+            "--coco", str(scored["ann"].parent), "--ann", str(scored["ann"]))  # fmt: skip
+    first = run_cli(*args, env=env)
+    assert first.returncode == 0, first.stderr
+    again = run_cli(*args, env=env)  # served from the cache
+    assert "cached result" in again.stderr and again.stdout == first.stdout
+    stats = next(line for line in first.stdout.splitlines() if line.startswith("AP "))
+    assert [w for w in stats.split() if not w[0].isdigit() and w != "-"] == [
+        "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
+    ]  # fmt: skip
+    # what each hash is of: the folder's two files for the model, the annotation file's bytes
+    from picozoo.paddle_dir import find_paddle_model
+
+    result = json.loads(run_cli(*args, "--format", "json", env=env).stdout)
+    m = find_paddle_model(scored["nopp"])  # model.json (PIR) or model.pdmodel, + .pdiparams
+    assert result["model_sha256_of"] == (
+        f"{m.model_file.name} + {m.params_file.name} of nopp/ (sha256 of their two sha256 "
+        "hex digests)"
+    )
+    assert result["model_sha256"] == m.sha256()["combined"]
+    assert f"sha256 of {result['model_sha256_of']}: {result['model_sha256']}" in first.stdout
+    assert f"sha256 of the annotation file: {result['ann_sha256']}" in first.stdout
+    # a result cached by an earlier version holds COCO's -1 for "no such objects": shown "-"
+    (cached,) = (cache / "evals").glob("*.json")
+    old = json.loads(cached.read_text())
+    old["stats"]["APs"] = -1.0
+    for k in ("ann_sha256", "dataset_images", "dataset_name", "model_sha256_of"):
+        old.pop(k)
+    cached.write_text(json.dumps(old, sort_keys=True))
+    r = run_cli(*args, env=env)
+    assert r.returncode == 0, r.stderr
+    assert " APs - " in r.stdout and "-100.0" not in r.stdout
+    assert r.stdout.splitlines()[0] == first.stdout.splitlines()[0]  # the set named again
