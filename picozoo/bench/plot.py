@@ -68,8 +68,14 @@ LOG_SPAN = 30.0
 COCO_AXIS = "COCO val2017 mAP 0.5:0.95 (%)"
 #: Identical labels whose points are closer than this (pixels) are drawn once.
 SAME_PLACE_PX = 30.0
-#: The note under a plot with marked points.
-MARKS_NOTE = "(!) unstable latency   (*) more threads than cores: measures waiting for a core"
+#: What each mark on a point means (the note under a plot says the ones it uses).
+MARK_TEXTS = {
+    UNSTABLE_MARK: f"{UNSTABLE_MARK} unstable latency",
+    OVERSUBSCRIBED_MARK: f"{OVERSUBSCRIBED_MARK} more threads than cores: measures waiting for a "
+    "core",
+}
+#: The note under a plot with both marks.
+MARKS_NOTE = "   ".join(MARK_TEXTS.values())
 
 
 def map_vs_latency_png(
@@ -192,9 +198,11 @@ def _fill(
             ax.grid(True, alpha=0.3, which="both")
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7, loc="best")
-        marked = any(p.get("marks") for s in series for p in s["points"])
+        used = " ".join(str(p.get("marks") or "") for s in series for p in s["points"])
+        marked = [text for mark, text in MARK_TEXTS.items() if mark in used]
         if marked:
-            fig.text(0.01, 0.005, MARKS_NOTE, fontsize=7, color="0.3", gid="picozoo-marks")
+            fig.text(0.01, 0.005, "   ".join(marked), fontsize=7, color="0.3",
+                     gid="picozoo-marks")  # fmt: skip
         fig.tight_layout(rect=(0, 0.03 if marked else 0, 1, 1))
         if declutter:
             place_labels(fig, claims + same_place_once(fig, labels))
@@ -323,12 +331,14 @@ def _set_x(axes: list[Any], series: Sequence[dict[str, Any]], ref: list[dict[str
     if not xs:
         return
     if log_latency(xs):
-        from matplotlib.ticker import FuncFormatter
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
         positive = [x for x in xs if x > 0]
         for ax in axes:
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         axes[0].set_xlim(min(positive) / 1.3, max(positive) * 1.3)
     else:
         axes[0].set_xlim(0, max(xs) * 1.12)
