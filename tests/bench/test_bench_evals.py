@@ -194,7 +194,7 @@ def test_cli_bench_stores_the_measured_map_and_report_show_shows_it(
     saved = tmp_path / "r.json"
     r = run_cli("bench", str(tiny_onnx), *FAST, "--report", "json", "--out", str(saved), env=env)
     assert r.returncode == 0, r.stderr
-    assert "mAP 38.0 (eval)" in r.stderr
+    assert "mAP 38.0 (eval on COCO val2017, 5000 images)" in r.stderr
     (cell,) = json.loads(saved.read_text())["cells"]
     assert cell["measured_map"]["ap"] == 0.38 and cell["precision"] == "fp32"
     # shown from the saved file alone, whatever the cache holds now
