@@ -10,8 +10,9 @@ slower than that group's fastest it is. Failed cells are listed last with their 
 The "fastest on this machine" line of a model names its lowest median (cells with more threads
 than cores aside) and how much faster it is than upstream's own CPU method (Paddle Inference,
 fp32) at the same thread count when that was measured. When eval measured mAPs for the model,
-a fastest cell whose mAP is more than :data:`MAP_TOLERANCE` below the best fp32 one is not
-taken as is: the line also names the fastest cell within that tolerance.
+a fastest cell whose mAP is more than :data:`MAP_TOLERANCE` below the best fp32 one on the
+same data set is not taken as is: the line also names the fastest cell within that tolerance.
+mAPs measured on different data sets are never compared (the line says so).
 
 >>> import dataclasses
 >>> row = ReportRow(display="m", input_size="64*64", engine="paddle", precision="fp32",
@@ -51,15 +52,20 @@ def combos(rows: Sequence[ReportRow]) -> set[tuple[str, str]]:
 
 
 def measured_map_text(r: ReportRow) -> str:
-    """``31.9 (-0.6)``: measured mAP and its difference to the claim; ``-`` without an eval.
+    """``31.9 (-0.6)``: measured mAP on COCO val2017 and its difference to the claim; on
+    another set, the set (``100.0 (on ann.json, 4 images)``); ``-`` without an eval.
 
-    >>> measured_map_text(ReportRow(map_measured=31.91, map_delta=-0.59))
+    >>> measured_map_text(ReportRow(map_measured=31.91, map_delta=-0.59, eval_coco_val2017=True))
     '31.9 (-0.6)'
+    >>> measured_map_text(ReportRow(map_measured=100.0, eval_set_short="ann.json, 4 images"))
+    '100.0 (on ann.json, 4 images)'
     """
     if r.map_measured is None:
         return "-"
-    delta = r.map_delta
-    return f"{r.map_measured:.1f}" + (f" ({delta:+.1f})" if delta is not None else "")
+    text = f"{r.map_measured:.1f}"
+    if not r.eval_coco_val2017:
+        return text + (f" (on {r.eval_set_short})" if r.eval_set_short else "")
+    return text + (f" ({r.map_delta:+.1f})" if r.map_delta is not None else "")
 
 
 def cross_engine_table(rows: Sequence[ReportRow]) -> tuple[list[str], list[list[str]]] | None:
@@ -121,18 +127,26 @@ def _fastest(model: str, size: str, ok: Sequence[ReportRow]) -> str:
 
 def _accuracy_caveat(ok: Sequence[ReportRow]) -> str:
     """When the fastest cell loses more than :data:`MAP_TOLERANCE` mAP against the best fp32
-    one: how much, and the fastest cell within that tolerance (else "")."""
-    ref = max(
-        (r.map_measured for r in ok if r.precision == "fp32" and r.map_measured),
-        default=None,
-    )
-    fast_map = ok[0].map_measured
-    if ref is None or fast_map is None or ref - fast_map <= MAP_TOLERANCE:
-        return ""
-    within = [r for r in ok if r.map_measured is not None and ref - r.map_measured <= MAP_TOLERANCE]
+    one on the same data set: how much, and the fastest cell within that tolerance on that
+    set; when the cells' mAPs were measured on different sets, that they are not compared
+    (else "")."""
+    fast = ok[0]
+    sets = {r.eval_set_key for r in ok if r.map_measured is not None}
+    note = "; mAPs measured on different data sets are not compared" if len(sets) > 1 else ""
+    if fast.map_measured is None:
+        return note
+    same = [r for r in ok if r.map_measured is not None and r.eval_set_key == fast.eval_set_key]
+    ref = max((r.map_measured for r in same if r.precision == "fp32" and r.map_measured),
+              default=None)  # fmt: skip
+    if ref is None or ref - fast.map_measured <= MAP_TOLERANCE:
+        return note
+    within = [
+        r for r in same if r.map_measured is not None and ref - r.map_measured <= MAP_TOLERANCE
+    ]
+    on = "" if fast.eval_coco_val2017 else f" on {fast.eval_set_short}"
     return (
-        f"; it loses {ref - fast_map:.1f} mAP against fp32 ({ref:.1f}): the fastest "
-        f"within {MAP_TOLERANCE} mAP is {_describe(within[0], ok)}"
+        f"; it loses {ref - fast.map_measured:.1f} mAP against fp32 ({ref:.1f}){on}: the "
+        f"fastest within {MAP_TOLERANCE} mAP is {_describe(within[0], ok)}{note}"
     )
 
 

@@ -4,15 +4,15 @@ A cached eval result (an :class:`~picozoo.hub.eval_result.EvalResult` in ``<cach
 see :meth:`picozoo.hub.store.Store.evals`) belongs to a cell when its ``model_sha256`` is
 the benched file's (hashed the way ``eval`` hashes it: the file's sha256, or for a Paddle folder
 its model + params), and its engine and precision are the cell's. When several data sets scored
-that file, the one with the most images wins (COCO val2017 over a quick subset); ties go to the
-first in the cache's order. The match is stored in the cell when the bench runs, so a saved
-result keeps it.
+that file, all of COCO val2017 wins (the set of upstream's claims), then the one with the most
+images; ties go to the first in the cache's order. The match is stored in the cell when the
+bench runs, so a saved result keeps it.
 
 >>> ev = EvalResult(model="m", model_path="m.onnx", model_sha256="ab" * 32,
 ...                 engine="onnxruntime", precision="fp32", dataset="f00d", nms={}, images=3,
 ...                 ann_file=None, stats={"AP": 0.5, "AP50": 0.75})
->>> match_eval([ev], "ab" * 32, "onnxruntime", "fp32")
-MeasuredMap(ap=0.5, ap50=0.75, images=3, dataset='f00d', ann_file=None)
+>>> match_eval([ev], "ab" * 32, "onnxruntime", "fp32").set_label
+'data set (3 images, data set f00d)'
 >>> match_eval([ev], "ab" * 32, "openvino", "fp32") is None
 True
 """
@@ -52,12 +52,19 @@ def _as_measured(result: EvalResult) -> MeasuredMap | None:
         images=result.images,
         dataset=result.dataset or "unknown",
         ann_file=result.ann_file,
+        ann_sha256=result.ann_sha256,
+        dataset_name=result.dataset_name,
+        dataset_images=result.dataset_images,
     )
 
 
 def _number(v: float | None) -> float | None:
     """``v`` when it is a finite number >= 0 (an AP), else None."""
     return v if v is not None and 0 <= v < float("inf") else None
+
+
+def _rank(m: MeasuredMap) -> tuple[bool, int]:
+    return (m.coco_val2017, m.images)
 
 
 def match_eval(
@@ -71,7 +78,7 @@ def match_eval(
     for r in evals:
         same = r.model_sha256 == sha256 and r.engine == engine and r.precision == precision
         m = _as_measured(r) if same else None
-        if m is not None and (best is None or m.images > best.images):
+        if m is not None and (best is None or _rank(m) > _rank(best)):
             best = m
     return best
 

@@ -1,11 +1,12 @@
 """Combine results from several machines into one table, one latency column per device, the
 way upstream combined an i7 laptop (CPU column) and a Snapdragon phone (Lite column).
 
-Rows are models (name, input size, claims); columns are devices. When one device measured
-several (engine, precision, threads) combinations, each gets its own column, named ``device
-(engine [precision], N thr)`` (fp32 is not said). The same run passed twice (identical
-measurements, whatever its device label) is merged once (:func:`unique_runs`). Cells with more
-threads than their device's usable cores are marked ``(*)`` and noted.
+Rows are models (name, input size, claims); columns are one (device, engine, precision,
+threads) each, every one named with its conditions: ``device (engine [precision], N thr)``
+(fp32 is not said), whatever the other files hold. The same run passed twice (identical
+measurements, whatever its device label) is merged once (:func:`unique_runs`). Cells keep
+their marks, explained in the notes: ``(*)`` more threads than their device's usable cores,
+``(!)`` an unstable latency.
 
 >>> unique_names(["laptop", "laptop", "phone"])
 ['laptop', 'laptop #2', 'phone']
@@ -20,7 +21,7 @@ from typing import Any
 
 from ..errors import require
 from ..render import markdown_table, render_rows
-from .notes import OVERSUBSCRIBED_MARK, oversubscription
+from .notes import OVERSUBSCRIBED_MARK, UNSTABLE_MARK, oversubscription
 from .records import Document
 from .report import (
     UPSTREAM_HEADERS,
@@ -88,22 +89,48 @@ def device_names(docs: Sequence[Document]) -> list[str]:
     return unique_names([short_device(d) for d in docs])
 
 
+def column_name(device: str, r: ReportRow) -> str:
+    """A merged column's name: its device and conditions.
+
+    >>> column_name("phone", ReportRow(engine="mnn", precision="fp16", threads=4))
+    'phone (mnn fp16, 4 thr)'
+    """
+    return f"{device} ({r.engine_label}, {r.threads} thr)"
+
+
+def merged_columns(docs: Sequence[Document]) -> list[dict[str, Any]]:
+    """The columns of the merged table with their conditions (name, device, engine,
+    precision, threads), in order.
+
+    >>> merged_columns([laptop])[0]["name"], merged_columns([laptop])[0]["threads"]
+    ... # doctest: +SKIP
+    ('laptop (onnxruntime, 1 thr)', 1)
+    """
+    docs = unique_runs(docs)
+    out: dict[str, dict[str, Any]] = {}
+    for name, doc in zip(device_names(docs), docs, strict=True):
+        for r in report_rows(doc):
+            col = column_name(name, r)
+            out.setdefault(col, {"name": col, "device": name, "engine": r.engine,
+                                 "precision": r.precision, "threads": r.threads})  # fmt: skip
+    return list(out.values())
+
+
 def merge_rows(docs: Sequence[Document]) -> tuple[list[str], list[dict[str, Any]]]:
     """(latency column names, rows); each row has the model keys, claims and one median per
-    column (None where that device did not measure the model or it failed).
+    column (None where that device did not measure the model or it failed), and the columns
+    where its cell is oversubscribed or unstable.
 
     >>> columns, rows = merge_rows([laptop, phone])  # doctest: +SKIP
-    >>> columns, rows[0]["latency"]  # doctest: +SKIP
-    (['laptop', 'phone'], {'laptop': 7.1, 'phone': 21.4})
+    >>> columns  # doctest: +SKIP
+    ['laptop (onnxruntime, 1 thr)', 'phone (onnxruntime, 1 thr)']
     """
     docs = unique_runs(docs)
     columns: list[str] = []
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for name, doc in zip(device_names(docs), docs, strict=True):
-        flat = report_rows(doc)
-        combos = sorted({(r.engine, r.precision, r.threads) for r in flat})
-        for r in flat:
-            col = name if len(combos) == 1 else f"{name} ({r.engine_label}, {r.threads} thr)"
+        for r in report_rows(doc):
+            col = column_name(name, r)
             if col not in columns:
                 columns.append(col)
             row = rows.setdefault((r.display, r.input_size, r.postprocess), _merged_row(r))
@@ -111,6 +138,8 @@ def merge_rows(docs: Sequence[Document]) -> tuple[list[str], list[dict[str, Any]
                 row["latency"][col] = r.median_ms
                 if r.oversubscribed:
                     row["oversubscribed"].append(col)
+                if r.stable is False:
+                    row["unstable"].append(col)
             else:
                 row["errors"][col] = r.error
     return columns, list(rows.values())
@@ -129,6 +158,7 @@ def _merged_row(r: ReportRow) -> dict[str, Any]:
         "latency": {},
         "errors": {},
         "oversubscribed": [],
+        "unstable": [],
     }
 
 
@@ -136,6 +166,13 @@ def _fmt(v: Any, digits: int = 2) -> str:
     if v is None:
         return "-"
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _marks(row: dict[str, Any], column: str) -> str:
+    """`` (!)`` after an unstable latency, `` (*)`` after an oversubscribed one."""
+    marks = [UNSTABLE_MARK] if column in row["unstable"] else []
+    marks += [OVERSUBSCRIBED_MARK] if column in row["oversubscribed"] else []
+    return "".join(f" {m}" for m in marks)
 
 
 def merged_table(docs: Sequence[Document]) -> tuple[list[str], list[list[str]]]:
@@ -154,8 +191,7 @@ def merged_table(docs: Sequence[Document]) -> tuple[list[str], list[list[str]]]:
         cells += [_fmt(r["params_m"]), _fmt(r["flops_g"]), _fmt(r["claimed_cpu_ms"], 1)]
         for c in columns:
             if c in r["latency"]:
-                mark = f" {OVERSUBSCRIBED_MARK}" if c in r["oversubscribed"] else ""
-                cells.append(_fmt(r["latency"][c]) + mark)
+                cells.append(_fmt(r["latency"][c]) + _marks(r, c))
             else:
                 cells.append("failed" if c in r["errors"] else "-")
         body.append(cells)
@@ -180,7 +216,13 @@ def merged_notes(docs: Sequence[Document]) -> list[str]:
         )
         if over:
             out.append(f"{OVERSUBSCRIBED_MARK} {name}: {over}")
-    for r in merge_rows(docs)[1]:
+    rows = merge_rows(docs)[1]
+    unstable = [f"{r['model']} on {c}" for r in rows for c in r["unstable"]]
+    if unstable:
+        out.append(
+            f"{UNSTABLE_MARK} unstable latency (see each file's own report): " + "; ".join(unstable)
+        )
+    for r in rows:
         for col, err in r["errors"].items():
             out.append(f"failed: {r['model']} on {col}: {err}")
     return out
@@ -201,6 +243,10 @@ def merged_png(docs: Sequence[Document]) -> bytes:
     return map_vs_latency_png(series, title="mAP vs latency, per device")
 
 
+#: the keys of a merged row that hold one value per column
+_PER_COLUMN = ("latency", "errors", "oversubscribed", "unstable")
+
+
 def render_merged(docs: Sequence[Document], fmt: str) -> str:
     """The merged table in table|md|csv|json|html.
 
@@ -212,14 +258,16 @@ def render_merged(docs: Sequence[Document], fmt: str) -> str:
         return markdown_table(headers, body) + markdown_notes(merged_notes(docs))
     if fmt == "json":
         columns, rows = merge_rows(docs)
-        return json.dumps({"devices": columns, "rows": rows}, indent=1) + "\n"
+        data = {"devices": columns, "columns": merged_columns(docs), "rows": rows}
+        return json.dumps(data, indent=1) + "\n"
     if fmt == "csv":
         pd = require("pandas", "bench")
         columns, rows = merge_rows(docs)
         flat = [
             {
-                **{k: v for k, v in r.items() if k not in ("latency", "errors", "oversubscribed")},
+                **{k: v for k, v in r.items() if k not in _PER_COLUMN},
                 **{f"latency_ms[{c}]": r["latency"].get(c) for c in columns},
+                **{f"marks[{c}]": _marks(r, c).strip() or None for c in columns},
             }
             for r in rows
         ]

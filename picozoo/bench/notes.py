@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..hub.eval_result import COCO_VAL2017
 from ..provenance import Provenance, UpstreamArtifact, read_cell_provenance
-from .records import Cell, Document
+from .records import Cell, Document, MeasuredMap
 from .stats import ADVICE, short_warning
 
 UNSTABLE_MARK = "(!)"
@@ -89,27 +90,57 @@ def origin_of(c: Cell) -> str | None:
     return "file" if c.source else None
 
 
-def benched_file(c: Cell) -> str:
-    """One line saying which file a cell benched: origin, URL or path, sha256.
+#: the file names a benched artifact can have (anything else a Paddle cell ran is a folder)
+MODEL_FILE_SUFFIXES = (".onnx", ".xml", ".mnn", ".param", ".bin", ".nb", ".pdmodel", ".json")
+
+
+def hash_scope(c: Cell) -> str:
+    """What a cell's ``artifact_sha256`` is the sha256 of: the benched file, or for a Paddle
+    folder every file in it (each one's relative name and sha256, in name order). ``eval``
+    hashes a folder another way (its model + params files), a pulled tarball has its own.
 
     >>> from picozoo.bench.records import Failure
-    >>> benched_file(Cell(model="m", engine="onnxruntime", threads=1, source="/c/m.onnx",
-    ...                   origin="upstream", artifact_sha256="ab" * 32, result=Failure(None, "x"),
-    ...                   provenance={"artifact": "onnx-nopp", "url": "https://h/m.onnx"}))
-    'm / onnxruntime: upstream onnx-nopp https://h/m.onnx, sha256 abababababababababababababab\
-abababababababababababababababababab'
+    >>> hash_scope(Cell(model="m", engine="onnxruntime", threads=1, source="/c/m.onnx",
+    ...                 result=Failure(None, "x")))
+    'sha256 of m.onnx'
+    >>> hash_scope(Cell(model="m", engine="paddle", threads=1, source="/c/picodet_s_416",
+    ...                 result=Failure(None, "x")))
+    "sha256 of folder picodet_s_416/ (its files' names and sha256s)"
+    """
+    if not c.source:
+        return "sha256"
+    name = c.source.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    if c.engine == "paddle" and not name.endswith(MODEL_FILE_SUFFIXES):
+        return f"sha256 of folder {name}/ (its files' names and sha256s)"
+    return f"sha256 of {name}"
+
+
+def benched_file(c: Cell) -> str:
+    """One line saying which file a cell benched: origin, URL or path, and each hash with what
+    it is the sha256 of (the downloaded file, the benched file or folder).
+
+    >>> from picozoo.bench.records import Failure
+    >>> benched_file(Cell(model="m", engine="paddle", threads=1, source="/c/m_nopp",
+    ...                   origin="upstream", artifact_sha256="ab" * 4, result=Failure(None, "x"),
+    ...                   provenance={"artifact": "inference-nopp", "url": "https://h/m.tar",
+    ...                               "sha256": "cd" * 4}))
+    "m / paddle: upstream inference-nopp https://h/m.tar (sha256 of the download m.tar: \
+cdcdcdcd), /c/m_nopp; sha256 of folder m_nopp/ (its files' names and sha256s): abababab"
     """
     prov, origin = c.provenance or {}, origin_of(c)
     if origin == "upstream":
         up = UpstreamArtifact.from_json(prov)
         what = f"upstream {up.artifact or ''} {up.url or c.source}"
+        if up.sha256 and up.sha256 != c.artifact_sha256 and up.url:
+            download = up.url.rstrip("/").rsplit("/", 1)[-1]
+            what += f" (sha256 of the download {download}: {up.sha256}), {c.source}"
     elif origin == "converted":
         src = Provenance.from_json(prov).source
         made = src.kind or (f"{src.format} file {src.model_file}" if src.format else None)
         what = f"converted from {made or 'a Paddle model'} ({c.source})"
     else:
         what = f"file {c.source}"
-    return f"{where(c, threads=False)}: {what}, sha256 {c.artifact_sha256 or 'unknown'}"
+    return f"{where(c, threads=False)}: {what}; {hash_scope(c)}: {c.artifact_sha256 or 'unknown'}"
 
 
 def methodology(doc: Document) -> list[str]:
@@ -145,19 +176,38 @@ def methodology(doc: Document) -> list[str]:
         "Upstream CPU latency: Intel Core i7-10750H, Paddle Inference + MKLDNN, 12 threads. "
         "Params/FLOPS (artifact) are computed from the benchmarked file (FLOPs = 2 x MACs).",
     ]
-    scored = [c for c in doc.cells if c.measured_map]
-    if scored:
-        sets = "; ".join(
-            dict.fromkeys(
-                f"{m.ann_file or 'data set ' + m.dataset[:12]} ({m.images} images)"
-                for m in (c.measured_map for c in scored)
-                if m
-            )
+    out += map_notes(doc)
+    return out
+
+
+def map_notes(doc: Document) -> list[str]:
+    """What the measured mAPs are: how they were measured, and each data set (name, images,
+    annotation file and its sha256) with the cells measured on it."""
+    sets: dict[tuple[str, int], tuple[MeasuredMap, list[str]]] = {}
+    for c in doc.cells:
+        if c.measured_map is not None:
+            m = c.measured_map
+            sets.setdefault(m.set_key, (m, []))[1].append(where(c, threads=False))
+    if not sets:
+        return []
+    out = [
+        "mAP measured = COCO mAP 0.5:0.95 from `picozoo eval` of the very file benched "
+        "(same sha256, engine and precision), stored in the result when it was benched; "
+        f"(Δ) = measured - upstream's claim, shown only for all of {COCO_VAL2017} (the set of "
+        "the claims); an mAP on another set names its set, and mAPs are compared only "
+        "between cells on the same set."
+    ]
+    for m, cells in sets.values():
+        ann = f"{m.ann_file}, " if m.ann_file else ""
+        sha = f"annotations sha256 {m.ann_sha256}" if m.ann_sha256 else f"fingerprint {m.dataset}"
+        name = m.dataset_name or "data set"
+        count = (
+            f"first {m.images} of {m.dataset_images} images"
+            if m.dataset_images is not None and m.images < m.dataset_images
+            else f"{m.images} images"
         )
         out.append(
-            "mAP measured = COCO mAP 0.5:0.95 from `picozoo eval` of the very file benched "
-            "(same sha256, engine and precision), stored in the result when it was benched; "
-            f"(Δ) = measured - upstream's claim. Data set: {sets}."
+            f"Data set {name} ({count}; {ann}{sha}): " + ", ".join(dict.fromkeys(cells)) + "."
         )
     return out
 

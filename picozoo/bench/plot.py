@@ -6,7 +6,14 @@ are the engine's (:data:`ENGINE_COLORS`), so a cross-engine result reads at a gl
 mAP is the one ``picozoo eval`` measured on the benched file when there is one (filled marker),
 else upstream's claim for the model (hollow marker, "claimed mAP" in the legend). Cells without
 any mAP (plain ONNX files) are drawn as labelled vertical lines at their measured latency.
-Labels never overprint each other (:func:`place_labels`).
+
+The mAP axis names its data set: upstream's claims and measured mAPs of all of COCO val2017
+share the main panel ("COCO val2017 mAP"); an mAP measured on another set (a subset, your own
+annotations) gets a panel of its own, named after that set, never the COCO axis. The latency
+axis is logarithmic when the points span more than :data:`LOG_SPAN` times. A label is drawn
+once for identical labels at the same place (``PicoDet-S 416 (3 points)``); a point of an
+unstable cell is marked ``(!)``, of an oversubscribed one ``(*)``, and faded; a note under the
+plot explains the marks. Labels never overprint each other (:func:`place_labels`).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import require
+from .notes import OVERSUBSCRIBED_MARK, UNSTABLE_MARK
 from .rows import ReportRow
 
 
@@ -54,6 +62,20 @@ ENGINE_COLORS = {
 }
 #: Markers of the successive series of one engine (precisions, thread counts, devices).
 MARKERS = ("s", "o", "^", "D", "v", "P", "X", "*")
+#: The latency axis is logarithmic when the slowest point is this many times the fastest.
+LOG_SPAN = 30.0
+#: The y label of the main panel: upstream's claims, and mAPs of all of COCO val2017.
+COCO_AXIS = "COCO val2017 mAP 0.5:0.95 (%)"
+#: Identical labels whose points are closer than this (pixels) are drawn once.
+SAME_PLACE_PX = 30.0
+#: What each mark on a point means (the note under a plot says the ones it uses).
+MARK_TEXTS = {
+    UNSTABLE_MARK: f"{UNSTABLE_MARK} unstable latency",
+    OVERSUBSCRIBED_MARK: f"{OVERSUBSCRIBED_MARK} more threads than cores: measures waiting for a "
+    "core",
+}
+#: The note under a plot with both marks.
+MARKS_NOTE = "   ".join(MARK_TEXTS.values())
 
 
 def map_vs_latency_png(
@@ -106,35 +128,86 @@ def map_vs_latency_figure(
     import matplotlib.pyplot as plt
 
     # names come from result files: shown as text, never parsed as mathtext ("$...$") or TeX
+    sets = data_sets(series)
     with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
-        fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
-        _fill(fig, ax, series, title=title, reference=reference, declutter=declutter)
+        fig, axes = plt.subplots(
+            1 + len(sets),
+            1,
+            figsize=(8, 5.5 + 3.0 * len(sets)),
+            dpi=110,
+            sharex=True,
+            squeeze=False,
+            height_ratios=[5.5] + [3.0] * len(sets),
+        )
+        _fill(fig, list(axes[:, 0]), series, sets, title=title, reference=reference,
+              declutter=declutter)  # fmt: skip
     return fig
+
+
+def data_sets(series: Sequence[dict[str, Any]]) -> list[str]:
+    """The data sets other than COCO val2017 whose measured mAPs the series hold, in order.
+
+    >>> data_sets([{"points": [{"map": 1.0, "set": "a.json, 4 images"}, {"map": 30.0}]}])
+    ['a.json, 4 images']
+    """
+    out = [p.get("set") for s in series for p in s["points"] if p.get("map") is not None]
+    return [x for x in dict.fromkeys(out) if x]
+
+
+def _subset(series: Sequence[dict[str, Any]], data_set: str | None) -> list[dict[str, Any]]:
+    """``series`` with only the points of ``data_set`` (None: COCO val2017, the claims and
+    the points without an mAP)."""
+    out = []
+    for s in series:
+        pts = [
+            p
+            for p in s["points"]
+            if (p.get("set") if p.get("map") is not None else None) == data_set
+        ]
+        out.append({**s, "points": pts})
+    return out
 
 
 def _fill(
     fig: Any,
-    ax: Any,
+    axes: list[Any],
     series: Sequence[dict[str, Any]],
+    sets: list[str],
     *,
     title: str,
     reference: Sequence[dict[str, Any]] | None,
     declutter: bool,
 ) -> None:
-    """Draw the plot of :func:`map_vs_latency_figure` on ``ax`` (``fig`` closed on failure)."""
+    """Draw the plot of :func:`map_vs_latency_figure` on ``axes`` (the COCO panel, then one
+    per other data set); ``fig`` is closed on failure."""
     import matplotlib.pyplot as plt
 
     try:
-        labels = _draw(ax, series, list(upstream_reference() if reference is None else reference))
-        ax.set_xlabel("Latency (ms, median)")
-        ax.set_ylabel("mAP val 0.5:0.95 (%)")
-        ax.set_title(title, fontsize=10)
-        ax.grid(True, alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
+        ref = list(upstream_reference() if reference is None else reference)
+        markers = _markers(series)
+        claims = _draw_reference(axes[0], ref)
+        labels = _draw(axes[0], _subset(series, None), markers, ref)
+        axes[0].set_ylabel(COCO_AXIS)
+        axes[0].set_title(title, fontsize=10)
+        for ax, data_set in zip(axes[1:], sets, strict=True):
+            labels += _draw(ax, _subset(series, data_set), markers, [])
+            ax.set_ylabel(f"mAP 0.5:0.95 (%)\non {data_set}", fontsize=8)
+        _set_x(axes, series, ref)
+        for ax in axes:
+            ax.set_xlabel("Latency (ms, median)")
+            ax.grid(True, alpha=0.3, which="both")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="best")
+        used = " ".join(str(p.get("marks") or "") for s in series for p in s["points"])
+        marked = [text for mark, text in MARK_TEXTS.items() if mark in used]
+        if marked:
+            fig.text(0.01, 0.005, "   ".join(marked), fontsize=7, color="0.3",
+                     gid="picozoo-marks")  # fmt: skip
+        fig.tight_layout(rect=(0, 0.03 if marked else 0, 1, 1))
         if declutter:
-            place_labels(fig, labels)
+            place_labels(fig, claims + same_place_once(fig, labels))
+        else:
+            labels += claims
     except BaseException:
         plt.close(fig)
         raise
@@ -146,21 +219,29 @@ def _label(
     return ax.annotate(text, xy, xytext=offset, textcoords="offset points", gid=LABEL_GID, **kw)
 
 
-def _draw(ax: Any, series: Sequence[dict[str, Any]], ref: list[dict[str, Any]]) -> list[Any]:
-    """Draw every point and line; return the label annotations."""
-    labels = _draw_reference(ax, ref)
+def _draw(
+    ax: Any, series: Sequence[dict[str, Any]], markers: list[str], ref: list[dict[str, Any]]
+) -> list[Any]:
+    """Draw every point and line of one panel (``ref``: upstream's claims, drawn already);
+    return the label annotations."""
+    labels: list[Any] = []
     unmapped: list[tuple[str, float]] = []
-    for s, marker in zip(series, _markers(series), strict=True):
+    for s, marker in zip(series, markers, strict=True):
         pts = sorted(
             (p for p in s["points"] if p.get("latency_ms") is not None),
             key=lambda p: p["latency_ms"],
         )
         labels += _draw_series(ax, s, pts, marker)
         unmapped += [
-            (f"{p['label']} ({s['name']})", p["latency_ms"]) for p in pts if p.get("map") is None
+            (f"{_text(p)} ({s['name']})", p["latency_ms"]) for p in pts if p.get("map") is None
         ]
-    _set_limits(ax, series, ref)
+    _set_y(ax, series, ref)
     return labels + _draw_unmapped(ax, unmapped)
+
+
+def _text(p: dict[str, Any]) -> str:
+    """A point's label with its marks (``PicoDet-S 416 (!)``)."""
+    return f"{p['label']} {p['marks']}" if p.get("marks") else str(p["label"])
 
 
 def _draw_reference(ax: Any, ref: list[dict[str, Any]]) -> list[Any]:
@@ -210,25 +291,57 @@ def _draw_series(ax: Any, s: dict[str, Any], pts: list[dict[str, Any]], marker: 
             label=s["name"] + ("" if measured else " (claimed mAP)"),
         )
         color = line.get_color()
+        marked = [p for p in group if p.get("marks")]
+        if marked:  # unstable or oversubscribed: a faded ring around the marker
+            ax.plot([p["latency_ms"] for p in marked], [p["map"] for p in marked], "o",
+                    markersize=13, markerfacecolor="none", markeredgecolor=color, alpha=0.5,
+                    linestyle="none")  # fmt: skip
         labels += [
-            _label(ax, p["label"], (p["latency_ms"], p["map"]), (4, 4), fontsize=7, color=color)
+            _label(ax, _text(p), (p["latency_ms"], p["map"]), (4, 4), fontsize=7, color=color)
             for p in group
         ]
     return labels
 
 
-def _set_limits(ax: Any, series: Sequence[dict[str, Any]], ref: list[dict[str, Any]]) -> None:
-    """x from 0 past the slowest point; y around the points (20-45 without any mAP)."""
+def _set_y(ax: Any, series: Sequence[dict[str, Any]], ref: list[dict[str, Any]]) -> None:
+    """y around the points (20-45 without any mAP)."""
     points = [p for s in series for p in s["points"]]
-    xs = [float(r["latency_ms"]) for r in ref]
-    xs += [float(p["latency_ms"]) for p in points if p.get("latency_ms") is not None]
-    if xs:
-        ax.set_xlim(0, max(xs) * 1.12)
     if ref or any(p.get("map") is not None for p in points):
         lo, hi = ax.get_ylim()
         ax.set_ylim(lo - 1.0, hi + 1.0)
     else:
         ax.set_ylim(20.0, 45.0)
+
+
+def log_latency(xs: Sequence[float]) -> bool:
+    """True when latencies span more than :data:`LOG_SPAN` times (a log axis reads them).
+
+    >>> log_latency([3.9, 740.0]), log_latency([3.9, 20.0])
+    (True, False)
+    """
+    xs = [x for x in xs if x > 0]
+    return bool(xs) and max(xs) / min(xs) > LOG_SPAN
+
+
+def _set_x(axes: list[Any], series: Sequence[dict[str, Any]], ref: list[dict[str, Any]]) -> None:
+    """x from 0 past the slowest point, or logarithmic around them when they span decades."""
+    xs = [float(r["latency_ms"]) for r in ref]
+    xs += [float(p["latency_ms"]) for s in series for p in s["points"]
+           if p.get("latency_ms") is not None]  # fmt: skip
+    if not xs:
+        return
+    if log_latency(xs):
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        positive = [x for x in xs if x > 0]
+        for ax in axes:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        axes[0].set_xlim(min(positive) / 1.3, max(positive) * 1.3)
+    else:
+        axes[0].set_xlim(0, max(xs) * 1.12)
 
 
 def _draw_unmapped(ax: Any, unmapped: list[tuple[str, float]]) -> list[Any]:
@@ -251,6 +364,44 @@ def _draw_unmapped(ax: Any, unmapped: list[tuple[str, float]]) -> list[Any]:
             )
         )
     return labels
+
+
+def same_place_once(fig: Any, labels: Sequence[Any]) -> list[Any]:
+    """``labels`` (of measured cells; upstream's claims are not among them) with identical
+    texts whose points are within :data:`SAME_PLACE_PX` of each other drawn once: the first
+    stays and says how many points it names (``(3 points)``), the others are removed.
+    Returns the labels that stay.
+
+    >>> fig = map_vs_latency_figure([{"name": f"s{i}", "points": [
+    ...     {"label": "m", "latency_ms": 7.0, "map": 30.0}]} for i in range(10)], reference=[])
+    >>> [t.get_text() for t in fig.axes[0].texts if t.get_gid() == LABEL_GID]
+    ['m (10 points)']
+    """
+    fig.canvas.draw()
+    kept: list[tuple[Any, Any, int]] = []  # (annotation, anchor in pixels, points)
+    for ann in labels:
+        xy = ann.axes.transData.transform(ann.xy)
+        same = next(
+            (
+                i
+                for i, (k, at, _) in enumerate(kept)
+                if k.get_text() == ann.get_text()
+                and k.axes is ann.axes
+                and abs(at[0] - xy[0]) <= SAME_PLACE_PX
+                and abs(at[1] - xy[1]) <= SAME_PLACE_PX
+            ),
+            None,
+        )
+        if same is None:
+            kept.append((ann, xy, 1))
+        else:
+            k, at, n = kept[same]
+            kept[same] = (k, at, n + 1)
+            ann.remove()
+    for ann, _, n in kept:
+        if n > 1:
+            ann.set_text(f"{ann.get_text()} ({n} points)")
+    return [ann for ann, _, _ in kept]
 
 
 def place_labels(fig: Any, labels: Sequence[Any], *, max_steps: int = 60) -> None:
@@ -297,10 +448,11 @@ def series_from_rows(rows: Sequence[ReportRow], device: str | None = None) -> li
     """Group report rows (see :func:`picozoo.bench.rows.report_rows`) into plot series, one per
     (device, engine, precision, threads); points are labelled like upstream's (``PicoDet-S
     416``: name and input size; files: their name) and carry the measured mAP (``measured``:
-    True) when eval scored the benched file, else the claimed one.
+    True) when eval scored the benched file, else the claimed one; a measured mAP not of all
+    of COCO val2017 names its ``set``; unstable and oversubscribed cells carry their ``marks``.
 
     >>> series_from_rows([ReportRow(plot_label="m", engine="paddle", threads=4, median_ms=9.0,
-    ...                             map=30.0, map_measured=29.5)],
+    ...                             map=30.0, map_measured=29.5, eval_coco_val2017=True)],
     ...                  device="laptop")  # doctest: +NORMALIZE_WHITESPACE
     [{'name': 'laptop: paddle, 4 thr', 'engine': 'paddle',
       'points': [{'label': 'm', 'latency_ms': 9.0, 'map': 29.5, 'measured': True}]}]
@@ -313,14 +465,19 @@ def series_from_rows(rows: Sequence[ReportRow], device: str | None = None) -> li
         name = f"{device}: {combo}" if device else combo
         measured = r.map_measured
         group = groups.setdefault(name, {"name": name, "engine": r.engine, "points": []})
-        group["points"].append(
-            {
-                "label": r.plot_label,
-                "latency_ms": r.median_ms,
-                "map": measured if measured is not None else r.map,
-                "measured": measured is not None,
-            }
-        )
+        marks = [UNSTABLE_MARK] if r.stable is False else []
+        marks += [OVERSUBSCRIBED_MARK] if r.oversubscribed else []
+        point = {
+            "label": r.plot_label,
+            "latency_ms": r.median_ms,
+            "map": measured if measured is not None else r.map,
+            "measured": measured is not None,
+        }
+        if measured is not None and not r.eval_coco_val2017:
+            point["set"] = r.eval_set_short or "another data set"
+        if marks:
+            point["marks"] = " ".join(marks)
+        group["points"].append(point)
     return list(groups.values())
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import ResultFileError
+from ..hub.eval_result import is_coco_val2017, set_label
 from ..hub.registry import CLAIM_FIELDS, Claims
 from ..runtime.base import ENGINES, PRECISIONS, TensorInfo
 from .fields import FieldError, Fields, plain
@@ -250,18 +251,27 @@ class ArtifactInfo:
 @dataclass(frozen=True)
 class MeasuredMap:
     """The COCO mAP ``picozoo eval`` measured on the benched file itself (its sha256, engine and
-    precision are the cell's): fractions 0..1, as ``eval`` reports them.
+    precision are the cell's): fractions 0..1, as ``eval`` reports them, and the data set it
+    was measured on (name, annotation sha256, images: :attr:`set_label`). Only an mAP of all of
+    COCO val2017 is compared with upstream's claim (:meth:`delta`); two mAPs are compared only
+    when :attr:`set_key` is the same.
 
-    >>> m = MeasuredMap(ap=0.3191, ap50=0.47, images=5000, dataset="d" * 16)
-    >>> round(m.map, 2), m.delta(32.5) is not None and round(m.delta(32.5), 2)
-    (31.91, -0.59)
+    >>> m = MeasuredMap(ap=0.3191, ap50=0.47, images=5000, dataset="d" * 16,
+    ...                 dataset_name="COCO val2017", dataset_images=5000)
+    >>> round(m.map, 2), round(m.delta(32.5), 2), m.set_label
+    (31.91, -0.59, 'COCO val2017 (5000 images)')
+    >>> dataclasses.replace(m, images=500).delta(32.5) is None
+    True
     """
 
     ap: float  #: AP at IoU 0.5:0.95
     ap50: float | None
-    images: int
+    images: int  #: the images evaluated
     dataset: str  #: fingerprint of the data set (annotation file and images)
     ann_file: str | None = None
+    ann_sha256: str | None = None  #: sha256 of the annotation file (None: an older result)
+    dataset_name: str | None = None  #: ``COCO val2017``, or the annotation file's name
+    dataset_images: int | None = None  #: the images the annotation file lists
 
     @property
     def map(self) -> float:
@@ -272,12 +282,46 @@ class MeasuredMap:
     def map50(self) -> float | None:
         return None if self.ap50 is None else self.ap50 * 100.0
 
+    @property
+    def coco_val2017(self) -> bool:
+        """Measured on all of COCO val2017, the set of upstream's claims."""
+        return is_coco_val2017(self.dataset_name, self.images)
+
+    @property
+    def set_key(self) -> tuple[str, int]:
+        """What makes two mAPs comparable: the same annotation file (its sha256) and the same
+        images evaluated; the data set fingerprint for results that do not say."""
+        return (self.ann_sha256 or self.dataset, self.images)
+
+    @property
+    def set_label(self) -> str:
+        """The data set, as reports name it (see :func:`~picozoo.hub.eval_result.set_label`)."""
+        return set_label(self.dataset_name, self.images, self.dataset_images, self.ann_sha256,
+                         self.dataset, self.ann_file)  # fmt: skip
+
+    @property
+    def set_short(self) -> str:
+        """The data set in a table cell: its name and images (the sha256 is in the notes).
+
+        >>> MeasuredMap(0.9, None, 4, "f", dataset_name="ann.json", ann_sha256="ab").set_short
+        'ann.json, 4 images'
+        """
+        if self.dataset_name is None:  # an older result: its file's name, or its fingerprint
+            name = (self.ann_file or "").replace("\\", "/").rsplit("/", 1)[-1]
+            return f"{name or 'data set ' + self.dataset[:12]}, {self.images} images"
+        if self.dataset_images is not None and self.images < self.dataset_images:
+            return f"{self.dataset_name}, first {self.images} of {self.dataset_images} images"
+        return f"{self.dataset_name}, {self.images} images"
+
     def delta(self, claimed: float | None) -> float | None:
-        """Measured minus claimed mAP, in points (None: no claim)."""
-        return None if claimed is None else self.map - claimed
+        """Measured minus claimed mAP, in points: None without a claim, or when the set is not
+        all of COCO val2017 (upstream's claims are measured there)."""
+        return None if claimed is None or not self.coco_val2017 else self.map - claimed
 
     def to_dict(self) -> dict[str, Any]:
-        return _drop_unset(dict(plain(self)), ("ann_file",))
+        return _drop_unset(
+            dict(plain(self)), ("ann_file", "ann_sha256", "dataset_name", "dataset_images")
+        )
 
     @classmethod
     def from_fields(cls, f: Fields) -> MeasuredMap:
@@ -287,6 +331,9 @@ class MeasuredMap:
             images=f.integer("images", minimum=0),
             dataset=f.string("dataset"),
             ann_file=f.opt_string("ann_file"),
+            ann_sha256=f.opt_string("ann_sha256"),
+            dataset_name=f.opt_string("dataset_name"),
+            dataset_images=f.get("dataset_images", "integer", optional=True, minimum=0),
         )
 
 

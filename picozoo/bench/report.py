@@ -4,8 +4,10 @@ The Markdown table reproduces upstream's README layout (Model | Input size | mAP
 Params | FLOPS | Latency), with the Params/FLOPs computed from the benchmarked artifact beside
 the claimed ones, the measured median latency beside upstream's claimed CPU latency, plus
 their ratio (not for cells with more threads than cores: those measure oversubscription), and,
-when ``picozoo eval`` scored a benched file, that measured mAP beside the claim with the
-difference (a Precision column appears when a cell is not fp32). Several thread counts add a
+when ``picozoo eval`` scored a benched file, that measured mAP beside the claim: with the
+difference when it was measured on all of COCO val2017 (the set of the claims), else with the
+name of its data set (the notes give each set's annotation file, sha256 and cells). A
+Precision column appears when a cell is not fp32. Several thread counts add a
 thread-scaling table of the measured (model, engine, precision) combinations; several engines or
 precisions add the cross-engine table and a "fastest on this machine" line per model
 (:mod:`.compare`). The footnotes (:mod:`.notes`) follow every table.
@@ -154,6 +156,10 @@ CSV_COLUMNS = [
     "map_delta",
     "eval_images",
     "eval_dataset",
+    "eval_set",
+    "eval_ann_sha256",
+    "eval_coco_val2017",
+    "artifact_sha256_of",
 ]
 
 

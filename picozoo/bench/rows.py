@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..hub.registry import Claims
-from .notes import origin_of
+from .notes import hash_scope, origin_of
 from .records import Cell, Document
 
 __all__ = ["STATS", "ReportRow", "report_rows", "row_of"]
@@ -75,6 +75,7 @@ class ReportRow:
     engine_version: str | None = None
     # the file and where it came from
     artifact_sha256: str | None = None
+    artifact_sha256_of: str | None = None  #: what that is the sha256 of (file, folder)
     origin: str | None = None
     source: str | None = None
     precision: str = "fp32"
@@ -88,7 +89,13 @@ class ReportRow:
     map50_measured: float | None = None
     map_delta: float | None = None
     eval_images: int | None = None
-    eval_dataset: str | None = None
+    eval_dataset: str | None = None  #: the data set's fingerprint
+    eval_set: str | None = None  #: the data set: name, images, annotation sha256
+    eval_set_short: str | None = None  #: the data set as a table cell names it
+    eval_ann_sha256: str | None = None
+    eval_coco_val2017: bool | None = None  #: measured on all of COCO val2017
+    #: mAPs are compared only between rows with the same key (annotation sha256, images)
+    eval_set_key: tuple[str, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -151,6 +158,7 @@ def _identity(doc: Document, c: Cell) -> dict[str, Any]:
         "threads": c.threads,
         "status": "ok" if c.ok else "failed",
         "artifact_sha256": c.artifact_sha256,
+        "artifact_sha256_of": hash_scope(c) if c.artifact_sha256 else None,
         "oversubscribed": c.oversubscribed,
         "origin": origin_of(c),
         "source": c.source,
@@ -217,4 +225,9 @@ def _measured_map(c: Cell, claims: Claims) -> dict[str, Any]:
         "map_delta": mm.delta(claims.map),
         "eval_images": mm.images,
         "eval_dataset": mm.dataset,
+        "eval_set": mm.set_label,
+        "eval_set_short": mm.set_short,
+        "eval_ann_sha256": mm.ann_sha256,
+        "eval_coco_val2017": mm.coco_val2017,
+        "eval_set_key": mm.set_key,
     }

@@ -129,7 +129,8 @@ def _report(cell: Cell, where: str, say: Callable[[str], None]) -> None:
         say(f"{where}: FAILED: {cell.failure.error if cell.failure else 'unknown failure'}")
         return
     s = m.stats
-    scored = f", mAP {cell.measured_map.map:.1f} (eval)" if cell.measured_map else ""
+    mm = cell.measured_map
+    scored = f", mAP {mm.map:.1f} (eval on {mm.set_short})" if mm else ""
     say(
         f"{where}: median {s.median_ms:.2f} ms, p90 {s.p90_ms:.2f} ms "
         f"(n={s.n}, warm-up {m.warmup.n}){scored}"

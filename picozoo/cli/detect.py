@@ -184,11 +184,8 @@ def eval_cmd(
     if fmt == "json":
         echo_json(result)
         return
-    s = result["stats"]
-    click.echo(f"{result['model']} on {result['images']} images ({result['ann_file']}), "
-               f"{engine} {precision}")  # fmt: skip
-    click.echo(f"mAP 0.5:0.95 {_percent(s.get('AP'))}   mAP 0.5 {_percent(s.get('AP50'))}")
-    click.echo("  ".join(f"{k} {_percent(v)}" for k, v in s.items()))
+    for line in _result_lines(result):
+        click.echo(line)
     for name, ap in result["per_class_ap"].items():
         click.echo(f"  {name:<20} AP {_percent(ap)}")
     if result.get("images_per_s"):
@@ -196,13 +193,35 @@ def eval_cmd(
              f"{result['inference_images_per_s']:.1f} images/s)")  # fmt: skip
 
 
-def _percent(v: Any) -> str:
-    """A COCO stat as a percentage; ``-`` where COCO has none (no ground truth: None/NaN).
+def _result_lines(result: dict[str, Any]) -> list[str]:
+    """The head of the eval table: the model and what its hash is of, the data set (name,
+    images, annotation file and its sha256), mAP, and COCO's 12 stats in COCO's order."""
+    from ..detect.coco import STAT_NAMES
+    from ..hub.eval_result import EvalResult
 
-    >>> _percent(0.3251), _percent(None), _percent(float("nan"))
-    ('32.5', '-', '-')
+    s, typed = result["stats"], EvalResult.from_json(result)
+    data = typed.set_label if typed else f"{result['images']} images"
+    lines = [
+        f"{result['model']} on {data}, {result['engine']} {result['precision']}",
+        f"model {result['model_path']}; sha256 of "
+        f"{result.get('model_sha256_of') or 'the model'}: {result['model_sha256']}",
+        f"data set {result['ann_file']}; sha256 of the annotation file: "
+        f"{result.get('ann_sha256') or 'not recorded'}",
+        f"mAP 0.5:0.95 {_percent(s.get('AP'))}   mAP 0.5 {_percent(s.get('AP50'))}",
+    ]
+    names = [*STAT_NAMES, *(k for k in s if k not in STAT_NAMES)]
+    return [*lines, "  ".join(f"{k} {_percent(s.get(k))}" for k in names)]
+
+
+def _percent(v: Any) -> str:
+    """A COCO stat as a percentage; ``-`` where COCO has none (no ground truth: None/NaN, or
+    the -1 of results written by earlier versions).
+
+    >>> _percent(0.3251), _percent(None), _percent(float("nan")), _percent(-1.0)
+    ('32.5', '-', '-', '-')
     """
-    return "-" if not isinstance(v, (int, float)) or v != v else f"{v * 100:.1f}"
+    ok = isinstance(v, (int, float)) and v == v and v >= 0
+    return f"{v * 100:.1f}" if ok else "-"
 
 
 def _progress_bar() -> Any:

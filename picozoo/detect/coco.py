@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import UsageError, require
+from ..hub.eval_result import COCO_VAL2017, COCO_VAL2017_IMAGES
 from .images import read_regular, stat_regular
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl",
@@ -38,6 +39,8 @@ _COCO80 = (
 )
 #: COCO's 80 class names in contiguous-index order (the label_list of upstream's exports)
 COCO80 = tuple(name.replace("_", " ") for name in _COCO80.split(" "))
+#: COCO's category ids of those 80 classes (1..90 with ten gaps)
+COCO80_IDS = tuple(i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83))
 IMAGE_DIRS = ("val2017", "images", ".")
 DEFAULT_MAX_ANNOTATION_BYTES = 512 << 20
 
@@ -55,6 +58,19 @@ class CocoSet:
     category_names: list[str]
     fingerprint: str
     dataset: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    ann_sha256: str = ""  #: sha256 of the annotation file's bytes
+    listed_images: int = 0  #: the images the annotation file lists (before ``limit``)
+
+    @property
+    def name(self) -> str:
+        """``COCO val2017`` when the annotation file is COCO's val2017 (5000 images, COCO's 80
+        categories with their ids), else the annotation file's name."""
+        coco = (
+            self.listed_images == COCO_VAL2017_IMAGES
+            and tuple(self.category_ids) == COCO80_IDS
+            and tuple(n.replace("_", " ") for n in self.category_names) == COCO80
+        )
+        return COCO_VAL2017 if coco else self.ann_file.name
 
 
 def class_to_category(category_ids: Sequence[int]) -> dict[int, int]:
@@ -110,6 +126,7 @@ def load_coco(
     dataset = validate_coco(data, ann)
     del data
     entries = sorted(dataset["images"], key=lambda i: i["id"])
+    listed = len(entries)
     if limit is not None:
         entries = entries[:limit]
     kept = {e["id"] for e in entries}
@@ -135,7 +152,7 @@ def load_coco(
                              st.st_ctime_ns, st.st_ino, st.st_dev]).encode())  # fmt: skip
     cats = sorted(dataset["categories"], key=lambda c: c["id"])
     return CocoSet(ann, images, [c["id"] for c in cats], [c["name"] for c in cats],
-                   h.hexdigest(), dataset)  # fmt: skip
+                   h.hexdigest(), dataset, ann_sha256=digest, listed_images=listed)  # fmt: skip
 
 
 #: What the scorer reads of an annotation; everything else (segmentations) is dropped.

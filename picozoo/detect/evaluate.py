@@ -42,6 +42,21 @@ Tick = Callable[[int, int], None]
 log = logging.getLogger("picozoo.detect")
 
 
+def model_sha256_of(path: Path) -> str:
+    """What :func:`model_sha256` hashes: the file's name, or a Paddle folder's two files.
+
+    >>> model_sha256_of(Path("/m/model.onnx"))
+    'model.onnx'
+    """
+    if not path.is_dir():
+        return path.name
+    from ..paddle_dir import find_paddle_model
+
+    m = find_paddle_model(path)
+    files = f"{m.model_file.name} + {m.params_file.name}" if m.params_file else m.model_file.name
+    return f"{files} of {path.name}/ (sha256 of their two sha256 hex digests)"
+
+
 def model_sha256(path: Path) -> str:
     """sha256 of a model file, or of a Paddle folder's model + params files."""
     if path.is_file():
@@ -90,11 +105,15 @@ def run_eval(
         "nms": dataclasses.asdict(EVAL_NMS),
         "config": config_key(cfg),
     }
+    identity: dict[str, Any] = {"ann_sha256": data.ann_sha256,
+                                "dataset_images": data.listed_images,
+                                "dataset_name": data.name,
+                                "model_sha256_of": model_sha256_of(runnable.path)}  # fmt: skip
     cached = app.store.read_eval(key)
     if cached is not None and cached.digest() == eval_digest(key):
         if progress:
             progress(f"cached result: {app.store.eval_path(key)}")
-        return cached
+        return dataclasses.replace(cached, **identity)  # an earlier version's lacks them
     detector = Detector.open(runnable.path, config=cfg, engine=engine, threads=threads,
                              nms=EVAL_NMS, precision=precision)  # fmt: skip
     to_cat = class_to_category(data.category_ids)
@@ -139,6 +158,7 @@ def run_eval(
         images_per_s=len(data.images) / wall if wall else None,
         inference_images_per_s=len(data.images) / infer_s if infer_s else None,
         detections=len(results),
+        **identity,
     )
     try:
         app.store.write_eval(out)

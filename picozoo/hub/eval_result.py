@@ -6,6 +6,12 @@ covers the annotation file's bytes and each image file (path, size, mtime, ctime
 Files written by earlier versions (plain JSON objects with ``"schema": "picozoo.eval/1"``)
 read unchanged; their key has no ``config``, so they are never served for a new run.
 
+Every result names its data set: ``dataset_name`` (:data:`COCO_VAL2017` when the annotation
+file is COCO's val2017 -- 5000 images, COCO's 80 categories -- else the annotation file's
+name), ``ann_sha256`` (the annotation file's bytes), ``dataset_images`` (the images it lists)
+and ``images`` (those evaluated: fewer with ``--limit``). Results written before these fields
+existed have them unset (:meth:`EvalResult.set_label` says "data set <fingerprint>").
+
 >>> r = EvalResult(model="m", model_path="/m.onnx", model_sha256="ab" * 32,
 ...                engine="onnxruntime", precision="fp32", dataset="f00d", nms={},
 ...                images=3, ann_file="/a.json", stats={"AP": 0.5, "AP50": 0.75})
@@ -24,6 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA = "picozoo.eval/1"
+#: the name of COCO's val2017 set, the set upstream's mAP claims were measured on
+COCO_VAL2017 = "COCO val2017"
+#: the images of COCO val2017
+COCO_VAL2017_IMAGES = 5000
 #: The fields that identify a result (hashed into its file name by :func:`eval_digest`).
 KEY_FIELDS = ("model_sha256", "engine", "precision", "dataset", "nms", "config")
 
@@ -58,6 +68,14 @@ class EvalResult:
     inference_images_per_s: float | None = None
     detections: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    #: sha256 of the annotation file's bytes (None: a result of an earlier version)
+    ann_sha256: str | None = None
+    #: the images the annotation file lists (``images``: those evaluated)
+    dataset_images: int | None = None
+    #: :data:`COCO_VAL2017`, or the annotation file's name
+    dataset_name: str | None = None
+    #: what ``model_sha256`` is the sha256 of (a file's name, or a Paddle folder's two files)
+    model_sha256_of: str | None = None
 
     @property
     def key(self) -> dict[str, Any]:
@@ -77,6 +95,12 @@ class EvalResult:
     @property
     def ap50(self) -> float | None:
         return _number(self.stats.get("AP50"))
+
+    @property
+    def set_label(self) -> str:
+        """The data set as reports name it (see :func:`set_label`)."""
+        return set_label(self.dataset_name, self.images, self.dataset_images, self.ann_sha256,
+                         self.dataset, self.ann_file)  # fmt: skip
 
     @classmethod
     def from_json(cls, data: Any) -> EvalResult | None:
@@ -102,6 +126,10 @@ class EvalResult:
             inference_images_per_s=_number(data.get("inference_images_per_s")),
             detections=detections if _is_int(detections) else None,
             config=dict(data["config"]) if isinstance(data.get("config"), dict) else {},
+            ann_sha256=_str(data.get("ann_sha256")),
+            dataset_images=data["dataset_images"] if _is_int(data.get("dataset_images")) else None,
+            dataset_name=_str(data.get("dataset_name")),
+            model_sha256_of=_str(data.get("model_sha256_of")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,10 +138,63 @@ class EvalResult:
         out = {"schema": SCHEMA, **dataclasses.asdict(self)}
         if not self.config:
             del out["config"]
+        for k in ("ann_sha256", "dataset_images", "dataset_name", "model_sha256_of"):
+            if out[k] is None:  # a result of an earlier version round-trips without them
+                del out[k]
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n"
+        """The JSON text the store keeps: keys sorted, the stats and classes in their own
+        order (COCO's 12 stats, the data set's categories), so a cached result prints as the
+        first run did."""
+        d = self.to_dict()
+        return json.dumps({k: d[k] for k in sorted(d)}, indent=1) + "\n"
+
+
+def set_label(
+    name: str | None,
+    images: int | None,
+    dataset_images: int | None = None,
+    ann_sha256: str | None = None,
+    fingerprint: str = "",
+    ann_file: str | None = None,
+) -> str:
+    """How a report names the data set an mAP was measured on: its name, the images evaluated
+    (``first N of M`` for a subset) and, for a set that is not COCO val2017, the first 12 hex
+    digits of its annotation file's sha256.
+
+    >>> set_label("COCO val2017", 5000, 5000)
+    'COCO val2017 (5000 images)'
+    >>> set_label("COCO val2017", 500, 5000)
+    'COCO val2017 (first 500 of 5000 images)'
+    >>> set_label("ann.json", 4, 4, "ab" * 32)
+    'ann.json (4 images, annotations sha256 abababababab)'
+    >>> set_label(None, 3, fingerprint="f00d" * 16, ann_file="/data/a.json")
+    'a.json (3 images, data set f00df00df00d)'
+    """
+    if name is None:  # a result of an earlier version: its file name and fingerprint
+        base = ann_file.replace("\\", "/").rsplit("/", 1)[-1] if ann_file else "data set"
+        return f"{base} ({images} images, data set {fingerprint[:12] or 'unknown'})"
+    if dataset_images is not None and images is not None and images < dataset_images:
+        count = f"first {images} of {dataset_images} images"
+    else:
+        count = f"{images} images"
+    if name != COCO_VAL2017 and ann_sha256:
+        count += f", annotations sha256 {ann_sha256[:12]}"
+    return f"{name} ({count})"
+
+
+def is_coco_val2017(name: str | None, images: int | None) -> bool:
+    """True when an mAP was measured on all of COCO val2017 (the set of upstream's claims).
+
+    >>> is_coco_val2017("COCO val2017", 5000), is_coco_val2017("COCO val2017", 500)
+    (True, False)
+    """
+    return name == COCO_VAL2017 and images == COCO_VAL2017_IMAGES
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
 
 
 def _is_int(v: Any) -> bool:
@@ -126,4 +207,11 @@ def _number(v: Any) -> float | None:
 
 
 def _floats(v: Any) -> dict[str, float | None]:
-    return {str(k): _number(x) for k, x in v.items()} if isinstance(v, dict) else {}
+    """Numbers by name; COCO's "none" (-1, written by earlier versions) is None.
+
+    >>> _floats({"AP": 0.5, "APs": -1.0, "x": "y"})
+    {'AP': 0.5, 'APs': None, 'x': None}
+    """
+    if not isinstance(v, dict):
+        return {}
+    return {str(k): n if (n := _number(x)) is None or n >= 0 else None for k, x in v.items()}

@@ -93,9 +93,10 @@ def test_bench_extra_alone_benches_upstream_onnx_of_current_and_legacy_models(
         }
     assert cells["picodet-legacy-s-320"].input_size == (48, 48)  # the file's own shape
     assert cells["picodet-legacy-s-320"].claims.map == 27.1  # type: ignore[union-attr]
-    # every report format says which file was benched: origin and sha256
+    # every report format says which file was benched: origin, and what its sha256 is of
     url = reg.get("picodet-s-416").artifact("onnx-nopp").url
-    line = f"benched picodet-s-416 / onnxruntime: upstream onnx-nopp {url}, sha256 "
+    name = Path(str(cells["picodet-s-416"].source)).name
+    line = f"benched picodet-s-416 / onnxruntime: upstream onnx-nopp {url}; sha256 of {name}: "
     line += sha["picodet-s-416"]
     for fmt in ("md", "table", "html"):
         shown = run_cli("report", "show", str(saved), "--report", fmt)
