@@ -104,10 +104,19 @@ class EvalResult:
             config=dict(data["config"]) if isinstance(data.get("config"), dict) else {},
         )
 
+    @property
+    def nms_mode(self) -> str:
+        """Which NMS decoded the detections: ``deploy`` (upstream's deploy decoding, recorded
+        as ``nms.mode``) or ``eval`` (upstream's evaluation settings: results without a mode,
+        as every earlier version's)."""
+        mode = self.nms.get("mode")
+        return mode if isinstance(mode, str) else "eval"
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object (``picozoo eval --format json`` prints it; the store keeps it); a
-        result of an earlier version (no ``config``) round-trips without one."""
-        out = {"schema": SCHEMA, **dataclasses.asdict(self)}
+        result of an earlier version (no ``config``) round-trips without one. ``nms_mode``
+        says which NMS ran (derived from ``nms``; not read back)."""
+        out = {"schema": SCHEMA, **dataclasses.asdict(self), "nms_mode": self.nms_mode}
         if not self.config:
             del out["config"]
         return out
