@@ -59,7 +59,14 @@ class Detections:
         return Detections(self.labels[keep], self.scores[keep], self.boxes[keep])
 
     def above(self, threshold: float, *, strict: bool = False) -> Detections:
-        """Only the detections scoring at least ``threshold`` (``strict``: above it)."""
+        """Only the detections scoring at least ``threshold`` (``strict``: above it, as
+        upstream's deploy code draws them).
+
+        >>> import numpy as np
+        >>> d = Detections(np.array([0, 1]), np.array([0.5, 0.7], "float32"), np.zeros((2, 4)))
+        >>> len(d.above(0.5)), len(d.above(0.5, strict=True))
+        (2, 1)
+        """
         keep = self.scores > threshold if strict else self.scores >= threshold
         return Detections(self.labels[keep], self.scores[keep], self.boxes[keep])
 
