@@ -87,9 +87,9 @@ def oversubscription_warning(threads: int, cores: int | None = None) -> str | No
     """The warning ``infer`` and ``eval`` print for ``--threads`` above the usable cores
     (``cores``: default, :func:`usable_cores`), None when there is nothing to say.
 
-    >>> oversubscription_warning(8, cores=2)
-    'warning: --threads 8 exceeds the 2 cores this process may use (CPU affinity / cgroup \
-quota): the engine's threads wait for a core, and the timings measure that'
+    >>> print(oversubscription_warning(8, cores=2))
+    warning: --threads 8 exceeds the 2 cores this process may use (CPU affinity / cgroup quota): \
+the engine's threads wait for a core, and the timings measure that
     >>> oversubscription_warning(2, cores=2) is None
     True
     """

@@ -106,8 +106,8 @@ def run_eval(
     }
     cached = app.store.read_eval(key) if save_json is None else None
     if cached is not None and cached.digest() == eval_digest(key):
+        log.info(describe_nms(nms, settings))
         if progress:
-            progress(describe_nms(nms, settings))
             progress(f"cached result: {app.store.eval_path(key)}")
         return cached
     detector = Detector.open(runnable.path, config=cfg, engine=engine, threads=threads,
@@ -118,8 +118,7 @@ def run_eval(
             "and --conf do not apply",
             hint="evaluate the model's no-post-processing export to change its NMS",
         )
-    if progress:
-        progress(describe_nms(nms, settings, postprocessed=detector.postprocessed))
+    log.info(describe_nms(nms, settings, postprocessed=detector.postprocessed))
     to_cat = class_to_category(data.category_ids)
     paths = dict(data.images)
     results: list[dict[str, Any]] = []

@@ -111,8 +111,7 @@ def infer_images(
             "--conf do not apply",
             hint="drop --iou/--conf, or run the model's no-post-processing export",
         )
-    if progress:
-        progress(describe_nms(nms, settings, postprocessed=detector.postprocessed))
+    log.info(describe_nms(nms, settings, postprocessed=detector.postprocessed))
     if not cfg.labels and progress:  # said once: every row would show a class index
         progress(f"warning: {cfg.source or 'infer_cfg.yml'} has no label_list: classes are "
                  "shown by index")  # fmt: skip
