@@ -95,8 +95,8 @@ Example: picozoo infer picodet-s-416 photos/ 'more/*.png' --nms deploy --out box
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @engine_options
 @click.option("--threshold", type=FiniteFloat(0, 1), default=None,
-              help="Keep detections scoring at least this [default: infer_cfg.yml's "
-              "draw_threshold, 0.5 upstream].")  # fmt: skip
+              help="Keep detections scoring at least this (above it with --nms deploy) "
+              "[default: infer_cfg.yml's draw_threshold, 0.5 upstream].")  # fmt: skip
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
               help="infer_cfg.yml of a bare .onnx file.")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -127,7 +127,7 @@ def infer_cmd(
     An IMAGE may be a folder (its image files) or a quoted glob ('imgs/*.jpg'; one that
     matches no image exits 2). Drawn images keep their input's format and name (<stem>.png,
     then <stem>-2.png...: none overwrites an input or another output); --out also gets
-    results.json, every detection as COCO results (category_id: COCO's ids for COCO models,
+    results.json, the detections kept as COCO results (category_id: COCO's ids for COCO models,
     else the class index). Images above PICOZOO_MAX_PIXELS (100 MP) are refused from their
     header, before decoding.
 

@@ -87,7 +87,9 @@ def infer(
         out_dir: also write each image with its boxes drawn, in its own format, as
             ``<out_dir>/<stem><suffix>`` (``<stem>-2<suffix>``... when that name is taken by
             another input's output or is one of the inputs: an input is never overwritten),
-            and every detection as COCO results in ``<out_dir>/results.json``.
+            and the detections kept (the rows) as COCO results in
+            ``<out_dir>/results.json`` (``image_id``: the file's number when every name is
+            one, as COCO's ``000000000139.jpg``, else its position; ``file_name``).
         nms: ``eval`` (upstream's evaluation settings, the default) or ``deploy`` (upstream's
             deploy decoding).
         iou, conf: replace the NMS IoU and score thresholds of ``nms``.
