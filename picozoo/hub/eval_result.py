@@ -115,9 +115,12 @@ class EvalResult:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object (``picozoo eval --format json`` prints it; the store keeps it); a
         result of an earlier version (no ``config``) round-trips without one. ``nms_mode``
-        says which NMS ran (derived from ``nms``; not read back)."""
-        out = {"schema": SCHEMA, **dataclasses.asdict(self), "nms_mode": self.nms_mode}
-        if not self.config:
+        says which NMS ran (derived from ``nms``, not read back; not added to an earlier
+        version's result, which round-trips as it was)."""
+        out = {"schema": SCHEMA, **dataclasses.asdict(self)}
+        if self.config:
+            out["nms_mode"] = self.nms_mode
+        else:
             del out["config"]
         return out
 
