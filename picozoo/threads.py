@@ -65,7 +65,53 @@ def check_threads(
         )
 
 
-__all__ = ["MIN_BOUND", "THREADS_PER_CORE", "check_threads", "max_threads"]
+def oversubscription(threads: Iterable[int], cores: int) -> str | None:
+    """What is wrong with thread counts above ``cores`` (None: there are none): the note of a
+    benchmark report, and the warning of ``infer``/``eval`` (:func:`oversubscription_warning`).
+
+    >>> oversubscription([1, 2], cores=2) is None
+    True
+    """
+    over = sorted({t for t in threads if t > cores})
+    if not over:
+        return None
+    counts = " and ".join(str(t) for t in over)
+    return (
+        f"{counts} threads exceed the {cores} core{'s' if cores > 1 else ''} this process may use "
+        "(CPU affinity / cgroup quota): those cells measure threads waiting for a core, not the "
+        "model"
+    )
+
+
+def oversubscription_warning(threads: int, cores: int | None = None) -> str | None:
+    """The warning ``infer`` and ``eval`` print for ``--threads`` above the usable cores
+    (``cores``: default, :func:`usable_cores`), None when there is nothing to say.
+
+    >>> print(oversubscription_warning(8, cores=2))
+    warning: --threads 8 exceeds the 2 cores this process may use (CPU affinity / cgroup quota): \
+the engine's threads wait for a core, and the timings measure that
+    >>> oversubscription_warning(2, cores=2) is None
+    True
+    """
+    if cores is None:
+        cores = usable_cores()
+    if threads <= cores:
+        return None
+    return (
+        f"warning: --threads {threads} exceeds the {cores} core{'s' if cores > 1 else ''} this "
+        "process may use (CPU affinity / cgroup quota): the engine's threads wait for a core, "
+        "and the timings measure that"
+    )
+
+
+__all__ = [
+    "MIN_BOUND",
+    "THREADS_PER_CORE",
+    "check_threads",
+    "max_threads",
+    "oversubscription",
+    "oversubscription_warning",
+]
 
 
 def cpu_quota(cpu_max: str) -> int | None:

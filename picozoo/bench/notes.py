@@ -15,10 +15,9 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from ..hub.eval_result import COCO_VAL2017
 from ..provenance import Provenance, UpstreamArtifact, read_cell_provenance
+from ..threads import oversubscription
 from .records import Cell, Document, MeasuredMap
 from .stats import ADVICE, short_warning
 
@@ -42,19 +41,6 @@ ENGINE_SETTINGS = {
     "mnn": "MNN: N threads, precision = the cell's (fp32: normal, fp16/int8: low).",
     "ncnn": "ncnn: N threads, fp16 storage and arithmetic off unless the cell is fp16.",
 }
-
-
-def oversubscription(threads: Sequence[int], cores: int) -> str | None:
-    """What is wrong with thread counts above ``cores`` (None: there are none)."""
-    over = sorted({t for t in threads if t > cores})
-    if not over:
-        return None
-    counts = " and ".join(str(t) for t in over)
-    return (
-        f"{counts} threads exceed the {cores} core{'s' if cores > 1 else ''} this process may use "
-        "(CPU affinity / cgroup quota): those cells measure threads waiting for a core, not the "
-        "model"
-    )
 
 
 def where(c: Cell, *, threads: bool = True) -> str:

@@ -49,6 +49,24 @@ def engine_options(f: Any) -> Any:
     )(f)
 
 
+def nms_options(f: Any) -> Any:
+    """``--nms``, ``--iou`` and ``--conf``: which NMS decodes a no-post-processing model."""
+    f = click.option("--conf", type=FiniteFloat(0, 1), default=None,
+                     help="NMS score threshold [default: 0.025 (eval), 0.4 "
+                     "(deploy)].")(f)  # fmt: skip
+    f = click.option("--iou", type=FiniteFloat(0, 1, min_open=True), default=None,
+                     help="NMS IoU threshold [default: 0.6 (eval), infer_cfg.yml's "
+                     "(deploy)].")(f)  # fmt: skip
+    return click.option(
+        "--nms",
+        type=click.Choice(["eval", "deploy"]),
+        default="eval",
+        show_default=True,
+        help="eval: upstream's evaluation settings (as the model exported with NMS); deploy: "
+        "as upstream's deploy/python/infer.py decodes (score > 0.4, boxes clipped).",
+    )(f)
+
+
 #: OpenCV (upstream's exact resizing, drawing) and COCO's evaluator: the [eval] extra
 _CV2 = ("cv2", ("eval",), "opencv-python-headless")
 _COCO_EVAL = ("faster_coco_eval", ("eval",), "faster-coco-eval")
@@ -68,6 +86,7 @@ INFER_EPILOG = """\b
 Example: picozoo infer picodet-s-416 dog.jpg street.jpg --out boxes/
 Example: picozoo infer ./picodet_s_416_coco_lcnet_non_postprocess page.png --format json
 Example: picozoo infer model.onnx page.png --config infer_cfg.yml --threshold 0.3
+Example: picozoo infer picodet-s-416 photos/ 'more/*.png' --nms deploy --out boxes/
 """
 
 
@@ -76,13 +95,15 @@ Example: picozoo infer model.onnx page.png --config infer_cfg.yml --threshold 0.
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @engine_options
 @click.option("--threshold", type=FiniteFloat(0, 1), default=None,
-              help="Keep detections scoring at least this [default: infer_cfg.yml's "
-              "draw_threshold, 0.5 upstream].")  # fmt: skip
+              help="Keep detections scoring at least this (above it with --nms deploy) "
+              "[default: infer_cfg.yml's draw_threshold, 0.5 upstream].")  # fmt: skip
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
               help="infer_cfg.yml of a bare .onnx file.")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("output"), show_default=True,
-              help="Where to write each image with its boxes drawn.")  # fmt: skip
+              help="Where to write each image with its boxes drawn, and results.json "
+              "(COCO results).")  # fmt: skip
+@nms_options
 @format_option("table", "json")
 @store_options()
 def infer_cmd(
@@ -95,18 +116,26 @@ def infer_cmd(
     threshold: float | None,
     config: Path | None,
     out_dir: Path,
+    nms: str,
+    iou: float | None,
+    conf: float | None,
     fmt: str,
 ) -> None:
     """Detect objects in IMAGEs with MODEL (a model id, a Paddle inference folder, or an
     .onnx file) and write each image with its boxes, class names and scores to --out.
 
-    An IMAGE may be a folder (its image files). Outputs are named <stem>.jpg, <stem>-2.jpg...
-    so that none overwrites an input or another output. Images above PICOZOO_MAX_PIXELS
-    (100 MP) are refused from their header, before decoding.
+    An IMAGE may be a folder (its image files) or a quoted glob ('imgs/*.jpg'; one that
+    matches no image exits 2). Drawn images keep their input's format and name (<stem>.png,
+    then <stem>-2.png...: none overwrites an input or another output); --out also gets
+    results.json, the detections kept as COCO results (category_id: COCO's ids for COCO models,
+    else the class index). Images above PICOZOO_MAX_PIXELS (100 MP) are refused from their
+    header, before decoding.
 
     No-post-processing models are decoded with upstream's evaluation NMS (score 0.025, IoU
-    0.6, top-k 1000, keep 100), then cut at --threshold; models exported with NMS run as they
-    are. Times pre-processing, inference and post-processing per image (stderr).
+    0.6, top-k 1000, keep 100), then cut at --threshold (score >= it); --nms deploy decodes
+    as upstream's deploy/python/infer.py (score > 0.4, infer_cfg.yml's IoU, boxes clipped;
+    score > --threshold). Models exported with NMS run as they are. Times pre-processing,
+    inference and post-processing per image (stderr).
     """
     _require_extras(engine, _CV2)
     from ..convert import convert
@@ -114,8 +143,8 @@ def infer_cmd(
 
     report = infer(
         model, images, engine=engine, precision=precision, threads=threads, threshold=threshold,
-        config=config, out_dir=out_dir, store=app.store, registry=app.registry, progress=info,
-        convert=convert,
+        config=config, out_dir=out_dir, nms=nms, iou=iou, conf=conf, store=app.store,
+        registry=app.registry, progress=info, convert=convert,
     )  # fmt: skip
     if fmt == "json":
         echo_json(report.rows)
@@ -125,6 +154,7 @@ def infer_cmd(
             click.echo(f"{r['image']}\t{r['category']}\t{r['score']:.3f}\t"
                        f"{x:.1f},{y:.1f},{w:.1f},{h:.1f}")  # fmt: skip
     info(report.timing_line())
+    info(report.saved_line(out_dir))
 
 
 EVAL_EPILOG = """\b
@@ -152,6 +182,10 @@ Example: picozoo eval model.onnx --config infer_cfg.yml --coco pages/ --ann page
     type=click.Path(dir_okay=False, path_type=Path),
     help="infer_cfg.yml of a bare .onnx file.",
 )
+@nms_options
+@click.option("--save-json", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the detections as a COCO results file (the data set's "
+              "category ids).")  # fmt: skip
 @format_option("table", "json")
 @store_options()
 def eval_cmd(
@@ -164,13 +198,19 @@ def eval_cmd(
     precision: str,
     threads: int,
     config: Path | None,
+    nms: str,
+    iou: float | None,
+    conf: float | None,
+    save_json: Path | None,
     fmt: str,
 ) -> None:
     """COCO mAP of MODEL on a COCO-format data set, with upstream's evaluation settings.
 
     Prints mAP 0.5:0.95, 0.5 and the other 10 COCO stats, and the AP of every class; the
-    result is cached in the store (same model file, engine, config, annotations and image
-    files: instant). The annotation file is validated first (one line naming the field).
+    result is cached in the store (same model file, engine, config, NMS settings,
+    annotations and image files: instant). The annotation file is validated first (one line
+    naming the field). --nms/--iou/--conf change the NMS (as infer; said on stderr and in
+    the JSON's nms_mode/nms); --save-json FILE writes the COCO results file.
     """
     _require_extras(engine, _CV2, _COCO_EVAL)
     from ..convert import convert
@@ -178,7 +218,8 @@ def eval_cmd(
 
     with _progress_bar() as tick:
         result = evaluate(model, coco_dir, ann=ann, limit=limit, engine=engine,
-                          precision=precision, threads=threads, config=config, store=app.store,
+                          precision=precision, threads=threads, config=config, nms=nms,
+                          iou=iou, conf=conf, save_json=save_json, store=app.store,
                           registry=app.registry, progress=info, tick=tick,
                           convert=convert).to_dict()  # fmt: skip
     if fmt == "json":

@@ -52,6 +52,9 @@ def infer(
     threshold: float | None = None,
     config: str | Path | None = None,
     out_dir: str | Path | None = None,
+    nms: str = "eval",
+    iou: float | None = None,
+    conf: float | None = None,
     store: Store | None = None,
     registry: Registry | None = None,
     convert: Convert | None = None,
@@ -60,13 +63,16 @@ def infer(
     """Detect objects in ``images`` with ``model``, as PaddleDetection deploys it.
 
     No-post-processing models are decoded with upstream's evaluation NMS (score 0.025, IoU
-    0.6, top-k 1000, keep 100), then cut at ``threshold``; models exported with NMS run as
-    they are.
+    0.6, top-k 1000, keep 100), then cut at ``threshold`` (score >= it); ``nms="deploy"``
+    decodes them as upstream's ``deploy/python/infer.py`` does (score > 0.4, ``infer_cfg.yml``'s
+    IoU, boxes clipped to the image; score > ``threshold``: see :mod:`picozoo.detect.deploy`).
+    Models exported with NMS run as they are.
 
     Args:
         model: a model id (its inference tarball or ONNX is pulled if missing), a Paddle
             inference folder, or an ``.onnx`` file.
-        images: image files (JPEG, PNG, BMP, WebP, TIFF...), or folders (their image files).
+        images: image files (JPEG, PNG, BMP, WebP, TIFF...), folders (their image files), or
+            glob patterns (``"imgs/*.jpg"``: the image files they match; none is refused).
             Only regular files are read (a FIFO or a device is refused); an image above
             ``PICOZOO_MAX_PIXELS`` (100 MP) is refused from its header, before decoding.
         engine: ``onnxruntime``, ``paddle``, ``openvino``, ``mnn`` or ``ncnn`` (the last three
@@ -78,9 +84,15 @@ def infer(
         threshold: keep detections scoring at least this (default: ``infer_cfg.yml``'s
             ``draw_threshold``, 0.5 upstream).
         config: the ``infer_cfg.yml`` of a bare ``.onnx`` file.
-        out_dir: also write each image with its boxes drawn, as ``<out_dir>/<stem>.jpg``
-            (``<stem>-2.jpg``... when that name is taken by another input's output or is
-            one of the inputs: an input is never overwritten).
+        out_dir: also write each image with its boxes drawn, in its own format, as
+            ``<out_dir>/<stem><suffix>`` (``<stem>-2<suffix>``... when that name is taken by
+            another input's output or is one of the inputs: an input is never overwritten),
+            and the detections kept (the rows) as COCO results in
+            ``<out_dir>/results.json`` (``image_id``: the file's number when every name is
+            one, as COCO's ``000000000139.jpg``, else its position; ``file_name``).
+        nms: ``eval`` (upstream's evaluation settings, the default) or ``deploy`` (upstream's
+            deploy decoding).
+        iou, conf: replace the NMS IoU and score thresholds of ``nms``.
         store, registry: the cache and the model registry (default: from the environment).
         convert: :func:`picozoo.convert.convert`, for an engine whose file must be converted
             first (detection sits below conversion, so it is passed in; without it such an
@@ -89,8 +101,10 @@ def infer(
 
     Returns:
         An :class:`~picozoo.detect.infer.InferReport`: ``rows`` (COCO-results-style dicts:
-        image, category, category_id, bbox ``[x, y, w, h]``, score), per-image ``timings``,
-        the ``written`` images, and ``timing_line()``.
+        image, category, ``category_id`` (the data set's id: COCO's for a model of COCO's 80
+        classes, else the class index), bbox ``[x, y, w, h]``, score), per-image
+        ``timings``, the ``written`` images, ``results_json``, the ``nms`` that ran, and
+        ``timing_line()``.
 
     Raises:
         UsageError: an unknown model id, an unusable file (not a regular file, empty, not an
@@ -116,6 +130,9 @@ def infer(
         config=Path(config) if config is not None else None,
         out_dir=Path(out_dir) if out_dir is not None else None,
         precision=precision,
+        nms=nms,
+        iou=iou,
+        conf=conf,
         convert=convert,
         progress=progress,
     )
@@ -131,6 +148,10 @@ def evaluate(
     precision: str = "fp32",
     threads: int = 1,
     config: str | Path | None = None,
+    nms: str = "eval",
+    iou: float | None = None,
+    conf: float | None = None,
+    save_json: str | Path | None = None,
     store: Store | None = None,
     registry: Registry | None = None,
     progress: Progress | None = None,
@@ -152,8 +173,11 @@ def evaluate(
             of ``ann``.
         ann: a COCO-format annotation JSON (default: ``annotations/instances_val2017.json``).
         limit: only the first ``limit`` images (by id).
-        engine, precision, threads, config, store, registry, convert, progress: as
-            :func:`infer`.
+        engine, precision, threads, config, nms, iou, conf, store, registry, convert,
+            progress: as :func:`infer` (a changed NMS setting is part of the cache key).
+        save_json: also write the COCO results file (``image_id``, the data set's
+            ``category_id``, ``bbox``, ``score``) there; the images are then run again
+            even when the result is cached.
         tick: called with ``(done, total)`` images as the evaluation goes.
 
     Returns:
@@ -188,6 +212,10 @@ def evaluate(
         threads=threads,
         config=Path(config) if config is not None else None,
         precision=precision,
+        nms=nms,
+        iou=iou,
+        conf=conf,
+        save_json=Path(save_json).expanduser() if save_json is not None else None,
         progress=progress,
         tick=tick,
         convert=convert,

@@ -39,8 +39,8 @@ _COCO80 = (
 )
 #: COCO's 80 class names in contiguous-index order (the label_list of upstream's exports)
 COCO80 = tuple(name.replace("_", " ") for name in _COCO80.split(" "))
-#: COCO's category ids of those 80 classes (1..90 with ten gaps)
-COCO80_IDS = tuple(i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83))
+#: COCO's category ids of :data:`COCO80`, in the same order (1..90 with gaps)
+COCO80_IDS = tuple(i for i in range(1, 91) if i not in {12, 26, 29, 30, 45, 66, 68, 69, 71, 83})
 IMAGE_DIRS = ("val2017", "images", ".")
 DEFAULT_MAX_ANNOTATION_BYTES = 512 << 20
 
@@ -76,6 +76,17 @@ class CocoSet:
 def class_to_category(category_ids: Sequence[int]) -> dict[int, int]:
     """Contiguous class index -> COCO category id (ids sorted ascending)."""
     return dict(enumerate(sorted(category_ids)))
+
+
+def dataset_category_ids(labels: Sequence[str]) -> tuple[int, ...] | None:
+    """The data set's category id of each class of a model with ``labels``: COCO's ids for a
+    model of COCO's 80 classes (``bus`` is 6), None where the model has no id map (its
+    results use the class index).
+
+    >>> dict(zip(COCO80, dataset_category_ids(COCO80)))["bus"], dataset_category_ids(["a"])
+    (6, None)
+    """
+    return COCO80_IDS if tuple(labels) == COCO80 else None
 
 
 def load_coco(

@@ -58,14 +58,24 @@ class Detections:
         keep = np.isfinite(self.boxes).all(axis=1) & np.isfinite(self.scores)
         return Detections(self.labels[keep], self.scores[keep], self.boxes[keep])
 
-    def above(self, threshold: float) -> Detections:
-        """Only the detections scoring at least ``threshold``."""
-        keep = self.scores >= threshold
+    def above(self, threshold: float, *, strict: bool = False) -> Detections:
+        """Only the detections scoring at least ``threshold`` (``strict``: above it, as
+        upstream's deploy code draws them).
+
+        >>> import numpy as np
+        >>> d = Detections(np.array([0, 1]), np.array([0.5, 0.7], "float32"), np.zeros((2, 4)))
+        >>> len(d.above(0.5)), len(d.above(0.5, strict=True))
+        (2, 1)
+        """
+        keep = self.scores > threshold if strict else self.scores >= threshold
         return Detections(self.labels[keep], self.scores[keep], self.boxes[keep])
 
-    def to_coco(self, image: str, labels: Sequence[str] = ()) -> list[dict[str, Any]]:
+    def to_coco(
+        self, image: str, labels: Sequence[str] = (), category_ids: Sequence[int] | None = None
+    ) -> list[dict[str, Any]]:
         """COCO-results-style rows: ``bbox`` is ``[x, y, w, h]``; ``category`` is the class
-        name when ``labels`` are known."""
+        name when ``labels`` are known; ``category_id`` is the data set's id of the class
+        (``category_ids[class]``: COCO's ids for COCO's 80 classes), else the class index."""
         out = []
         for label, score, (x1, y1, x2, y2) in zip(
             self.labels.tolist(), self.scores.tolist(), self.boxes.tolist(), strict=True
@@ -75,7 +85,9 @@ class Detections:
                 {
                     "image": image,
                     "category": name,
-                    "category_id": int(label),
+                    "category_id": int(category_ids[label])
+                    if category_ids is not None and 0 <= label < len(category_ids)
+                    else int(label),
                     "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
                     "score": round(float(score), 6),
                 }

@@ -23,6 +23,7 @@ from ..errors import ModelFileError
 from ..paddle_dir import EVAL_NMS, InferConfig, NmsSettings
 from ..runtime import Runtime, load
 from .decode import HeadOutputs, split_outputs
+from .deploy import deploy_postprocess
 from .detections import Detections
 from .nms import multiclass_nms
 from .preprocess import preprocess
@@ -30,11 +31,14 @@ from .preprocess import preprocess
 
 @dataclass
 class Detector:
-    """``runtime`` + the ``config`` of its ``infer_cfg.yml`` + the NMS settings to decode with."""
+    """``runtime`` + the ``config`` of its ``infer_cfg.yml`` + the NMS settings to decode with
+    and how (``nms_mode``: ``eval``, Paddle's ``multiclass_nms3``; ``deploy``, upstream's
+    ``deploy/python/infer.py`` decoding: see :mod:`.deploy`)."""
 
     runtime: Runtime
     config: InferConfig
     nms: NmsSettings = EVAL_NMS
+    nms_mode: str = "eval"
 
     @classmethod
     def open(
@@ -46,6 +50,7 @@ class Detector:
         threads: int = 1,
         nms: NmsSettings = EVAL_NMS,
         precision: str = "fp32",
+        nms_mode: str = "eval",
     ) -> Detector:
         if config.input_size is None:
             raise ModelFileError(
@@ -55,7 +60,7 @@ class Detector:
         # pipelined: reading, pre-processing and NMS share the CPU with the engine
         runtime = load(engine, path, threads=threads, precision=precision, pipelined=True)
         config.check_model(runtime.inputs(), runtime.outputs(), path)  # before anything runs
-        return cls(runtime, config, nms)
+        return cls(runtime, config, nms, nms_mode)
 
     @functools.cached_property
     def input_names(self) -> frozenset[str]:
@@ -86,6 +91,8 @@ class Detector:
         size = self.config.input_size
         assert size is not None
         head = HeadOutputs.of(scores, dists, size, info["scale_factor"])
+        if self.nms_mode == "deploy":
+            return deploy_postprocess(head, info["im_shape"], self.nms)
         return multiclass_nms(head.boxes, head.scores, self.nms)  # decodes the rows it visits
 
     def detect(self, image: Any) -> tuple[Detections, dict[str, float]]:

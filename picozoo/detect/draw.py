@@ -49,11 +49,14 @@ def draw(image: Any, detections: Detections, labels: Sequence[str] = ()) -> Any:
 
 
 def write_image(image: Any, path: Path) -> Path:
-    """Write an RGB image (format from the suffix), atomically."""
+    """Write an RGB image (format from the suffix; JPEG at quality 95, as upstream's
+    ``visualize`` saves it), atomically."""
     cv2 = require("cv2", "eval", package="opencv-python-headless")
     from ..atomic import write_output
 
-    ok, data = cv2.imencode(path.suffix or ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    suffix = path.suffix.lower() or ".jpg"
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix in (".jpg", ".jpeg", ".jpe") else []
+    ok, data = cv2.imencode(suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise UsageError(f"cannot encode {path.name}", hint="use a .jpg or .png output name")
     try:

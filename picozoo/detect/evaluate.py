@@ -2,7 +2,8 @@
 
 Every image goes through the same path as ``infer`` (upstream pre-processing, the model on
 its engine, picozoo's decoder + NMS with upstream's evaluation settings: score 0.025, IoU 0.6,
-top-k 1000, keep 100); the detections are mapped to the annotation file's category ids and
+top-k 1000, keep 100, unless ``--nms deploy``/``--iou``/``--conf`` change them); the
+detections are mapped to the annotation file's category ids and
 scored with COCO's protocol. Results are cached in the store
 (:meth:`~picozoo.hub.store.Store.write_eval`) by (model file sha256, engine, precision, data
 set fingerprint: the annotation file's bytes and each image's path, size, mtime, ctime and
@@ -28,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 from ..atomic import sha256_file
 from ..errors import EngineError, UsageError
 from ..hub.eval_result import EvalResult, eval_digest
-from ..paddle_dir import EVAL_NMS, InferConfig
+from ..paddle_dir import InferConfig
+from ..threads import oversubscription_warning
 from .coco import class_to_category, evaluate, load_coco
+from .deploy import describe_nms, nms_record, nms_settings
 from .detector import Detector
 from .images import DEFAULT_MAX_PIXELS, stat_regular
 from .preprocess import read_image
@@ -77,15 +80,25 @@ def run_eval(
     threads: int = 1,
     config: Path | None = None,
     precision: str = "fp32",
+    nms: str = "eval",
+    iou: float | None = None,
+    conf: float | None = None,
+    save_json: Path | None = None,
     convert: Convert | None = None,
     progress: Callable[[str], None] | None = None,
     tick: Tick | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on the COCO set at ``coco_dir``; see the module docstring.
-    ``convert``: as in :func:`picozoo.detect.infer.infer_images`."""
+    ``convert``, ``nms``, ``iou``, ``conf``: as in :func:`picozoo.detect.infer.infer_images`;
+    ``save_json``: write the COCO results there too (measured again even when cached: the
+    cache keeps the scores, not the detections)."""
     limits = app.store.settings.inputs
     if config is not None:
         stat_regular(config, "config")
+    nms_settings(nms, None)  # an unknown mode is refused before anything is read
+    warning = oversubscription_warning(threads)
+    if warning:
+        log.warning(warning)
     data = load_coco(coco_dir, ann, limit, max_bytes=limits.max_annotation_bytes)
     runnable = resolve_runnable(model, store=app.store, registry=app.registry, engine=engine,
                                 config=config, precision=precision, convert=convert,
@@ -97,25 +110,34 @@ def run_eval(
             f"{len(data.category_ids)} categories",
             hint="evaluate on a data set with the model's classes",
         )
+    settings = nms_settings(nms, cfg, iou=iou, conf=conf)
     key: dict[str, Any] = {
         "model_sha256": model_sha256(runnable.path),
         "engine": engine,
         "precision": precision,
         "dataset": data.fingerprint,
-        "nms": dataclasses.asdict(EVAL_NMS),
+        "nms": nms_record(nms, settings),
         "config": config_key(cfg),
     }
     identity: dict[str, Any] = {"ann_sha256": data.ann_sha256,
                                 "dataset_images": data.listed_images,
                                 "dataset_name": data.name,
                                 "model_sha256_of": model_sha256_of(runnable.path)}  # fmt: skip
-    cached = app.store.read_eval(key)
+    cached = app.store.read_eval(key) if save_json is None else None
     if cached is not None and cached.digest() == eval_digest(key):
+        log.info(describe_nms(nms, settings))
         if progress:
             progress(f"cached result: {app.store.eval_path(key)}")
         return dataclasses.replace(cached, **identity)  # an earlier version's lacks them
     detector = Detector.open(runnable.path, config=cfg, engine=engine, threads=threads,
-                             nms=EVAL_NMS, precision=precision)  # fmt: skip
+                             nms=settings, precision=precision, nms_mode=nms)  # fmt: skip
+    if detector.postprocessed and (nms != "eval" or iou is not None or conf is not None):
+        raise UsageError(
+            f"{runnable.label} runs its own NMS (exported with post-processing): --nms, --iou "
+            "and --conf do not apply",
+            hint="evaluate the model's no-post-processing export to change its NMS",
+        )
+    log.info(describe_nms(nms, settings, postprocessed=detector.postprocessed))
     to_cat = class_to_category(data.category_ids)
     paths = dict(data.images)
     results: list[dict[str, Any]] = []
@@ -143,6 +165,12 @@ def run_eval(
         if tick:
             tick(n, len(data.images))
     wall = time.perf_counter() - t0
+    if save_json is not None:
+        from .infer import write_results
+
+        write_results(results, save_json)
+        if progress:
+            progress(f"saved {len(results)} detections as COCO results to {save_json}")
     scores = evaluate(data.dataset, results, [i for i, _ in data.images])
     out = EvalResult(
         model=runnable.label,

@@ -10,16 +10,19 @@ before they are decoded, and output names that never overwrite an input.
   pixel for it); :func:`check_pixels` refuses an image above the pixel cap
   (``PICOZOO_MAX_PIXELS``, default 100 MP) before OpenCV allocates anything: a 875 KB PNG can
   declare 30000 x 30000 pixels (2.7 GB decoded).
-* :func:`output_paths`: ``<out>/<stem>.jpg`` per image, made unique (``<stem>-2.jpg``...) so
-  that two inputs never share an output and no output is one of the inputs.
+* :func:`output_paths`: ``<out>/<stem><suffix>`` per image (the input's format), made unique
+  (``<stem>-2.png``...) so that two inputs never share an output and no output is one of the
+  inputs.
 
 >>> import tempfile; d = Path(tempfile.mkdtemp())
 >>> (d / "a.png").write_bytes(b"x") and (d / "notes.txt").write_bytes(b"y")
 1
 >>> [p.name for p in image_files([d])]
 ['a.png']
->>> [p.name for p in output_paths([d / "a.png", d / "b" / "a.png"], d)]
-['a.jpg', 'a-2.jpg']
+>>> [p.name for p in output_paths([d / "a.png", d / "b" / "a.png"], d / "out")]
+['a.png', 'a-2.png']
+>>> [p.name for p in output_paths([d / "a.png"], d)]  # a.png is the input: never overwritten
+['a-2.png']
 >>> open_regular(Path("/dev/zero"), "image")
 Traceback (most recent call last):
 ...
@@ -120,13 +123,18 @@ def read_regular(path: Path, what: str, limit: int, setting: str = "") -> bytes:
 
 def image_files(paths: Sequence[Path]) -> list[Path]:
     """``paths`` with each directory replaced by its image files (by suffix, sorted, hidden
-    files skipped; not recursive). Every path must exist; a directory without images is
-    refused."""
+    files skipped; not recursive), and each glob pattern that names no file (``imgs/*.jpg``,
+    quoted so the shell passes it on; ``*``, ``?``, ``[...]``, ``**`` recursive) by the image
+    files it matches. Every path must exist; a directory without images, or a pattern that
+    matches none, is refused (exit 2)."""
     out: list[Path] = []
     for path in paths:
         try:
             is_dir = stat.S_ISDIR(os.stat(path).st_mode)
         except OSError:
+            if _is_glob(path):
+                out += _glob_images(path)
+                continue
             is_dir = False  # stat_regular says what is wrong when the file is read
         if not is_dir:
             out.append(path)
@@ -144,6 +152,32 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
                              hint="give image files or a folder of them")  # fmt: skip
         out += found
     return out
+
+
+def _is_glob(path: Path) -> bool:
+    return any(c in str(path) for c in "*?[")
+
+
+def _glob_images(pattern: Path) -> list[Path]:
+    """The image files (by suffix, sorted) a glob pattern matches; none is refused.
+
+    >>> _glob_images(Path("/nonexistent/*.jpg"))
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.UsageError: /nonexistent/*.jpg matches no image file (give image files, a \
+folder of them, or a quoted pattern such as 'imgs/*.jpg')
+    """
+    import glob
+
+    found = sorted(
+        Path(p) for p in glob.glob(os.path.expanduser(str(pattern)), recursive=True)
+        if Path(p).suffix.lower() in IMAGE_SUFFIXES and not os.path.isdir(p)
+    )  # fmt: skip
+    if not found:
+        raise UsageError(f"{pattern} matches no image file",
+                         hint="give image files, a folder of them, or a quoted pattern such "
+                         "as 'imgs/*.jpg'")  # fmt: skip
+    return found
 
 
 def image_size(f: IO[bytes], path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
@@ -194,10 +228,22 @@ of 100 MP (downscale the image, or raise PICOZOO_MAX_PIXELS)
         )
 
 
+def output_suffix(path: Path) -> str:
+    """The drawn image keeps its input's format (as upstream's ``visualize`` saves it under the
+    input's name): ``.png`` stays ``.png``; a name without an image suffix is drawn as JPEG.
+
+    >>> output_suffix(Path("a.PNG")), output_suffix(Path("b.jpeg")), output_suffix(Path("c"))
+    ('.png', '.jpeg', '.jpg')
+    """
+    suffix = path.suffix.lower()
+    return suffix if suffix in IMAGE_SUFFIXES else ".jpg"
+
+
 def output_paths(images: Sequence[Path], out_dir: Path) -> list[Path]:
-    """Where each image's drawing goes: ``out_dir/<stem>.jpg``, then ``<stem>-2.jpg``... for a
-    name another image has taken or that is one of the inputs (same file, by device and
-    inode), so no output overwrites an input or another output."""
+    """Where each image's drawing goes: ``out_dir/<stem><suffix>`` (the input's format, see
+    :func:`output_suffix`), then ``<stem>-2<suffix>``... for a name another image has taken
+    or that is one of the inputs (same file, by device and inode), so no output overwrites an
+    input or another output."""
     inputs = set()
     for p in images:
         try:
@@ -208,9 +254,9 @@ def output_paths(images: Sequence[Path], out_dir: Path) -> list[Path]:
     used: set[str] = set()
     out = []
     for p in images:
-        n = 1
+        n, suffix = 1, output_suffix(p)
         while True:
-            name = f"{p.stem}.jpg" if n == 1 else f"{p.stem}-{n}.jpg"
+            name = f"{p.stem}{suffix}" if n == 1 else f"{p.stem}-{n}{suffix}"
             if name.casefold() not in used and not _is_one_of(out_dir / name, inputs):
                 break
             n += 1

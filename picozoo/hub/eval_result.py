@@ -132,11 +132,23 @@ class EvalResult:
             model_sha256_of=_str(data.get("model_sha256_of")),
         )
 
+    @property
+    def nms_mode(self) -> str:
+        """Which NMS decoded the detections: ``deploy`` (upstream's deploy decoding, recorded
+        as ``nms.mode``) or ``eval`` (upstream's evaluation settings: results without a mode,
+        as every earlier version's)."""
+        mode = self.nms.get("mode")
+        return mode if isinstance(mode, str) else "eval"
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object (``picozoo eval --format json`` prints it; the store keeps it); a
-        result of an earlier version (no ``config``) round-trips without one."""
+        result of an earlier version (no ``config``) round-trips without one. ``nms_mode``
+        says which NMS ran (derived from ``nms``, not read back; not added to an earlier
+        version's result, which round-trips as it was)."""
         out = {"schema": SCHEMA, **dataclasses.asdict(self)}
-        if not self.config:
+        if self.config:
+            out["nms_mode"] = self.nms_mode
+        else:
             del out["config"]
         for k in ("ann_sha256", "dataset_images", "dataset_name", "model_sha256_of"):
             if out[k] is None:  # a result of an earlier version round-trips without them

@@ -200,7 +200,7 @@ def test_a_folder_is_read_as_its_image_files(model: Path, tmp_path: Path) -> Non
     report = infer(str(model), [photos], out_dir=tmp_path / "out", store=_store(tmp_path),
                    threshold=0.0)  # fmt: skip
     assert {Path(r["image"]).name for r in report.rows} == {"p0.png", "p1.png", "p2.png"}
-    assert sorted(p.name for p in report.written) == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    assert sorted(p.name for p in report.written) == ["p0.png", "p1.png", "p2.png"]
     (tmp_path / "none").mkdir()
     with pytest.raises(UsageError, match="holds no image"):
         infer(str(model), [tmp_path / "none"], store=_store(tmp_path))
@@ -214,18 +214,19 @@ def test_outputs_never_overwrite_an_input_or_each_other(model: Path, tmp_path: P
     assert photo.read_bytes() == before and report.written == [photo.parent / "photo-2.jpg"]
     inputs = [_png(tmp_path / p, seed=i) for i, p in enumerate(["a/x.png", "b/x.png", "a/x.jpg"])]
     report = infer(str(model), inputs, out_dir=tmp_path / "a", store=_store(tmp_path))
-    assert [p.name for p in report.written] == ["x-2.jpg", "x-3.jpg", "x-4.jpg"]
+    # each keeps its format: x.png and x.jpg are inputs in the output folder
+    assert [p.name for p in report.written] == ["x-2.png", "x-3.png", "x-2.jpg"]
     assert inputs[2].read_bytes() != report.written[0].read_bytes()
     assert len({p.read_bytes() for p in report.written}) == 3
 
 
 def test_output_names_follow_hard_links_and_ignore_case(tmp_path: Path) -> None:
     _png(tmp_path / "in" / "a.png")
-    os.link(tmp_path / "in" / "a.png", tmp_path / "a.jpg")  # an input under another name
+    os.link(tmp_path / "in" / "a.png", tmp_path / "a.png")  # an input under another path
     names = output_paths([tmp_path / "in" / "a.png", tmp_path / "in" / "b.png"], tmp_path)
-    assert [p.name for p in names] == ["a-2.jpg", "b.jpg"]
+    assert [p.name for p in names] == ["a-2.png", "b.png"]
     names = output_paths([tmp_path / "x" / "a.png", tmp_path / "y" / "A.png"], tmp_path / "o")
-    assert [p.name for p in names] == ["a.jpg", "A-2.jpg"]  # one file on macOS and Windows
+    assert [p.name for p in names] == ["a.png", "A-2.png"]  # one file on macOS and Windows
 
 
 # -- item 14, 15: NaN boxes, classes outside the categories ----------------------------------------
