@@ -181,7 +181,8 @@ def _as(c: Any, engine: str, precision: str, scale: float) -> Any:
     from picozoo.bench.stats import summarize
 
     stats = summarize([s / 1e6 for s in samples])
-    m = dataclasses.replace(m, samples_ns=samples, stats=stats, engine_version=f"{engine}-v")
+    m = dataclasses.replace(m, samples_ns=samples, stats=stats, engine_version=f"{engine}-v",
+                            executed_precision=precision)  # fmt: skip
     return dataclasses.replace(c, engine=engine, precision=precision, result=m)
 
 
