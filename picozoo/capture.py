@@ -17,6 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+#: Where a child process of :mod:`picozoo.native` keeps what it captured (the parent reads it
+#: when a native tool kills the child inside the capture).
+KEEP_DIR = "PICOZOO_CAPTURE_DIR"
+
 
 @dataclass
 class Captured:
@@ -36,7 +40,12 @@ def captured_output() -> Iterator[Captured]:
     """Redirect file descriptors 1 and 2 and ``sys.stdout``/``sys.stderr`` into ``.text``."""
     result = Captured()
     buf = io.StringIO()
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
+    keep = os.environ.get(KEEP_DIR)
+    with (
+        tempfile.NamedTemporaryFile(mode="w+b", dir=keep, prefix="captured-", delete=False)
+        if keep
+        else tempfile.TemporaryFile(mode="w+b")
+    ) as tmp:
         saved: list[tuple[int, int]] = []
         for fd in (1, 2):
             try:

@@ -261,6 +261,10 @@ class NewerPaddleModelError(ConversionError):
     """The model was saved by paddlepaddle >= 3.3, which paddle2onnx 2.1.0 cannot parse."""
 
 
+class QuantizedModelError(ConversionError):
+    """A quantized Paddle model (PaddleSlim's quantize ops), which paddle2onnx cannot convert."""
+
+
 class ParityError(ConversionError):
     """The converted model and its source disagree on at least one output.
 

@@ -23,18 +23,22 @@ done here, once:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..atomic import sha256_file
+from ..errors import ConversionError, PicozooError
+from ..hub.disk import disk_error
 from ..hub.store import PROVENANCE, STAGING_PREFIX, Store
 from ..provenance import Provenance
 from .result import ConversionResult
@@ -71,9 +75,17 @@ def cache_key(source_sha256: str, tools: dict[str, Any], options: dict[str, Any]
 def convert_cached(store: Store, recipe: Recipe, source: Source) -> ConversionResult:
     """Convert ``source`` into the store unless that exact conversion is already there.
 
+    A full or read-only cache is one :class:`~picozoo.errors.DiskError` (exit 12).
+
     >>> convert_cached(Store(settings), onnx_recipe(...), local_source(Path("m")))  # doctest: +SKIP
     ConversionResult(path=PosixPath('.../converted/local-m/8c58bcea9e5d5ec2/model.onnx'), ...)
     """
+    with disk_errors(store.root):
+        return _convert_cached(store, recipe, source)
+
+
+def _convert_cached(store: Store, recipe: Recipe, source: Source) -> ConversionResult:
+    """:func:`convert_cached` without its disk-error translation."""
     shas = source.files.sha256()
     final = store.converted_dir(source.label, _key(recipe, shas))
     hit = store.read_converted(final)
@@ -105,16 +117,34 @@ def convert_into(out_dir: Path, recipe: Recipe, source: Source) -> ConversionRes
     PosixPath('out/model.onnx')
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     shas = source.files.sha256()
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
-    try:
-        prov = _build(staging, recipe, source, shas)
-        for name in (*recipe.siblings, recipe.output_file, PROVENANCE):
-            (staging / name).replace(out_dir / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with disk_errors(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+        try:
+            prov = _build(staging, recipe, source, shas)
+            for name in (*recipe.siblings, recipe.output_file, PROVENANCE):
+                (staging / name).replace(out_dir / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return ConversionResult(out_dir / recipe.output_file, prov, label=source.label)
+
+
+@contextlib.contextmanager
+def disk_errors(where: Path, kept: str = "nothing was cached") -> Iterator[None]:
+    """A full or read-only disk met by the body as one :class:`~picozoo.errors.DiskError`
+    (exit 12) naming the file written; the body removes its own staging files."""
+    try:
+        yield
+    except PicozooError:
+        raise
+    except OSError as e:
+        if isinstance(e.filename2, str):  # a copy or rename: the destination is the one written
+            e = OSError(e.errno, e.strerror, e.filename2)
+        error = disk_error(e, where, kept=kept)
+        if error is None:
+            raise
+        raise error from e
 
 
 def _key(recipe: Recipe, shas: dict[str, str]) -> str:
@@ -123,7 +153,14 @@ def _key(recipe: Recipe, shas: dict[str, str]) -> str:
 
 def _build(staging: Path, recipe: Recipe, source: Source, shas: dict[str, str]) -> Provenance:
     """Run ``produce`` into ``staging`` and write its ``provenance.json``; return that."""
-    fields = recipe.produce(source.files, staging)
+    try:
+        fields = recipe.produce(source.files, staging)
+    except ConversionError as e:  # native tools do not say ENOSPC: "iostream error" ...
+        if _free_bytes(staging) < FULL_DISK_BYTES:
+            full = disk_error(OSError(errno.ENOSPC, "No space left on device"), staging)
+            assert full is not None
+            raise full from e
+        raise
     out = staging / recipe.output_file
     prov: dict[str, Any] = {
         "schema": SCHEMA,
@@ -150,3 +187,14 @@ def _build(staging: Path, recipe: Recipe, source: Source, shas: dict[str, str]) 
     record = Provenance.from_json(prov)
     (staging / PROVENANCE).write_text(json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n")
     return record
+
+
+#: Less free space than this after a failed step: the disk was full (the tools do not say so).
+FULL_DISK_BYTES = 1 << 20
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return FULL_DISK_BYTES

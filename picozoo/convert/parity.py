@@ -89,6 +89,10 @@ def make_inputs(shapes: dict[str, list[int]], dtypes: dict[str, str], seed: int 
     """
     import numpy as np
 
+    from ..errors import UsageError
+    from ..runtime.base import check_input_shapes
+
+    check_input_shapes(shapes, "parity check", error=UsageError)  # e.g. a huge --input-shape
     rng = np.random.default_rng(seed)
     feeds: dict[str, Any] = {}
     image_hw = next((s[2:4] for s in shapes.values() if len(s) == 4), [1, 1])

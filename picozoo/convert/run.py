@@ -23,9 +23,11 @@ from pathlib import Path
 from ..errors import PicozooError, UsageError
 from ..hub.registry import INFERENCE_KINDS
 from ..hub.store import Store
+from ..paddle_dir import PaddleModel
 from ..runtime.base import refuse_lite
 from ..targets import Target
-from .cached import convert_cached
+from .cached import convert_cached, disk_errors
+from .p2o import refuse_quantized
 from .result import ConversionResult
 from .sources import Progress, resolve_source
 from .to_engine import EngineWriter
@@ -140,6 +142,8 @@ def convert(
             opset=opset, simplify=simplify, input_shape=input_shape, dynamic_batch=dynamic_batch
         )
     source = resolve_source(store, target, postprocess=postprocess, progress=progress)
+    if to == "onnx" and isinstance(source.files, PaddleModel):
+        refuse_quantized(source.files, target.arg)  # with what works instead, named as given
     say = (lambda m: progress(f"{source.label}: {m}")) if progress else None
     recipe = (
         lite_recipe(tool, fp16=fp16)
@@ -236,7 +240,11 @@ def copy_out(result: ConversionResult, out_dir: Path, *, source: Path | None = N
     ...          Path("onnx"))  # doctest: +SKIP
     PosixPath('onnx/picodet-s-416-nopp.onnx')
     """
-    out_dir = Path(out_dir)
+    with disk_errors(Path(out_dir), kept="the cached conversion is kept"):
+        return _copy_out(result, Path(out_dir), source)
+
+
+def _copy_out(result: ConversionResult, out_dir: Path, source: Path | None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = result.label
     if source is not None and source.suffix.lower() == ".onnx":
@@ -259,8 +267,11 @@ def copy_out(result: ConversionResult, out_dir: Path, *, source: Path | None = N
         )
     for src, to in pairs:
         tmp = to.with_name(to.name + ".part")
-        shutil.copyfile(src, tmp)
-        tmp.replace(to)
+        try:
+            shutil.copyfile(src, tmp)
+            tmp.replace(to)
+        finally:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no .part behind
     return pairs[-2][1]
 
 

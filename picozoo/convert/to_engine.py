@@ -5,7 +5,8 @@ files, tool identities and a ``write`` step. The recipe (cached by
 :mod:`picozoo.convert.cached` like ``--to onnx``) runs the source ONNX on ONNX Runtime for the
 parity inputs, writes the engine's files into the staging folder, an ``.io.json`` beside them
 when the engine renames inputs/outputs (see :mod:`picozoo.runtime.iomap`), and proves the
-result with :mod:`.engine_parity`.
+result with :mod:`.engine_parity`. All of it runs in a child process (:mod:`picozoo.native`):
+an engine or converter that aborts is one error line (exit 9), not the end of picozoo.
 
 >>> engine_options("ncnn", "fp32", None)["target"], PIPELINE_VERSION
 ('ncnn', 1)
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import MissingDependencyError, UsageError
 from ..runtime.base import PRECISIONS
 from ..runtime.iomap import IoMap, IoTensor, io_file
 from .cached import Recipe
@@ -46,6 +47,27 @@ class EngineWriter:
     tools: dict[str, Any]
     write: Write
     naming: Naming | None = None  #: set when the engine renames inputs/outputs
+
+
+def check_installed(module: str, extra: str, *, package: str | None = None) -> None:
+    """Raise :class:`~picozoo.errors.MissingDependencyError` (exit 11) unless ``module`` is
+    installed; found, not imported: the recipe imports it in its child process (an import that
+    fails there is the same error).
+
+    >>> check_installed("no_such_module_xyz", "openvino")
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.MissingDependencyError: no_such_module_xyz is not installed; this needs the \
+[openvino] extra: pip install 'picozoo[openvino]'
+    """
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise MissingDependencyError(package or module.split(".")[0], extra)
 
 
 def check_precision(engine: str, precision: str) -> str:
@@ -118,6 +140,50 @@ def _produce(
     input_shape: dict[str, list[int]] | None,
     say: Progress,
 ) -> dict[str, Any]:
+    """Every step in a child process (:mod:`picozoo.native`): ONNX Runtime, the engine's
+    converter and the engine itself are native code that can abort; there an abort is one
+    error line naming the step's tool."""
+    from ..native import run_native
+
+    fields: dict[str, Any] = run_native(
+        "picozoo.convert.to_engine:produce_here",
+        tool=functools.partial(_tool_at, writer.engine),
+        subject=files.model_file.name,
+        progress=say,
+        files=files,
+        staging=staging,
+        writer=writer,
+        precision=precision,
+        image_size=image_size,
+        input_shape=input_shape,
+    )
+    return fields
+
+
+def _tool_at(engine: str, step: str | None) -> str:
+    """The tool at work at the progress line ``step`` (for the error of a crash).
+
+    >>> _tool_at("mnn", None), _tool_at("mnn", "mnn (fp32) from model.onnx, inputs image=1x3x8x8")
+    ('ONNX Runtime', "mnn's converter")
+    """
+    if step is None:
+        return "ONNX Runtime"
+    if step.startswith("parity check"):
+        return f"{engine} or ONNX Runtime (parity check)"
+    return f"{engine}'s converter"
+
+
+def produce_here(
+    files: OnnxFile,
+    staging: Path,
+    *,
+    writer: EngineWriter,
+    precision: str,
+    image_size: tuple[int, int] | None,
+    input_shape: dict[str, list[int]] | None,
+    say: Progress,
+) -> dict[str, Any]:
+    """Every step of :func:`_produce`, in this process."""
     from .engine_parity import check_engine_parity, run_onnx_reference
 
     if not isinstance(files, OnnxFile):  # pragma: no cover - run.py always gives an ONNX

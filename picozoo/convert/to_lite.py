@@ -25,6 +25,7 @@ from typing import Any
 
 from ..atomic import sha256_file
 from ..errors import ConversionError, ToolchainError
+from ..native import exit_status, run_native
 from ..paddle_dir import PaddleModel
 from .cached import Recipe
 
@@ -116,8 +117,15 @@ def run_opt(tool: OptTool, files: PaddleModel, out_prefix: Path, *, fp16: bool) 
             f"{files.model_file}: Paddle-Lite needs model.pdmodel + model.pdiparams",
             hint="use the upstream inference tarball, or re-export with FLAGS_enable_pir_api=0",
         )
-    if tool.kind == "module":
-        _run_module(files, out_prefix, fp16=fp16)
+    if tool.kind == "module":  # native code that can crash: in a child process
+        run_native(
+            "picozoo.convert.to_lite:run_module",
+            tool=OPT_NAME,
+            subject=str(files.model_file),
+            files=files,
+            out_prefix=out_prefix,
+            fp16=fp16,
+        )
     else:
         assert tool.path is not None
         cmd = lite_command(tool.path, files.model_file, files.params_file, out_prefix, fp16=fp16)
@@ -128,7 +136,7 @@ def run_opt(tool: OptTool, files: PaddleModel, out_prefix: Path, *, fp16: bool) 
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise ConversionError(
-                f"{OPT_NAME} failed (exit {proc.returncode}): {tail[0][:300]}",
+                f"{OPT_NAME} failed ({exit_status(proc.returncode)}): {tail[0][:300]}",
                 hint="run the command by hand to see its full output: " + " ".join(cmd),
             )
     nb = out_prefix.with_name(out_prefix.name + ".nb")
@@ -140,7 +148,8 @@ def run_opt(tool: OptTool, files: PaddleModel, out_prefix: Path, *, fp16: bool) 
     return nb
 
 
-def _run_module(files: PaddleModel, out_prefix: Path, *, fp16: bool) -> None:
+def run_module(files: PaddleModel, out_prefix: Path, fp16: bool) -> None:
+    """Paddle-Lite's ``Opt`` through the ``paddlelite`` module (run in a child process)."""
     from paddlelite.lite import Opt
 
     opt = Opt()

@@ -19,7 +19,7 @@ from typing import Any
 from ..capture import captured_output
 from ..errors import ConversionError, require
 from ..runtime.base import short_error
-from .to_engine import EngineWriter
+from .to_engine import EngineWriter, check_installed
 from .toolchain import dist_version
 
 MNN_FILE = "model.mnn"
@@ -29,12 +29,15 @@ PRECISION_ARGS = {"fp32": [], "fp16": ["--fp16"], "int8": ["--weightQuantBits", 
 def mnn_writer() -> EngineWriter:
     """The MNN writer; raises :class:`~picozoo.errors.MissingDependencyError` (exit 11) when
     ``mnn`` or ``onnxruntime`` (the parity reference) is missing."""
-    _converter()
-    require("onnxruntime", "mnn")
+    check_installed("_tools", "mnn", package="mnn")
+    check_installed("onnxruntime", "mnn")
     tools = {"mnn": dist_version("mnn"), "onnxruntime": dist_version("onnxruntime")}
-    return EngineWriter(
-        "mnn", MNN_FILE, (), tools, write=_write, naming=lambda _side, _i, name: name
-    )
+    return EngineWriter("mnn", MNN_FILE, (), tools, write=_write, naming=_same_name)
+
+
+def _same_name(_side: str, _index: int, name: str) -> str:
+    """MNN keeps the ONNX names (the ``.io.json`` records them all the same)."""
+    return name
 
 
 def mnnconvert_args(onnx_path: Path, out: Path, precision: str) -> list[str]:

@@ -18,6 +18,7 @@ ONNX order; the ``.io.json`` maps them back to the ONNX names (checked by the pa
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -27,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import sha256_file
-from ..errors import ConversionError, ToolchainError, require
-from .to_engine import EngineWriter
+from ..errors import ConversionError, ToolchainError
+from ..native import exit_status
+from .to_engine import EngineWriter, check_installed
 from .toolchain import dist_version
 
 PARAM, BIN = "model.ncnn.param", "model.ncnn.bin"
@@ -118,23 +120,22 @@ def ncnn_writer(pnnx_bin: str | None = None) -> EngineWriter:
     """The NCNN writer; raises :class:`~picozoo.errors.MissingDependencyError` (exit 11) when
     pnnx, ``ncnn`` (the runtime of the parity check) or ``onnxruntime`` is missing."""
     tool = find_pnnx(pnnx_bin)
-    require("ncnn", "ncnn")
-    require("onnxruntime", "ncnn")
+    check_installed("ncnn", "ncnn")
+    check_installed("onnxruntime", "ncnn")
     tools = {
         "pnnx": tool.identity(),
         "ncnn": dist_version("ncnn"),
         "onnxruntime": dist_version("onnxruntime"),
     }
 
-    def write(
-        onnx_path: Path, staging: Path, shapes: dict[str, list[int]], precision: str
-    ) -> dict[str, Any]:
-        return _write(tool, onnx_path, staging, shapes, precision)
+    return EngineWriter(
+        "ncnn", PARAM, (BIN,), tools, write=functools.partial(_write, tool), naming=_naming
+    )
 
-    def naming(side: str, index: int, _name: str) -> str:
-        return f"{'in' if side == 'inputs' else 'out'}{index}"
 
-    return EngineWriter("ncnn", PARAM, (BIN,), tools, write=write, naming=naming)
+def _naming(side: str, index: int, _name: str) -> str:
+    """NCNN's blob names: ``in0..`` / ``out0..`` in the ONNX order."""
+    return f"{'in' if side == 'inputs' else 'out'}{index}"
 
 
 def _write(
@@ -156,7 +157,8 @@ def _write(
             if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
                 tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
                 raise ConversionError(
-                    f"pnnx failed on {onnx_path.name} (exit {proc.returncode}): {tail[0][:300]}",
+                    f"pnnx failed on {onnx_path.name} ({exit_status(proc.returncode)}): "
+                    f"{tail[0][:300]}",
                     hint="run it by hand to see its full output: "
                     f"cd <copy of the model> && {' '.join(cmd)} (nothing was cached)",
                 )

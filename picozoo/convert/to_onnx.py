@@ -1,6 +1,7 @@
 """Paddle -> ONNX: paddle2onnx, input shapes, onnxsim, onnx.checker, then the parity check.
 
-:func:`onnx_recipe` is what :func:`picozoo.convert.convert` caches in the store;
+:func:`onnx_recipe` is what :func:`picozoo.convert.convert` caches in the store; its steps
+run in a child process (:mod:`picozoo.native`: an abort of paddle2onnx is one error line);
 :func:`convert_paddle_dir_to_onnx` runs the same recipe into a plain folder (no cache).
 
 >>> onnx_options(opset=11, simplify=True, input_shape=None, dynamic_batch=False)["target"]
@@ -114,8 +115,63 @@ def _produce(
     hook: OnnxHook | None,
     say: Progress,
 ) -> dict[str, Any]:
-    """Every step, into ``staging / model.onnx``; returns the provenance fields."""
+    """Every step, into ``staging / model.onnx``, in a child process (:mod:`picozoo.native`):
+    paddle2onnx, onnxsim, Paddle Inference and ONNX Runtime are native code that can abort
+    (paddle2onnx 2.1.0 does on a quantized model); there an abort is one error line naming the
+    step's tool. A ``hook`` (a test's function) runs the steps in this process."""
     toolchain.check_onnx_toolchain(options["simplify"])
+    if hook is not None:
+        return produce_here(
+            files, staging, options=options, image_size=image_size, hook=hook, say=say
+        )
+    from ..native import run_native
+    from .p2o import check_convertible
+
+    check_convertible(files)  # a damaged or quantized model: refused before the child starts
+    fields: dict[str, Any] = run_native(
+        "picozoo.convert.to_onnx:produce_here",
+        tool=_tool_at,
+        subject=str(files.model_file),
+        progress=say,
+        files=files,
+        staging=staging,
+        options=options,
+        image_size=image_size,
+        hook=None,
+    )
+    return fields
+
+
+def _tool_at(step: str | None) -> str:
+    """The tool at work at the progress line ``step`` (for the error of a crash).
+
+    >>> _tool_at("paddle2onnx m/model.pdmodel (opset 11, optimizer off)"), _tool_at("onnxsim")
+    ('paddle2onnx', 'onnxsim')
+    """
+    if step is None:
+        return "the ONNX conversion"
+    for prefix, tool in (
+        ("paddle2onnx", "paddle2onnx"),
+        ("onnxsim", "onnxsim"),
+        ("inputs in", "onnx.checker"),
+        ("parity check", "Paddle Inference or ONNX Runtime (parity check)"),
+        ("parity ok", "Paddle Inference or ONNX Runtime (detection agreement)"),
+    ):
+        if step.startswith(prefix):
+            return tool
+    return "the ONNX conversion"
+
+
+def produce_here(
+    files: PaddleModel,
+    staging: Path,
+    *,
+    options: dict[str, Any],
+    image_size: tuple[int, int] | None,
+    hook: OnnxHook | None,
+    say: Progress,
+) -> dict[str, Any]:
+    """Every step of :func:`_produce`, in this process."""
     import onnx
 
     from .onnx_agreement import looks_like_detector, onnx_agreement

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..capture import captured_output
-from ..errors import ConversionError, require
+from ..errors import ConversionError
 from ..runtime.base import short_error
 from ..runtime.openvino import import_openvino
-from .to_engine import EngineWriter
+from .to_engine import EngineWriter, check_installed
 from .toolchain import dist_version
 
 XML, BIN = "model.xml", "model.bin"
@@ -29,8 +29,8 @@ XML, BIN = "model.xml", "model.bin"
 def openvino_writer() -> EngineWriter:
     """The OpenVINO writer; raises :class:`~picozoo.errors.MissingDependencyError` (exit 11)
     when ``openvino`` or ``onnxruntime`` (the parity reference) is missing."""
-    import_openvino()
-    require("onnxruntime", "openvino")
+    check_installed("openvino", "openvino")
+    check_installed("onnxruntime", "openvino")
     tools = {"openvino": dist_version("openvino"), "onnxruntime": dist_version("onnxruntime")}
     return EngineWriter("openvino", XML, (BIN,), tools, write=_write)
 

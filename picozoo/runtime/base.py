@@ -10,12 +10,14 @@ mnn, ncnn)
 from __future__ import annotations
 
 import importlib
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelFileError, UsageError
+from ..errors import EngineError, ModelFileError, PicozooError, UsageError
 
 #: engine name -> (adapter module, extra that installs the engine)
 ENGINES: dict[str, tuple[str, str]] = {
@@ -134,6 +136,7 @@ def load(
         reference=reference,
         pipelined=pipelined,
     )
+    check_input_shapes({i.name: i.shape for i in runtime.inputs()}, Path(path).name)
     if not runtime.executed_precision:
         runtime.executed_precision = precision
     runtime.settings["executed_precision"] = runtime.executed_precision
@@ -158,6 +161,36 @@ back: f32)'
     return f"{engine} cannot run {requested} on this CPU: it computes in {executed}" + (
         f" ({why})" if why else ""
     )
+
+
+#: The most elements one model input may have: 2**28, 1 GiB as float32 (an image of
+#: 3x9459x9459); PicoDet's are 3x320x320 to 3x640x640 a batch.
+MAX_INPUT_ELEMENTS = 1 << 28
+
+
+def check_input_shapes(
+    shapes: Mapping[str, Sequence[Any]], where: str, *, error: type[PicozooError] | None = None
+) -> None:
+    """Refuse an input shape too large to feed (a model declaring 1x3x100000x200000 would make
+    every engine allocate 224 GiB): :class:`~picozoo.errors.EngineError` (exit 13) unless
+    ``error`` says otherwise. Dynamic dims (None, names, -1) are not counted.
+
+    >>> check_input_shapes({"image": [1, 3, 100000, 200000]}, "huge.onnx")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.EngineError: huge.onnx: input 'image' of 1x3x100000x200000 is 224 GiB as \
+float32, more than picozoo feeds (1 GiB) (...)
+    """
+    for name, dims in shapes.items():
+        elements = math.prod(d for d in dims if isinstance(d, int) and d > 0)
+        if elements > MAX_INPUT_ELEMENTS:
+            shape = "x".join(str(d) for d in dims)
+            raise (error or EngineError)(
+                f"{where}: input {name!r} of {shape} is {elements * 4 / (1 << 30):.0f} GiB as "
+                f"float32, more than picozoo feeds ({MAX_INPUT_ELEMENTS * 4 >> 30} GiB)",
+                hint="use a model exported at its real input size (PicoDet: e.g. 1x3x416x416), "
+                "or give a smaller --input-shape",
+            )
 
 
 def refuse_lite(path: Path) -> None:

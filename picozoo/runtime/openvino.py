@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import EngineError, ModelFileError, require
-from .base import Runtime, TensorInfo, short_error
+from ..errors import EngineError, ModelFileError, PicozooError, require
+from .base import Runtime, TensorInfo, check_input_shapes, short_error
 
 EXTRA = "openvino"
 #: picozoo precision -> OpenVINO INFERENCE_PRECISION_HINT
@@ -119,8 +119,13 @@ def open_model(
         config["EXECUTION_MODE_HINT"] = "ACCURACY"
     try:
         core = ov.Core()
-        compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        model = core.read_model(str(path))
+        # compiling allocates for static shapes: a declared 1x3x100000x200000 is 224 GiB
+        check_input_shapes({p.get_any_name(): _info(p).shape for p in model.inputs}, path.name)
+        compiled = core.compile_model(model, "CPU", config)
         request = compiled.create_infer_request()
+    except PicozooError:
+        raise
     except Exception as e:  # OpenVINO raises RuntimeError with long multi-line messages
         raise EngineError(
             f"OpenVINO cannot load {path.name}: {short_error(e)}", hint="check the file"

@@ -63,6 +63,21 @@ class PaddleRuntime(Runtime):
         return [h.copy_to_cpu() for h in outputs]
 
 
+def probe_program(model_file: Path) -> list[str]:
+    """The op types of ``model_file``, read without Paddle; raise :class:`EngineError` (exit 13)
+    for a file that is not a Paddle program, which would crash Paddle Inference (SIGSEGV on
+    random bytes as ``model.pdmodel``)."""
+    from ..paddle_program import ProgramError, program_ops
+
+    try:
+        return program_ops(model_file)
+    except (ProgramError, OSError) as e:
+        raise EngineError(
+            f"Paddle Inference cannot load {model_file}: {e}",
+            hint="the file is damaged or not a Paddle inference model: pull or export it again",
+        ) from e
+
+
 def _dtype(t: Any) -> str:
     name = str(t).rsplit(".", 1)[-1].lower()
     return name if name in _DTYPES else "float32"
@@ -72,6 +87,7 @@ def open_model(
     path: Path, *, threads: int, precision: str, reference: bool, pipelined: bool = False
 ) -> PaddleRuntime:
     files = find_paddle_model(path)
+    probe_program(files.model_file)
     require("paddle", "convert", package="paddlepaddle")
     from paddle import inference
 

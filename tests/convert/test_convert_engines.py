@@ -254,6 +254,27 @@ class _Audit:
         return self.seen
 
 
+def _only_the_native_child(seen: list[tuple[str, str]]) -> bool:
+    """Exactly one process started, picozoo's own child (:mod:`picozoo.native`) that runs the
+    recipe; no socket."""
+    return [e for e, _ in seen] == ["subprocess.Popen"] and "picozoo.native" in seen[0][1]
+
+
+def _steps_here(onnx: Path, to: str, precision: str) -> dict[str, Any]:
+    """The engine recipe's steps in this process: what the native child runs."""
+    import tempfile
+
+    from picozoo.convert.run import _engine_writer
+    from picozoo.convert.sources import OnnxFile
+    from picozoo.convert.to_engine import produce_here
+
+    with tempfile.TemporaryDirectory() as staging:
+        return produce_here(
+            OnnxFile(onnx), Path(staging), writer=_engine_writer(to, None), precision=precision,
+            image_size=None, input_shape=None, say=lambda _m: None,
+        )  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def audit() -> _Audit:
     return _Audit()
@@ -276,6 +297,9 @@ def test_mnn_conversion_uses_no_subprocess_pip_or_network(
 
     for precision in ("fp32", "fp16", "int8"):
         seen = audit.record(lambda p=precision: _convert(store, tiny, "mnn", precision=p))
+        assert _only_the_native_child(seen), seen
+        # what that child runs, audited here: the same steps in this process
+        seen = audit.record(lambda p=precision: _steps_here(tiny, "mnn", p))
         assert seen == [], seen
     assert "MNN.tools.utils.log" not in sys.modules and "aliyun" not in sys.modules
 
@@ -327,6 +351,7 @@ def test_openvino_conversion_sends_no_telemetry(tiny: Path, tmp_path: Path) -> N
     )
     seen = _audited(tmp_path, canary)
     assert [line.split()[0] for line in seen] == ["subprocess.Popen"], seen
+    # through convert(): the only process is picozoo's own child running the recipe
     convert = """
 import sys
 from pathlib import Path
@@ -337,9 +362,24 @@ from picozoo.targets import Target
 onnx, cache = Path(sys.argv[1]), Path(sys.argv[2])
 convert(Store(Settings(cache_dir=cache)), Target(str(onnx), path=onnx), to="openvino",
         precision="fp16")
+"""
+    seen = _audited(tmp_path, convert, str(tiny), str(tmp_path / "cache"))
+    assert [line.split()[0] for line in seen] == ["subprocess.Popen"], seen
+    assert "picozoo.native" in seen[0], seen
+    # what that child runs (openvino imported, the IR written), from import to exit: nothing
+    steps = """
+import sys, tempfile
+from pathlib import Path
+from picozoo.convert.run import _engine_writer
+from picozoo.convert.sources import OnnxFile
+from picozoo.convert.to_engine import produce_here
+with tempfile.TemporaryDirectory() as staging:
+    produce_here(OnnxFile(Path(sys.argv[1])), Path(staging),
+                 writer=_engine_writer("openvino", None), precision="fp16", image_size=None,
+                 input_shape=None, say=lambda _m: None)
 assert "openvino" in sys.modules
 """
-    assert _audited(tmp_path, convert, str(tiny), str(tmp_path / "cache")) == []
+    assert _audited(tmp_path, steps, str(tiny)) == []
 
 
 def test_ncnn_conversion_runs_only_pnnx(tiny: Path, store: Store, audit: _Audit) -> None:
@@ -347,6 +387,8 @@ def test_ncnn_conversion_runs_only_pnnx(tiny: Path, store: Store, audit: _Audit)
     from picozoo.convert.to_ncnn import find_pnnx
 
     seen = audit.record(lambda: _convert(store, tiny, "ncnn"))
+    assert _only_the_native_child(seen), seen
+    seen = audit.record(lambda: _steps_here(tiny, "ncnn", "fp32"))
     assert [e for e, _ in seen] == ["subprocess.Popen"]
     assert str(find_pnnx().path) in seen[0][1]
     # pnnx's by-products (.pnnx.param, _pnnx.py, _ncnn.py, .pnnx.onnx, ...) are not kept
