@@ -5,9 +5,9 @@ count too); an import of ``picozoo.X...`` from a module of package or top-level 
 is an edge ``Y -> X``. The layers, lowest first:
 
     errors -> settings, atomic, capture, onnx_files, provenance, threads, thirdparty
-    -> picozoo (its __init__: __version__, PicozooError, Settings) -> paddle_dir -> hub, runtime
-    -> targets, catalog, describe, modelinfo, render -> resolve -> detect -> convert
-    -> bench -> cli -> __main__
+    -> picozoo (its __init__: __version__, PicozooError, Settings) -> yaml_strict,
+    paddle_program -> paddle_dir -> hub, runtime -> native -> targets, catalog, describe,
+    modelinfo, render -> resolve -> detect -> convert -> bench -> cli -> __main__
 
 (detection agreement is detection logic: ``convert`` uses ``detect``; what runs a model is
 :mod:`picozoo.resolve`, below both, and a conversion is passed into it).
@@ -29,9 +29,10 @@ LAYERS = (
     {"errors"},
     {"settings", "atomic", "capture", "onnx_files", "provenance", "threads", "thirdparty"},
     {ROOT},  # __version__, and lazy re-exports of PicozooError and Settings
-    {"yaml_strict"},  # imports nothing of picozoo: the one YAML loader, of hub and paddle_dir
+    {"yaml_strict", "paddle_program"},  # the one YAML loader; a Paddle program read without Paddle
     {"paddle_dir"},
     {"hub", "runtime"},
+    {"native"},  # a step in a child process, where a crash is one error line
     {"targets", "catalog", "describe", "modelinfo", "render"},
     {"resolve"},
     {"detect"},
