@@ -268,3 +268,20 @@ def test_old_results_show_what_their_engine_ran(measured_doc: Document) -> None:
     assert json.loads(Document.from_json(json.loads(
         dataclasses.replace(doc, cells=(new,)).to_json())).to_json())["cells"][0][
         "executed_precision"] == "bf16"  # fmt: skip
+
+
+@pytest.mark.slow
+def test_bench_of_only_a_precision_this_cpu_cannot_run_says_so(
+    tiny_onnx: Path, tmp_path: Path
+) -> None:
+    """ncnn has no fp16 arithmetic on x86: its only cell is skipped, and the run says that
+    nothing was measured and why (exit 1, as when every cell failed)."""
+    need_engine("ncnn")
+    if not X86:
+        pytest.skip("ncnn computes in fp16 on ARMv8.2")
+    env = {**os.environ, "PICOZOO_CACHE": str(tmp_path / "cache")}
+    r = run_cli("bench", str(tiny_onnx), "--engine", "ncnn", "--precision", "fp16", *FAST,
+                "--format", "md", env=env)  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert "ncnn cannot run fp16 on this CPU: it computes in fp32" in r.stdout
+    assert "nothing was measured: this CPU cannot run the precisions asked" in r.stderr
