@@ -92,6 +92,27 @@ def _info(port: Any) -> TensorInfo:
     return TensorInfo(port.get_any_name(), shape, dtype)
 
 
+#: runtime-model layers that compute nothing (their precision says nothing of the arithmetic)
+_PLUMBING = {"Const", "Input", "Parameter", "Output", "Result", "Reorder", "Reshape"}
+
+
+def layer_precisions(compiled: Any) -> dict[str, int]:
+    """How many computing layers of the compiled model run at each precision (the CPU
+    plugin's ``runtimePrecision`` of its runtime model, e.g. ``{"bf16": 40, "f32": 3}``);
+    empty when the plugin does not say."""
+    counts: dict[str, int] = {}
+    try:
+        for op in compiled.get_runtime_model().get_ordered_ops():
+            info = op.get_rt_info()
+            if info["layerType"].astype(str) in _PLUMBING:
+                continue
+            precision = info["runtimePrecision"].astype(str)
+            counts[precision] = counts.get(precision, 0) + 1
+    except Exception:  # an older plugin without these keys: the hint alone says what runs
+        return {}
+    return dict(sorted(counts.items()))
+
+
 def open_model(
     path: Path, *, threads: int, precision: str, reference: bool, pipelined: bool = False
 ) -> OpenVinoRuntime:
@@ -140,6 +161,7 @@ def open_model(
         "PERFORMANCE_HINT": str(compiled.get_property("PERFORMANCE_HINT")),
         "NUM_STREAMS": int(compiled.get_property("NUM_STREAMS")),
         "requested": {k: str(v) for k, v in config.items()},
+        "layer_precisions": layer_precisions(compiled),
     }
     return OpenVinoRuntime(
         path=path,

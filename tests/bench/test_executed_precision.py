@@ -69,6 +69,11 @@ def test_openvino_records_the_precision_its_compiled_model_runs(
     assert rt.downgraded is (ran != precision)
     assert f"read back from the compiled model: {ran}" in rt.precision_note
     assert rt.precision == precision  # what was asked stays recorded
+    from picozoo.runtime.openvino import executed
+
+    # the runtime model's computing layers agree: the convolutions run at that precision
+    layers = rt.settings["layer_precisions"]
+    assert layers and ran in {executed(k) for k in layers}, layers
 
 
 def test_openvino_f16_runs_bf16_on_a_cpu_with_bf16_but_no_fp16(tiny_onnx: Path) -> None:
