@@ -223,7 +223,12 @@ class Parity(_Record):
     within_fp32_tolerance: bool | None = None
     reference: str | None = None
     engine: str | None = None
-    precision: str | None = None
+    precision: str | None = None  #: the precision asked for
+    #: the precision the engine computed in, read back after loading (None: a provenance
+    #: written before it was recorded)
+    executed_precision: str | None = None
+    #: why the engine did not compute in ``precision`` (None: it did)
+    precision_note: str | None = None
     seeds: list[int] | None = None
     engine_settings: Mapping[str, Any] | None = None
     agreement: Agreement | None = field(default=None, metadata={"one": Agreement})

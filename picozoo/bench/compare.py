@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ..render import Markup
+from .records import SKIPPED
 from .rows import ReportRow
 
 #: mAP points a faster engine/precision may lose against fp32 and still count as "as accurate"
@@ -95,7 +96,12 @@ def _group_lines(key: tuple[str, str, int], members: list[ReportRow]) -> list[li
 def _engine_cells(r: ReportRow, best: float | None) -> list[str]:
     """Median, p90, measured mAP and "vs fastest" of one cell; its failed stage if it failed."""
     if not r.ok or r.median_ms is None:
-        return [f"failed ({r.stage or 'error'})", "-", "-", "-"]
+        return [
+            "skipped" if r.stage == SKIPPED else f"failed ({r.stage or 'error'})",
+            "-",
+            "-",
+            "-",
+        ]
     vs = f"{r.median_ms / best:.2f}x" if best else "-"
     return [f"{r.median_ms:.2f}", _ms(r.p90_ms), measured_map_text(r), vs]
 

@@ -149,7 +149,11 @@ def methodology(doc: Document) -> list[str]:
     )
     settings = [ENGINE_SETTINGS[e] for e in ("onnxruntime", "paddle", *others) if e in engines]
     if others:
-        settings.append("Each cell's engine_settings (JSON) record how its engine was set up.")
+        settings.append(
+            "Each cell's engine_settings (JSON) record how its engine was set up; Precision is "
+            "what the engine computed in, read back after loading (a precision this CPU cannot "
+            "run is skipped, not measured)."
+        )
     out = [
         f"Measured on {env.cpu_model} ({env.physical_cores or '?'} physical / "
         f"{env.logical_cores} logical cores{usable}), {doc.created}; {versions}, "
@@ -220,7 +224,8 @@ def cell_notes(doc: Document) -> list[str]:
         m, f = c.measured, c.failure
         out += [f"note: {where(c)}: {n}" for n in (m.notes if m else ())]
         if f is not None:
-            out.append(f"failed: {where(c)}: {f.error}" + (f" ({f.hint})" if f.hint else ""))
+            what = "skipped" if f.skipped else "failed"
+            out.append(f"{what}: {where(c)}: {f.error}" + (f" ({f.hint})" if f.hint else ""))
     return out
 
 

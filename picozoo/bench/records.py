@@ -158,6 +158,9 @@ class Measurement:
     peak_rss_mb: float  #: the worker's own peak RSS (VmHWM), model and engine loaded
     wall_s: float | None = None  #: the whole worker process, as the runner saw it
     rss_before_load_mb: float | None = None  #: the worker's RSS before the model was loaded
+    #: the precision the engine computed in, read back after loading (None: a result written
+    #: before it was recorded; see :attr:`Cell.executed_precision`)
+    executed_precision: str | None = None
 
     def image_size(self) -> tuple[int, int] | None:
         """Height and width of the first 4-D (image) input that was fed.
@@ -169,7 +172,7 @@ class Measurement:
         return (int(shape[2]), int(shape[3])) if shape else None
 
     def to_dict(self) -> dict[str, Any]:
-        return _drop_unset(plain(self), ("wall_s", "rss_before_load_mb"))
+        return _drop_unset(plain(self), ("wall_s", "rss_before_load_mb", "executed_precision"))
 
     @classmethod
     def from_fields(cls, f: Fields) -> Measurement:
@@ -195,16 +198,26 @@ class Measurement:
             peak_rss_mb=f.number("peak_rss_mb", minimum=0),
             wall_s=f.opt_number("wall_s"),
             rss_before_load_mb=f.opt_number("rss_before_load_mb"),
+            executed_precision=f.opt_string("executed_precision"),
         )
+
+
+#: the stage of a cell that was not measured because this CPU cannot run its precision
+SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
 class Failure:
-    """Why a cell has no measurement: the stage that failed, the error, a hint."""
+    """Why a cell has no measurement: the stage that failed, the error, a hint. Stage
+    ``skipped``: not measured on purpose (the engine would compute in another precision)."""
 
     stage: str | None
     error: str
     hint: str | None = None
+
+    @property
+    def skipped(self) -> bool:
+        return self.stage == SKIPPED
 
     def to_dict(self) -> dict[str, Any]:
         return dict(plain(self))
@@ -389,6 +402,43 @@ class Cell:
         'fp32'
         """
         return self.precision or "fp32"
+
+    @property
+    def executed_precision(self) -> str | None:
+        """The precision the engine computed in (None for a cell that did not run): what the
+        worker read back, else (results written before it was recorded) OpenVINO's
+        ``INFERENCE_PRECISION_HINT`` in the engine settings, else :attr:`run_precision`.
+
+        >>> m = Measurement("1", {"INFERENCE_PRECISION_HINT": "<Type: 'float32'>"}, (), (), 1.0,
+        ...                 1.0, Warmup(0, True, ()), (1,), Stats(1, *[1.0] * 7, None),
+        ...                 Stability(True), 1.0)
+        >>> Cell(model="m", engine="openvino", precision="bf16", threads=1,
+        ...      result=m).executed_precision
+        'fp32'
+        """
+        m = self.measured
+        if m is None:
+            return None
+        if m.executed_precision:
+            return m.executed_precision
+        hint = m.engine_settings.get("INFERENCE_PRECISION_HINT")
+        if self.engine == "openvino" and hint is not None:
+            from ..runtime.openvino import executed
+
+            return executed(hint)
+        return self.run_precision
+
+    @property
+    def precision_shown(self) -> str:
+        """The precision column: what ran; ``fp32 (bf16 asked)`` for a cell (of a result
+        written before cells were skipped) whose engine ran another precision than asked.
+
+        >>> Cell(model="m", engine="mnn", precision="int8", threads=1,
+        ...      result=Failure(None, "x")).precision_shown
+        'int8'
+        """
+        ran = self.executed_precision or self.run_precision
+        return ran if ran == self.run_precision else f"{ran} ({self.run_precision} asked)"
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = _drop_unset(

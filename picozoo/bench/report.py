@@ -38,7 +38,7 @@ from ..render import (
 )
 from .compare import combos, cross_engine_table, fastest_lines, measured_map_text
 from .notes import OVERSUBSCRIBED_MARK, UNSTABLE_MARK, cell_notes, notes
-from .records import Document
+from .records import SKIPPED, Document
 from .rows import ReportRow, report_rows
 
 REPORT_FORMATS = ("table", "md", "csv", "json", "html")
@@ -242,7 +242,7 @@ def _latency(row: ReportRow, *, markdown: bool) -> str:
     reason = row.error or "failed"
     if markdown:
         reason = reason.replace("\n", " ")
-    return f"failed: {reason}"
+    return f"{'skipped' if row.stage == SKIPPED else 'failed'}: {reason}"
 
 
 def _size_cells(row: ReportRow) -> dict[str, str]:

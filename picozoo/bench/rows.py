@@ -162,7 +162,7 @@ def _identity(doc: Document, c: Cell) -> dict[str, Any]:
         "oversubscribed": c.oversubscribed,
         "origin": origin_of(c),
         "source": c.source,
-        "precision": c.run_precision,
+        "precision": c.precision_shown,
     }
 
 

@@ -126,7 +126,9 @@ def run_suite(
 def _report(cell: Cell, where: str, say: Callable[[str], None]) -> None:
     m = cell.measured
     if m is None:
-        say(f"{where}: FAILED: {cell.failure.error if cell.failure else 'unknown failure'}")
+        f = cell.failure
+        what = "skipped" if f and f.skipped else "FAILED"
+        say(f"{where}: {what}: {f.error if f else 'unknown failure'}")
         return
     s = m.stats
     mm = cell.measured_map

@@ -15,7 +15,11 @@ settings at the spec's precision (ONNX Runtime: intra-op threads = N, inter-op t
 sequential execution, all graph optimizations, CPU provider; Paddle Inference: oneDNN on, CPU
 math library threads = N; OpenVINO, MNN, ncnn: N threads, see their adapters); an engine that
 cannot be imported is a failed cell (stage ``import``) with the extra that installs it;
-inputs are prepared before any timing (seeded random data, shapes from the model), then load
+the precision the engine really computes in is read back after loading (see
+:attr:`picozoo.runtime.Runtime.executed_precision`) and recorded as ``executed_precision``: a
+precision this CPU cannot run (the engine would quietly compute in another) is not measured,
+the cell is skipped (stage ``skipped``) naming what the engine would run and why; inputs are
+prepared before any timing (seeded random data, shapes from the model), then load
 time, the first inference and the warm-up iterations are recorded separately from the measured
 iterations, each timed with ``time.perf_counter_ns`` (garbage collection paused while
 measuring, as ``timeit`` does). Measurement runs until both ``min_iters`` and ``min_time_s``
@@ -44,9 +48,17 @@ from typing import Any
 
 from ..errors import MissingDependencyError, ModelFileError, PicozooError, UsageError
 from ..runtime import load
-from ..runtime.base import ENGINES, TensorInfo, short_error
+from ..runtime.base import ENGINES, Runtime, TensorInfo, precision_shortfall, short_error
 from .fields import FieldError
-from .records import BenchSpec, CellResult, Failure, Measurement, Warmup, result_to_json
+from .records import (
+    SKIPPED,
+    BenchSpec,
+    CellResult,
+    Failure,
+    Measurement,
+    Warmup,
+    result_to_json,
+)
 from .stats import stability, summarize, warm
 
 #: Warm-up "auto": stop once stable, but after at most this many iterations / seconds.
@@ -246,6 +258,7 @@ def run_spec(spec: BenchSpec) -> Measurement:
     except ImportError as e:  # an engine (or its adapter) that cannot be imported
         raise CellFailure("import", *_import_failure(spec.engine, e)) from e
     load_ns = time.perf_counter_ns() - t0
+    refuse_downgrade(runtime)
     feeds, fed, notes = make_feeds(runtime.inputs(), spec.input_size, spec.seed)
     run_once = functools.partial(runtime.run, feeds)
     t0 = time.perf_counter_ns()
@@ -272,6 +285,23 @@ def run_spec(spec: BenchSpec) -> Measurement:
         stability=stability(stats),
         peak_rss_mb=peak_rss_mb(),
         rss_before_load_mb=rss_before_load,
+        executed_precision=runtime.executed_precision or spec.precision,
+    )
+
+
+def refuse_downgrade(runtime: Runtime) -> None:
+    """Raise a ``skipped`` :class:`CellFailure` when the engine computes in another precision
+    than the cell asked for: a precision the hardware cannot run is never labelled as run."""
+    why = precision_shortfall(
+        runtime.engine, runtime.precision, runtime.executed_precision, runtime.precision_note
+    )
+    if why is None:
+        return
+    ran = runtime.executed_precision
+    raise CellFailure(
+        SKIPPED,
+        f"{why}; not measured",
+        f"the {ran} cell measures what this CPU runs (--precision {ran})",
     )
 
 

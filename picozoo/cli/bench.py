@@ -226,6 +226,11 @@ def bench_cmd(
     png = plot_png(doc) if plot else None
     _write(render(doc, fmt), out, png, plot, results=results)
     if doc.all_failed:
+        if all(c.failure and c.failure.skipped for c in doc.cells):
+            raise BenchFailedError(
+                "nothing was measured: this CPU cannot run the precisions asked",
+                hint="see what each engine computes in above; bench the precision it runs",
+            )
         raise BenchFailedError(
             "every benchmark cell failed", hint="see the reasons in the report above"
         )

@@ -12,6 +12,12 @@ At fp32 any output out of tolerance is a :class:`~picozoo.errors.ParityError` (n
 kept). At a reduced precision (bf16, fp16, int8) the errors and the agreement are reported
 (``passed: "reported"``): they are the price of that precision, not a conversion bug.
 
+The precision the engine really computed in is read back (see
+:attr:`picozoo.runtime.Runtime.executed_precision`) and recorded as ``executed_precision``;
+when the engine quietly ran another precision than the one asked for (OpenVINO's bf16 on a CPU
+without AVX512-BF16/AMX, ncnn's fp16 on x86...), ``precision_note`` says so and the errors are
+those of the precision that ran, not the one asked for.
+
 >>> tol = picodet_tolerance(8)
 >>> tol(0, [1, 1600, 5], "float32"), tol(4, [1, 1600, 32], "float32")
 ((0.0001, 0.0), (0.001, 0.0))
@@ -25,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelFileError
+from ..runtime.base import precision_shortfall
 from .parity import (
     ENGINE_NAMES,
     ParityReport,
@@ -145,6 +152,8 @@ def check_engine_parity(
     exact = precision == "fp32"
     if exact and not report.passed:
         raise parity_error(report, sides=(sides[1], sides[0]))
+    ran = str(settings.get("executed_precision") or precision)
+    shortfall = precision_shortfall(engine, precision, ran, str(settings.get("precision_note", "")))
     return {
         **report.to_dict(),
         "passed": report.passed if exact else "reported",
@@ -152,6 +161,8 @@ def check_engine_parity(
         "reference": "onnxruntime",
         "engine": engine,
         "precision": precision,
+        "executed_precision": ran,
+        **({"precision_note": shortfall} if shortfall else {}),
         "seeds": list(SEEDS),
         "rule": "|engine - onnxruntime| <= atol + rtol * |onnxruntime|, worst over seeds",
         "engine_settings": settings,

@@ -182,7 +182,26 @@ def _convert_engine(
         input_shape=input_shape,
         progress=say,
     )
-    return convert_cached(store, recipe, source)
+    result = convert_cached(store, recipe, source)
+    warn_downgrade(result)
+    return result
+
+
+def warn_downgrade(result: ConversionResult) -> None:
+    """Warn on stderr (every time, a cached conversion too) when the engine computed the parity
+    check in another precision than the one asked for (see the provenance's
+    ``parity.precision_note``): the file is kept, the precision is not claimed."""
+    import logging
+
+    parity = result.provenance.parity
+    if parity is not None and parity.precision_note:
+        logging.getLogger("picozoo.convert").warning(
+            "warning: %s: %s's parity errors are those of %s, not of %s",
+            parity.precision_note,
+            result.label,
+            parity.executed_precision,
+            parity.precision,
+        )
 
 
 def _engine_writer(to: str, pnnx_bin: str | None) -> EngineWriter:

@@ -208,6 +208,8 @@ def produce_here(
     worst = max((o.get("max_abs", 0.0) for o in parity["outputs"]), default=0.0)
     agreement = parity["agreement"].get("agreement")
     verdict = "ok" if parity["passed"] is True else "reported (reduced precision)"
+    if parity.get("precision_note"):
+        verdict = f"reported at {parity['executed_precision']}, what ran"
     say(
         f"parity {verdict}: {len(parity['outputs'])} outputs, max abs err {worst:.3g}"
         + (f", detection agreement {agreement:.3f}" if agreement is not None else "")

@@ -67,6 +67,17 @@ class Runtime(ABC):
 
     engine: str = ""
     extra: str = ""
+    #: the precision the engine really computes in, read back from the engine after loading
+    #: (OpenVINO's compiled model, ncnn's CPU, MNN's CPU report); :func:`load` sets it to
+    #: ``precision`` for engines that run only what they are asked (ONNX Runtime, Paddle: fp32)
+    executed_precision: str = ""
+    #: why ``executed_precision`` is not ``precision`` (or how it was read back)
+    precision_note: str = ""
+
+    @property
+    def downgraded(self) -> bool:
+        """True when the engine does not compute in the precision it was asked for."""
+        return self.executed_precision not in ("", self.precision)
 
     @property
     @abstractmethod
@@ -126,7 +137,30 @@ def load(
         pipelined=pipelined,
     )
     check_input_shapes({i.name: i.shape for i in runtime.inputs()}, Path(path).name)
+    if not runtime.executed_precision:
+        runtime.executed_precision = precision
+    runtime.settings["executed_precision"] = runtime.executed_precision
+    if runtime.precision_note:
+        runtime.settings["precision_note"] = runtime.precision_note
     return runtime
+
+
+def precision_shortfall(engine: str, requested: str, executed: str, why: str = "") -> str | None:
+    """What to say when ``engine``, asked for ``requested``, computes in ``executed`` (None
+    when they are the same): a requested precision the hardware cannot run is never labelled
+    as run.
+
+    >>> precision_shortfall("openvino", "bf16", "fp32", "INFERENCE_PRECISION_HINT read back: f32")
+    'openvino cannot run bf16 on this CPU: it computes in fp32 (INFERENCE_PRECISION_HINT read \
+back: f32)'
+    >>> precision_shortfall("openvino", "bf16", "bf16") is None
+    True
+    """
+    if executed == requested:
+        return None
+    return f"{engine} cannot run {requested} on this CPU: it computes in {executed}" + (
+        f" ({why})" if why else ""
+    )
 
 
 #: The most elements one model input may have: 2**28, 1 GiB as float32 (an image of

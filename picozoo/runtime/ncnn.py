@@ -10,10 +10,16 @@ Threads: ``opt.num_threads`` = N. Reference settings (parity) also turn off Wino
 SGEMM convolution. Feeds and outputs use the ONNX names, order and shapes of the ``.io.json``
 beside the model (see :mod:`.iomap`); without one, NCNN's ``in0``/``out0`` names are used.
 
+What runs: the ``net.opt`` flags are read back after loading, with whether ncnn finds fp16
+arithmetic on this CPU (``ncnn.cpu_support_arm_asimdhp()``: ARMv8.2 only; ncnn has no fp16
+arithmetic on x86), into :attr:`settings` and ``executed_precision`` (see :func:`executed`).
+
 >>> options("fp32", reference=True)["use_fp16_storage"]
 False
 >>> options("fp16", reference=False)["use_fp16_storage"]
 True
+>>> executed(options("fp16", reference=False), fp16_arithmetic=False)[0]
+'fp32'
 """
 
 from __future__ import annotations
@@ -43,6 +49,35 @@ def options(precision: str, *, reference: bool) -> dict[str, bool]:
     if reference:
         flags.update(use_winograd_convolution=False, use_sgemm_convolution=False)
     return flags
+
+
+#: the ``net.opt`` precision flags read back after loading
+PRECISION_FLAGS = (
+    "use_fp16_storage",
+    "use_fp16_packed",
+    "use_fp16_arithmetic",
+    "use_bf16_storage",
+    "use_bf16_packed",
+)
+
+
+def executed(applied: dict[str, Any], *, fp16_arithmetic: bool) -> tuple[str, str]:
+    """(precision ncnn computes in, how that was decided) from the ``net.opt`` flags as applied
+    and whether ncnn finds fp16 arithmetic on the CPU.
+
+    >>> executed({"use_fp16_arithmetic": True, "use_fp16_storage": True}, fp16_arithmetic=True)
+    ('fp16', 'use_fp16_arithmetic on, and this CPU has fp16 arithmetic')
+    >>> executed({"use_fp16_arithmetic": False}, fp16_arithmetic=True)[0]
+    'fp32'
+    """
+    if applied.get("use_fp16_arithmetic") and fp16_arithmetic:
+        return "fp16", "use_fp16_arithmetic on, and this CPU has fp16 arithmetic"
+    if applied.get("use_fp16_arithmetic"):
+        return "fp32", (
+            "use_fp16_arithmetic on, but ncnn finds no fp16 arithmetic on this CPU: "
+            "cpu_support_arm_asimdhp() = 0, none on x86"
+        )
+    return "fp32", "use_fp16_arithmetic off"
 
 
 @dataclass
@@ -148,13 +183,24 @@ def open_model(
                 hint="convert the model again with `picozoo convert --to ncnn`",
             )
         inputs, outputs = io.engine_names("inputs"), io.engine_names("outputs")
+    applied = {name: bool(getattr(net.opt, name)) for name in PRECISION_FLAGS}
+    fp16_cpu = bool(ncnn.cpu_support_arm_asimdhp())
+    ran, why = executed(applied, fp16_arithmetic=fp16_cpu)
     return NcnnRuntime(
         path=path,
         threads=threads,
         precision=precision,
-        settings={"num_threads": threads, **flags, **mapped_settings(io)},
+        settings={
+            "num_threads": threads,
+            **flags,
+            "applied": applied,
+            "cpu_fp16_arithmetic": fp16_cpu,
+            **mapped_settings(io),
+        },
         engine="ncnn",
         extra=EXTRA,
+        executed_precision=ran,
+        precision_note=why,
         net=net,
         io=io,
         input_names=tuple(inputs),

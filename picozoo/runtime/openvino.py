@@ -4,7 +4,10 @@ Settings: ``INFERENCE_NUM_THREADS`` = N, ``PERFORMANCE_HINT`` = ``LATENCY``, and
 ``INFERENCE_PRECISION_HINT``: OpenVINO's default on CPUs with AVX512-BF16/AMX is **bf16**, which
 moves PicoDet's distance logits by tenths, so picozoo asks for ``f32`` unless ``bf16``/``fp16``
 is chosen. Reference settings (parity) add ``EXECUTION_MODE_HINT`` = ``ACCURACY``. The
-precision the compiled model really uses is read back into :attr:`settings`.
+precision the compiled model really uses is read back (``compiled_model.get_property(
+"INFERENCE_PRECISION_HINT")``) into :attr:`settings` and ``executed_precision``: the plugin
+quietly lowers what the CPU cannot run (bf16 and f16 run f32 on an AVX2-only CPU; f16 runs
+bf16 on a CPU with AVX512-BF16 but no AVX512-FP16/AMX-FP16), see :func:`executed`.
 
 Telemetry: ``import openvino`` imports its model-conversion front end, which posts a usage event
 from a background process (``openvino_telemetry``, on by default). :func:`import_openvino`
@@ -12,6 +15,8 @@ imports it with ``openvino_telemetry`` unavailable, so the front end falls back 
 
 >>> HINTS["fp32"], HINTS["bf16"]
 ('f32', 'bf16')
+>>> executed("bfloat16"), executed("f32")
+('bf16', 'fp32')
 """
 
 from __future__ import annotations
@@ -27,6 +32,24 @@ EXTRA = "openvino"
 #: picozoo precision -> OpenVINO INFERENCE_PRECISION_HINT
 HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 SUFFIXES = (".onnx", ".xml")
+#: OpenVINO element type names (``Type.get_type_name()``/``str``) -> picozoo precision
+EXECUTED = {
+    "f32": "fp32", "float32": "fp32",
+    "bf16": "bf16", "bfloat16": "bf16",
+    "f16": "fp16", "float16": "fp16",
+}  # fmt: skip
+
+
+def executed(hint: Any) -> str:
+    """The picozoo precision of an ``INFERENCE_PRECISION_HINT`` read back from a compiled model
+    (an OpenVINO ``Type``, or its name); an unknown type is returned as its name.
+
+    >>> executed("<Type: 'float32'>"), executed("f16")
+    ('fp32', 'fp16')
+    """
+    text = str(hint)
+    name = text.split("'")[1] if text.startswith("<Type:") and "'" in text else text
+    return EXECUTED.get(name.strip().lower(), name)
 
 
 def import_openvino() -> Any:
@@ -69,6 +92,27 @@ def _info(port: Any) -> TensorInfo:
     return TensorInfo(port.get_any_name(), shape, dtype)
 
 
+#: runtime-model layers that compute nothing (their precision says nothing of the arithmetic)
+_PLUMBING = {"Const", "Input", "Parameter", "Output", "Result", "Reorder", "Reshape"}
+
+
+def layer_precisions(compiled: Any) -> dict[str, int]:
+    """How many computing layers of the compiled model run at each precision (the CPU
+    plugin's ``runtimePrecision`` of its runtime model, e.g. ``{"bf16": 40, "f32": 3}``);
+    empty when the plugin does not say."""
+    counts: dict[str, int] = {}
+    try:
+        for op in compiled.get_runtime_model().get_ordered_ops():
+            info = op.get_rt_info()
+            if info["layerType"].astype(str) in _PLUMBING:
+                continue
+            precision = info["runtimePrecision"].astype(str)
+            counts[precision] = counts.get(precision, 0) + 1
+    except Exception:  # an older plugin without these keys: the hint alone says what runs
+        return {}
+    return dict(sorted(counts.items()))
+
+
 def open_model(
     path: Path, *, threads: int, precision: str, reference: bool, pipelined: bool = False
 ) -> OpenVinoRuntime:
@@ -107,14 +151,17 @@ def open_model(
         raise EngineError(
             f"OpenVINO cannot load {path.name}: {short_error(e)}", hint="check the file"
         ) from e
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+    ran = executed(hint)
     settings = {
         "device": "CPU",
-        "INFERENCE_PRECISION_HINT": str(compiled.get_property("INFERENCE_PRECISION_HINT")),
+        "INFERENCE_PRECISION_HINT": str(hint),
         "EXECUTION_MODE_HINT": str(compiled.get_property("EXECUTION_MODE_HINT")),
         "INFERENCE_NUM_THREADS": int(compiled.get_property("INFERENCE_NUM_THREADS")),
         "PERFORMANCE_HINT": str(compiled.get_property("PERFORMANCE_HINT")),
         "NUM_STREAMS": int(compiled.get_property("NUM_STREAMS")),
         "requested": {k: str(v) for k, v in config.items()},
+        "layer_precisions": layer_precisions(compiled),
     }
     return OpenVinoRuntime(
         path=path,
@@ -123,6 +170,9 @@ def open_model(
         settings=settings,
         engine="openvino",
         extra=EXTRA,
+        executed_precision=ran,
+        precision_note=f"INFERENCE_PRECISION_HINT read back from the compiled model: {ran}"
+        + ("" if ran == precision else f", asked {HINTS[precision]}"),
         compiled=compiled,
         request=request,
     )

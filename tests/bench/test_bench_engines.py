@@ -181,7 +181,8 @@ def _as(c: Any, engine: str, precision: str, scale: float) -> Any:
     from picozoo.bench.stats import summarize
 
     stats = summarize([s / 1e6 for s in samples])
-    m = dataclasses.replace(m, samples_ns=samples, stats=stats, engine_version=f"{engine}-v")
+    m = dataclasses.replace(m, samples_ns=samples, stats=stats, engine_version=f"{engine}-v",
+                            executed_precision=precision)  # fmt: skip
     return dataclasses.replace(c, engine=engine, precision=precision, result=m)
 
 
@@ -279,8 +280,13 @@ def test_real_engine_cells_record_version_precision_and_threads(
     doc = Document.from_json(json.loads(r.stdout))
     assert [c.precision for c in doc.cells] == list(PRECISIONS[engine])
     for c in doc.cells:
+        if c.failure is not None and c.failure.skipped:  # this CPU cannot run that precision
+            assert f"cannot run {c.precision} on this CPU" in c.failure.error, c.failure
+            continue
         assert c.ok, c.failure
         m = c.measured
         assert m and m.engine_version and c.threads == 2 and c.origin == "converted"
+        assert m.executed_precision == c.precision  # read back from the engine
         assert c.source and Path(c.source).suffix in {".xml", ".mnn", ".param"}
+    assert doc.cells[0].ok  # fp32 always runs
     assert len(md_tables(render(doc, "md"))) >= 2  # several precisions: cross-engine table

@@ -271,7 +271,8 @@ def test_engine_converted_file_gets_its_own_eval(scored: dict[str, Any], tmp_pat
     r = run_cli(*args, env=env)
     assert r.returncode == 0, r.stderr
     fp32, bf16 = json.loads(r.stdout)["cells"]
-    assert fp32["status"] == bf16["status"] == "ok"
+    assert fp32["status"] == "ok"
+    assert bf16["status"] == "ok" or bf16["stage"] == "skipped"  # a CPU without bf16 skips it
     assert "measured_map" not in fp32 and "measured_map" not in bf16
     result = _eval_cli(scored["onnx"], scored, cache, "--engine", "openvino")
     assert result["model_sha256"] == fp32["artifact_sha256"]  # the very file benched

@@ -114,6 +114,7 @@ def test_onnxruntime_cell_in_process(tiny_onnx: Path) -> None:
 class _BrokenRuntime:
     version = "0"
     settings: ClassVar[dict[str, Any]] = {}
+    engine, precision, executed_precision, precision_note = "onnxruntime", "fp32", "fp32", ""
 
     def inputs(self) -> list[TensorInfo]:
         return [TensorInfo("image", [1, 3, 8, 8], "float32")]
