@@ -188,7 +188,9 @@ def run(
             :func:`picozoo.threads.max_threads` (4x those cores).
         postprocess: bench model ids with post-processing (NMS) included.
         source: on ONNX Runtime, ``"upstream"`` ONNX, ``"converted"`` from the inference
-            tarball, or ``"auto"`` (upstream's when it has the requested kind).
+            tarball, or ``"auto"``: picozoo's conversion when the store has one (``picozoo
+            convert``'s, see :func:`picozoo.resolve.stored_onnx`), else upstream's when it
+            has the requested kind.
         warmup: warm-up iterations, or ``"auto"`` (until the median of the last 5 moves < 5%).
         min_iters, min_time: measure at least this many iterations and seconds (finite).
         input_size: ``"HxW"`` or ``(H, W)`` for models with dynamic input shapes (a model

@@ -104,9 +104,15 @@ abababababababababababababababababab'
         up = UpstreamArtifact.from_json(prov)
         what = f"upstream {up.artifact or ''} {up.url or c.source}"
     elif origin == "converted":
-        src = Provenance.from_json(prov).source
+        record = Provenance.from_json(prov)
+        src = record.source
         made = src.kind or (f"{src.format} file {src.model_file}" if src.format else None)
-        what = f"converted from {made or 'a Paddle model'} ({c.source})"
+        if src.kind and src.url:  # a model id's tarball: which one, and the conversion's key
+            tar = src.url.rstrip("/").rsplit("/", 1)[-1]
+            sha = f" sha256 {src.artifact_sha256}" if src.artifact_sha256 else ""
+            made = f"the {src.kind} tarball {tar}{sha}"
+        key = f", key {record.key}" if record.key else ""
+        what = f"converted by picozoo from {made or 'a Paddle model'}{key} ({c.source})"
     else:
         what = f"file {c.source}"
     return f"{where(c, threads=False)}: {what}, sha256 {c.artifact_sha256 or 'unknown'}"

@@ -129,8 +129,9 @@ def _write(
     default="auto",
     show_default=True,
     help="MODEL on ONNX Runtime: upstream's ONNX (pulled; needs only [bench]), one converted "
-    "from the inference tarball ([convert]), or auto: upstream's when the model has one of "
-    "the requested post-processing kind, else converted.",
+    "from the inference tarball (the store's `picozoo convert` output when there is one, else "
+    "converted now: [convert]), or auto: the store's conversion when there is one, else "
+    "upstream's when the model has one of the requested post-processing kind, else converted.",
 )
 @click.option(
     "--warmup",
