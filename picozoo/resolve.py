@@ -264,9 +264,9 @@ def plan(
             raise _nothing_to(model, "convert")
         return Plan(target, fmt, "upstream", kind == "onnx", kind, precision=precision)
     if stored is not None and source in ("auto", "converted"):
-        kind = stored.source_kind
-        with_pp = kind == "inference" if kind in INFERENCE_KINDS else postprocess
-        return Plan(target, fmt, "converted", with_pp, kind, "onnx", precision, stored)
+        made_from = stored.source_kind
+        with_pp = made_from == "inference" if made_from in INFERENCE_KINDS else postprocess
+        return Plan(target, fmt, "converted", with_pp, made_from, "onnx", precision, stored)
     if onnx_source(model, source, postprocess=postprocess) == "upstream":
         return Plan(target, fmt, "upstream", postprocess, onnx_kind(postprocess), None, precision)
     kind, with_pp = inference_kind(model.kinds, postprocess=postprocess)

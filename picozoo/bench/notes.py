@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..provenance import Provenance, UpstreamArtifact, read_cell_provenance
+from .claimed import claim_conditions, describe, ratio_to_claim
 from .records import Cell, Document
 from .stats import ADVICE, short_warning
 
@@ -185,6 +186,16 @@ def cell_notes(doc: Document) -> list[str]:
             if c.measured
         )
         out.append(f"{UNSTABLE_MARK} unstable: {cells}. To fix: {ADVICE}.")
+    unlike = [c for c in doc.cells if ratio_to_claim(c)[1]]
+    if unlike:
+        claims = "; ".join(
+            dict.fromkeys(describe(cond) for c in unlike if (cond := claim_conditions(c)))
+        )
+        out.append(
+            "measured / claimed is given only for a cell measured as upstream measured its "
+            f"CPU claim ({claims}); the others say which of those conditions differed: "
+            "their latencies measure something else."
+        )
     out += list(dict.fromkeys(f"benched {benched_file(c)}" for c in doc.cells if c.source))
     for c in doc.cells:
         m, f = c.measured, c.failure

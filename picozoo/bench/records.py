@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import ResultFileError
-from ..hub.registry import CLAIM_FIELDS, Claims
+from ..hub.registry import CLAIM_FIELDS, Claims, Conditions
 from ..runtime.base import ENGINES, PRECISIONS, TensorInfo
 from .fields import FieldError, Fields, plain
 
@@ -348,6 +348,8 @@ class Cell:
             plain(self, omit=("result", "provenance", "measured_map")),
             ("origin", "oversubscribed", "precision"),
         )
+        if self.claims is not None:  # conditions as the registry has them (none: not written)
+            d["claims"] = self.claims.to_dict()
         if self.measured_map is not None:  # after modelinfo, as in the dataclass
             d = _insert_after(d, "modelinfo", "measured_map", self.measured_map.to_dict())
         d["status"] = "ok" if self.ok else "failed"
@@ -404,10 +406,23 @@ def _insert_after(d: dict[str, Any], after: str, key: str, value: Any) -> dict[s
 
 
 def _claims(f: Fields) -> Claims:
-    latency = f.opt_obj("latency_ms")
+    latency, conditions = f.opt_obj("latency_ms"), f.opt_obj("conditions")
     return Claims(
         **{k: f.opt_number(k) for k in CLAIM_FIELDS},
         latency_ms={k: latency.number(k) for k in latency.data} if latency else {},
+        conditions={k: _conditions(conditions.obj(k)) for k in conditions.data}
+        if conditions
+        else {},
+    )
+
+
+def _conditions(f: Fields) -> Conditions:
+    """A latency claim's conditions (results written before claims carried them have none)."""
+    return Conditions(
+        engine=f.opt_string("engine"),
+        threads=f.opt_integer("threads"),
+        precision=f.opt_string("precision"),
+        postprocess=f.get("postprocess", "boolean", optional=True),
     )
 
 
