@@ -197,6 +197,14 @@ def cell_notes(doc: Document) -> list[str]:
             "their latencies measure something else."
         )
     out += list(dict.fromkeys(f"benched {benched_file(c)}" for c in doc.cells if c.source))
+    fed = [c for c in doc.cells if c.image]
+    for image in dict.fromkeys(c.image for c in fed if c.image):
+        cells = ", ".join(dict.fromkeys(where(c, threads=False) for c in fed if c.image == image))
+        out.append(
+            f"fed image {image.name} ({image.size[0]}x{image.size[1]}, sha256 {image.sha256}), "
+            f"pre-processed as `picozoo infer` does with each model's infer_cfg.yml: {cells}"
+            + ("; the other cells: seeded random inputs" if len(fed) < len(doc.cells) else "")
+        )
     for c in doc.cells:
         m, f = c.measured, c.failure
         out += [f"note: {where(c)}: {n}" for n in (m.notes if m else ())]

@@ -149,6 +149,8 @@ CSV_COLUMNS = [
     "origin",
     "source",
     "precision",
+    "image",
+    "image_sha256",
     "engine_version",
     "map_measured",
     "map50_measured",

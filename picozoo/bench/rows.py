@@ -82,6 +82,8 @@ class ReportRow:
     source: str | None = None
     precision: str = "fp32"
     oversubscribed: bool = False
+    image: str | None = None  #: the image fed (``bench --image``); None: seeded data
+    image_sha256: str | None = None
     # a failure
     error: str | None = None
     hint: str | None = None
@@ -158,6 +160,8 @@ def _identity(doc: Document, c: Cell) -> dict[str, Any]:
         "origin": origin_of(c),
         "source": c.source,
         "precision": c.run_precision,
+        "image": c.image.name if c.image else None,
+        "image_sha256": c.image.sha256 if c.image else None,
     }
 
 

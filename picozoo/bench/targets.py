@@ -33,7 +33,15 @@ from ..resolve import Plan, exported_size, onnx_kind, plan, realize, stored_onnx
 from ..runtime.base import CONVERTED_ENGINES
 from ..targets import Target, resolve_arg
 from .engines import missing_engine_failure, runs_file
-from .records import ArtifactInfo, Cell, CellResult, Failure, MeasuredMap, Measurement
+from .records import (
+    ArtifactInfo,
+    Cell,
+    CellResult,
+    Failure,
+    FedImage,
+    MeasuredMap,
+    Measurement,
+)
 
 if TYPE_CHECKING:
     from ..hub.store import Store
@@ -53,6 +61,8 @@ class BenchTarget:
     provenance: Mapping[str, Any] | None = None
     origin: str | None = None  #: ``upstream``, ``converted`` or ``file``
     precision: str = "fp32"
+    feeds: Path | None = None  #: the pre-processed image's arrays (``bench --image``)
+    image: FedImage | None = None  #: that image
 
     def cell(
         self,
@@ -92,6 +102,7 @@ class BenchTarget:
             result=result,
             provenance=self.provenance,
             oversubscribed=oversubscribed,
+            image=self.image,
         )
 
 
