@@ -251,6 +251,11 @@ def run(
         from ..detect.preprocess import read_image
 
         read_image(Path(image))
+    if postprocess and image is None:
+        plan.notes.append(
+            "--postprocess without --image: the models' NMS runs on seeded random inputs, "
+            "where it costs what no real image costs; give --image FILE to time it on a photo"
+        )
     for note in plan.notes:
         say(f"note: {note}")
     cores = usable_cores()

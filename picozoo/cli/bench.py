@@ -205,7 +205,8 @@ def bench_cmd(
 
     MODEL is a model id, an .onnx file, or a Paddle inference directory (--engine paddle). A
     model id is benched without post-processing (as upstream measured): on ONNX Runtime from
-    the ONNX --source selects (stderr says which), on Paddle Inference from its inference
+    the ONNX --source selects (the one `picozoo convert` made when the cache has it; stderr
+    says which), on Paddle Inference from its inference
     tarball, on OpenVINO, MNN and ncnn from the file `picozoo convert --to ENGINE` makes;
     whatever is missing is pulled or converted first. With no MODEL, every model with
     anything in the cache is benched. A cell whose file `picozoo eval` scored (same engine and

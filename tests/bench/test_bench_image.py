@@ -122,3 +122,26 @@ def test_bench_image_needs_the_models_pre_processing(models: dict[str, Path]) ->
     r = run_cli("bench", str(models["pp"]), "--engine", "paddle", "--image", str(not_image), *FAST)
     assert r.returncode == 2, r.stderr
     assert r.stdout == "" and "notes.txt" in r.stderr
+
+
+def test_postprocess_without_an_image_says_what_the_noise_does(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """``--postprocess`` on seeded noise is said in the document's notes (and on stderr);
+    with ``--image`` it is not."""
+    import picozoo.bench
+    from picozoo.hub.store import Store
+    from picozoo.settings import Settings
+
+    store = Store(Settings(cache_dir=tmp_path / "cache"))
+    said: list[str] = []
+    fast = {"threads": [1], "min_iters": 3, "min_time": 0.0, "warmup": 1}
+    doc = picozoo.bench.run([str(models["pp"])], engines=["paddle"], postprocess=True,
+                            store=store, progress=said.append, **fast)  # fmt: skip
+    note = "--postprocess without --image: the models' NMS runs on seeded random inputs"
+    assert any(n.startswith(note) for n in doc.notes)
+    assert any(s.startswith(f"note: {note}") for s in said)
+    doc = picozoo.bench.run([str(models["pp"])], engines=["paddle"], postprocess=True,
+                            image=models["image"], store=store, **fast)  # fmt: skip
+    assert not any(n.startswith(note) for n in doc.notes)
+    assert doc.cells[0].image is not None and doc.cells[0].image.name == "photo.png"
