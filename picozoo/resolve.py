@@ -10,7 +10,9 @@ without touching the store, where the file comes from (``origin``):
   post-processing; models with only the post-processed one fall back to it), pulled
   (``upstream``);
 * a model id, ``onnx``: upstream's ONNX or one converted from the tarball as ``source`` says
-  (:func:`onnx_source`); ``source="chain"`` is what an engine conversion
+  (:func:`onnx_source`); a conversion already in the store (``stored``, found by
+  :func:`stored_onnx`) is what ``auto`` and ``converted`` run, so a ``convert`` followed by a
+  ``bench`` benches the file just made; ``source="chain"`` is what an engine conversion
   reads: converted from the tarball when there is one, else upstream's ONNX of either kind;
 * a model id, ``openvino``/``mnn``/``ncnn``: the file ``picozoo.convert.convert(...,
   to=engine)`` makes (``converted``).
@@ -47,7 +49,7 @@ from .runtime.base import CONVERTED_ENGINES
 from .targets import Target
 
 if TYPE_CHECKING:
-    from .hub.store import Store
+    from .hub.store import ConvertedOutput, Store
     from .provenance import Provenance
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "plan",
     "realize",
     "resolve",
+    "stored_onnx",
 ]
 
 #: What a command can ask for: a Paddle inference folder, an ONNX file, or an engine's format.
@@ -106,7 +109,8 @@ class Plan:
     """Where the file of ``target`` in format ``fmt`` comes from: ``file`` (the path as it
     is), ``upstream`` (registry artifact ``kind``, pulled) or ``converted`` (``to`` the format,
     from the inference tarball ``kind`` of a model id, or from the path); ``postprocess``:
-    whether that file has the model's NMS."""
+    whether that file has the model's NMS; ``stored``: the conversion already in the store
+    that a ``converted`` plan runs as it is (None: convert, or take the cached identical one)."""
 
     target: Target
     fmt: str
@@ -115,6 +119,7 @@ class Plan:
     kind: str | None = None
     to: str | None = None
     precision: str = "fp32"
+    stored: ConvertedOutput | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -209,10 +214,13 @@ def plan(
     source: str = "auto",
     precision: str = "fp32",
     verb: str | None = None,
+    stored: ConvertedOutput | None = None,
 ) -> Plan:
     """Decide where ``target``'s file in ``fmt`` (a format of :data:`FORMATS` or an engine name)
     comes from; see the module docstring. ``source``: ``auto``, ``upstream``, ``converted``
-    (see :func:`onnx_source`) or ``chain``. ``verb`` (``bench``, ``run``):
+    (see :func:`onnx_source`) or ``chain``. ``stored``: a model id's ONNX conversion already
+    in the store (:func:`stored_onnx`), which ``auto`` and ``converted`` run in format ``onnx``
+    rather than upstream's ONNX or a new conversion. ``verb`` (``bench``, ``run``):
     a model id without the inference tarball ``paddle`` needs is a :class:`UsageError` saying
     what to ``verb`` instead (None: pulling it raises the registry's error).
 
@@ -255,6 +263,10 @@ def plan(
         if not model.has(kind):
             raise _nothing_to(model, "convert")
         return Plan(target, fmt, "upstream", kind == "onnx", kind, precision=precision)
+    if stored is not None and source in ("auto", "converted"):
+        made_from = stored.source_kind
+        with_pp = made_from == "inference" if made_from in INFERENCE_KINDS else postprocess
+        return Plan(target, fmt, "converted", with_pp, made_from, "onnx", precision, stored)
     if onnx_source(model, source, postprocess=postprocess) == "upstream":
         return Plan(target, fmt, "upstream", postprocess, onnx_kind(postprocess), None, precision)
     kind, with_pp = inference_kind(model.kinds, postprocess=postprocess)
@@ -369,6 +381,10 @@ def realize(
         provenance = {"artifact": p.kind, "url": artifact.url, "sha256": entry.sha256}
         return Resolved(p, entry.path, provenance, input_size=size or model.input_size)
     assert p.to is not None
+    if p.stored is not None:  # the conversion in the store, run as it is
+        size = model.input_size if model is not None else None
+        item = p.stored
+        return Resolved(p, item.path, item.provenance.to_json(), item.label, size)
     if convert is None:
         raise UsageError(
             f"{p.label}: {p.fmt} needs a conversion, and no converter was given",
@@ -409,6 +425,39 @@ def resolve(
     """
     p = plan(target, fmt, postprocess=postprocess, source=source, precision=precision, verb=verb)
     return realize(p, store, convert=convert, progress=progress)
+
+
+def stored_onnx(store: Store, model: Model, *, postprocess: bool) -> ConvertedOutput | None:
+    """The newest intact ONNX that picozoo converted from ``model``'s inference tarball of the
+    ``postprocess`` kind (the one :func:`plan` would convert: ``inference-nopp``, or
+    ``inference``) and that is in the store, whatever its conversion options; None when there
+    is none. A conversion of another tarball than the registry's (its URL, or its sha256
+    where the registry pins one) is not taken, nor a damaged one.
+
+    >>> from picozoo.hub.registry import load_registry
+    >>> from picozoo.hub.store import Store
+    >>> from picozoo.settings import Settings
+    >>> empty = Store(Settings(cache_dir=Path("/nonexistent")))
+    >>> stored_onnx(empty, load_registry().get("picodet-s-416"), postprocess=False) is None
+    True
+    """
+    if not any(model.has(k) for k in INFERENCE_KINDS):
+        return None
+    kind = inference_kind(model.kinds, postprocess=postprocess)[0]
+    if not model.has(kind):
+        return None
+    artifact = model.artifact(kind)
+    for item in store.converted(model.id):
+        src = item.provenance.source
+        if item.target != "onnx" or src.kind != kind or src.model_id not in (None, model.id):
+            continue
+        if src.url != artifact.url:
+            continue
+        if artifact.sha256 and src.artifact_sha256 not in (None, artifact.sha256):
+            continue
+        if not store.converted_problems(item):
+            return item
+    return None
 
 
 def exported_size(path: Path, *, artifact: str | None = None) -> tuple[int, int] | None:

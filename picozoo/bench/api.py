@@ -7,6 +7,7 @@ This module is light: the harness is imported when :func:`run` is called.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -163,6 +164,7 @@ def run(
     input_size: str | tuple[int, int] | None = None,
     device: str | None = None,
     timeout: float = 900.0,
+    image: str | Path | None = None,
     store: Store | None = None,
     registry: Registry | None = None,
     progress: Progress | None = None,
@@ -188,7 +190,9 @@ def run(
             :func:`picozoo.threads.max_threads` (4x those cores).
         postprocess: bench model ids with post-processing (NMS) included.
         source: on ONNX Runtime, ``"upstream"`` ONNX, ``"converted"`` from the inference
-            tarball, or ``"auto"`` (upstream's when it has the requested kind).
+            tarball, or ``"auto"``: picozoo's conversion when the store has one (``picozoo
+            convert``'s, see :func:`picozoo.resolve.stored_onnx`), else upstream's when it
+            has the requested kind.
         warmup: warm-up iterations, or ``"auto"`` (until the median of the last 5 moves < 5%).
         min_iters, min_time: measure at least this many iterations and seconds (finite).
         input_size: ``"HxW"`` or ``(H, W)`` for models with dynamic input shapes (a model
@@ -196,6 +200,9 @@ def run(
             size fails its cell, see :func:`picozoo.bench.worker.resolve_shape`).
         device: the device label of reports and merges (default: the CPU model).
         timeout: seconds allowed per cell (finite, >= 1).
+        image: an image file fed to every cell, pre-processed as ``picozoo infer`` does with
+            each model's ``infer_cfg.yml`` (see :mod:`picozoo.bench.image`), instead of
+            seeded random data; each cell records its name and sha256 (needs ``[eval]``).
         store, registry: the cache and the model registry (default: from the environment,
             see :class:`picozoo.settings.Settings`).
         progress: called with each progress line (notes, pulls, cells); default: quiet.
@@ -237,7 +244,18 @@ def run(
     wu = parse_warmup(warmup)
     size = parse_size(input_size)
     plan = plan_engines(engines or ("onnxruntime",), precisions or ("fp32",))
-    check_installed(engines)
+    check_installed(engines, [("cv2", ("eval",), "opencv-python-headless")] if image else [])
+    if image is not None:  # refused now (exit 2) when it is not an image, before any pull
+        from pathlib import Path
+
+        from ..detect.preprocess import read_image
+
+        read_image(Path(image))
+    if postprocess and image is None:
+        plan.notes.append(
+            "--postprocess without --image: the models' NMS runs on seeded random inputs, "
+            "where it costs what no real image costs; give --image FILE to time it on a photo"
+        )
     for note in plan.notes:
         say(f"note: {note}")
     cores = usable_cores()
@@ -271,20 +289,28 @@ def run(
             f"no model to bench: the cache {store.settings.cache_dir} has no model in it",
             hint="pass a model id or an .onnx file, or `picozoo pull MODEL` first",
         )
-    tell("measuring")
-    return run_suite(
-        targets,
-        threads=counts,
-        warmup=wu,
-        min_iters=min_iters,
-        min_time_s=min_time,
-        timeout_s=timeout,
-        device=device,
-        debug=store.settings.debug,
-        progress=say,
-        evals=load_evals(store.root),
-        notes=plan.notes,
-    )
+    with tempfile.TemporaryDirectory(prefix="picozoo-bench-") as tmp:
+        if image is not None:
+            from pathlib import Path
+
+            from .image import with_image
+
+            targets = with_image(targets, Path(image), store=store, folder=Path(tmp),
+                                 progress=say)  # fmt: skip
+        tell("measuring")
+        return run_suite(
+            targets,
+            threads=counts,
+            warmup=wu,
+            min_iters=min_iters,
+            min_time_s=min_time,
+            timeout_s=timeout,
+            device=device,
+            debug=store.settings.debug,
+            progress=say,
+            evals=load_evals(store.root),
+            notes=plan.notes,
+        )
 
 
 __all__ = [

@@ -18,6 +18,7 @@ from __future__ import annotations
 from ..hub.eval_result import COCO_VAL2017
 from ..provenance import Provenance, UpstreamArtifact, read_cell_provenance
 from ..threads import oversubscription
+from .claimed import claim_conditions, describe, ratio_to_claim
 from .records import Cell, Document, MeasuredMap
 from .stats import ADVICE, short_warning
 
@@ -121,9 +122,15 @@ cdcdcdcd), /c/m_nopp; sha256 of folder m_nopp/ (its files' names and sha256s): a
             download = up.url.rstrip("/").rsplit("/", 1)[-1]
             what += f" (sha256 of the download {download}: {up.sha256}), {c.source}"
     elif origin == "converted":
-        src = Provenance.from_json(prov).source
+        record = Provenance.from_json(prov)
+        src = record.source
         made = src.kind or (f"{src.format} file {src.model_file}" if src.format else None)
-        what = f"converted from {made or 'a Paddle model'} ({c.source})"
+        if src.kind and src.url:  # a model id's tarball: which one, and the conversion's key
+            tar = src.url.rstrip("/").rsplit("/", 1)[-1]
+            sha = f" sha256 {src.artifact_sha256}" if src.artifact_sha256 else ""
+            made = f"the {src.kind} tarball {tar}{sha}"
+        key = f", key {record.key}" if record.key else ""
+        what = f"converted by picozoo from {made or 'a Paddle model'}{key} ({c.source})"
     else:
         what = f"file {c.source}"
     return f"{where(c, threads=False)}: {what}; {hash_scope(c)}: {c.artifact_sha256 or 'unknown'}"
@@ -219,7 +226,25 @@ def cell_notes(doc: Document) -> list[str]:
             if c.measured
         )
         out.append(f"{UNSTABLE_MARK} unstable: {cells}. To fix: {ADVICE}.")
+    unlike = [c for c in doc.cells if ratio_to_claim(c)[1]]
+    if unlike:
+        claims = "; ".join(
+            dict.fromkeys(describe(cond) for c in unlike if (cond := claim_conditions(c)))
+        )
+        out.append(
+            "measured / claimed is given only for a cell measured as upstream measured its "
+            f"CPU claim ({claims}); the others say which of those conditions differed: "
+            "their latencies measure something else."
+        )
     out += list(dict.fromkeys(f"benched {benched_file(c)}" for c in doc.cells if c.source))
+    fed = [c for c in doc.cells if c.image]
+    for image in dict.fromkeys(c.image for c in fed if c.image):
+        cells = ", ".join(dict.fromkeys(where(c, threads=False) for c in fed if c.image == image))
+        out.append(
+            f"fed image {image.name} ({image.size[0]}x{image.size[1]}, sha256 {image.sha256}), "
+            f"pre-processed as `picozoo infer` does with each model's infer_cfg.yml: {cells}"
+            + ("; the other cells: seeded random inputs" if len(fed) < len(doc.cells) else "")
+        )
     for c in doc.cells:
         m, f = c.measured, c.failure
         out += [f"note: {where(c)}: {n}" for n in (m.notes if m else ())]

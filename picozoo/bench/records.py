@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 from ..errors import ResultFileError
 from ..hub.eval_result import is_coco_val2017, set_label
-from ..hub.registry import CLAIM_FIELDS, Claims
+from ..hub.registry import CLAIM_FIELDS, Claims, Conditions
 from ..runtime.base import ENGINES, PRECISIONS, TensorInfo
 from .fields import FieldError, Fields, plain
 
@@ -70,9 +70,12 @@ class BenchSpec:
     input_size: tuple[int, int] | None = None  #: for inputs with a dynamic height/width
     seed: int = 0
     precision: str = "fp32"  #: one of the engine's ``picozoo.runtime.base.PRECISIONS``
+    #: arrays fed by input name (an ``.npz`` that ``bench --image`` wrote: a real image
+    #: pre-processed as ``infer`` does); inputs it lacks get seeded data. None: all seeded.
+    feeds: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(plain(self))
+        return _drop_unset(dict(plain(self)), ("feeds",))
 
     @classmethod
     def from_json(cls, data: Any) -> BenchSpec:
@@ -93,7 +96,32 @@ class BenchSpec:
             input_size=_size(f),
             seed=f.opt_integer("seed") or 0,
             precision=f.opt_string("precision") or "fp32",
+            feeds=Path(feeds) if (feeds := f.opt_string("feeds")) else None,
         )
+
+
+@dataclass(frozen=True)
+class FedImage:
+    """The image a cell was fed (``bench --image``) instead of seeded data: its file name,
+    sha256 and size (height, width) before pre-processing.
+
+    >>> FedImage("bus.jpg", "ab" * 32, (1080, 810)).to_dict()["size"]
+    [1080, 810]
+    """
+
+    name: str
+    sha256: str
+    size: tuple[int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(plain(self))
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> FedImage:
+        size = f.items("size", "integer", minimum=1) or ()
+        if len(size) != 2:
+            raise f.error(f"expected [height, width], got {list(size)}", "size")
+        return cls(f.string("name"), f.string("sha256"), (int(size[0]), int(size[1])))
 
 
 @dataclass(frozen=True)
@@ -377,6 +405,8 @@ class Cell:
     provenance: Mapping[str, Any] | None = None
     #: more threads than the cores the benchmark process could use (affinity / cgroup quota)
     oversubscribed: bool = False
+    #: the real image fed (``bench --image``); None: seeded random inputs
+    image: FedImage | None = None
 
     @property
     def ok(self) -> bool:
@@ -443,8 +473,10 @@ class Cell:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = _drop_unset(
             plain(self, omit=("result", "provenance", "measured_map")),
-            ("origin", "oversubscribed", "precision"),
+            ("origin", "oversubscribed", "precision", "image"),
         )
+        if self.claims is not None:  # conditions as the registry has them (none: not written)
+            d["claims"] = self.claims.to_dict()
         if self.measured_map is not None:  # after modelinfo, as in the dataclass
             d = _insert_after(d, "modelinfo", "measured_map", self.measured_map.to_dict())
         d["status"] = "ok" if self.ok else "failed"
@@ -478,6 +510,7 @@ class Cell:
             result=Measurement.from_fields(f) if ok else Failure.from_fields(f),
             provenance=dict(provenance.data) if provenance else None,
             oversubscribed=bool(f.get("oversubscribed", "boolean", optional=True)),
+            image=FedImage.from_fields(im) if (im := f.opt_obj("image")) else None,
         )
 
 
@@ -501,10 +534,23 @@ def _insert_after(d: dict[str, Any], after: str, key: str, value: Any) -> dict[s
 
 
 def _claims(f: Fields) -> Claims:
-    latency = f.opt_obj("latency_ms")
+    latency, conditions = f.opt_obj("latency_ms"), f.opt_obj("conditions")
     return Claims(
         **{k: f.opt_number(k) for k in CLAIM_FIELDS},
         latency_ms={k: latency.number(k) for k in latency.data} if latency else {},
+        conditions={k: _conditions(conditions.obj(k)) for k in conditions.data}
+        if conditions
+        else {},
+    )
+
+
+def _conditions(f: Fields) -> Conditions:
+    """A latency claim's conditions (results written before claims carried them have none)."""
+    return Conditions(
+        engine=f.opt_string("engine"),
+        threads=f.opt_integer("threads"),
+        precision=f.opt_string("precision"),
+        postprocess=f.get("postprocess", "boolean", optional=True),
     )
 
 

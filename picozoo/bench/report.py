@@ -133,6 +133,7 @@ CSV_COLUMNS = [
     "fps",
     "claimed_cpu_ms",
     "ratio",
+    "ratio_note",
     "map",
     "map50",
     "params_m",
@@ -150,6 +151,8 @@ CSV_COLUMNS = [
     "origin",
     "source",
     "precision",
+    "image",
+    "image_sha256",
     "engine_version",
     "map_measured",
     "map50_measured",
@@ -224,7 +227,7 @@ def _display(row: ReportRow, *, markdown: bool) -> dict[str, Any]:
         "display": row.shown_name,
         "map_measured_text": measured_map_text(row),
         "latency": _latency(row, markdown=markdown),
-        "ratio": f"{row.ratio:.2f}x" if row.ratio is not None else "-",
+        "ratio": _ratio(row),
         "threads": f"{row.threads} {OVERSUBSCRIBED_MARK}" if row.oversubscribed else row.threads,
         "p90": _num(row.p90_ms),
         "std": _num(row.std_ms),
@@ -233,6 +236,18 @@ def _display(row: ReportRow, *, markdown: bool) -> dict[str, Any]:
         "claimed_cpu_ms": _num(row.claimed_cpu_ms, 1),
         **_size_cells(row),
     }
+
+
+def _ratio(row: ReportRow) -> str:
+    """``1.23x``; ``- (claim: paddle, 12 thr)`` when the cell was measured under other
+    conditions than the claim; ``-`` without a ratio (no claim, failed, oversubscribed).
+
+    >>> _ratio(ReportRow(ratio_note="claim: without post-processing"))
+    '- (claim: without post-processing)'
+    """
+    if row.ratio is not None:
+        return f"{row.ratio:.2f}x"
+    return f"- ({row.ratio_note})" if row.ratio_note else "-"
 
 
 def _latency(row: ReportRow, *, markdown: bool) -> str:

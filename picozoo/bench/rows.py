@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..hub.registry import Claims
+from .claimed import ratio_to_claim
 from .notes import hash_scope, origin_of
 from .records import Cell, Document
 
@@ -57,7 +58,9 @@ class ReportRow:
     fps: float | None = None
     # upstream's claims and the benched artifact's own figures
     claimed_cpu_ms: float | None = None
-    ratio: float | None = None  #: measured / claimed (None when oversubscribed)
+    ratio: float | None = None  #: measured / claimed (None when oversubscribed, or unlike)
+    #: why there is no ratio: the claim's conditions that differ from the cell's
+    ratio_note: str | None = None
     map: float | None = None
     map50: float | None = None
     params_m: float | None = None
@@ -80,6 +83,8 @@ class ReportRow:
     source: str | None = None
     precision: str = "fp32"
     oversubscribed: bool = False
+    image: str | None = None  #: the image fed (``bench --image``); None: seeded data
+    image_sha256: str | None = None
     # a failure
     error: str | None = None
     hint: str | None = None
@@ -163,6 +168,8 @@ def _identity(doc: Document, c: Cell) -> dict[str, Any]:
         "origin": origin_of(c),
         "source": c.source,
         "precision": c.precision_shown,
+        "image": c.image.name if c.image else None,
+        "image_sha256": c.image.sha256 if c.image else None,
     }
 
 
@@ -173,13 +180,13 @@ def _statistics(c: Cell) -> dict[str, Any]:
 
 def _claimed(c: Cell, claims: Claims) -> dict[str, Any]:
     """Upstream's claims, and the measured / claimed latency ratio (not for oversubscribed
-    cells: those measure the oversubscription, not the model)."""
-    claimed = claims.latency_ms.get("cpu")
-    median = c.stats.median_ms if c.stats else None
-    ratio = median / claimed if median is not None and claimed and not c.oversubscribed else None
+    cells: those measure the oversubscription, not the model; nor for cells measured under
+    other conditions than the claim, see :func:`picozoo.bench.claimed.ratio_to_claim`)."""
+    ratio, why = ratio_to_claim(c)
     return {
-        "claimed_cpu_ms": claimed,
+        "claimed_cpu_ms": claims.latency_ms.get("cpu"),
         "ratio": ratio,
+        "ratio_note": why,
         "map": claims.map,
         "map50": claims.map50,
         "params_m": claims.params_m,

@@ -99,6 +99,7 @@ def run_suite(
                     t.input_size,
                     seed,
                     t.precision,
+                    t.feeds,
                 )
                 result = run_cell(spec, timeout=timeout_s, debug=debug)
             cell = t.cell(

@@ -7,7 +7,10 @@ models that have no other, see :func:`picozoo.paddle_dir.inference_kind`). ONNX 
 the ONNX that ``source`` selects (see :func:`picozoo.resolve.onnx_source`): upstream's own
 ONNX (``onnx-nopp`` or ``onnx``, pulled on demand; this needs only the ``[bench]`` extra) or
 one converted from the inference tarball (``picozoo.convert.convert``, converted once and
-cached; ``[convert]``). OpenVINO, MNN and ncnn bench the file ``convert(..., to=engine,
+cached; ``[convert]``). A conversion already in the store (``picozoo convert``'s, see
+:func:`picozoo.resolve.stored_onnx`) is benched as it is under ``auto`` and ``converted``:
+``convert`` then ``bench`` benches the file just made; ``--source upstream`` benches
+upstream's. OpenVINO, MNN and ncnn bench the file ``convert(..., to=engine,
 precision=...)`` makes for them (from a model id, an ``.onnx`` file or a Paddle folder; their
 own files are benched as they are). Which file that is, is :mod:`picozoo.resolve`'s decision.
 
@@ -26,11 +29,19 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelFileError, PicozooError
 from ..hub.registry import Model, Registry
-from ..resolve import Plan, exported_size, onnx_kind, plan, realize
+from ..resolve import Plan, exported_size, onnx_kind, plan, realize, stored_onnx
 from ..runtime.base import CONVERTED_ENGINES
 from ..targets import Target, resolve_arg
 from .engines import missing_engine_failure, runs_file
-from .records import ArtifactInfo, Cell, CellResult, Failure, MeasuredMap, Measurement
+from .records import (
+    ArtifactInfo,
+    Cell,
+    CellResult,
+    Failure,
+    FedImage,
+    MeasuredMap,
+    Measurement,
+)
 
 if TYPE_CHECKING:
     from ..hub.store import Store
@@ -50,6 +61,8 @@ class BenchTarget:
     provenance: Mapping[str, Any] | None = None
     origin: str | None = None  #: ``upstream``, ``converted`` or ``file``
     precision: str = "fp32"
+    feeds: Path | None = None  #: the pre-processed image's arrays (``bench --image``)
+    image: FedImage | None = None  #: that image
 
     def cell(
         self,
@@ -89,6 +102,7 @@ class BenchTarget:
             result=result,
             provenance=self.provenance,
             oversubscribed=oversubscribed,
+            image=self.image,
         )
 
 
@@ -189,9 +203,18 @@ def model_target(
             missing = missing_engine_failure(engine)  # say so before pulling or converting
             if missing is not None:
                 return dataclasses.replace(base, failure=missing, input_size=model.input_size)
+        stored = None
+        if engine == "onnxruntime" and source in ("auto", "converted"):
+            stored = stored_onnx(store, model, postprocess=postprocess)
         p = plan(Target(model.id, model=model), engine, postprocess=postprocess, source=source,
-                 precision=precision, verb="bench")  # fmt: skip
-        if p.fmt == "onnx" and p.origin == "upstream":
+                 precision=precision, verb="bench", stored=stored)  # fmt: skip
+        if p.stored is not None:
+            up = onnx_kind(p.postprocess)
+            other = f"; --source upstream benches upstream's {up} ONNX" if model.has(up) else ""
+            say(f"{model.id}: benching the ONNX picozoo converted from its {p.kind} tarball "
+                f"({model.artifact(str(p.kind)).filename}), key {p.stored.key}, in the store: "
+                f"{p.stored.path} (--source {source}{other})")  # fmt: skip
+        elif p.fmt == "onnx" and p.origin == "upstream":
             say(f"{model.id}: benching upstream's {p.kind} ONNX (--source {source})")
         elif p.fmt == "onnx":
             because = (

@@ -19,7 +19,8 @@ the precision the engine really computes in is read back after loading (see
 :attr:`picozoo.runtime.Runtime.executed_precision`) and recorded as ``executed_precision``: a
 precision this CPU cannot run (the engine would quietly compute in another) is not measured,
 the cell is skipped (stage ``skipped``) naming what the engine would run and why; inputs are
-prepared before any timing (seeded random data, shapes from the model), then load
+prepared before any timing (seeded random data, shapes from the model; or, with a
+``feeds`` file, the arrays ``bench --image`` made from a real image), then load
 time, the first inference and the warm-up iterations are recorded separately from the measured
 iterations, each timed with ``time.perf_counter_ns`` (garbage collection paused while
 measuring, as ``timeit`` does). Measurement runs until both ``min_iters`` and ``min_time_s``
@@ -42,7 +43,7 @@ import resource
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -137,25 +138,63 @@ def make_input(
 
 
 def make_feeds(
-    inputs: list[TensorInfo], input_size: tuple[int, int] | None, seed: int
+    inputs: list[TensorInfo],
+    input_size: tuple[int, int] | None,
+    seed: int,
+    given: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], tuple[TensorInfo, ...], list[str]]:
     """Feeds for a model's ``inputs``: (name -> array, what is fed, notes on chosen sizes).
+    ``given``: arrays by input name (a pre-processed image, see :func:`given_feeds`), fed
+    as they are (in the input's dtype) where the model's fixed dimensions allow; the other
+    inputs get seeded data.
 
     >>> feeds, fed, notes = make_feeds([TensorInfo("image", ["N", 3, 8, 8], "float32")], None, 0)
     >>> fed[0].shape, notes
     ([1, 3, 8, 8], [])
     """
+    import numpy as np
+
+    given = given or {}
     fed: list[TensorInfo] = []
     notes: list[str] = []
     for i in inputs:
-        shape, n = resolve_shape(i.name, i.shape, input_size)
+        if i.name in given:
+            shape = [int(d) for d in np.shape(given[i.name])]
+            fixed = [d if isinstance(d, int) and d > 0 else None for d in i.shape]
+            if len(shape) != len(fixed) or any(
+                f not in (None, d) for f, d in zip(fixed, shape, strict=True)
+            ):
+                raise CellFailure(
+                    "inputs",
+                    f"the pre-processed image for input {i.name!r} has shape {shape}, the "
+                    f"model takes {i.shape}",
+                    "the model's infer_cfg.yml does not describe this model's input",
+                )
+        else:
+            shape, n = resolve_shape(i.name, i.shape, input_size)
+            notes += n
         fed.append(TensorInfo(i.name, shape, i.dtype))
-        notes += n
     image_hw = next(((s[2], s[3]) for s in (f.shape for f in fed) if len(s) == 4), DEFAULT_SPATIAL)
     feeds = {
-        f.name: make_input(f.name, f.shape, f.dtype, image_hw, seed + k) for k, f in enumerate(fed)
+        f.name: np.ascontiguousarray(given[f.name], dtype=f.dtype)
+        if f.name in given
+        else make_input(f.name, f.shape, f.dtype, image_hw, seed + k)
+        for k, f in enumerate(fed)
     }
     return feeds, tuple(fed), notes
+
+
+def given_feeds(path: Path | None) -> dict[str, Any]:
+    """The arrays of a spec's ``feeds`` file (``.npz``, no pickles), by name; {} for None."""
+    if path is None:
+        return {}
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as e:
+        raise CellFailure("inputs", f"cannot read the inputs {path}: {e}") from e
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,7 +298,8 @@ def run_spec(spec: BenchSpec) -> Measurement:
         raise CellFailure("import", *_import_failure(spec.engine, e)) from e
     load_ns = time.perf_counter_ns() - t0
     refuse_downgrade(runtime)
-    feeds, fed, notes = make_feeds(runtime.inputs(), spec.input_size, spec.seed)
+    given = given_feeds(spec.feeds)
+    feeds, fed, notes = make_feeds(runtime.inputs(), spec.input_size, spec.seed, given)
     run_once = functools.partial(runtime.run, feeds)
     t0 = time.perf_counter_ns()
     try:

@@ -94,7 +94,8 @@ def _write(
     "bench",
     epilog="Example: picozoo bench picodet-s-416 --threads 1 --threads 4 --format md\n\n"
     "Example: picozoo bench picodet-s-416 --engine all --precision all --threads 2 --format md"
-    "\n\nExample: picozoo bench model.onnx --threads 2 --min-time 5 --format json --out r.json",
+    "\n\nExample: picozoo bench model.onnx --threads 2 --min-time 5 --format json --out r.json"
+    "\n\nExample: picozoo bench picodet-xs-320 --postprocess --image bus.jpg --format md",
 )
 @click.argument("models", nargs=-1, metavar=f"[{MODEL_OR_PATH}]...")
 @click.option(
@@ -129,8 +130,9 @@ def _write(
     default="auto",
     show_default=True,
     help="MODEL on ONNX Runtime: upstream's ONNX (pulled; needs only [bench]), one converted "
-    "from the inference tarball ([convert]), or auto: upstream's when the model has one of "
-    "the requested post-processing kind, else converted.",
+    "from the inference tarball (the store's `picozoo convert` output when there is one, else "
+    "converted now: [convert]), or auto: the store's conversion when there is one, else "
+    "upstream's when the model has one of the requested post-processing kind, else converted.",
 )
 @click.option(
     "--warmup",
@@ -160,6 +162,14 @@ def _write(
     aliases=["--input-shape"],
     help="Input size for models with dynamic shapes.",
 )
+@click.option(
+    "--image",
+    type=click.Path(dir_okay=False),
+    help="Feed this image, pre-processed as `picozoo infer` does with each model's "
+    "infer_cfg.yml, instead of seeded random data (what post-processed models need: their "
+    "NMS costs what it costs on a real image); each cell records its name and sha256 "
+    "([eval]).",
+)
 @click.option("--device", help="Device label for reports and merges [default: the CPU model].")
 @click.option(
     "--timeout",
@@ -184,6 +194,7 @@ def bench_cmd(
     min_iters: int,
     min_time: float,
     input_size: str | None,
+    image: str | None,
     device: str | None,
     timeout: float,
     fmt: str,
@@ -194,7 +205,8 @@ def bench_cmd(
 
     MODEL is a model id, an .onnx file, or a Paddle inference directory (--engine paddle). A
     model id is benched without post-processing (as upstream measured): on ONNX Runtime from
-    the ONNX --source selects (stderr says which), on Paddle Inference from its inference
+    the ONNX --source selects (the one `picozoo convert` made when the cache has it; stderr
+    says which), on Paddle Inference from its inference
     tarball, on OpenVINO, MNN and ncnn from the file `picozoo convert --to ENGINE` makes;
     whatever is missing is pulled or converted first. With no MODEL, every model with
     anything in the cache is benched. A cell whose file `picozoo eval` scored (same engine and
@@ -216,7 +228,7 @@ def bench_cmd(
     doc = run(
         models, engines=engines, precisions=precisions, threads=threads,
         postprocess=postprocess, source=source, warmup=warmup, min_iters=min_iters,
-        min_time=min_time, input_size=input_size, device=device, timeout=timeout,
+        min_time=min_time, input_size=input_size, device=device, timeout=timeout, image=image,
         store=app.store, progress=info, phase=_set_phase,
     )  # fmt: skip
     _phase["now"] = "writing"

@@ -15,6 +15,7 @@ Upstream's file stems are aliases of the model ids (derived from the artifact UR
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import os
@@ -90,24 +91,52 @@ class Artifact:
         return self.filename.endswith((".tar", ".tar.gz", ".tgz"))
 
 
+#: The fields of a latency claim's conditions (:class:`Conditions`).
+CONDITION_FIELDS = ("engine", "threads", "precision", "postprocess")
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """How upstream measured a latency claim, as far as the registry says (None: not said):
+    the engine, its threads, the precision and whether the model had its post-processing.
+    The device itself is the family's ``latency`` text.
+
+    >>> Conditions("paddle", 12, "fp32", False).to_dict()
+    {'engine': 'paddle', 'threads': 12, 'precision': 'fp32', 'postprocess': False}
+    """
+
+    engine: str | None = None
+    threads: int | None = None
+    precision: str | None = None
+    postprocess: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in CONDITION_FIELDS if getattr(self, k) is not None}
+
+
 @dataclass(frozen=True)
 class Claims:
-    """What upstream claims about a model (``None`` where upstream gives nothing)."""
+    """What upstream claims about a model (``None`` where upstream gives nothing);
+    ``conditions``: how each ``latency_ms`` device's figure was measured (the family's)."""
 
     map: float | None = None
     map50: float | None = None
     params_m: float | None = None
     flops_g: float | None = None
     latency_ms: Mapping[str, float] = field(default_factory=dict)
+    conditions: Mapping[str, Conditions] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "map": self.map,
             "map50": self.map50,
             "params_m": self.params_m,
             "flops_g": self.flops_g,
             "latency_ms": dict(self.latency_ms),
         }
+        if self.conditions:
+            out["conditions"] = {k: c.to_dict() for k, c in self.conditions.items()}
+        return out
 
 
 @dataclass(frozen=True)
@@ -121,6 +150,8 @@ class Family:
     legacy: bool = False
     reference: bool = False
     latency: Mapping[str, str] = field(default_factory=dict)
+    #: the latency devices' conditions as data (the comparisons a report may make)
+    conditions: Mapping[str, Conditions] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -431,9 +462,10 @@ class _Validator:
             data,
             fid,
             "families",
-            {"title", "source", "dataset", "legacy", "reference", "latency"},
+            {"title", "source", "dataset", "legacy", "reference", "latency", "conditions"},
         )
         latency = self.mapping(d.get("latency") or {}, fid, "latency", None)
+        conditions = self.mapping(d.get("conditions") or {}, fid, "conditions", None)
         return Family(
             id=fid,
             title=self.string(d.get("title", fid), fid, "title"),
@@ -442,6 +474,23 @@ class _Validator:
             legacy=self.boolean(d.get("legacy", False), fid, "legacy"),
             reference=self.boolean(d.get("reference", False), fid, "reference"),
             latency={str(k): self.string(val, fid, f"latency.{k}") for k, val in latency.items()},
+            conditions={str(k): self.conditions(fid, str(k), v) for k, v in conditions.items()},
+        )
+
+    def conditions(self, fid: str, device: str, data: Any) -> Conditions:
+        fld = f"conditions.{device}"
+        d = self.mapping(data, fid, fld, set(CONDITION_FIELDS))
+        threads, pp = d.get("threads"), d.get("postprocess")
+        if threads is not None and (
+            not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+        ):
+            raise self.fail(fid, f"{fld}.threads", f"must be a count >= 1, got {threads!r}")
+        engine, precision = d.get("engine"), d.get("precision")
+        return Conditions(
+            engine=self.string(engine, fid, f"{fld}.engine") if engine is not None else None,
+            threads=threads,
+            precision=self.string(precision, fid, f"{fld}.precision") if precision else None,
+            postprocess=self.boolean(pp, fid, f"{fld}.postprocess") if pp is not None else None,
         )
 
     def model(self, index: int, data: Any, families: Mapping[str, Family]) -> Model:
@@ -492,7 +541,9 @@ class _Validator:
             family=fam,
             name=self.string(d.get("name", mid), mid, "name"),
             input_size=(size[0], size[1]),
-            claims=self.claims(mid, d.get("claims") or {}),
+            claims=dataclasses.replace(
+                self.claims(mid, d.get("claims") or {}), conditions=families[fam].conditions
+            ),
             artifacts=artifacts,
             quantized=self.boolean(d.get("quantized", False), mid, "quantized"),
             base_model=self.string(base, mid, "base_model") if base is not None else None,
@@ -507,7 +558,7 @@ class _Validator:
             if num is not None:
                 latency[str(k)] = num
         nums = {k: self.number(d.get(k), mid, f"claims.{k}") for k in CLAIM_FIELDS}
-        return Claims(latency_ms=latency, **nums)
+        return Claims(nums["map"], nums["map50"], nums["params_m"], nums["flops_g"], latency)
 
     def artifact(self, mid: str, j: int, data: Any) -> Artifact:
         fld = f"artifacts[{j}]"

@@ -109,7 +109,11 @@ def test_bench_model_id_on_onnxruntime_converts_it(mirror_env: dict[str, str]) -
     r = run_cli("bench", "--source", "converted", *FAST, "--report", "md", env=mirror_env)
     assert r.returncode == 0, r.stderr
     assert "| PicoDet-S | 64*64 | 32.5 | 47.6 | 1.18 |" in r.stdout
-    assert "- benched picodet-s-416 / onnxruntime: converted from inference-nopp (" in r.stdout
+    assert (
+        "- benched picodet-s-416 / onnxruntime: converted by picozoo from the inference-nopp "
+        "tarball picodet_s_416_coco_lcnet_non_postprocess.tar sha256 "
+    ) in r.stdout
+    assert "picodet-s-416: benching the ONNX picozoo converted from its inference-nopp" in r.stderr
 
 
 @pytest.mark.slow

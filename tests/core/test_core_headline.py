@@ -4,6 +4,7 @@ stand-in's size against upstream's claims."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -16,6 +17,7 @@ import pytest
 from support.demo_mirror import MODEL, build_demo_mirror
 from support.http_server import serve_directory
 
+from picozoo.atomic import sha256_file
 from picozoo.hub.registry import load_registry
 from picozoo.hub.store import Store
 from picozoo.modelinfo import inspect_model
@@ -48,7 +50,8 @@ def test_readme_has_the_headline_sequence() -> None:
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[Done]]]:
-    """Run the headline commands in order on a fresh cache; yield (cache, finished processes)."""
+    """Run the headline commands in order on a fresh cache; yield (cache, finished processes);
+    each process's ``requests`` attribute: the mirror's requests (per URL path) it made."""
     for module in ("paddle", "paddle2onnx", "onnxsim", "onnxruntime"):  # [convert] + [bench]
         pytest.importorskip(module)
     root = tmp_path_factory.mktemp("headline")
@@ -60,10 +63,16 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list
         env = {**base, "PICOZOO_CACHE": str(cache), "PICOZOO_MIRROR": srv.url}
         for cmd in headline_commands():
             args = cmd[1:] + (list(SHORT_MEASUREMENT) if cmd[1] == "bench" else [])
+            before = dict(srv.stats.requests)
             proc = subprocess.run(
                 [sys.executable, "-m", "picozoo", *args],
                 capture_output=True, text=True, env=env, timeout=600,
             )  # fmt: skip
+            proc.requests = {  # type: ignore[attr-defined]
+                k: n - before.get(k, 0)
+                for k, n in srv.stats.requests.items()
+                if n > before.get(k, 0)
+            }
             done.append(proc)
             if proc.returncode != 0:
                 break
@@ -89,12 +98,62 @@ def test_headline_commands_chain_on_a_fresh_cache(chain: tuple[Path, list[Done]]
     assert onnx_path.name == "model.onnx" and onnx_path.parent.parent.name == MODEL
     assert "parity ok" in convert.stderr
 
-    # bench with no ids: every model with anything in the store -- this one
+    # bench with no ids: every model with anything in the store -- this one, from the ONNX
+    # just converted (not upstream's onnx-nopp: nothing more is downloaded), and it says so
     bench = done[2]
     assert bench.returncode == 0, bench.stderr
     rows = [ln for ln in bench.stdout.splitlines() if ln.startswith("| PicoDet-S |")]
     assert len(rows) == 1 and "| 416*416 |" in rows[0] and "| onnxruntime | 12" in rows[0]
     assert "failed" not in rows[0]
+    assert bench.requests == {}  # type: ignore[attr-defined]
+    key = onnx_path.parent.name
+    tarball = load_registry().get(MODEL).artifact("inference-nopp").filename
+    said = (
+        f"{MODEL}: benching the ONNX picozoo converted from its inference-nopp tarball "
+        f"({tarball}), key {key}, in the store: {onnx_path}"
+    )
+    assert said in bench.stderr
+    benched = (
+        f"- benched {MODEL} / onnxruntime: converted by picozoo from the inference-nopp "
+        f"tarball {tarball} sha256 "
+    )
+    footnote = next(ln for ln in bench.stdout.splitlines() if ln.startswith(benched))
+    assert footnote.endswith(f", key {key} ({onnx_path}), sha256 {sha256_file(onnx_path)}")
+
+
+@pytest.mark.slow
+def test_bench_source_upstream_after_the_chain_benches_upstreams_file(
+    chain: tuple[Path, list[Done]],
+) -> None:
+    """After the chain, ``--source upstream`` benches upstream's onnx-nopp (pulled now: one
+    download), and ``--source converted`` the conversion in the store (nothing converted)."""
+    cache, done = chain
+    assert done[-1].returncode == 0
+    mirror = cache.parent / "mirror"  # the chain's
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PICOZOO_")}
+    cells = {}
+    with serve_directory(mirror) as srv:
+        env = {**base, "PICOZOO_CACHE": str(cache), "PICOZOO_MIRROR": srv.url}
+        for source in ("upstream", "converted"):
+            before = dict(srv.stats.requests)
+            proc = subprocess.run(
+                [sys.executable, "-m", "picozoo", "bench", MODEL, "--source", source,
+                 "--threads", "1", *SHORT_MEASUREMENT, "--format", "json"],
+                capture_output=True, text=True, env=env, timeout=600,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            got = {k: n - before.get(k, 0) for k, n in srv.stats.requests.items()}
+            cells[source] = (json.loads(proc.stdout)["cells"][0], got, proc.stderr)
+    nopp = load_registry().get(MODEL).artifact("onnx-nopp")
+    cell, got, err = cells["upstream"]
+    assert cell["origin"] == "upstream" and cell["provenance"]["artifact"] == "onnx-nopp"
+    assert {k: n for k, n in got.items() if n} == {nopp.url_path: 1}
+    assert f"{MODEL}: benching upstream's onnx-nopp ONNX (--source upstream)" in err
+    cell, got, err = cells["converted"]
+    converted = Path(done[1].stdout.strip())
+    assert cell["origin"] == "converted" and cell["source"] == str(converted)
+    assert cell["provenance"]["key"] == converted.parent.name
+    assert not any(got.values()) and "converting" not in err
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import yaml
 from picozoo.errors import RegistryError, UnknownArtifactError, UnknownModelError
 from picozoo.hub.registry import (
     ARTIFACT_KINDS,
+    Conditions,
     load_registry,
     packaged_registry_path,
     parse_registry,
@@ -86,6 +87,25 @@ def test_quantized_legacy_and_reference_rows() -> None:
     assert "i7-10750H" in reg.families["picodet"].latency["cpu"]
 
 
+def test_latency_claims_carry_their_conditions_as_data() -> None:
+    """How each latency claim was measured, as the comparisons need it: the picodet CPU
+    claims are Paddle Inference, 12 threads, fp32, models without post-processing (the
+    family's text says so too); every model of the family carries them."""
+    reg = load_registry()
+    cpu = Conditions(engine="paddle", threads=12, precision="fp32", postprocess=False)
+    assert reg.families["picodet"].conditions["cpu"] == cpu
+    text = reg.families["picodet"].latency["cpu"]
+    assert "Paddle Inference" in text and "12 threads" in text and "without post" in text
+    s416 = reg.get("picodet-s-416")
+    assert s416.claims.conditions["cpu"] == cpu
+    assert s416.claims.to_dict()["conditions"]["cpu"] == {
+        "engine": "paddle", "threads": 12, "precision": "fp32", "postprocess": False,
+    }  # fmt: skip
+    assert reg.get("yolov5s-640").claims.conditions["ncnn"].threads == 4
+    # a family without conditions: claims written as before (no "conditions" key)
+    assert "conditions" not in parse_registry(_minimal(), "m.yaml").get("m-1").claims.to_dict()
+
+
 def test_all_kinds_are_in_the_vocabulary_and_ids_unique() -> None:
     reg = load_registry()
     ids = [m.id for m in reg.models]
@@ -143,6 +163,21 @@ def _minimal() -> dict:
         (lambda d: d["models"][0].update(family="nope"), "m-1", "family"),
         (lambda d: d["models"][0].update(claims={"map": "high"}), "m-1", "claims.map"),
         (lambda d: d["models"][0].update(colour="red"), "m-1", "colour"),
+        (
+            lambda d: d["families"]["f"].update(conditions={"cpu": {"threads": 0}}),
+            "f",
+            "conditions.cpu.threads",
+        ),
+        (
+            lambda d: d["families"]["f"].update(conditions={"cpu": {"postprocess": "no"}}),
+            "f",
+            "conditions.cpu.postprocess",
+        ),
+        (
+            lambda d: d["families"]["f"].update(conditions={"cpu": {"device": "x"}}),
+            "f",
+            "device",
+        ),
         (lambda d: d["models"].append(dict(d["models"][0])), "m-1", "id"),
     ],
 )

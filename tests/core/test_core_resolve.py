@@ -163,3 +163,69 @@ def test_one_folder_rule_and_one_config_beside_rule(tmp_path: Path) -> None:
     assert (
         config_beside(folder) == config_beside(onnx) == find_paddle_model(folder).infer_cfg == cfg
     )
+
+
+def _store_conversion(store: Store, mid: str, kind: str, url: str | None = None) -> Path:
+    """A conversion of ``mid``'s ``kind`` tarball laid out in the store as ``convert``
+    writes one (``converted/<label>/<key>/model.onnx`` + ``provenance.json``); its folder."""
+    import json
+
+    from picozoo.atomic import sha256_file
+
+    folder = store.converted_dir(mid, "0123456789abcdef")
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(b"onnx bytes")
+    prov = {
+        "schema": 1,
+        "target": "onnx",
+        "key": folder.name,
+        "label": mid,
+        "created": "2026-12-07T12:00:00+00:00",
+        "options": {"opset": 13},
+        "source": {"model_id": mid, "kind": kind,
+                   "url": url or REG.get(mid).artifact(kind).url, "artifact_sha256": "ab" * 32},
+        "output": {"file": "model.onnx", "sha256": sha256_file(folder / "model.onnx"),
+                   "size": (folder / "model.onnx").stat().st_size},
+    }  # fmt: skip
+    (folder / "provenance.json").write_text(json.dumps(prov))
+    return folder
+
+
+def test_a_conversion_in_the_store_is_what_auto_and_converted_run(tmp_path: Path) -> None:
+    """``convert`` then ``bench``: the ONNX picozoo converted (whatever its options) is run
+    as it is under ``auto`` and ``converted`` -- nothing pulled, nothing converted again --
+    and ``upstream`` still means upstream's file. Only a conversion of the tarball the
+    registry names now, of the kind asked, and intact, is taken."""
+    from picozoo.resolve import stored_onnx
+
+    store = Store(Settings(cache_dir=tmp_path / "cache"))
+    model = REG.get("picodet-s-416")
+    assert stored_onnx(store, model, postprocess=False) is None
+    folder = _store_conversion(store, model.id, "inference-nopp")
+    item = stored_onnx(store, model, postprocess=False)
+    assert item is not None and item.path == folder / "model.onnx"
+    assert stored_onnx(store, model, postprocess=True) is None  # made without NMS
+
+    target = _model(model.id)
+    for source in ("auto", "converted"):
+        p = plan(target, "onnxruntime", source=source, stored=item)
+        assert (p.origin, p.kind, p.to, p.postprocess) == ("converted", "inference-nopp",
+                                                            "onnx", False)  # fmt: skip
+        ready = realize(p, store)  # no converter given: none is needed
+        assert ready.path == folder / "model.onnx" and ready.cache_label == model.id
+        assert ready.provenance["key"] == folder.name and ready.input_size == (416, 416)
+    p = plan(target, "onnxruntime", source="upstream", stored=item)
+    assert (p.origin, p.kind, p.stored) == ("upstream", "onnx-nopp", None)
+
+    # damaged: not taken
+    (folder / "model.onnx").chmod(0o644)
+    (folder / "model.onnx").write_bytes(b"changed")
+    assert stored_onnx(store, model, postprocess=False) is None
+
+
+def test_a_conversion_of_another_tarball_is_not_taken(tmp_path: Path) -> None:
+    from picozoo.resolve import stored_onnx
+
+    store = Store(Settings(cache_dir=tmp_path / "cache"))
+    _store_conversion(store, "picodet-s-416", "inference-nopp", url="https://old.example/x.tar")
+    assert stored_onnx(store, REG.get("picodet-s-416"), postprocess=False) is None
