@@ -137,16 +137,17 @@ def test_thread_scaling_lists_only_measured_combinations(measured_doc: Document)
 def _as_claimed(doc: Document, **changes: Any) -> Document:
     """``doc`` with its cells relabelled as measured the way upstream measured its CPU
     claims (Paddle Inference, fp32, no post-processing; 1 -> 12 threads, 2 -> 24), then
-    ``changes``."""
-    return dataclasses.replace(
-        doc,
-        cells=tuple(
-            dataclasses.replace(
-                c, **{"engine": "paddle", "precision": "fp32", "threads": 12 * c.threads, **changes}
-            )
-            for c in doc.cells
-        ),
-    )
+    ``changes`` (a precision is what the relabelled cell computed in, too)."""
+    fields = {"engine": "paddle", "precision": "fp32", **changes}
+
+    def relabel(c: Any) -> Any:
+        c = dataclasses.replace(c, **{"threads": 12 * c.threads, **fields})
+        if c.measured is not None:
+            ran = dataclasses.replace(c.measured, executed_precision=fields["precision"])
+            c = dataclasses.replace(c, result=ran)
+        return c
+
+    return dataclasses.replace(doc, cells=tuple(relabel(c) for c in doc.cells))
 
 
 def test_oversubscribed_cells_show_no_ratio_to_upstream(measured_doc: Document) -> None:
