@@ -117,10 +117,11 @@ def _import_upstream(upstream_dir: Path) -> Any:
     try:
         importlib.import_module("imgaug.augmenters")
     except ImportError:
+        augmenters = types.ModuleType("imgaug.augmenters")
         stub = types.ModuleType("imgaug")
-        stub.augmenters = types.ModuleType("imgaug.augmenters")
+        setattr(stub, "augmenters", augmenters)  # noqa: B010 (a module built here)
         sys.modules["imgaug"] = stub
-        sys.modules["imgaug.augmenters"] = stub.augmenters  # type: ignore[attr-defined]
+        sys.modules["imgaug.augmenters"] = augmenters
     sys.path.insert(0, str(deploy))
     return importlib.import_module("infer")
 
