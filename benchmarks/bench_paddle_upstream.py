@@ -28,7 +28,7 @@ The model: the PicoDet-S-416 stand-in without post-processing (``legacy-demo416-
 ``tests/support/paddle_models.py``: PicoDet-S-416's parameters and FLOPs, random weights),
 or ``--model-dir DIR``.
 
-Usage: python benchmarks/bench_paddle_upstream.py [--threads 1 2] [--rounds 9] [--iters 40]
+Usage: python benchmarks/bench_paddle_upstream.py [--threads 1 2] [--rounds 40] [--iters 5]
        [--upstream-dir PATH] [--model-dir DIR] [--quick]
 """
 
@@ -252,6 +252,7 @@ def _ms(ns: list[int]) -> float:
 
 
 def measure(args: argparse.Namespace, model: Path, threads: int) -> dict[str, Any]:
+    load = os.getloadavg()[0]
     kids = {side: Child(side, args, model, threads) for side in ("picozoo", "upstream")}
     try:
         rounds = []
@@ -295,6 +296,7 @@ def measure(args: argparse.Namespace, model: Path, threads: int) -> dict[str, An
         "upstream_settings": up["settings"],
         "upstream": up["how"],
         "paddle": pz["version"],
+        "load_average": load,
     }
 
 
@@ -304,6 +306,7 @@ def report(args: argparse.Namespace, model: str, results: list[dict[str, Any]]) 
         f"model: {model} (input 1x3x{args.size}x{args.size}); paddlepaddle {results[0]['paddle']}"
     )
     print(f"upstream: {results[0]['upstream']}")
+    print(f"load average at the start {results[0]['load_average']:.2f} on {os.cpu_count()} cores")
     print(
         f"{args.rounds} alternated rounds x {args.iters} timed calls per side "
         f"(after {args.warmup} warm-up calls); ratio = upstream ms / picozoo ms (> 1: picozoo "
@@ -333,8 +336,14 @@ def report(args: argparse.Namespace, model: str, results: list[dict[str, Any]]) 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="default: 1 2")
-    p.add_argument("--rounds", type=int, default=9, help="alternated rounds (default 9)")
-    p.add_argument("--iters", type=int, default=40, help="timed calls per side per round")
+    p.add_argument("--rounds", type=int, default=40, help="alternated rounds (default 40)")
+    p.add_argument(
+        "--iters",
+        type=int,
+        default=5,
+        help="timed calls per side per round (default 5: short "
+        "rounds, so a burst of other load hits both sides alike)",
+    )
     p.add_argument("--warmup", type=int, default=50, help="warm-up calls (upstream: 50)")
     p.add_argument("--size", type=int, default=416, help="input height and width (416)")
     p.add_argument("--model-dir", type=Path, help="a Paddle model folder (default: the stand-in)")
@@ -360,7 +369,6 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"building the {STANDIN} stand-in ...", file=sys.stderr)
             model = build_models(Path(tmp), [STANDIN])[STANDIN]
-        print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", file=sys.stderr)
         results = [measure(args, Path(model), n) for n in args.threads]
         report(args, STANDIN if args.model_dir is None else str(model), results)
     if args.json:
