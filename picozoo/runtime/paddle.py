@@ -4,7 +4,8 @@ Speed settings (bench, infer, eval): Paddle Inference set up as PaddleDetection'
 code sets it up (``deploy/python/infer.py``, ``load_predictor`` on CPU with ``--enable_mkldnn
 True``), switch for switch: CPU math library threads = N, oneDNN (MKLDNN) on with a cache of
 10 input shapes, IR optimisation on (Paddle's default: upstream does not switch it), glog info
-off, memory optimisation on, no feed/fetch ops (zero-copy handles); no pass deleted (upstream
+off, memory optimisation on (not on PIR models: see :func:`make_config`), no feed/fetch ops
+(zero-copy handles); no pass deleted (upstream
 deletes ``shuffle_channel_detect_pass`` only for its TensorRT action models). Reference
 settings (parity): oneDNN off, the plain kernels. Every switch is read back from the
 predictor's :class:`paddle.inference.Config` into the runtime's settings (the bench cell's
@@ -102,9 +103,13 @@ AS_UPSTREAM = "PaddleDetection deploy/python/infer.py load_predictor (CPU, --ena
 MKLDNN_CACHE_CAPACITY = 10
 
 
-def make_config(cfg: Any, threads: int, reference: bool) -> Any:
+def make_config(cfg: Any, threads: int, reference: bool, *, pir: bool = False) -> Any:
     """Set ``cfg`` (a :class:`paddle.inference.Config`) up for CPU: upstream's deploy settings
-    (see the module docstring), or the reference kernels (oneDNN off)."""
+    (see the module docstring), or the reference kernels (oneDNN off).
+
+    ``pir``: the model is a PIR program (``model.json``). Paddle 3.2.2 cannot create a predictor
+    for one with memory optimisation switched on ("Not find ... memory_optimize_pass", and so
+    neither can upstream's load_predictor): it stays at Paddle's default for PIR (off)."""
     cfg.disable_gpu()
     cfg.set_cpu_math_library_num_threads(threads)
     if reference:
@@ -113,7 +118,8 @@ def make_config(cfg: Any, threads: int, reference: bool) -> Any:
         cfg.set_mkldnn_cache_capacity(MKLDNN_CACHE_CAPACITY)
         cfg.enable_mkldnn()
     cfg.disable_glog_info()
-    cfg.enable_memory_optim()
+    if not pir:
+        cfg.enable_memory_optim()
     cfg.switch_use_feed_fetch_ops(False)
     return cfg
 
@@ -168,7 +174,10 @@ def open_model(
 
     params = str(files.params_file) if files.params_file else ""
     with captured_output():  # paddle prints its own logs on stdout
-        cfg = make_config(inference.Config(str(files.model_file), params), threads, reference)
+        pir = files.format == "pir"
+        cfg = make_config(
+            inference.Config(str(files.model_file), params), threads, reference, pir=pir
+        )
         try:
             predictor = inference.create_predictor(cfg)
         except Exception as e:  # paddle raises ValueError/RuntimeError/its own types
@@ -182,7 +191,8 @@ def open_model(
         ) from error
     settings = {
         **config_settings(cfg),
-        "config_as": "reference: oneDNN off" if reference else AS_UPSTREAM,
+        "config_as": ("reference: oneDNN off" if reference else AS_UPSTREAM)
+        + ("; memory optimisation off (a PIR model: Paddle cannot run it)" if pir else ""),
         "model_file": files.model_file.name,
         "timed": "share_external_data (inputs, no copy) + run + copy_to_cpu (every output)",
     }

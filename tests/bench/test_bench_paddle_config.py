@@ -93,10 +93,43 @@ def test_a_default_config_is_not_upstreams(files: tuple[Path, Path]) -> None:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     from support.paddle_models import build_models
 
-    yield build_models(tmp_path_factory.mktemp("paddle_cfg"), ["legacy-sf"])["legacy-sf"]
+    yield build_models(tmp_path_factory.mktemp("paddle_cfg"), ["legacy-sf", "pir-sf"])
+
+
+@pytest.fixture()
+def model_dir(models: dict[str, Path]) -> Path:
+    return models["legacy-sf"]
+
+
+def test_pir_config_keeps_memory_optimisation_off(files: tuple[Path, Path]) -> None:
+    """Paddle 3.2.2 cannot make a predictor for a PIR model with memory optimisation on."""
+    from paddle.inference import Config
+
+    from picozoo.runtime.paddle import config_settings, make_config
+
+    cfg = make_config(Config(*map(str, files)), 1, reference=False, pir=True)
+    assert {**config_settings(cfg), "memory_optim": True} == {
+        **UPSTREAM,
+        "cpu_math_library_num_threads": 1,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reference", [False, True])
+def test_pir_model_loads_and_runs(models: dict[str, Path], reference: bool) -> None:
+    from picozoo.runtime import load
+
+    rt = load("paddle", models["pir-sf"], threads=1, reference=reference)
+    assert rt.settings["model_file"] == "model.json" and rt.settings["memory_optim"] is False
+    assert rt.settings["mkldnn_enabled"] is not reference
+    feeds = {
+        "image": np.ones((1, 3, 64, 64), "float32"),
+        "scale_factor": np.ones((1, 2), "float32"),
+    }
+    assert [o.shape for o in rt.run(feeds)] == [(1, 5, 1024), (1, 1024, 4)]
 
 
 @pytest.mark.slow
