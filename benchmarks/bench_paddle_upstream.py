@@ -19,7 +19,9 @@ order flipped every round, never both at once):
 Both get the bench's seeded input (``picozoo.bench.worker.make_input``). Each round times
 ``--iters`` calls per side (``perf_counter_ns``, garbage collection paused on both sides);
 the speed ratio of a round is upstream's median / picozoo's median (> 1: picozoo faster), and
-the result is the median of the rounds. The upstream child also times bare
+the result is the median of the rounds. The same is done with each call's CPU time (the
+process's, all threads), which other processes' load disturbs far less than wall time. The
+upstream child also times bare
 ``predictor.run()`` calls (no output copies: upstream develop's ``--run_benchmark`` loop,
 whose ``paddle.device.cuda.synchronize()`` fails on a CPU build of Paddle) as a lower bound.
 Both Configs are read back (``picozoo.runtime.paddle.config_settings``) and compared.
@@ -163,18 +165,22 @@ def _upstream_side(
     return predict, info, predictor.run
 
 
-def _time(call: Any, n: int) -> list[int]:
-    clock = time.perf_counter_ns
-    out = []
+def _time(call: Any, n: int) -> tuple[list[int], list[int]]:
+    """Per call: wall time and this process's CPU time (every thread: Paddle's own included), ns.
+    CPU time is what a call costs even when other processes take the cores (wall time then
+    counts the waits)."""
+    clock, cpu = time.perf_counter_ns, time.process_time_ns
+    wall, used = [], []
     gc.disable()
     try:
         for _ in range(n):
-            t0 = clock()
+            t0, c0 = clock(), cpu()
             call()
-            out.append(clock() - t0)
+            wall.append(clock() - t0)
+            used.append(cpu() - c0)
     finally:
         gc.enable()
-    return out
+    return wall, used
 
 
 def child(args: argparse.Namespace) -> int:
@@ -192,9 +198,9 @@ def child(args: argparse.Namespace) -> int:
         n = int(line)
         if n <= 0:
             break
-        answer: dict[str, Any] = {"ns": _time(call, n)}
+        answer: dict[str, Any] = dict(zip(("ns", "cpu_ns"), _time(call, n), strict=True))
         if bare is not None:
-            answer["bare_ns"] = _time(bare, n)
+            answer["bare_ns"] = _time(bare, n)[0]
         proto.write(json.dumps(answer) + "\n")
     return 0
 
@@ -264,6 +270,8 @@ def measure(args: argparse.Namespace, model: Path, threads: int) -> dict[str, An
                     "picozoo_ms": _ms(got["picozoo"]["ns"]),
                     "upstream_ms": _ms(got["upstream"]["ns"]),
                     "upstream_bare_run_ms": _ms(got["upstream"]["bare_ns"]),
+                    "picozoo_cpu_ms": _ms(got["picozoo"]["cpu_ns"]),
+                    "upstream_cpu_ms": _ms(got["upstream"]["cpu_ns"]),
                 }
             )
             print(
@@ -276,6 +284,7 @@ def measure(args: argparse.Namespace, model: Path, threads: int) -> dict[str, An
             kid.close()
     ratios = [x["upstream_ms"] / x["picozoo_ms"] for x in rounds]
     bare = [x["upstream_bare_run_ms"] / x["picozoo_ms"] for x in rounds]
+    cpu = [x["upstream_cpu_ms"] / x["picozoo_cpu_ms"] for x in rounds]
     pz, up = kids["picozoo"].info, kids["upstream"].info
     keys = sorted(set(up["settings"]) - {"use_gpu"})
     return {
@@ -287,6 +296,10 @@ def measure(args: argparse.Namespace, model: Path, threads: int) -> dict[str, An
         "speed_ratio": statistics.median(ratios),
         "speed_ratio_range": [min(ratios), max(ratios)],
         "speed_ratio_vs_bare_run": statistics.median(bare),
+        "picozoo_cpu_ms": statistics.median(x["picozoo_cpu_ms"] for x in rounds),
+        "upstream_cpu_ms": statistics.median(x["upstream_cpu_ms"] for x in rounds),
+        "cpu_ratio": statistics.median(cpu),
+        "cpu_ratio_range": [min(cpu), max(cpu)],
         "config_differences": {
             k: [pz["settings"].get(k), up["settings"].get(k)]
             for k in keys
@@ -319,6 +332,11 @@ def report(args: argparse.Namespace, model: str, results: list[dict[str, Any]]) 
             f"{r['upstream_ms']:.2f} ms -> picozoo/upstream speed {r['speed_ratio']:.3f}x "
             f"(rounds {lo:.3f}-{hi:.3f}); upstream bare predictor.run() "
             f"{r['upstream_bare_run_ms']:.2f} ms ({r['speed_ratio_vs_bare_run']:.3f}x)"
+        )
+        lo, hi = r["cpu_ratio_range"]
+        print(
+            f"  CPU time per call (all threads): picozoo {r['picozoo_cpu_ms']:.2f} ms, upstream "
+            f"{r['upstream_cpu_ms']:.2f} ms -> {r['cpu_ratio']:.3f}x (rounds {lo:.3f}-{hi:.3f})"
         )
         diff = r["config_differences"]
         if diff:
