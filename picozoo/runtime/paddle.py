@@ -5,10 +5,10 @@ code sets it up (``deploy/python/infer.py``, ``load_predictor`` on CPU with ``--
 True``), switch for switch: CPU math library threads = N, oneDNN (MKLDNN) on with a cache of
 10 input shapes, IR optimisation on (Paddle's default: upstream does not switch it), glog info
 off, memory optimisation on (not on PIR models: see :func:`make_config`), no feed/fetch ops
-(zero-copy handles); no pass deleted (upstream
-deletes ``shuffle_channel_detect_pass`` only for its TensorRT action models). Reference
-settings (parity): oneDNN off, the plain kernels. Every switch is read back from the
-predictor's :class:`paddle.inference.Config` into the runtime's settings (the bench cell's
+(zero-copy handles); no pass deleted (upstream deletes ``shuffle_channel_detect_pass`` only
+for its TensorRT action models). Reference settings (parity): oneDNN off, the plain kernels,
+the other switches as above. Every switch is read back from the predictor's
+:class:`paddle.inference.Config` into the runtime's settings (the bench cell's
 ``engine_settings``).
 
 A run binds each input to the caller's array without copying it (``share_external_data``;
