@@ -36,7 +36,9 @@ ENGINE_DISTS = {
 ENGINE_SETTINGS = {
     "onnxruntime": "ONNX Runtime: intra-op threads = N, inter-op = 1, sequential, all graph "
     "optimizations.",
-    "paddle": "Paddle Inference: MKLDNN on, CPU math threads = N.",
+    "paddle": "Paddle Inference as PaddleDetection's deploy/python/infer.py sets it up: MKLDNN "
+    "on (cache of 10 shapes), CPU math threads = N, IR and memory optimisation on, no feed/fetch "
+    "ops.",
     "openvino": "OpenVINO: CPU, N inference threads, latency hint, inference precision = the "
     "cell's (f32 unless asked).",
     "mnn": "MNN: N threads, precision = the cell's (fp32: normal, fp16/int8: low).",

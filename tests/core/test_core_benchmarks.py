@@ -26,6 +26,7 @@ RUNS: dict[str, tuple[list[str], bool]] = {
     "bench_convert.py": (["--repeat", "1", "--model", "legacy-sf"], True),
     "bench_eval.py": (["--quick", "--threads", "1"], True),
     "bench_engines.py": (["--quick"], True),
+    "bench_paddle_upstream.py": (["--quick"], True),
 }
 
 
