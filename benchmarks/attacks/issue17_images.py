@@ -193,7 +193,9 @@ def register(suite: Any) -> None:
         r = lab.picozoo("infer", str(onnx), str(photos), "--config", str(cfg), "--out", str(out),
                         timeout=30)  # fmt: skip
         names = sorted(p.name for p in out.glob("*")) if out.is_dir() else []
-        return Verdict(r, frozenset({0}), names == ["p0.jpg", "p1.jpg", "p2.jpg"], str(names))
+        # drawn in each input's format, plus the COCO results file
+        ok = names == ["p0.png", "p1.png", "p2.png", "results.json"]
+        return Verdict(r, frozenset({0}), ok, str(names))
 
     # item 13: outputs collide --------------------------------------------------------------------
     @scenario("infer --out is the folder of the input photo.jpg", 13, issue=17)
@@ -216,7 +218,9 @@ def register(suite: Any) -> None:
         r = lab.picozoo("infer", str(onnx), *map(str, inputs), "--config", str(cfg),
                         "--out", str(out))  # fmt: skip
         names = sorted(p.name for p in out.glob("*")) if out.is_dir() else []
-        return Verdict(r, frozenset({0}), names == ["x-2.jpg", "x-3.jpg", "x.jpg"], str(names))
+        # three inputs, three drawings (each in its input's format), none overwritten
+        ok = names == ["results.json", "x-2.png", "x.jpg", "x.png"]
+        return Verdict(r, frozenset({0}), ok, str(names))
 
     # item 14: tracebacks -------------------------------------------------------------------------
     def bad_image(make: Callable[[Path], Path], word: str) -> Callable[[Any], Any]:
@@ -249,7 +253,7 @@ def register(suite: Any) -> None:
         (onnx.parent / "infer_cfg.yml").write_text(cfg.read_text())
         out = lab.scratch / "o"
         r = lab.picozoo("infer", str(onnx), str(_png(lab.root / "p.png")), "--out", str(out))
-        ok = (out / "p.jpg").is_file() and "non-finite" in r.stderr and r.stdout.count("\n") == 1
+        ok = (out / "p.png").is_file() and "non-finite" in r.stderr and r.stdout.count("\n") == 1
         return Verdict(r, frozenset({0}), ok, "the NaN box dropped with a warning" if ok else "")
 
     def coco_case(mutate: Callable[[dict[str, Any]], Any], word: str, expect: int = 2,

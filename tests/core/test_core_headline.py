@@ -118,7 +118,9 @@ def test_headline_commands_chain_on_a_fresh_cache(chain: tuple[Path, list[Done]]
         f"tarball {tarball} sha256 "
     )
     footnote = next(ln for ln in bench.stdout.splitlines() if ln.startswith(benched))
-    assert footnote.endswith(f", key {key} ({onnx_path}), sha256 {sha256_file(onnx_path)}")
+    assert footnote.endswith(
+        f", key {key} ({onnx_path}); sha256 of model.onnx: {sha256_file(onnx_path)}"
+    )
 
 
 @pytest.mark.slow
