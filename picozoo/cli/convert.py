@@ -137,9 +137,9 @@ def convert_cmd(
     """
     from ..convert import convert
     from ..convert.run import copy_out
-    from ..convert.to_lite import kernel_report
     from ..convert.shapes import parse_input_shapes
     from ..convert.sources import select_args
+    from ..convert.to_lite import kernel_report
     from ..targets import resolve_arg
 
     if dynamic_flag and fixed_flag:

@@ -72,7 +72,11 @@ def probe(python: str | os.PathLike[str]) -> Interpreter | None:
         return None
     try:
         proc = subprocess.run(
-            [found, "-c", _PROBE], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+            [found, "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -95,6 +99,7 @@ def _pyenv_pythons() -> Iterator[Path]:
     versions = root / "versions"
     if not versions.is_dir():
         return
+
     def release(p: Path) -> tuple[int, ...]:
         return tuple(int(x) if x.isdigit() else -1 for x in p.name.split(".")[:3])
 
@@ -188,8 +193,7 @@ def _build(interp: Interpreter, version: str, staging: Path) -> None:
     # venv's python, found relative to this wrapper, so the folder can be renamed
     wrapper = staging / OPT_SCRIPT
     wrapper.write_text(
-        '#!/bin/sh\nd=$(dirname "$0")\n'
-        f'exec "$d/venv/bin/python" "$d/venv/bin/{OPT_SCRIPT}" "$@"\n'
+        f'#!/bin/sh\nd=$(dirname "$0")\nexec "$d/venv/bin/python" "$d/venv/bin/{OPT_SCRIPT}" "$@"\n'
     )
     wrapper.chmod(0o755)
     (staging / MARKER).write_text(f"paddlelite=={version}\n")

@@ -63,10 +63,10 @@ def convert(
     model has one and no NMS; True/False force it); inputs keep Paddle's feed order. Lite:
     ``fp16``, ``opt_bin`` (default: ``store.settings.lite_opt``; without one, the store's
     managed paddle_lite_opt, created with ``lite_python`` (default:
-    ``store.settings.lite_python``) or a Python 3.7-3.10 found on the machine). Engines (from the ONNX, see
-    :mod:`.onnx_input`; ONNX options apply to that step): ``precision`` (``fp32`` default;
-    see ``PRECISIONS`` in :mod:`picozoo.runtime.base`), ``pnnx_bin`` (NCNN). ``progress`` gets
-    one line per step.
+    ``store.settings.lite_python``) or a Python 3.7-3.10 found on the machine). Engines (from
+    the ONNX, see :mod:`.onnx_input`; ONNX options apply to that step): ``precision`` (``fp32``
+    default; see ``PRECISIONS`` in :mod:`picozoo.runtime.base`), ``pnnx_bin`` (NCNN).
+    ``progress`` gets one line per step.
 
     Args:
         store: the cache (``Store(Settings.from_env())``).
