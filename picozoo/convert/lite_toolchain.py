@@ -157,7 +157,7 @@ def ensure_lite_opt(
     opt = final / OPT_SCRIPT
     if (final / MARKER).is_file() and opt.is_file():
         return opt, version
-    if final.exists():  # half-built or damaged: build again
+    if final.exists():  # damaged (a finished one lands whole, marker and all): build again
         shutil.rmtree(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     if progress:
