@@ -41,6 +41,7 @@ ENV_VARS: dict[str, str] = {
     "PICOZOO_MAX_ANNOTATION_BYTES": "largest annotation JSON eval reads (bytes; unset/0: 512 MiB)",
     "PICOZOO_LOCKING": "cross-process mutex: auto (OS file lock), soft (lock file), none",
     "PICOZOO_LITE_OPT": "paddle_lite_opt executable for convert --to lite",
+    "PICOZOO_LITE_PYTHON": "Python 3.7-3.10 for the managed paddle_lite_opt (convert --to lite)",
     "PICOZOO_DEBUG": "1: show tracebacks",
     "PICOZOO_MAX_RESULT_BYTES": "largest bench result JSON `report` reads (bytes; unset/0: 16 MiB)",
 }
@@ -91,6 +92,8 @@ class Settings:
     inputs: InputLimits = field(default_factory=InputLimits)
     locking: str = "auto"
     lite_opt: str | None = None
+    #: the interpreter of the managed paddle_lite_opt environment (None: search; 3.7-3.10)
+    lite_python: str | None = None
     debug: bool = False
     #: the largest ``picozoo.bench/1`` result file ``report show|merge`` reads (checked before)
     max_result_bytes: int = 16 << 20
@@ -116,6 +119,7 @@ class Settings:
             inputs=_inputs(env),
             locking=_locking(env.get("PICOZOO_LOCKING", "")),
             lite_opt=env.get("PICOZOO_LITE_OPT") or None,
+            lite_python=env.get("PICOZOO_LITE_PYTHON") or None,
             debug=env.get("PICOZOO_DEBUG", "") == "1",
             max_result_bytes=int(_number(env, "PICOZOO_MAX_RESULT_BYTES", integer=True) or 0)
             or cls.max_result_bytes,

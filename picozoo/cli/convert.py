@@ -23,7 +23,8 @@ CONVERT_EPILOG = """\b
 Example: picozoo convert picodet-s-416 --to onnx --no-postprocess
 Example: picozoo convert --to onnx --no-postprocess      (every model you have pulled)
 Example: picozoo convert ./my_inference_dir --input-size 320x320 --out ./onnx
-Example: picozoo convert picodet-s-416 --to lite --precision fp16 --opt-bin ./paddle_lite_opt
+Example: picozoo convert picodet-s-416 --no-postprocess --to lite --precision fp16
+Example: picozoo convert picodet-s-416 --to lite --opt-bin ./paddle_lite_opt
 Example: picozoo convert picodet-s-416 --no-postprocess --to openvino
 Example: picozoo convert picodet-s-416 --no-postprocess --to ncnn --pnnx-bin ./pnnx
 Example: picozoo convert ./model.onnx --to mnn --precision fp16
@@ -85,6 +86,13 @@ Example: picozoo inspect picodet-s-416 --no-postprocess --format json
     help="Lite: paddle_lite_opt executable [env: PICOZOO_LITE_OPT].",
 )
 @click.option(
+    "--lite-python",
+    metavar="PYTHON",
+    help="Lite: the Python 3.7-3.10 of the managed paddle_lite_opt environment, created in the "
+    "cache when no --opt-bin is given [env: PICOZOO_LITE_PYTHON; default: python3.10..3.7 on "
+    "PATH, then pyenv's].",
+)
+@click.option(
     "--precision",
     type=click.Choice(["fp32", "fp16", "bf16", "int8"]),
     default=None,
@@ -113,6 +121,7 @@ def convert_cmd(
     fixed_flag: bool,
     fp16: bool,
     opt_bin: str | None,
+    lite_python: str | None,
     precision: str | None,
     pnnx_bin: str | None,
     fmt: str,
@@ -130,6 +139,7 @@ def convert_cmd(
     from ..convert.run import copy_out
     from ..convert.shapes import parse_input_shapes
     from ..convert.sources import select_args
+    from ..convert.to_lite import kernel_report
     from ..targets import resolve_arg
 
     if dynamic_flag and fixed_flag:
@@ -157,6 +167,7 @@ def convert_cmd(
                 precision=precision,
                 pnnx_bin=pnnx_bin,
                 progress=info,
+                lite_python=lite_python or app.settings.lite_python,
             )
         except PicozooError as e:
             if len(args) == 1:
@@ -166,6 +177,10 @@ def convert_cmd(
             continue
         if result.cached:
             info(f"{result.label}: cached ({result.path.parent.name})")
+        if to == "lite":
+            report = kernel_report(dict(result.provenance.converter or {}))
+            if report:
+                info(f"{result.label}: {result.path.name}: {report}")
         copied = copy_out(result, out_dir, source=Path(arg)) if out_dir is not None else None
         done.append(
             {"target": arg, **result.to_dict(), "copied_to": str(copied) if copied else None}

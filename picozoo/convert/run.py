@@ -51,6 +51,7 @@ def convert(
     precision: str | None = None,
     pnnx_bin: str | None = None,
     progress: Progress | None = None,
+    lite_python: str | None = None,
 ) -> ConversionResult:
     """Convert ``target`` (a model id: its inference tarball, pulled into ``store`` if missing;
     or a folder, cached as ``local-<name>``; or an ``.onnx`` file for the engines) to ``to``
@@ -60,10 +61,12 @@ def convert(
     ``postprocess`` (which tarball of a model id), ``opset``, ``simplify`` (onnxsim),
     ``input_shape`` (``{input: dims}``), ``dynamic_batch`` (None: symbolic batch when the Paddle
     model has one and no NMS; True/False force it); inputs keep Paddle's feed order. Lite:
-    ``fp16``, ``opt_bin`` (default: ``store.settings.lite_opt``). Engines (from the ONNX, see
-    :mod:`.onnx_input`; ONNX options apply to that step): ``precision`` (``fp32`` default;
-    see ``PRECISIONS`` in :mod:`picozoo.runtime.base`), ``pnnx_bin`` (NCNN). ``progress`` gets
-    one line per step.
+    ``fp16``, ``opt_bin`` (default: ``store.settings.lite_opt``; without one, the store's
+    managed paddle_lite_opt, created with ``lite_python`` (default:
+    ``store.settings.lite_python``) or a Python 3.7-3.10 found on the machine). Engines (from
+    the ONNX, see :mod:`.onnx_input`; ONNX options apply to that step): ``precision`` (``fp32``
+    default; see ``PRECISIONS`` in :mod:`picozoo.runtime.base`), ``pnnx_bin`` (NCNN).
+    ``progress`` gets one line per step.
 
     Args:
         store: the cache (``Store(Settings.from_env())``).
@@ -136,7 +139,12 @@ def convert(
 
     # check options and tools before any download
     if to == "lite":
-        tool = find_opt_tool(opt_bin or store.settings.lite_opt)
+        tool = find_opt_tool(
+            opt_bin or store.settings.lite_opt,
+            store,
+            lite_python or store.settings.lite_python,
+            progress,
+        )
     else:
         options = onnx_options(
             opset=opset, simplify=simplify, input_shape=input_shape, dynamic_batch=dynamic_batch

@@ -2,9 +2,16 @@
 
 The optimizer is taken from, in order: ``--opt-bin`` / ``Settings.lite_opt``
 (``$PICOZOO_LITE_OPT``; an executable), the ``paddlelite`` Python module
-(``from paddlelite.lite import Opt``), ``paddle_lite_opt`` on PATH. Paddle-Lite reads only the
+(``from paddlelite.lite import Opt``), ``paddle_lite_opt`` on PATH, then the managed tool
+environment in the store (:mod:`.lite_toolchain`: a pinned paddlelite in a venv of a Python
+3.7-3.10 found on the machine). Paddle-Lite reads only the
 legacy ``model.pdmodel`` format (what upstream tarballs hold). There is no ARM runtime here, so
-a ``.nb`` gets no parity check (its provenance says so).
+a ``.nb`` gets no parity check (its provenance says so). What the optimizer did is read back
+from the ``.nb`` (:func:`nb_kernels`: the kernel of every op, ``op/alias/target/precision/layout``
+as a string): an FP16 conversion must hold FP16 kernels, or it fails.
+
+>>> nb_kernels(b"\\x02\\x00v2.12\\x00..conv2d/def/4/5/1..fc/def/4/1/1..feed/def/1/4/2")
+{'version': 'v2.12', 'kernels': {'arm/fp16': 1, 'arm/float': 1, 'host/any': 1}, 'fp16_kernels': 1}
 
 >>> lite_command(Path("/bin/paddle_lite_opt"), Path("m/model.pdmodel"), Path("m/model.pdiparams"),
 ...              Path("out/model"), fp16=True)  # doctest: +NORMALIZE_WHITESPACE
@@ -17,17 +24,22 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..atomic import sha256_file
 from ..errors import ConversionError, ToolchainError
 from ..native import exit_status, run_native
 from ..paddle_dir import PaddleModel
 from .cached import Recipe
+from .sources import Progress
+
+if TYPE_CHECKING:
+    from ..hub.store import Store
 
 ENV_OPT = "PICOZOO_LITE_OPT"
 OPT_NAME = "paddle_lite_opt"
@@ -42,21 +54,28 @@ INSTALL_HINT = (
 class OptTool:
     """The Paddle-Lite optimizer to use: an executable, or the ``paddlelite`` module."""
 
-    kind: str  # "binary" or "module"
+    kind: str  # "binary", "module" or "managed" (the store's tool environment; an executable)
     path: Path | None
     version: str
 
     def identity(self) -> str:
         """What goes into the cache key: the module version, or the binary's sha256."""
-        if self.kind == "module":
+        if self.kind in ("module", "managed"):
             return f"paddlelite=={self.version}"
         assert self.path is not None
         return f"{self.path.name}@sha256:{sha256_file(self.path)[:16]}"
 
 
-def find_opt_tool(opt_bin: str | None = None) -> OptTool:
+def find_opt_tool(
+    opt_bin: str | None = None,
+    store: Store | None = None,
+    lite_python: str | None = None,
+    progress: Progress | None = None,
+) -> OptTool:
     """Locate the optimizer (``opt_bin``: an executable's path or name, from ``--opt-bin`` or
-    ``Settings.lite_opt``) or raise :class:`ToolchainError` saying how to get one.
+    ``Settings.lite_opt``) or raise :class:`ToolchainError` saying how to get one. With a
+    ``store``, the last resort is its managed tool environment (created when missing, with
+    ``lite_python`` or an interpreter found on the machine; see :mod:`.lite_toolchain`).
 
     >>> find_opt_tool("/nonexistent/paddle_lite_opt")
     Traceback (most recent call last):
@@ -85,6 +104,11 @@ PICOZOO_LITE_OPT)
     found = shutil.which(OPT_NAME)
     if found:
         return OptTool("binary", Path(found), "")
+    if store is not None:
+        from .lite_toolchain import ensure_lite_opt
+
+        path, version = ensure_lite_opt(store, lite_python, progress)
+        return OptTool("managed", path, version)
     raise ToolchainError(
         "the Paddle-Lite optimizer (paddle_lite_opt) is not available", hint=INSTALL_HINT
     )
@@ -182,14 +206,67 @@ def lite_recipe(tool: OptTool, *, fp16: bool) -> Recipe:
     return Recipe("lite", NB_FILE, options, tools, produce)
 
 
+#: Paddle-Lite's TargetType and PrecisionType enums (lite/api/paddle_place.h), as in a .nb
+TARGETS = {"0": "unk", "1": "host", "2": "x86", "3": "cuda", "4": "arm", "5": "opencl"}
+PRECISIONS = {"0": "unk", "1": "float", "2": "int8", "3": "int32", "4": "any", "5": "fp16"}
+PRECISIONS.update({"6": "bool", "7": "int64", "8": "int16"})
+_KERNEL = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*/[A-Za-z0-9_]+/(\d{1,2})/(\d{1,2})/(\d{1,2})(?!\d)")
+_VERSION = re.compile(rb"v\d+\.\d+[0-9a-z.\-]*")
+
+
+def nb_kernels(data: bytes) -> dict[str, Any]:
+    """The optimizer's version and the kernels of a ``.nb`` counted by ``target/precision``
+    (each op's kernel is stored as ``op/alias/target/precision/layout``)."""
+    counts: dict[str, int] = {}
+    for target, precision, _layout in _KERNEL.findall(data):
+        t, p = target.decode(), precision.decode()
+        if t not in TARGETS or p not in PRECISIONS:
+            continue
+        name = f"{TARGETS[t]}/{PRECISIONS[p]}"
+        counts[name] = counts.get(name, 0) + 1
+    version = _VERSION.search(data[:64])
+    return {
+        "version": version.group().decode() if version else None,
+        "kernels": counts,
+        "fp16_kernels": sum(n for k, n in counts.items() if k.endswith("/fp16")),
+    }
+
+
 def _produce(
     tool: OptTool, tools: dict[str, str], files: PaddleModel, staging: Path, *, fp16: bool
 ) -> dict[str, Any]:
     nb = run_opt(tool, files, staging / "model", fp16=fp16)
     if nb.name != NB_FILE:
         nb.replace(staging / NB_FILE)
+    found = nb_kernels((staging / NB_FILE).read_bytes())
+    if fp16 and found["kernels"] and not found["fp16_kernels"]:
+        raise ConversionError(
+            f"{OPT_NAME} was asked for FP16 but the .nb holds no FP16 kernel "
+            f"({_kernel_summary(found)})",
+            hint="use a paddlelite >= 2.10 built with FP16 (the pinned wheels are)",
+        )
     return {
         "tools": {**tools, "kind": tool.kind, "path": str(tool.path or "")},
+        "converter": found,
         "parity": None,
         "parity_note": "no ARM runtime here: a .nb cannot be run for a parity check",
     }
+
+
+def _kernel_summary(found: dict[str, Any]) -> str:
+    kernels = found.get("kernels") or {}
+    return ", ".join(f"{n} {k}" for k, n in sorted(kernels.items(), key=lambda kv: -kv[1])) or (
+        "no kernels found"
+    )
+
+
+def kernel_report(converter: dict[str, Any] | None) -> str | None:
+    """One line for stderr: what precision the .nb's kernels run in.
+
+    >>> kernel_report({"kernels": {"arm/fp16": 159, "host/any": 17}, "fp16_kernels": 159})
+    '159 FP16 kernels of 176 (159 arm/fp16, 17 host/any)'
+    """
+    if not converter or "kernels" not in converter:
+        return None
+    total = sum(converter["kernels"].values())
+    return f"{converter['fp16_kernels']} FP16 kernels of {total} ({_kernel_summary(converter)})"

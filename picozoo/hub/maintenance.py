@@ -74,6 +74,21 @@ def list_rows(store: Store) -> list[dict[str, Any]]:
                 "url": None,
             }
         )
+    for tool in tool_dirs(store):
+        size = _size(tool)
+        rows.append(
+            {
+                "model": "-",
+                "kind": f"tool:{tool.name}",
+                "size": size,
+                "size_h": human_size(size),
+                "last_used": _iso(_mtime(tool) or None),
+                "verified": None,
+                "sha256": None,
+                "path": str(tool),
+                "url": None,
+            }
+        )
     for path, r in store.eval_files():
         if r is None:
             continue
@@ -101,6 +116,19 @@ def list_rows(store: Store) -> list[dict[str, Any]]:
     return rows
 
 
+def tool_dirs(store: Store) -> list[Path]:
+    """The managed tool environments (``tools/paddlelite-2.12-cp37/``), finished ones only
+    (a crashed build is a ``.tmp-*`` staging folder, removed by ``cache prune``)."""
+    root = store.tools_root
+    if not root.is_dir():
+        return []
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(STAGING_PREFIX)
+    )
+
+
 def partial_downloads(store: Store) -> list[Path]:
     """Files of partial downloads in ``downloads/`` (bytes, validators, leftovers of their
     atomic writes)."""
@@ -109,7 +137,7 @@ def partial_downloads(store: Store) -> list[Path]:
 
 def remove(store: Store, model_ids: Iterable[str] | None) -> list[Removal]:
     """Remove the cached artifacts, converted outputs and eval results of ``model_ids`` (None:
-    everything).
+    everything, managed tool environments included).
     Pins are kept: they are knowledge, not cache. An artifact being downloaded right now is
     skipped (and reported with ``skipped`` in its reason)."""
     wanted = None if model_ids is None else set(model_ids)
@@ -135,6 +163,8 @@ def remove(store: Store, model_ids: Iterable[str] | None) -> list[Removal]:
             what = f"{r.model} eval {r.engine} {r.precision}" if r else "unreadable eval result"
             out.append(_rm(path, what))
     if wanted is None:
+        for tool in tool_dirs(store):
+            out.append(_rm(tool, f"tool environment {tool.name}"))
         for p in partial_downloads(store):
             if _part_in_use(store, p):
                 out.append(Removal(p, "skipped: download in progress", 0))
@@ -209,7 +239,7 @@ def _collect_garbage(store: Store, *, grace: float, dry_run: bool = False) -> li
 
 def _staging_parents(store: Store) -> list[Path]:
     """Every folder where picozoo stages work before renaming it into place."""
-    parents = [store.unpacked_root, store.converted_root]
+    parents = [store.unpacked_root, store.converted_root, store.tools_root]
     if store.converted_root.is_dir():
         parents += [p for p in store.converted_root.iterdir() if p.is_dir() and not p.is_symlink()]
     return [p for p in parents if p.is_dir()]

@@ -14,6 +14,8 @@ Layout under the cache root (``Settings.cache_dir``)::
     locks/<urlkey>.lock            per-URL cross-process mutex
     converted/<label>/<key>/       a converted model + provenance.json (see picozoo.convert)
     evals/<digest>.json            a ``picozoo eval`` result (an :class:`EvalResult`)
+    tools/<name>/                  a managed tool environment (paddlelite-2.12-cp37: a venv
+                                   with paddle_lite_opt; ``.complete`` written last)
     .thirdparty/                   what matplotlib, Paddle, ... write on import (not $HOME;
                                    see picozoo.thirdparty)
     */.tmp-*                       staging folders; a crashed one is removed by ``cache prune``
@@ -63,6 +65,7 @@ from .partial import PART, PartialDownload
 from .pins import PinFile
 
 CONVERTED = "converted"
+TOOLS = "tools"
 EVALS = "evals"
 PROVENANCE = "provenance.json"
 #: Staging folders (unpack, conversion) start with this; ``cache prune`` removes old ones.
@@ -446,6 +449,15 @@ class Store:
         """A fresh staging folder in ``parent`` (same file system as the final place), with
         the permissions policy's folder mode (``mkdtemp`` alone gives a private 0o700)."""
         return make_staging_dir(check_no_links(self.root, parent), STAGING_PREFIX)
+
+    @property
+    def tools_root(self) -> Path:
+        return self.path(TOOLS)
+
+    def tool_dir(self, name: str) -> Path:
+        """A managed tool environment, e.g. ``tools/paddlelite-2.12-cp37/`` (see
+        :mod:`picozoo.convert.lite_toolchain`)."""
+        return self.path(TOOLS, name)
 
     def converted_dir(self, label: str, key: str) -> Path:
         return self.path(CONVERTED, label, key)
