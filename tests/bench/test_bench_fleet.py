@@ -120,7 +120,7 @@ def test_fleet_bench_two_machines_one_document(cluster: Cluster, tiny_onnx: Path
     r = run_cli("bench", str(tiny_onnx), *FAST, "--on", "laptop-b", "--format", "md",
                 env={**_env(cluster.tmp), "PICOZOO_CLUSTER": cluster.address})  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert "laptop-b" in r.stdout and "board-a" not in r.stdout
+    assert "laptop-b (ms)" in r.stdout and "board-a" not in r.stdout
     r = run_cli("bench", str(tiny_onnx), *FAST, "--cluster", cluster.address, "--on", "nope",
                 env=_env(cluster.tmp))  # fmt: skip
     assert r.returncode == 2 and "nope" in r.stderr
@@ -150,6 +150,10 @@ def test_fleet_worker_killed_mid_run(cluster: Cluster, tiny_onnx: Path) -> None:
     failed = [c for (m, _), c in by.items() if m == "board-a" and not c.ok]
     assert failed and all("board-a" in (c.failure.error if c.failure else "") for c in failed)
     assert "board-a" in err
+    from picozoo.bench.report import render
+
+    md = render(doc, "md")  # one table: a latency column per machine, the failure named
+    assert "board-a (ms)" in md and "laptop-b (ms)" in md and "left the cluster" in md
 
 
 @pytest.mark.slow
@@ -162,3 +166,48 @@ def test_fleet_unreachable_scheduler_exit_4(tiny_onnx: Path, tmp_path: Path) -> 
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "cannot reach the Dask scheduler" in lines[0], r.stderr
     assert "measuring" not in r.stderr and time.monotonic() - t0 < 60
+
+
+def _fleet_doc(doc: Document) -> Document:
+    """``doc`` as if its cells had been measured by machines board-a (the first half) and
+    laptop-b, the last one killed on board-a."""
+    import dataclasses
+
+    from picozoo.bench.records import Failure, Machine
+
+    env = doc.environment
+    cells = []
+    for i, c in enumerate(doc.cells):
+        name = "board-a" if i % 2 == 0 else "laptop-b<i>"  # a name is escaped in Markdown
+        cells.append(dataclasses.replace(c, machine=Machine(name, env)))
+    cells[-1] = dataclasses.replace(
+        cells[-1], result=Failure("cluster", "machine board-a left the cluster (killed)")
+    )
+    return dataclasses.replace(doc, cells=tuple(cells))
+
+
+def test_machine_field_round_trips_and_old_documents_are_unchanged(
+    measured_doc: Document,
+) -> None:
+    old = Path(__file__).parents[1] / "data" / "bench-v0.1-standin-s416.json"
+    text = old.read_text()
+    assert Document.from_json(json.loads(text)).to_json() == text
+    fleet = _fleet_doc(measured_doc)
+    saved = fleet.to_json()
+    assert '"machine": {' in saved and '"machine": {' not in measured_doc.to_json()
+    again = Document.from_json(json.loads(saved))
+    assert again == fleet and again.to_json() == saved
+
+
+def test_markdown_has_a_latency_column_per_machine(measured_doc: Document) -> None:
+    pytest.importorskip("pandas")
+    from support.bench_helpers import md_tables
+
+    from picozoo.bench.report import MACHINES_CAPTION, render
+
+    md = render(_fleet_doc(measured_doc), "md")
+    assert MACHINES_CAPTION in md
+    (table,) = [t for t in md_tables(md) if t[0][-1].endswith("(ms)") and "board-a" in t[0][-2]]
+    assert table[0][-2:] == ["board-a (ms)", "laptop-b&lt;i> (ms)"]
+    assert any("left the cluster" in c for row in table[1:] for c in row)
+    assert all(len(row) == len(table[0]) for row in table)
