@@ -43,6 +43,8 @@ from .targets import BenchTarget
 
 #: the Dask resource that marks a bench machine (``dask worker --resources bench=1``)
 RESOURCE = "bench"
+#: the CPU of a machine that returned no result
+UNKNOWN_CPU = "unknown (no result)"
 #: how long to wait for the scheduler before giving up (seconds)
 CONNECT_TIMEOUT_S = 10.0
 
@@ -237,16 +239,36 @@ def run_fleet(
         percentiles=PERCENTILES,
     )
     names = ", ".join(w.name for w in workers)
+    about = [machine_note(w, cells) for w in workers]
     return Document.create(
-        cells, collect_environment(), settings, device or f"fleet: {names}", notes
+        cells, collect_environment(), settings, device or f"fleet: {names}", [*notes, *about]
+    )
+
+
+def machine_note(w: Worker, cells: Sequence[Cell]) -> str:
+    """What the machine ``w`` is (from the first cell it returned), or that none came back.
+
+    >>> machine_note(Worker("tcp://127.0.0.1:1", "box"), [])
+    'machine box (dask worker tcp://127.0.0.1:1): returned no result; its cells are failed'
+    """
+    from .environment import device_label
+
+    got = [c.machine for c in cells if c.machine is not None and c.machine.name == w.name
+           and c.machine.environment.cpu_model != UNKNOWN_CPU]  # fmt: skip
+    head = f"machine {w.name} (dask worker {w.address})"
+    if not got:
+        return f"{head}: returned no result; its cells are failed"
+    env = got[0].environment
+    ort = env.versions.get("onnxruntime")
+    return (
+        f"{head}: {device_label(env)}, {env.cores} usable, host {env.hostname or '?'}, "
+        f"{env.os or '?'}" + (f", onnxruntime {ort}" if ort else "")
     )
 
 
 def _unmeasured(w: Worker) -> Machine:
     """The machine of a cell it never returned (its description is unknown)."""
-    return Machine(
-        w.name, Environment("unknown (no result)", None, 1, None, None, None, None, {}, None)
-    )
+    return Machine(w.name, Environment(UNKNOWN_CPU, None, 1, None, None, None, None, {}, None))
 
 
 def _gather(

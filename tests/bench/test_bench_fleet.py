@@ -114,6 +114,7 @@ def test_fleet_bench_two_machines_one_document(cluster: Cluster, tiny_onnx: Path
     assert sorted(c.machine.name for c in doc.cells if c.machine) == ["board-a", "laptop-b"]
     assert all(c.ok for c in doc.cells), [c.failure for c in doc.cells]
     assert all(c.machine and c.machine.environment.logical_cores >= 1 for c in doc.cells)
+    assert any(n.startswith("machine board-a (dask worker tcp://127.0.0.1:") for n in doc.notes)
     # the saved document reads and writes back byte-identical
     assert Document.from_json(json.loads(r.stdout)).to_json() == r.stdout
     # --on picks one machine; the Markdown has a latency column per machine
