@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import ExitCode, PicozooError, UsageError
+from ..errors import ClusterUnreachableError, UsageError
 from .records import (
     BenchSpec,
     Cell,
@@ -47,12 +47,6 @@ RESOURCE = "bench"
 UNKNOWN_CPU = "unknown (no result)"
 #: how long to wait for the scheduler before giving up (seconds)
 CONNECT_TIMEOUT_S = 10.0
-
-
-class ClusterUnreachableError(PicozooError, ConnectionError):
-    """The scheduler of ``--cluster`` cannot be reached (exit 4, as a failed download)."""
-
-    exit_code = ExitCode.DOWNLOAD
 
 
 @dataclass(frozen=True)
