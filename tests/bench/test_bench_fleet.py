@@ -138,9 +138,15 @@ def test_fleet_worker_killed_mid_run(cluster: Cluster, tiny_onnx: Path) -> None:
         env=_env(cluster.tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(5)  # both machines are in their first (3 s) cell
+        assert proc.stderr is not None
+        first = ""
+        while "bench machine(s)" not in first:  # the cells are being submitted
+            first = proc.stderr.readline()
+            assert first, "bench ended before it reached the cluster"
+        time.sleep(1.5)  # both machines are in their first cell (each >= 3 s)
         cluster.kill("board-a")
         out, err = proc.communicate(timeout=120)
+        err = first + err
     finally:
         proc.kill()
         proc.wait()
