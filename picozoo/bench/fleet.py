@@ -80,13 +80,30 @@ def measure_on_worker(spec: BenchSpec, timeout: float | None, debug: bool) -> Re
 
 def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> Any:
     """A ``distributed.Client`` of the scheduler at ``address``; raises
-    :class:`ClusterUnreachableError` (exit 4) when it does not answer within ``timeout``."""
+    :class:`ClusterUnreachableError` (exit 4) when it does not answer within ``timeout``,
+    :class:`~picozoo.errors.UsageError` (exit 2) when it is not an address.
+
+    >>> connect("notanaddress")
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.UsageError: --cluster 'notanaddress' is not a scheduler address: missing \
+port number in address 'notanaddress' (write tcp://HOST:PORT, e.g. tcp://10.0.0.2:8786)
+    """
     from ..capture import quiet_import
     from ..errors import require_all
 
     require_all([("distributed", ("fleet",), "distributed")], load=quiet_import)
     from distributed import Client
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
 
+    try:  # refused before a Client is made (a half-made one hangs 20 s on exit)
+        parse_host_port(parse_address(address)[1])
+    except ValueError as e:
+        raise UsageError(
+            f"--cluster {address!r} is not a scheduler address: {e}",
+            hint="write tcp://HOST:PORT, e.g. tcp://10.0.0.2:8786",
+        ) from e
     try:
         return Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as e:
