@@ -31,7 +31,7 @@ class ExitCode(IntEnum):
     FAILED = 1  #: unexpected failure, or every benchmark cell failed
     USAGE = 2  #: bad options, unknown model id / artifact kind, unusable input file
     CONFIG = 3  #: the registry or the pins file (picozoo.lock) is malformed
-    DOWNLOAD = 4  #: a download failed at every source
+    DOWNLOAD = 4  #: a download failed at every source, or bench --cluster's scheduler is down
     ARCHIVE = 5  #: an archive or downloaded file was refused (unsafe, corrupt, wrong content)
     INTEGRITY = 6  #: a hash does not match its pin, or `verify` found a problem
     OFFLINE = 7  #: offline mode and the artifact is not in the cache
@@ -166,6 +166,13 @@ class PinsFileError(PicozooError):
 # -- downloads and the store -------------------------------------------------------------------
 class DownloadError(PicozooError, ConnectionError):
     """Every source of an artifact failed (also a ``ConnectionError``)."""
+
+    exit_code = ExitCode.DOWNLOAD
+
+
+class ClusterUnreachableError(PicozooError, ConnectionError):
+    """The Dask scheduler of ``bench --cluster`` does not answer (exit 4, like a download
+    that failed at every source: nothing was fetched, nothing ran)."""
 
     exit_code = ExitCode.DOWNLOAD
 

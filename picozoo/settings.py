@@ -97,6 +97,8 @@ class Settings:
     debug: bool = False
     #: the largest ``picozoo.bench/1`` result file ``report show|merge`` reads (checked before)
     max_result_bytes: int = 16 << 20
+    #: the Dask scheduler ``bench`` runs its plan on (``--cluster``; None: this machine)
+    cluster: str | None = None
 
     @property
     def pins_path(self) -> Path:
@@ -123,6 +125,7 @@ class Settings:
             debug=env.get("PICOZOO_DEBUG", "") == "1",
             max_result_bytes=int(_number(env, "PICOZOO_MAX_RESULT_BYTES", integer=True) or 0)
             or cls.max_result_bytes,
+            cluster=env.get("PICOZOO_CLUSTER") or None,
         )
         settings = base.with_overrides(**overrides)
         named = "--cache" if overrides.get("cache_dir") else "PICOZOO_CACHE"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Need, UsageError
 
@@ -169,6 +169,8 @@ def run(
     registry: Registry | None = None,
     progress: Progress | None = None,
     phase: Progress | None = None,
+    cluster: str | None = None,
+    on: Sequence[str] = (),
 ) -> Document:
     """Measure the inference latency of ``models``, each (model, engine, precision, threads)
     cell in a fresh process, and return the whole result.
@@ -207,6 +209,10 @@ def run(
             see :class:`picozoo.settings.Settings`).
         progress: called with each progress line (notes, pulls, cells); default: quiet.
         phase: called with ``"preparing"`` then ``"measuring"`` (what an interruption stops).
+        cluster: a Dask scheduler (``tcp://HOST:8786``; default: ``PICOZOO_CLUSTER``, else
+            none): every cell is measured on every bench machine of that cluster (see
+            :mod:`picozoo.bench.fleet`; needs ``[fleet]``), each cell naming its machine.
+        on: with ``cluster``, only the machines of these names (their ``dask worker --name``).
 
     Returns:
         The ``picozoo.bench/1`` :class:`~picozoo.bench.records.Document`.
@@ -216,6 +222,8 @@ def run(
             not exist, a claims-only model id, or an ``input_size`` a model id's fixed
             input ignores (before anything is pulled).
         MissingDependencyError: no engine named is installed (before anything is pulled).
+        ClusterUnreachableError: ``cluster``'s scheduler does not answer (exit 4, before
+            anything is pulled).
         PicozooError: a model could not be prepared and nothing else can run.
 
     Example:
@@ -224,17 +232,11 @@ def run(
         >>> [round(c.measured.stats.median_ms, 1) for c in doc.cells]  # doctest: +SKIP
         [7.1, 3.0]
     """
-    from ..hub.registry import load_registry
     from ..hub.store import Store
-    from ..resolve import check_runnable
     from ..settings import Settings
-    from ..targets import is_path_arg, resolve_arg
     from ..threads import check_threads, usable_cores
     from .engines import plan_engines
-    from .evals import load_evals
     from .notes import oversubscription
-    from .suite import run_suite
-    from .targets import resolve_targets
 
     say = progress or (lambda _m: None)
     tell = phase or (lambda _p: None)
@@ -264,6 +266,59 @@ def run(
     if over:
         say(f"warning: {over}; their ratio to upstream's latency is not shown")
     store = store if store is not None else Store(Settings.from_env())
+    cluster = cluster or store.settings.cluster
+    if on and not cluster:
+        raise UsageError("--on names machines of a cluster", hint="give --cluster tcp://HOST:8786")
+    client = None
+    if cluster:  # refused now (exit 4) when it does not answer, before anything is pulled
+        from .fleet import bench_workers, connect
+
+        client = connect(cluster)
+        try:
+            bench_workers(client, on)
+        except BaseException:
+            client.close()
+            raise
+    try:
+        return _run(models, plan, wu, size, counts, store, registry, cluster, on, client,
+                    postprocess=postprocess, source=source, min_iters=min_iters,
+                    min_time=min_time, device=device, timeout=timeout, image=image, say=say,
+                    tell=tell)  # fmt: skip
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _run(
+    models: Sequence[str],
+    plan: Any,
+    wu: int | str,
+    size: tuple[int, int] | None,
+    counts: list[int],
+    store: Store,
+    registry: Registry | None,
+    cluster: str | None,
+    on: Sequence[str],
+    client: Any,
+    *,
+    postprocess: bool,
+    source: str,
+    min_iters: int,
+    min_time: float,
+    device: str | None,
+    timeout: float,
+    image: str | Path | None,
+    say: Progress,
+    tell: Progress,
+) -> Document:
+    """:func:`run` once its options are checked (and its cluster answered)."""
+    from ..hub.registry import load_registry
+    from ..resolve import check_runnable
+    from ..targets import is_path_arg, resolve_arg
+    from .evals import load_evals
+    from .suite import run_suite
+    from .targets import resolve_targets
+
     if registry is None and (not models or not all(is_path_arg(m) for m in models)):
         registry = load_registry(store.settings.registry_path)
     for m in models:  # refused before anything is pulled: nothing to measure, or ignored
@@ -298,6 +353,13 @@ def run(
             targets = with_image(targets, Path(image), store=store, folder=Path(tmp),
                                  progress=say)  # fmt: skip
         tell("measuring")
+        if cluster:
+            from .fleet import run_fleet
+
+            return run_fleet(cluster, targets, threads=counts, warmup=wu, min_iters=min_iters,
+                             min_time_s=min_time, timeout_s=timeout, on=on, device=device,
+                             debug=store.settings.debug, progress=say, notes=plan.notes,
+                             client=client)  # fmt: skip
         return run_suite(
             targets,
             threads=counts,

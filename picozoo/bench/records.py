@@ -407,6 +407,8 @@ class Cell:
     oversubscribed: bool = False
     #: the real image fed (``bench --image``); None: seeded random inputs
     image: FedImage | None = None
+    #: the fleet machine that measured it (``bench --cluster``); None: this document's machine
+    machine: Machine | None = None
 
     @property
     def ok(self) -> bool:
@@ -473,8 +475,10 @@ class Cell:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = _drop_unset(
             plain(self, omit=("result", "provenance", "measured_map")),
-            ("origin", "oversubscribed", "precision", "image"),
+            ("origin", "oversubscribed", "precision", "image", "machine"),
         )
+        if self.machine is not None:
+            d["machine"] = self.machine.to_dict()
         if self.claims is not None:  # conditions as the registry has them (none: not written)
             d["claims"] = self.claims.to_dict()
         if self.measured_map is not None:  # after modelinfo, as in the dataclass
@@ -511,6 +515,7 @@ class Cell:
             provenance=dict(provenance.data) if provenance else None,
             oversubscribed=bool(f.get("oversubscribed", "boolean", optional=True)),
             image=FedImage.from_fields(im) if (im := f.opt_obj("image")) else None,
+            machine=Machine.from_fields(mf) if (mf := f.opt_obj("machine")) else None,
         )
 
 
@@ -594,6 +599,28 @@ class Environment:
             cpu_governor=f.opt_string("cpu_governor"),
             usable_cores=f.get("usable_cores", "integer", optional=True, minimum=1),
         )
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A fleet machine (``bench --cluster``): the Dask worker's ``--name`` and what it ran on.
+
+    >>> env = Environment("CPU", 2, 4, None, None, None, None, {}, None)
+    >>> Machine("board-a", env).to_dict()["name"]
+    'board-a'
+    """
+
+    name: str
+    environment: Environment
+
+    def to_dict(self) -> dict[str, Any]:
+        d = plain(self)
+        d["environment"] = _drop_unset(d["environment"], ("usable_cores",))
+        return dict(d)
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> Machine:
+        return cls(name=f.string("name"), environment=Environment.from_fields(f.obj("environment")))
 
 
 @dataclass(frozen=True)

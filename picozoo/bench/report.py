@@ -281,7 +281,7 @@ def scaling_rows(doc: Document) -> tuple[list[str], list[list[str]]] | None:
     """
     threads = sorted({c.threads for c in doc.cells})
     measured = _by_threads(report_rows(doc))
-    if len(threads) < 2 or not measured:
+    if len(threads) < 2 or not measured or len(machines(doc)) > 1:  # see machine_rows
         return None
     base = threads[0]
     headers: list[str] = [Markup("Model"), Markup("Input size"), Markup("Engine")]
@@ -292,6 +292,43 @@ def scaling_rows(doc: Document) -> tuple[list[str], list[list[str]]] | None:
         + [_speedup(by.get(base), by.get(t)) for t in threads[1:]]
         for key, by in measured.items()
     ]
+    return headers, body
+
+
+def machines(doc: Document) -> list[str]:
+    """The fleet machines of a ``bench --cluster`` document, in order (none: one machine).
+
+    >>> machines(doc)  # doctest: +SKIP
+    ['board-a', 'laptop-b']
+    """
+    return list(dict.fromkeys(c.machine.name for c in doc.cells if c.machine is not None))
+
+
+def machine_rows(doc: Document) -> tuple[list[str], list[list[str]]] | None:
+    """A ``bench --cluster`` result's latency per machine: one row per (model, input size,
+    engine, precision, threads), a median-ms column per machine (why, where it failed);
+    None when the cells name no machine.
+
+    >>> headers, body = machine_rows(doc)  # doctest: +SKIP
+    >>> headers[-2:], body[0][-2:]  # doctest: +SKIP
+    (['board-a (ms)', 'laptop-b (ms)'], ['3.12', 'failed: machine board-a left the cluster'])
+    """
+    names = machines(doc)
+    if not names:
+        return None
+    table: dict[tuple[str, ...], dict[str, str]] = {}
+    for cell, row in zip(doc.cells, report_rows(doc), strict=True):
+        key = (row.shown_name, row.input_size or "-", row.engine_label, cell.precision_shown,
+               str(cell.threads))  # fmt: skip
+        if cell.machine is not None:
+            shown = _latency(row, markdown=True)
+            if row.status == "ok" and row.oversubscribed:
+                shown += f" {OVERSUBSCRIBED_MARK}"
+            table.setdefault(key, {})[cell.machine.name] = shown
+    headers: list[str] = [Markup("Model"), Markup("Input size"), Markup("Engine"),
+                          Markup("Precision"), Markup("Threads")]  # fmt: skip
+    headers += [f"{n} (ms)" for n in names]
+    body = [[*key, *(by.get(n, "-") for n in names)] for key, by in table.items()]
     return headers, body
 
 
@@ -340,6 +377,7 @@ def upstream_frame(doc: Document, device: str) -> Any:
 
 #: captions of the tables that follow the main one
 SCALING_CAPTION = "Thread scaling (median latency)"
+MACHINES_CAPTION = "Per machine (median latency; bench --cluster)"
 ENGINES_CAPTION = "Across engines and precisions (fastest first per model and thread count)"
 
 
@@ -351,6 +389,9 @@ def extra_tables(doc: Document) -> list[tuple[str, list[str], list[list[str]]]]:
     ['Thread scaling (median latency)']
     """
     out = []
+    per_machine = machine_rows(doc)
+    if per_machine:
+        out.append((MACHINES_CAPTION, *per_machine))
     scaling = scaling_rows(doc)
     if scaling:
         out.append((SCALING_CAPTION, *scaling))

@@ -95,7 +95,8 @@ def _write(
     epilog="Example: picozoo bench picodet-s-416 --threads 1 --threads 4 --format md\n\n"
     "Example: picozoo bench picodet-s-416 --engine all --precision all --threads 2 --format md"
     "\n\nExample: picozoo bench model.onnx --threads 2 --min-time 5 --format json --out r.json"
-    "\n\nExample: picozoo bench picodet-xs-320 --postprocess --image bus.jpg --format md",
+    "\n\nExample: picozoo bench picodet-xs-320 --postprocess --image bus.jpg --format md"
+    "\n\nExample: picozoo bench model.onnx --cluster tcp://10.0.0.2:8786 --format md",
 )
 @click.argument("models", nargs=-1, metavar=f"[{MODEL_OR_PATH}]...")
 @click.option(
@@ -178,6 +179,21 @@ def _write(
     show_default=True,
     help="Seconds allowed per cell.",
 )
+@click.option(
+    "--cluster",
+    metavar="tcp://HOST:8786",
+    help="Measure every cell on every bench machine of this Dask cluster (workers started as "
+    "`dask worker tcp://HOST:8786 --name NAME --nthreads 1 --resources bench=1`), one cell "
+    "at a time per machine; one table, a column per machine ([fleet]) [default: "
+    "PICOZOO_CLUSTER, else this machine].",
+)
+@click.option(
+    "--on",
+    "on",
+    multiple=True,
+    metavar="NAME",
+    help="With --cluster: only the machine of this worker --name (repeatable).",
+)
 @format_option(*_REPORTS, aliases=["--report"])
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the report here, not stdout.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also write the mAP-vs-latency PNG.")
@@ -197,6 +213,8 @@ def bench_cmd(
     image: str | None,
     device: str | None,
     timeout: float,
+    cluster: str | None,
+    on: tuple[str, ...],
     fmt: str,
     out: str | None,
     plot: str | None,
@@ -229,7 +247,7 @@ def bench_cmd(
         models, engines=engines, precisions=precisions, threads=threads,
         postprocess=postprocess, source=source, warmup=warmup, min_iters=min_iters,
         min_time=min_time, input_size=input_size, device=device, timeout=timeout, image=image,
-        store=app.store, progress=info, phase=_set_phase,
+        store=app.store, progress=info, phase=_set_phase, cluster=cluster, on=on,
     )  # fmt: skip
     _phase["now"] = "writing"
     if any(c.measured and not c.measured.stability.stable for c in doc.cells):

@@ -1,0 +1,220 @@
+"""`picozoo bench --cluster`: a real Dask scheduler and two real workers on loopback (each its
+own process group, cache and --name), the real CLI benching a tiny ONNX model across them; a
+worker killed mid-run leaves a failed cell naming it and the other machine's results."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.bench_helpers import run_cli
+
+from picozoo.bench.records import Document
+
+pytest.importorskip("distributed")
+
+FAST = ("--threads", "1", "--warmup", "2", "--min-iters", "10", "--min-time", "0.1")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("wb")
+    return subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the process and everything it started (its process group), and reap it."""
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
+class Cluster:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.env = dict(os.environ)
+
+    def start(self, names: list[str]) -> None:
+        bindir = Path(sys.executable).parent
+        self.procs["scheduler"] = _start(
+            [str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+             "--no-dashboard"],
+            self.env, self.tmp / "scheduler.log",
+        )  # fmt: skip
+        for name in names:
+            cache = self.tmp / f"cache-{name}"
+            cache.mkdir()
+            self.procs[name] = _start(
+                [str(bindir / "dask"), "worker", self.address, "--name", name, "--nthreads", "1",
+                 "--resources", "bench=1", "--host", "127.0.0.1", "--no-dashboard"],
+                {**self.env, "PICOZOO_CACHE": str(cache)}, self.tmp / f"{name}.log",
+            )  # fmt: skip
+        self.wait_for(names)
+
+    def wait_for(self, names: list[str], timeout: float = 60.0) -> None:
+        from distributed import Client
+
+        deadline = time.monotonic() + timeout
+        with Client(self.address, timeout=timeout, set_as_default=False) as c:
+            while time.monotonic() < deadline:
+                got = {w["name"] for w in c.scheduler_info(n_workers=-1)["workers"].values()}
+                if set(names) <= got:
+                    return
+                time.sleep(0.2)
+        logs = {p.name: p.read_text()[-2000:] for p in self.tmp.glob("*.log")}
+        raise AssertionError(f"workers {names} did not join: {logs}")
+
+    def kill(self, name: str) -> None:
+        _stop(self.procs.pop(name))
+
+    def close(self) -> None:
+        for name in [n for n in self.procs if n != "scheduler"] + ["scheduler"]:
+            if name in self.procs:
+                _stop(self.procs.pop(name))
+
+
+@pytest.fixture()
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path)
+    try:
+        c.start(["board-a", "laptop-b"])
+        yield c
+    finally:
+        c.close()
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    return {**os.environ, "PICOZOO_CACHE": str(tmp / "client-cache")}
+
+
+@pytest.mark.slow
+def test_fleet_bench_two_machines_one_document(cluster: Cluster, tiny_onnx: Path) -> None:
+    r = run_cli("bench", str(tiny_onnx), *FAST, "--cluster", cluster.address, "--format", "json",
+                env=_env(cluster.tmp))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    doc = Document.from_json(json.loads(r.stdout), "stdout")
+    assert sorted(c.machine.name for c in doc.cells if c.machine) == ["board-a", "laptop-b"]
+    assert all(c.ok for c in doc.cells), [c.failure for c in doc.cells]
+    assert all(c.machine and c.machine.environment.logical_cores >= 1 for c in doc.cells)
+    assert any(n.startswith("machine board-a (dask worker tcp://127.0.0.1:") for n in doc.notes)
+    # the saved document reads and writes back byte-identical
+    assert Document.from_json(json.loads(r.stdout)).to_json() == r.stdout
+    # --on picks one machine; the Markdown has a latency column per machine
+    r = run_cli("bench", str(tiny_onnx), *FAST, "--on", "laptop-b", "--format", "md",
+                env={**_env(cluster.tmp), "PICOZOO_CLUSTER": cluster.address})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "laptop-b (ms)" in r.stdout and "board-a" not in r.stdout
+    r = run_cli("bench", str(tiny_onnx), *FAST, "--cluster", cluster.address, "--on", "nope",
+                env=_env(cluster.tmp))  # fmt: skip
+    assert r.returncode == 2 and "nope" in r.stderr
+
+
+@pytest.mark.slow
+def test_fleet_worker_killed_mid_run(cluster: Cluster, tiny_onnx: Path) -> None:
+    """board-a is killed while it measures its first cell: that cell fails naming it, the
+    laptop's cells complete."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "picozoo", "bench", str(tiny_onnx), "--threads", "1",
+         "--threads", "2", "--warmup", "2", "--min-iters", "10", "--min-time", "3",
+         "--cluster", cluster.address, "--format", "json"],
+        env=_env(cluster.tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        first = ""
+        while "bench machine(s)" not in first:  # the cells are being submitted
+            first = proc.stderr.readline()
+            assert first, "bench ended before it reached the cluster"
+        time.sleep(1.5)  # both machines are in their first cell (each >= 3 s)
+        cluster.kill("board-a")
+        out, err = proc.communicate(timeout=120)
+        err = first + err
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    doc = Document.from_json(json.loads(out), "stdout")
+    by = {(c.machine.name if c.machine else "", c.threads): c for c in doc.cells}
+    assert by[("laptop-b", 1)].ok and by[("laptop-b", 2)].ok
+    failed = [c for (m, _), c in by.items() if m == "board-a" and not c.ok]
+    assert failed and all("board-a" in (c.failure.error if c.failure else "") for c in failed)
+    assert "board-a" in err
+    from picozoo.bench.report import render
+
+    md = render(doc, "md")  # one table: a latency column per machine, the failure named
+    assert "board-a (ms)" in md and "laptop-b (ms)" in md and "left the cluster" in md
+
+
+@pytest.mark.slow
+def test_fleet_unreachable_scheduler_exit_4(tiny_onnx: Path, tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    t0 = time.monotonic()
+    r = run_cli("bench", str(tiny_onnx), *FAST, "--cluster", f"tcp://127.0.0.1:{port}",
+                env=_env(tmp_path))  # fmt: skip
+    assert r.returncode == 4, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "cannot reach the Dask scheduler" in lines[0], r.stderr
+    assert "measuring" not in r.stderr and time.monotonic() - t0 < 60
+
+
+def _fleet_doc(doc: Document) -> Document:
+    """``doc`` as if its cells had been measured by machines board-a (the first half) and
+    laptop-b, the last one killed on board-a."""
+    import dataclasses
+
+    from picozoo.bench.records import Failure, Machine
+
+    env = doc.environment
+    cells = []
+    for i, c in enumerate(doc.cells):
+        name = "board-a" if i % 2 == 0 else "laptop-b<i>"  # a name is escaped in Markdown
+        cells.append(dataclasses.replace(c, machine=Machine(name, env)))
+    cells[-1] = dataclasses.replace(
+        cells[-1], result=Failure("cluster", "machine board-a left the cluster (killed)")
+    )
+    return dataclasses.replace(doc, cells=tuple(cells))
+
+
+def test_machine_field_round_trips_and_old_documents_are_unchanged(
+    measured_doc: Document,
+) -> None:
+    old = Path(__file__).parents[1] / "data" / "bench-v0.1-standin-s416.json"
+    text = old.read_text()
+    assert Document.from_json(json.loads(text)).to_json() == text
+    fleet = _fleet_doc(measured_doc)
+    saved = fleet.to_json()
+    assert '"machine": {' in saved and '"machine": {' not in measured_doc.to_json()
+    again = Document.from_json(json.loads(saved))
+    assert again == fleet and again.to_json() == saved
+
+
+def test_markdown_has_a_latency_column_per_machine(measured_doc: Document) -> None:
+    pytest.importorskip("pandas")
+    from support.bench_helpers import md_tables
+
+    from picozoo.bench.report import MACHINES_CAPTION, render
+
+    md = render(_fleet_doc(measured_doc), "md")
+    assert MACHINES_CAPTION in md
+    (table,) = [t for t in md_tables(md) if t[0][-1].endswith("(ms)") and "board-a" in t[0][-2]]
+    assert table[0][-2:] == ["board-a (ms)", "laptop-b&lt;i> (ms)"]
+    assert any("left the cluster" in c for row in table[1:] for c in row)
+    assert all(len(row) == len(table[0]) for row in table)
