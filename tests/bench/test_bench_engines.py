@@ -230,6 +230,7 @@ def test_cross_engine_table_and_fastest_line(measured_doc: Document) -> None:
     assert "Fastest" not in to_markdown(single)
 
 
+@pytest.mark.slow
 def test_plot_colours_by_engine(measured_doc: Document) -> None:
     pytest.importorskip("matplotlib")
     import matplotlib.colors as mcolors

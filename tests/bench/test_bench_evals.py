@@ -163,6 +163,7 @@ def test_measured_map_in_every_format(tiny_onnx: Path, eval_cache: Path, tmp_pat
     assert points["PicoDet-M"]["measured"] is False
 
 
+@pytest.mark.slow
 def test_results_without_measured_map_still_load_and_render() -> None:
     # a result written by picozoo 0.1 (before measured mAP, precisions and VmHWM)
     doc = load_document(DOCS.parent / "tests" / "data" / "bench-v0.1-standin-s416.json")
@@ -173,6 +174,7 @@ def test_results_without_measured_map_still_load_and_render() -> None:
     assert {r.map_measured for r in report_rows(doc)} == {None}
 
 
+@pytest.mark.slow
 def test_broken_measured_map_or_precision_is_rejected(measured_json: dict[str, Any]) -> None:
     cell = measured_json["cells"][0]
     for change, where in (

@@ -193,6 +193,7 @@ def _fleet_doc(doc: Document) -> Document:
     return dataclasses.replace(doc, cells=tuple(cells))
 
 
+@pytest.mark.slow
 def test_machine_field_round_trips_and_old_documents_are_unchanged(
     measured_doc: Document,
 ) -> None:
@@ -206,6 +207,7 @@ def test_machine_field_round_trips_and_old_documents_are_unchanged(
     assert again == fleet and again.to_json() == saved
 
 
+@pytest.mark.slow
 def test_markdown_has_a_latency_column_per_machine(measured_doc: Document) -> None:
     pytest.importorskip("pandas")
     from support.bench_helpers import md_tables

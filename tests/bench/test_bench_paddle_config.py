@@ -51,6 +51,7 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
     return model, params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("threads", [1, 3])
 def test_speed_config_is_upstreams_switch_for_switch(
     files: tuple[Path, Path], threads: int
@@ -67,6 +68,7 @@ def test_speed_config_is_upstreams_switch_for_switch(
     assert _summary(ours) == _summary(theirs)
 
 
+@pytest.mark.slow
 def test_reference_config_turns_mkldnn_off(files: tuple[Path, Path]) -> None:
     from paddle.inference import Config
 
@@ -76,6 +78,7 @@ def test_reference_config_turns_mkldnn_off(files: tuple[Path, Path]) -> None:
     assert s["mkldnn_enabled"] is False and s["cpu_math_library_num_threads"] == 2
 
 
+@pytest.mark.slow
 def test_a_default_config_is_not_upstreams(files: tuple[Path, Path]) -> None:
     """The read-back sees a switch left out (the comparison above can fail)."""
     from paddle.inference import Config

@@ -112,6 +112,7 @@ def test_the_worker_dies_with_a_killed_bench(tiny_onnx: Path) -> None:
     assert workers and left == [], [_state(pid) for pid in left]
 
 
+@pytest.mark.slow
 def test_run_worker_kills_the_whole_group_on_timeout(tmp_path: Path) -> None:
     from picozoo.bench.runner import run_worker
 

@@ -166,6 +166,7 @@ def test_oversubscribed_cells_show_no_ratio_to_upstream(measured_doc: Document) 
     assert [r.ratio is None for r in report_rows(doc) if r.name] == [False, True]
 
 
+@pytest.mark.slow
 def test_the_ratio_to_the_claim_only_under_the_claims_conditions(measured_doc: Document) -> None:
     """measured / claimed only for a cell measured as upstream measured its CPU claim
     (registry: Paddle Inference, 12 threads, fp32, model without post-processing); any other

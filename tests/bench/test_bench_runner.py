@@ -18,6 +18,7 @@ from picozoo.bench.records import BenchSpec, CellResult, Failure, Measurement
 from picozoo.bench.runner import run_cell, worker_env
 
 
+@pytest.mark.slow
 def test_cell_result_has_statistics(tiny_onnx: Path) -> None:
     r = run_cell(BenchSpec(tiny_onnx, "onnxruntime", 1, 1, 12, 0.0))
     assert isinstance(r, Measurement), r
@@ -73,6 +74,7 @@ def test_failed_worker_log_is_shown_only_in_debug(
     assert "worker log line" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_worker_reads_spec_file_and_keeps_stdout_clean(tiny_onnx: Path, tmp_path: Path) -> None:
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(BenchSpec(tiny_onnx, "onnxruntime", 1, 0, 3, 0.0).to_dict()))

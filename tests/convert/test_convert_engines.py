@@ -206,6 +206,7 @@ def test_fp32_disagreement_is_exit_10_and_nothing_is_cached(
     assert not [p for p in (cache / "converted").rglob("*") if p.name.startswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_failing_pnnx_is_exit_9_with_its_last_line(tiny: Path, tmp_path: Path, cli: Run) -> None:
     _need("ncnn")
     script = "echo 'layer Foo not supported' >&2; exit 3"
@@ -215,6 +216,7 @@ def test_failing_pnnx_is_exit_9_with_its_last_line(tiny: Path, tmp_path: Path, c
     assert not list((cache / "converted").rglob("model.ncnn.*"))
 
 
+@pytest.mark.slow
 def test_reduced_precision_is_cached_apart(tiny: Path, store: Store) -> None:
     _need("mnn")
     fp32 = _convert(store, tiny, "mnn")
@@ -339,6 +341,7 @@ def _audited(tmp_path: Path, script: str, *args: str) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+@pytest.mark.slow
 def test_openvino_conversion_sends_no_telemetry(tiny: Path, tmp_path: Path) -> None:
     """OpenVINO's ``ov.convert_model`` front end reports usage, and ``import openvino`` posts
     an event from a background thread (a forked process); picozoo imports it without
@@ -382,6 +385,7 @@ assert "openvino" in sys.modules
     assert _audited(tmp_path, steps, str(tiny)) == []
 
 
+@pytest.mark.slow
 def test_ncnn_conversion_runs_only_pnnx(tiny: Path, store: Store, audit: _Audit) -> None:
     _need("ncnn")
     from picozoo.convert.to_ncnn import find_pnnx
@@ -431,6 +435,7 @@ def test_ncnn_runtime_copes_with_non_contiguous_and_batched_inputs(
         assert b.shape == (2, *w.shape[1:]) and np.array_equal(b[1], a[0])
 
 
+@pytest.mark.slow
 def test_out_copies_every_file_and_the_copies_run(tiny: Path, tiny_store: Store) -> None:
     _need("ncnn")
     _need("openvino")
@@ -455,6 +460,7 @@ def test_out_copies_every_file_and_the_copies_run(tiny: Path, tiny_store: Store)
         assert max(float(np.abs(g - w).max()) for g, w in zip(got, want, strict=True)) < 1e-3
 
 
+@pytest.mark.slow
 def test_upstream_onnx_of_a_legacy_model_is_the_source(tiny: Path, tmp_path: Path) -> None:
     """A model without inference tarballs converts from upstream's ONNX, pulled from a
     loopback mirror; its provenance says so."""
@@ -483,6 +489,7 @@ def test_upstream_onnx_of_a_legacy_model_is_the_source(tiny: Path, tmp_path: Pat
 
 
 # -- missing tools, wrong inputs ---------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("engine", "module", "extra"),
     [("openvino", "openvino", "openvino"), ("mnn", "_tools", "mnn"), ("ncnn", "ncnn", "ncnn")],

@@ -150,6 +150,7 @@ def test_fake_opt_on_path_through_library(fake_opt: Path, tmp_path: Path, store:
     assert len((tmp_path / "argv.log").read_text().splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_lite_precision_is_the_fp16_switch(fake_opt: Path, tmp_path: Path, store: Store) -> None:
     """``precision="fp16"`` (the engines' word; ``--to lite --precision fp16``) is ``fp16=True``;
     the target may be given as a string, as on the command line."""

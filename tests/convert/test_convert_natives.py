@@ -84,6 +84,7 @@ def test_errors_raised_in_the_child_come_back() -> None:
         run_native("os:_exit", tool="t", subject="s", status=3)
 
 
+@pytest.mark.slow
 def test_a_native_call_runs_while_the_parent_works_and_is_ended_when_left() -> None:
     sleep = {"object_list": [], "timeout": 60}  # a 60 s wait that takes keyword arguments
     with NativeCall("multiprocessing.connection:wait", sleep, tool="t", subject="s") as call:
@@ -94,6 +95,7 @@ def test_a_native_call_runs_while_the_parent_works_and_is_ended_when_left() -> N
     assert not call.work.exists()
 
 
+@pytest.mark.slow
 def test_the_child_dies_with_picozoo(tmp_path: Path) -> None:
     """Even when picozoo itself is killed (SIGKILL: no clean-up runs), its child goes too."""
     import sys

@@ -49,6 +49,7 @@ def _ort_inputs(sess: ort.InferenceSession, batch: int = 1) -> dict[str, np.ndar
     return feeds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_convert_end_to_end_parity(
     paddle_models: dict[str, Path], tmp_path: Path, variant: str
@@ -156,6 +157,7 @@ def test_inputs_keep_paddle_feed_order_and_upstream_shapes(
         assert exc.value.exit_code == ExitCode.USAGE
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["pir-sf", "legacy-sf"])
 def test_inspect_paddle_and_onnx_agree(
     paddle_models: dict[str, Path], tmp_path: Path, variant: str
@@ -200,6 +202,7 @@ def _tamper_box_weights(model: onnx.ModelProto) -> None:
     raise AssertionError("no MatMul weight found")
 
 
+@pytest.mark.slow
 def test_tampered_weights_fail_parity_and_stay_out_of_cache(
     paddle_models: dict[str, Path], store: Store
 ) -> None:
@@ -226,6 +229,7 @@ def test_tampered_weights_fail_parity_and_stay_out_of_cache(
     assert good.provenance.parity_passed and store.converted("local-legacy-sf")
 
 
+@pytest.mark.slow
 def test_cache_hit_provenance_and_pin(paddle_models: dict[str, Path], store: Store) -> None:
     src = paddle_models["pir-sf"]
     messages: list[str] = []
@@ -259,6 +263,7 @@ def test_cache_hit_provenance_and_pin(paddle_models: dict[str, Path], store: Sto
         convert(store, _local(src), opset=99)
 
 
+@pytest.mark.slow
 def test_dynamic_batch_and_input_shape(paddle_models: dict[str, Path], tmp_path: Path) -> None:
     import onnxruntime as ort
 
@@ -296,6 +301,7 @@ def test_dynamic_batch_and_input_shape(paddle_models: dict[str, Path], tmp_path:
         )
 
 
+@pytest.mark.slow
 def test_no_simplify_keeps_paddle2onnx_output(
     paddle_models: dict[str, Path], tmp_path: Path
 ) -> None:

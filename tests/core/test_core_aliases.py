@@ -68,6 +68,7 @@ def test_upstream_names_resolve(
     assert target.postprocess == postprocess
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["picodet_s_416", "picodet_s_320", "picodet_s_416.tar"])
 def test_a_legacy_name_that_reads_as_a_current_id_is_refused_naming_both(
     reg: Registry, name: str, tmp_path: Path

@@ -68,6 +68,7 @@ def test_harness_counts_bytes_written_outside_the_cache(tmp_path: Path) -> None:
     assert not outcome.held
 
 
+@pytest.mark.slow
 def test_harness_fails_tracebacks_wrong_codes_and_time_limits(tmp_path: Path) -> None:
     def wrong_code(lab):  # exit 2 with a one-line error, where 3 is documented
         return suite.Verdict(lab.picozoo("show", "no-such-model"), frozenset({3}))
@@ -89,6 +90,7 @@ def test_harness_fails_tracebacks_wrong_codes_and_time_limits(tmp_path: Path) ->
     assert table.count("**FAILED**") == 3 and "0/3 held" in table
 
 
+@pytest.mark.slow
 def test_main_exits_1_when_a_scenario_is_not_held(monkeypatch, capsys) -> None:
     def refused_as_documented(lab):
         return suite.Verdict(lab.picozoo("show", "no-such-model"), frozenset({2}))

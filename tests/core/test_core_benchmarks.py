@@ -55,6 +55,7 @@ def test_the_blocker_blocks(tmp_path: Path) -> None:
     assert r.returncode == 1 and "No module named 'pytest'" in r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(RUNS))
 def test_help(script: str, tmp_path: Path) -> None:
     r = _run(tmp_path, script, "--help", timeout=60)

@@ -57,6 +57,7 @@ def test_every_command_has_help_with_an_example() -> None:
         assert "not implemented" not in result.output
 
 
+@pytest.mark.slow
 def test_help_and_list_import_no_heavy_module() -> None:
     code = (
         "import sys\n"

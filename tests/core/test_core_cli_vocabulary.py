@@ -157,6 +157,7 @@ def test_postprocess_switch_keeps_each_commands_default() -> None:
         assert postprocess(path) is True and postprocess(path, "--no-postprocess") is False
 
 
+@pytest.mark.slow
 def test_old_and_new_spellings_give_the_same_output(capsys: pytest.CaptureFixture[str]) -> None:
     table = picozoo(capsys, "list", "--format", "table")
     assert table[0] == 0 and "picodet-s-416" in table[1]

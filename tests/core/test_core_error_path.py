@@ -101,6 +101,7 @@ def test_an_exception_raised_inside_an_engine_package_is_an_engine_error() -> No
     assert str(error).startswith("OpenVINO failed: Exception from src/inference")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("under", ["", "sub/cache"])
 def test_a_cache_path_that_is_or_lies_under_a_file_is_one_line(tmp_path: Path, under: str) -> None:
     afile = tmp_path / "afile"

@@ -17,6 +17,7 @@ is an edge ``Y -> X``. The layers, lowest first:
 from __future__ import annotations
 
 import ast
+import functools
 from collections import defaultdict
 from itertools import pairwise
 from pathlib import Path
@@ -73,8 +74,10 @@ def _imported(path: Path, module: str) -> list[str]:
     return [n for n in found if n == ROOT or n.startswith(ROOT + ".")]
 
 
+@functools.cache
 def import_graph() -> dict[tuple[str, str], list[str]]:
-    """``{(importer, imported): ["module -> name", ...]}`` between distinct nodes."""
+    """``{(importer, imported): ["module -> name", ...]}`` between distinct nodes (parsed once
+    per session; the tests only read it)."""
     units = _units()
     edges: dict[tuple[str, str], list[str]] = defaultdict(list)
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -85,7 +88,7 @@ def import_graph() -> dict[tuple[str, str], list[str]]:
             a, b = _unit_of(module, units), _unit_of(name, units)
             if a != b:
                 edges[(a, b)].append(f"{module} -> {name}")
-    return edges
+    return dict(edges)
 
 
 def _cycle(edges: dict[tuple[str, str], list[str]]) -> list[str] | None:

@@ -83,6 +83,7 @@ def test_self_contained_and_inside_external_data_pass(tmp_path: Path) -> None:
     check_external_data(plain)
 
 
+@pytest.mark.slow
 def test_symlink_next_to_the_model_is_refused_everywhere(tmp_path: Path, secret: Path) -> None:
     import onnx
     from onnx import numpy_helper

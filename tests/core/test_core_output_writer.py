@@ -113,6 +113,7 @@ def _show(out: Path, *, stdout: int | None = None) -> subprocess.CompletedProces
     )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
 def test_report_out_onto_a_device_node_keeps_the_node(tmp_path: Path) -> None:
     node = tmp_path / "dev"
@@ -126,6 +127,7 @@ def test_report_out_onto_a_device_node_keeps_the_node(tmp_path: Path) -> None:
     assert r.returncode == 0 and stat.S_ISCHR(os.lstat(node).st_mode), r.stderr
 
 
+@pytest.mark.slow
 def test_report_out_to_proc_self_fd_1_writes_stdout(tmp_path: Path) -> None:
     link = tmp_path / "stdout"
     link.symlink_to("/proc/self/fd/1")
@@ -137,6 +139,7 @@ def test_report_out_to_proc_self_fd_1_writes_stdout(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["aside", "f.txt", "stdout"]
 
 
+@pytest.mark.slow
 def test_report_out_to_a_fifo_nobody_reads_says_so(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)

@@ -106,6 +106,7 @@ def test_latency_claims_carry_their_conditions_as_data() -> None:
     assert "conditions" not in parse_registry(_minimal(), "m.yaml").get("m-1").claims.to_dict()
 
 
+@pytest.mark.slow
 def test_all_kinds_are_in_the_vocabulary_and_ids_unique() -> None:
     reg = load_registry()
     ids = [m.id for m in reg.models]

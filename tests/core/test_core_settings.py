@@ -72,6 +72,7 @@ def test_show_reads_pins_from_the_lock_file_given(tmp_path: Path) -> None:
     assert inference["sha256"] is None
 
 
+@pytest.mark.slow
 def test_debug_shows_the_chained_cause(tmp_path: Path) -> None:
     bad = tmp_path / "reg.yaml"
     bad.write_text("models: [unclosed\n")

@@ -76,6 +76,7 @@ def _evaluate(model: Path, ann: Path, store: Store, lines: list[str], **kw: Any)
 
 
 # -- item 4: the eval cache key --------------------------------------------------------------------
+@pytest.mark.slow
 def test_eval_cache_is_keyed_by_images_config_and_folder(model: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -191,6 +192,7 @@ def test_fifos_devices_and_empty_files_are_refused(model: Path, tmp_path: Path) 
     assert isinstance(e, UsageError) and "a FIFO" in str(e)
 
 
+@pytest.mark.slow
 def test_a_folder_is_read_as_its_image_files(model: Path, tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     for i in range(3):

@@ -43,6 +43,7 @@ def test_connection_lost_several_times_resumes_and_matches(zoo, tmp_path: Path) 
     assert not list((tmp_path / "cache" / "downloads").iterdir())
 
 
+@pytest.mark.slow
 def test_interrupt_leaves_resumable_part_never_a_complete_looking_file(zoo, tmp_path: Path) -> None:
     art, mirror, published = zoo
     cache = store_at(tmp_path / "cache")
@@ -96,6 +97,7 @@ def test_file_changed_upstream_between_attempts_restarts_instead_of_splicing(
     assert entry is not None and entry.sha256 == sha256_file(published)
 
 
+@pytest.mark.slow
 def test_server_without_range_support_still_completes(zoo, tmp_path: Path) -> None:
     art, mirror, published = zoo
     with serve_directory(mirror) as srv:

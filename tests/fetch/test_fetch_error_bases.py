@@ -55,6 +55,7 @@ def test_a_disk_error_is_an_os_error() -> None:
         assert e is full
 
 
+@pytest.mark.slow
 def test_the_cli_still_prints_one_line_and_the_same_exit_code(tmp_path: Path) -> None:
     env = {"PICOZOO_CACHE": str(tmp_path / "c"), "PICOZOO_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     r = subprocess.run([sys.executable, "-m", "picozoo", "pull", MODEL, "-a", "onnx"],

@@ -71,6 +71,7 @@ def test_existing_eval_files_read_as_typed_records_and_round_trip(tmp_path: Path
     assert not [p for p in path.parent.iterdir() if p != path]  # no temp file left
 
 
+@pytest.mark.slow
 def test_cache_ls_lists_eval_results_and_cache_rm_removes_a_models(tmp_path: Path) -> None:
     cache = tmp_path / "c"
     mine = old_eval_file(cache, "picodet-s-416", ap=0.31)
@@ -116,6 +117,7 @@ def test_prune_removes_unreadable_results_and_interrupted_writes(tmp_path: Path)
     assert good.exists() and fresh.exists() and not broken.exists() and not tmp.exists()
 
 
+@pytest.mark.slow
 def test_a_planted_evals_link_is_refused(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.mkdir()

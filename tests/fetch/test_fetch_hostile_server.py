@@ -163,6 +163,7 @@ def test_a_compressed_reply_to_a_resume_restarts_the_file(zoo, tmp_path: Path) -
 
 
 # -- sizes that change or lie -------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_changed_content_range_total_restarts_instead_of_splicing(zoo, tmp_path: Path) -> None:
     reg, mirror, files = zoo
     art = reg.get(MODEL).artifact("inference")

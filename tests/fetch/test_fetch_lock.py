@@ -160,6 +160,7 @@ def test_cli_mismatch_exit_code_and_one_line(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_registry_pin_is_enforced(tmp_path: Path) -> None:
     reg = load_registry()
     art = reg.get(MODEL).artifact("inference")
@@ -223,6 +224,7 @@ def test_lock_command_pins_without_keeping_copies(tmp_path: Path) -> None:
         assert json.loads(r.stdout)[0]["from"] == "already pinned"
 
 
+@pytest.mark.slow
 def test_concurrent_processes_recording_pins_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "picozoo.lock"
     code = (
@@ -300,6 +302,7 @@ def test_a_pin_recorded_meanwhile_by_another_process_is_not_replaced(
     assert store_at(tmp_path / "cache").lookup(art) is None
 
 
+@pytest.mark.slow
 def test_require_hashes_with_a_malformed_pins_file_names_file_and_entry(tmp_path: Path) -> None:
     art = load_registry().get(MODEL).artifact("inference")
     lock = tmp_path / "bad.lock"

@@ -60,6 +60,7 @@ def test_source_urls_keep_the_path() -> None:
     )
 
 
+@pytest.mark.slow
 def test_bad_mirror_scheme_is_a_usage_error(tmp_path: Path) -> None:
     r = cli("pull", MODELS[0], "--mirror", "ftp://x", env={"PICOZOO_CACHE": str(tmp_path)})
     assert r.returncode == 2 and "unsupported mirror 'ftp://x'" in r.stderr

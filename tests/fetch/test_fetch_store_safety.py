@@ -151,6 +151,7 @@ def test_planted_symlink_is_refused_and_nothing_outside_is_written(
         assert not blob.is_symlink() or where == "blob"  # a blob is never made a link
 
 
+@pytest.mark.slow
 def test_named_file_folder_link_and_cli_exit_code(served: Any, tmp_path: Path) -> None:
     srv, files = served
     sha = sha256_file(files[(MODEL, "weights")])

@@ -190,6 +190,7 @@ def cli_main(*args: str) -> tuple[int, str, str]:
     return 0, out.getvalue(), err.getvalue()
 
 
+@pytest.mark.slow
 def test_sparse_tar_bomb_is_refused_from_its_headers_via_pull(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -213,6 +214,7 @@ def test_sparse_tar_bomb_is_refused_from_its_headers_via_pull(
     assert not list((cache_dir / "unpacked").iterdir())
 
 
+@pytest.mark.slow
 def test_gzip_bomb_is_refused_before_decompressing_it(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.tar.gz"
     with tarfile.open(bomb, "w:gz") as tf:
@@ -229,6 +231,7 @@ def test_gzip_bomb_is_refused_before_decompressing_it(tmp_path: Path) -> None:
     assert m["files"][f"{TOP}/zeros1.bin"]["size"] == 16 << 20
 
 
+@pytest.mark.slow
 def test_absolute_cap_and_env_limits_reach_pull(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -361,6 +361,7 @@ def _zero_tail(path: Path, n: int = 128) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.slow
 def test_converted_outputs_are_read_only_even_under_umask_000(converted: tuple[Path, Path]) -> None:
     cache, _ = converted
     files = sorted(_output(cache).parent.iterdir())
@@ -368,6 +369,7 @@ def test_converted_outputs_are_read_only_even_under_umask_000(converted: tuple[P
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o444"}
 
 
+@pytest.mark.slow
 def test_verify_checks_converted_outputs(converted: tuple[Path, Path]) -> None:
     cache, _ = converted
     r = cli("verify", "--format", "json", cache=cache)
@@ -388,6 +390,7 @@ def test_verify_checks_converted_outputs(converted: tuple[Path, Path]) -> None:
     assert r.returncode == 6 and "nothing of this model is in the cache" in r.stdout
 
 
+@pytest.mark.slow
 def test_a_damaged_converted_output_is_rebuilt_with_a_warning(
     converted: tuple[Path, Path],
 ) -> None:
@@ -404,6 +407,7 @@ def test_a_damaged_converted_output_is_rebuilt_with_a_warning(
     assert r.returncode == 0 and "warning" not in r.stderr and "parity" not in r.stderr
 
 
+@pytest.mark.slow
 def test_a_converted_output_rewritten_with_its_provenance_fails_its_pin(
     converted: tuple[Path, Path],
 ) -> None:
@@ -425,6 +429,7 @@ def test_a_converted_output_rewritten_with_its_provenance_fails_its_pin(
     assert xml.read_bytes() != fake
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "damage",
     ["missing", "not JSON", "wrong types", "file outside its folder", "a FIFO"],
