@@ -189,17 +189,8 @@ def run_fleet(
                 for w in workers:
                     fut = None
                     if t.path is not None:
-                        spec = BenchSpec(
-                            t.path,
-                            t.engine,
-                            n,
-                            warmup,
-                            min_iters,
-                            min_time_s,
-                            t.input_size,
-                            seed,
-                            t.precision,
-                            t.feeds,
+                        spec = t.spec(
+                            n, warmup=warmup, min_iters=min_iters, min_time_s=min_time_s, seed=seed
                         )
                         fut = client.submit(
                             measure_on_worker,

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..hub.eval_result import EvalResult
 from .environment import collect_environment, device_label, sha256_of
 from .evals import measured_map_for
-from .records import ArtifactInfo, BenchSpec, Cell, CellResult, Document, Failure, RunSettings
+from .records import ArtifactInfo, Cell, CellResult, Document, Failure, RunSettings
 from .runner import DEFAULT_TIMEOUT_S, run_cell
 from .stats import PERCENTILES
 from .targets import BenchTarget
@@ -89,17 +89,8 @@ def run_suite(
                 result = t.failure or Failure("prepare", "no artifact")
             else:
                 say(f"{where}: measuring ...")
-                spec = BenchSpec(
-                    t.path,
-                    t.engine,
-                    n,
-                    warmup,
-                    min_iters,
-                    min_time_s,
-                    t.input_size,
-                    seed,
-                    t.precision,
-                    t.feeds,
+                spec = t.spec(
+                    n, warmup=warmup, min_iters=min_iters, min_time_s=min_time_s, seed=seed
                 )
                 result = run_cell(spec, timeout=timeout_s, debug=debug)
             cell = t.cell(

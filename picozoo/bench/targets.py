@@ -35,6 +35,7 @@ from ..targets import Target, resolve_arg
 from .engines import missing_engine_failure, runs_file
 from .records import (
     ArtifactInfo,
+    BenchSpec,
     Cell,
     CellResult,
     Failure,
@@ -63,6 +64,30 @@ class BenchTarget:
     precision: str = "fp32"
     feeds: Path | None = None  #: the pre-processed image's arrays (``bench --image``)
     image: FedImage | None = None  #: that image
+
+    def spec(
+        self, threads: int, *, warmup: int | str, min_iters: int, min_time_s: float, seed: int
+    ) -> BenchSpec:
+        """What the worker measures for this target at ``threads`` (the target must have a
+        ``path``).
+
+        >>> t = BenchTarget("m", "onnxruntime", Path("m.onnx"), precision="fp32")
+        >>> t.spec(2, warmup=10, min_iters=100, min_time_s=2.0, seed=0).threads
+        2
+        """
+        assert self.path is not None, self.failure
+        return BenchSpec(
+            self.path,
+            self.engine,
+            threads,
+            warmup,
+            min_iters,
+            min_time_s,
+            self.input_size,
+            seed,
+            self.precision,
+            self.feeds,
+        )
 
     def cell(
         self,
