@@ -789,6 +789,22 @@ def rm_during_download(lab: Lab) -> Verdict:
 
 # item 11: read-only cache
 @contextmanager
+def tmpfs(path: Path, options: str) -> Iterator[bool]:
+    """A tmpfs mounted at ``path`` with ``options`` (e.g. ``size=16k``, ``ro,size=64k``) for the
+    ``with`` body, as root; yields False where mounting is not permitted."""
+    path.mkdir(parents=True, exist_ok=True)
+    cmd = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)]
+    if os.geteuid() != 0 or subprocess.run(cmd, capture_output=True).returncode != 0:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@contextmanager
 def read_only_dir(path: Path) -> Iterator[str]:
     """Make ``path`` a read-only folder for the ``with`` body; yields how: a read-only tmpfs
     mounted there (as root, where permissions do not stop writes), else ``chmod 555``."""

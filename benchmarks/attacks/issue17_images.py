@@ -12,8 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,21 +72,6 @@ def _eval(lab: Any, ann: Path, *extra: str, model: Path | None = None, **kw: Any
     onnx, cfg = _model(lab) if model is None else (model, model.parent / "infer_cfg.yml")
     return lab.picozoo("eval", str(onnx), "--config", str(cfg), "--coco", str(ann.parent),
                        "--ann", str(ann), *extra, **kw)  # fmt: skip
-
-
-@contextlib.contextmanager
-def _tmpfs(path: Path, options: str) -> Iterator[bool]:
-    """A tmpfs mounted at ``path`` (as root); yields False where mounting is not permitted."""
-    path.mkdir(parents=True, exist_ok=True)
-    cmd = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)]
-    if os.geteuid() != 0 or subprocess.run(cmd, capture_output=True).returncode != 0:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def _fill(folder: Path) -> None:
@@ -310,7 +294,7 @@ def register(suite: Any) -> None:
     def full_out(lab: Any) -> Any:
         onnx, cfg = _model(lab)
         photo = _png(lab.root / "p.png", size=(400, 400))
-        with _tmpfs(lab.scratch / "full", "size=64k") as mounted:
+        with suite.tmpfs(lab.scratch / "full", "size=64k") as mounted:
             if mounted:
                 _fill(lab.scratch / "full")
             r = lab.picozoo("infer", str(onnx), str(photo), "--config", str(cfg),
@@ -323,7 +307,7 @@ def register(suite: Any) -> None:
         def run(lab: Any) -> Any:
             ann = _coco(lab, n=2)
             _model(lab)
-            with _tmpfs(lab.cache, options) as mounted:
+            with suite.tmpfs(lab.cache, options) as mounted:
                 if mounted and "ro" not in options.split(","):
                     _fill(lab.cache)
                 r = _eval(lab, ann, "--format", "json")

@@ -10,10 +10,7 @@ tiny PicoDet-shaped ONNX of ``support.tiny_detector``, and ONNX files written wi
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,20 +67,6 @@ def _png(path: Path) -> Path:
     pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(path)
     return path
-
-
-@contextlib.contextmanager
-def _tmpfs(path: Path, options: str) -> Iterator[bool]:
-    """A tmpfs mounted at ``path`` (as root); yields False where mounting is not permitted."""
-    path.mkdir(parents=True, exist_ok=True)
-    cmd = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)]
-    if os.geteuid() != 0 or subprocess.run(cmd, capture_output=True).returncode != 0:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        subprocess.run(["umount", str(path)], check=False)
 
 
 def _only_empty_dirs(root: Path) -> bool:
@@ -164,7 +147,7 @@ def register(suite: Any) -> None:
     @scenario("full disk during convert (ENOSPC)", 14, issue=17)
     def full_disk_convert(lab: Any) -> Any:
         onnx = _tiny_onnx(lab)
-        with _tmpfs(lab.cache, "size=16k") as mounted:
+        with suite.tmpfs(lab.cache, "size=16k") as mounted:
             r = lab.picozoo("convert", str(onnx), "--to", "openvino")
             clean = _only_empty_dirs(lab.cache / "converted")
         note = "tmpfs of 16 KB; nothing half-written" if mounted else "cannot mount (not root)"
@@ -174,7 +157,7 @@ def register(suite: Any) -> None:
     def full_disk_out(lab: Any) -> Any:
         onnx = _tiny_onnx(lab)
         out = lab.scratch / "out"
-        with _tmpfs(out, "size=4k") as mounted:
+        with suite.tmpfs(out, "size=4k") as mounted:
             r = lab.picozoo("convert", str(onnx), "--to", "openvino", "--out", str(out))
             clean = not any(out.rglob("*.part"))
         note = "tmpfs of 4 KB; no .part left" if mounted else "cannot mount (not root)"
@@ -183,7 +166,7 @@ def register(suite: Any) -> None:
     @scenario("read-only cache for convert --to openvino (EROFS)", 14, issue=17)
     def read_only_convert(lab: Any) -> Any:
         onnx = _tiny_onnx(lab)
-        with _tmpfs(lab.cache, "ro,size=64k") as mounted:
+        with suite.tmpfs(lab.cache, "ro,size=64k") as mounted:
             r = lab.picozoo("convert", str(onnx), "--to", "openvino")
         note = "read-only tmpfs" if mounted else "cannot mount (not root)"
         return suite.Verdict(r, frozenset({12}), mounted, note)
