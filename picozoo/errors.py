@@ -319,6 +319,12 @@ class EngineError(PicozooError):
     exit_code = ExitCode.ENGINE
 
 
+class PrecisionUnavailableError(EngineError):
+    """The engine computes in another precision than the one asked for, on this CPU (read
+    back after loading): ``infer``/``eval`` refuse to label a result with a precision that did
+    not run, as ``bench`` skips such a cell."""
+
+
 class DiskError(PicozooError, OSError):
     """The disk is full, or the cache is read-only (also an ``OSError``)."""
 

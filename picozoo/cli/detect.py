@@ -230,8 +230,11 @@ def eval_cmd(
     for name, ap in result["per_class_ap"].items():
         click.echo(f"  {name:<20} AP {_percent(ap)}")
     if result.get("images_per_s"):
+        threads = result.get("threads")
         info(f"{result['images_per_s']:.1f} images/s (inference alone "
-             f"{result['inference_images_per_s']:.1f} images/s)")  # fmt: skip
+             f"{result['inference_images_per_s']:.1f} images/s"
+             + (f"; {threads} thread{'s' * (threads != 1)}" if threads else "")
+             + ")")  # fmt: skip
 
 
 def _result_lines(result: dict[str, Any]) -> list[str]:
@@ -242,8 +245,9 @@ def _result_lines(result: dict[str, Any]) -> list[str]:
 
     s, typed = result["stats"], EvalResult.from_json(result)
     data = typed.set_label if typed else f"{result['images']} images"
+    precision = typed.precision_label if typed else result["precision"]
     lines = [
-        f"{result['model']} on {data}, {result['engine']} {result['precision']}",
+        f"{result['model']} on {data}, {result['engine']}, precision {precision}",
         f"model {result['model_path']}; sha256 of "
         f"{result.get('model_sha256_of') or 'the model'}: {result['model_sha256']}",
         f"data set {result['ann_file']}; sha256 of the annotation file: "

@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import ModelFileError
 from ..paddle_dir import EVAL_NMS, InferConfig, NmsSettings
 from ..runtime import Runtime, load
+from ..runtime.base import refuse_unavailable_precision
 from .decode import HeadOutputs, split_outputs
 from .deploy import deploy_postprocess
 from .detections import Detections
@@ -59,6 +60,9 @@ class Detector:
             )
         # pipelined: reading, pre-processing and NMS share the CPU with the engine
         runtime = load(engine, path, threads=threads, precision=precision, pipelined=True)
+        # what the engine computes in, read back: a precision this CPU cannot run is refused
+        # (as bench skips its cell), so no result is labelled with a precision that did not run
+        refuse_unavailable_precision(runtime)
         config.check_model(runtime.inputs(), runtime.outputs(), path)  # before anything runs
         return cls(runtime, config, nms, nms_mode)
 

@@ -30,6 +30,7 @@ from ..atomic import sha256_file
 from ..errors import EngineError, UsageError
 from ..hub.eval_result import EvalResult, eval_digest
 from ..paddle_dir import InferConfig
+from ..runtime.base import describe_precision
 from ..threads import oversubscription_warning
 from .coco import class_to_category, evaluate, load_coco
 from .deploy import describe_nms, nms_record, nms_settings
@@ -111,10 +112,20 @@ def run_eval(
             hint="evaluate on a data set with the model's classes",
         )
     settings = nms_settings(nms, cfg, iou=iou, conf=conf)
+
+    def open_detector() -> Detector:
+        return Detector.open(runnable.path, config=cfg, engine=engine, threads=threads,
+                             nms=settings, precision=precision, nms_mode=nms)  # fmt: skip
+
+    # An engine asked for a reduced precision may compute in another one on this CPU: it is
+    # loaded (and a precision it cannot run refused) before a cached result is served, so the
+    # key holds the precision that runs. Every engine runs fp32 as asked.
+    detector = open_detector() if precision != "fp32" else None
+    ran = detector.runtime.executed_precision if detector is not None else precision
     key: dict[str, Any] = {
         "model_sha256": model_sha256(runnable.path),
         "engine": engine,
-        "precision": precision,
+        "precision": ran,
         "dataset": data.fingerprint,
         "nms": nms_record(nms, settings),
         "config": config_key(cfg),
@@ -129,8 +140,9 @@ def run_eval(
         if progress:
             progress(f"cached result: {app.store.eval_path(key)}")
         return dataclasses.replace(cached, **identity)  # an earlier version's lacks them
-    detector = Detector.open(runnable.path, config=cfg, engine=engine, threads=threads,
-                             nms=settings, precision=precision, nms_mode=nms)  # fmt: skip
+    if detector is None:
+        detector = open_detector()
+    log.info(describe_precision(detector.runtime))
     if detector.postprocessed and (nms != "eval" or iou is not None or conf is not None):
         raise UsageError(
             f"{runnable.label} runs its own NMS (exported with post-processing): --nms, --iou "
@@ -187,6 +199,9 @@ def run_eval(
         inference_images_per_s=len(data.images) / infer_s if infer_s else None,
         detections=len(results),
         **identity,
+        executed_precision=detector.runtime.executed_precision or precision,
+        precision_note=detector.runtime.precision_note or None,
+        threads=threads,
     )
     try:
         app.store.write_eval(out)

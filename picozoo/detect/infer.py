@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
+from ..runtime.base import describe_precision
 from ..threads import oversubscription_warning
 from .coco import dataset_category_ids
 from .deploy import describe_nms, nms_record, nms_settings
@@ -36,15 +37,20 @@ RESULTS_JSON = "results.json"
 @dataclass
 class InferReport:
     """COCO-results-style rows of every image, per-stage milliseconds per image, the drawn
-    images ``written`` and the ``results_json`` file (with ``out_dir``), and the ``nms`` that
+    images ``written`` and the ``results_json`` file (with ``out_dir``), the ``nms`` that
     decoded them (:func:`.deploy.nms_record`; ``{"mode": "model"}`` for a post-processed
-    model, which runs its own)."""
+    model, which runs its own), and the ``engine``, ``executed_precision`` (read back from
+    the engine after loading: a precision this CPU cannot run is refused) and ``threads``
+    that ran them."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     timings: list[dict[str, float]] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     results_json: Path | None = None
     nms: dict[str, Any] = field(default_factory=dict)
+    engine: str = ""
+    executed_precision: str = ""
+    threads: int = 0
 
     def saved_line(self, out_dir: Path) -> str:
         """``saved N images and results.json to DIR``."""
@@ -111,6 +117,7 @@ def infer_images(
             "--conf do not apply",
             hint="drop --iou/--conf, or run the model's no-post-processing export",
         )
+    log.info(describe_precision(detector.runtime))
     log.info(describe_nms(nms, settings, postprocessed=detector.postprocessed))
     if not cfg.labels and progress:  # said once: every row would show a class index
         progress(f"warning: {cfg.source or 'infer_cfg.yml'} has no label_list: classes are "
@@ -118,7 +125,9 @@ def infer_images(
     cut = cfg.draw_threshold if threshold is None else threshold
     ids = dataset_category_ids(cfg.labels)
     report = InferReport(nms={"mode": "model"} if detector.postprocessed
-                         else nms_record(nms, settings))  # fmt: skip
+                         else nms_record(nms, settings), engine=engine,
+                         executed_precision=detector.runtime.executed_precision or precision,
+                         threads=threads)  # fmt: skip
     image_ids = _image_ids(images)
     results: list[dict[str, Any]] = []
     for i, path in enumerate(images):

@@ -76,6 +76,14 @@ class EvalResult:
     dataset_name: str | None = None
     #: what ``model_sha256`` is the sha256 of (a file's name, or a Paddle folder's two files)
     model_sha256_of: str | None = None
+    #: the precision the engine computed in, read back after loading (``precision``, which
+    #: the key holds, is this one: a precision the CPU cannot run is refused, never recorded);
+    #: None: a result of an earlier version, which recorded the precision asked for
+    executed_precision: str | None = None
+    #: how it was read back (OpenVINO: the compiled model's ``INFERENCE_PRECISION_HINT``)
+    precision_note: str | None = None
+    #: the engine threads the images were run with (``images_per_s`` depends on them)
+    threads: int | None = None
 
     @property
     def key(self) -> dict[str, Any]:
@@ -130,7 +138,24 @@ class EvalResult:
             dataset_images=data["dataset_images"] if _is_int(data.get("dataset_images")) else None,
             dataset_name=_str(data.get("dataset_name")),
             model_sha256_of=_str(data.get("model_sha256_of")),
+            executed_precision=_str(data.get("executed_precision")),
+            precision_note=_str(data.get("precision_note")),
+            threads=data["threads"] if _is_int(data.get("threads")) else None,
         )
+
+    @property
+    def precision_label(self) -> str:
+        """The precision as reports show it: ``bf16 as executed`` when it was read back from
+        the engine, ``bf16 as asked`` for a result of an earlier version (which recorded the
+        request, whatever the engine ran).
+
+        >>> r = EvalResult("m", "m.onnx", "", "openvino", "bf16", "", {}, 3, None, {})
+        >>> r.precision_label, dataclasses.replace(r, executed_precision="bf16").precision_label
+        ('bf16 as asked (not read back from the engine)', 'bf16 as executed')
+        """
+        if self.executed_precision is None:
+            return f"{self.precision} as asked (not read back from the engine)"
+        return f"{self.executed_precision} as executed"
 
     @property
     def nms_mode(self) -> str:
@@ -150,7 +175,8 @@ class EvalResult:
             out["nms_mode"] = self.nms_mode
         else:
             del out["config"]
-        for k in ("ann_sha256", "dataset_images", "dataset_name", "model_sha256_of"):
+        for k in ("ann_sha256", "dataset_images", "dataset_name", "model_sha256_of",
+                  "executed_precision", "precision_note", "threads"):  # fmt: skip
             if out[k] is None:  # a result of an earlier version round-trips without them
                 del out[k]
         return out

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import EngineError, ModelFileError, PicozooError, UsageError
+from ..errors import (
+    EngineError,
+    ModelFileError,
+    PicozooError,
+    PrecisionUnavailableError,
+    UsageError,
+)
 
 #: engine name -> (adapter module, extra that installs the engine)
 ENGINES: dict[str, tuple[str, str]] = {
@@ -161,6 +167,56 @@ back: f32)'
     return f"{engine} cannot run {requested} on this CPU: it computes in {executed}" + (
         f" ({why})" if why else ""
     )
+
+
+def refuse_unavailable_precision(runtime: Runtime) -> None:
+    """Raise :class:`~picozoo.errors.PrecisionUnavailableError` (exit 13) when ``runtime``'s
+    engine computes in another precision than it was asked for (read back after loading, see
+    :attr:`Runtime.executed_precision`): ``infer`` and ``eval`` refuse such a run, as ``bench``
+    skips its cell, so no result is labelled with a precision that did not run.
+
+    >>> from types import SimpleNamespace as Loaded
+    >>> rt = Loaded(engine="openvino", precision="bf16", executed_precision="fp32",
+    ...             precision_note="INFERENCE_PRECISION_HINT read back: fp32")
+    >>> refuse_unavailable_precision(rt)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    picozoo.errors.PrecisionUnavailableError: openvino cannot run bf16 on this CPU: it computes \
+in fp32 (INFERENCE_PRECISION_HINT read back: fp32) (--precision fp32 runs what this CPU computes \
+in; ...)
+    >>> refuse_unavailable_precision(Loaded(engine="onnxruntime", precision="fp32",
+    ...                                     executed_precision="fp32", precision_note=""))
+    """
+    why = precision_shortfall(
+        runtime.engine, runtime.precision, runtime.executed_precision, runtime.precision_note
+    )
+    if why is None or not runtime.executed_precision:
+        return
+    ran = runtime.executed_precision
+    raise PrecisionUnavailableError(
+        why,
+        hint=f"--precision {ran} runs what this CPU computes in; `picozoo bench MODEL --engine "
+        f"{runtime.engine} --precision all` shows which precisions run here",
+    )
+
+
+def describe_precision(runtime: Runtime) -> str:
+    """One line saying what ran: the engine, the precision as executed (read back after
+    loading) and the threads, for ``infer``/``eval`` to print.
+
+    >>> from types import SimpleNamespace as Loaded
+    >>> describe_precision(Loaded(engine="onnxruntime", precision="fp32", threads=2,
+    ...                           executed_precision="fp32", precision_note=""))
+    'engine onnxruntime, precision fp32 as executed, 2 threads'
+    >>> describe_precision(Loaded(engine="openvino", precision="bf16", threads=1,
+    ...     executed_precision="bf16", precision_note="INFERENCE_PRECISION_HINT read back: bf16"))
+    'engine openvino, precision bf16 as executed (INFERENCE_PRECISION_HINT read back: bf16), 1 \
+thread'
+    """
+    ran = runtime.executed_precision or runtime.precision
+    note = f" ({runtime.precision_note})" if runtime.precision_note else ""
+    threads = f"{runtime.threads} thread{'s' * (runtime.threads != 1)}"
+    return f"engine {runtime.engine}, precision {ran} as executed{note}, {threads}"
 
 
 #: The most elements one model input may have: 2**28, 1 GiB as float32 (an image of

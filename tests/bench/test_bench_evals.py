@@ -347,7 +347,8 @@ def test_maps_of_two_data_sets_are_never_compared(scored: dict[str, Any], tmp_pa
                 "--ann", str(b), env=env)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0].endswith(
-        f"on b.json (3 images, annotations sha256 {on_b['ann_sha256'][:12]}), onnxruntime fp32"
+        f"on b.json (3 images, annotations sha256 {on_b['ann_sha256'][:12]}), onnxruntime, "
+        "precision fp32 as executed"
     )
     model = load_registry().get("picodet-s-416")
     targets = [

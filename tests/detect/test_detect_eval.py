@@ -121,16 +121,22 @@ def test_self_consistency_on_natural_images(
     picodet: dict[str, Any], consistency_set: Path, tmp_path: Path, engine: str, precision: str
 ) -> None:
     """The no-post-processing ONNX + picozoo's decoder, on each engine, must score mAP >= 0.99
-    against Paddle's own post-processed detections (bf16: reported, a looser bound)."""
+    against Paddle's own post-processed detections (bf16: reported, a looser bound; on a CPU
+    without AVX512-BF16/AMX, refused: see test_detect_precision.py)."""
+    from support.cpu import has_bf16
+
     args = (str(picodet["onnx"]), "--config", str(picodet["nopp"] / "infer_cfg.yml"),
             "--coco", str(consistency_set), "--ann", str(consistency_set / "ann.json"),
             "--format", "json", "--engine", engine, "--precision", precision)  # fmt: skip
     r = _eval(*args, cache=tmp_path / "cache")
+    if precision == "bf16" and not has_bf16():
+        assert r.returncode == 13 and "openvino cannot run bf16 on this CPU" in r.stderr
+        return
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["stats"]["AP"] >= (0.99 if precision == "fp32" else 0.8), result["stats"]
     assert result["images"] == 3 and result["engine"] == engine
-    assert result["precision"] == precision
+    assert result["precision"] == result["executed_precision"] == precision
     assert set(result["per_class_ap"]) <= set(LABELS)
     again = _eval(*args, cache=tmp_path / "cache")
     assert json.loads(again.stdout)["stats"] == result["stats"] and "cached" in again.stderr
