@@ -3,10 +3,12 @@
 A cached eval result (an :class:`~picozoo.hub.eval_result.EvalResult` in ``<cache>/evals/``,
 see :meth:`picozoo.hub.store.Store.evals`) belongs to a cell when its ``model_sha256`` is
 the benched file's (hashed the way ``eval`` hashes it: the file's sha256, or for a Paddle folder
-its model + params), and its engine and precision are the cell's. When several data sets scored
-that file, all of COCO val2017 wins (the set of upstream's claims), then the one with the most
-images; ties go to the first in the cache's order. The match is stored in the cell when the
-bench runs, so a saved result keeps it.
+its model + params), and its engine and precision are the cell's (eval records the precision
+its engine executed). When several evals scored that file, all of COCO val2017 with upstream's
+evaluation NMS wins (as the claims were measured), then upstream's NMS on another set, then the
+one with the most images; ties go to the first in the cache's order. An eval with another NMS
+(``--nms deploy``, ``--iou``, ``--conf``) says so wherever its mAP is shown. The match is
+stored in the cell when the bench runs, so a saved result keeps it.
 
 >>> ev = EvalResult(model="m", model_path="m.onnx", model_sha256="ab" * 32,
 ...                 engine="onnxruntime", precision="fp32", dataset="f00d", nms={}, images=3,
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from ..hub.eval_result import EvalResult
 from .records import MeasuredMap
@@ -55,7 +58,25 @@ def _as_measured(result: EvalResult) -> MeasuredMap | None:
         ann_sha256=result.ann_sha256,
         dataset_name=result.dataset_name,
         dataset_images=result.dataset_images,
+        nms=None if _default_nms(result.nms) else dict(result.nms),
     )
+
+
+def _default_nms(nms: dict[str, Any]) -> bool:
+    """Whether an eval result's NMS record is upstream's evaluation settings (a setting it
+    does not record is taken as those settings': results of versions before the record
+    existed have none).
+
+    >>> _default_nms({}), _default_nms({"score_threshold": 0.025})
+    (True, True)
+    >>> _default_nms({"mode": "deploy", "score_threshold": 0.4})
+    False
+    """
+    from ..detect.deploy import nms_record
+    from ..paddle_dir import EVAL_NMS
+
+    default = nms_record("eval", EVAL_NMS)
+    return set(nms) <= set(default) and all(nms.get(k, v) == v for k, v in default.items())
 
 
 def _number(v: float | None) -> float | None:
@@ -63,8 +84,10 @@ def _number(v: float | None) -> float | None:
     return v if v is not None and 0 <= v < float("inf") else None
 
 
-def _rank(m: MeasuredMap) -> tuple[bool, int]:
-    return (m.coco_val2017, m.images)
+def _rank(m: MeasuredMap) -> tuple[bool, bool, int]:
+    """All of COCO val2017 with upstream's NMS first, then upstream's NMS, then the most
+    images."""
+    return (m.coco_val2017, m.nms is None, m.images)
 
 
 def match_eval(

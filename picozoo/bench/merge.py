@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import require
 from ..render import markdown_table, render_rows
-from .notes import OVERSUBSCRIBED_MARK, UNSTABLE_MARK, oversubscription
+from .notes import OVERSUBSCRIBED_MARK, UNSTABLE_MARK, benched_file, oversubscription
 from .records import Document
 from .report import (
     UPSTREAM_HEADERS,
@@ -134,6 +134,9 @@ def merge_rows(docs: Sequence[Document]) -> tuple[list[str], list[dict[str, Any]
             if col not in columns:
                 columns.append(col)
             row = rows.setdefault((r.display, r.input_size, r.postprocess), _merged_row(r))
+            if r.source or r.artifact_sha256:
+                row["artifacts"][col] = {"source": r.source, "sha256": r.artifact_sha256,
+                                         "sha256_of": r.artifact_sha256_of}  # fmt: skip
             if r.status == "ok":
                 row["latency"][col] = r.median_ms
                 if r.oversubscribed:
@@ -156,6 +159,7 @@ def _merged_row(r: ReportRow) -> dict[str, Any]:
         "flops_g": r.flops_g,
         "claimed_cpu_ms": r.claimed_cpu_ms,
         "latency": {},
+        "artifacts": {},
         "errors": {},
         "oversubscribed": [],
         "unstable": [],
@@ -166,6 +170,12 @@ def _fmt(v: Any, digits: int = 2) -> str:
     if v is None:
         return "-"
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _sha256(row: dict[str, Any], column: str) -> str | None:
+    """The sha256 of the file a merged row's ``column`` benched (None: not recorded)."""
+    sha: str | None = row["artifacts"].get(column, {}).get("sha256")
+    return sha
 
 
 def _marks(row: dict[str, Any], column: str) -> str:
@@ -199,7 +209,8 @@ def merged_table(docs: Sequence[Document]) -> tuple[list[str], list[list[str]]]:
 
 
 def merged_notes(docs: Sequence[Document]) -> list[str]:
-    """One line per device (CPU, cores, date, too many threads), then one per failed cell.
+    """One line per device (CPU, cores, date, too many threads), one per benched file (which
+    file each column's cells ran, and its sha256), then one per failed cell.
 
     >>> merged_notes([laptop])[0]  # doctest: +SKIP
     'laptop: Intel(R) Core(TM) i7-10750H, 12 logical cores, measured 2026-11-27T17:26:12+00:00'
@@ -216,6 +227,8 @@ def merged_notes(docs: Sequence[Document]) -> list[str]:
         )
         if over:
             out.append(f"{OVERSUBSCRIBED_MARK} {name}: {over}")
+    for name, d in zip(device_names(docs), docs, strict=True):
+        out += dict.fromkeys(f"{name}: benched {benched_file(c)}" for c in d.cells if c.source)
     rows = merge_rows(docs)[1]
     unstable = [f"{r['model']} on {c}" for r in rows for c in r["unstable"]]
     if unstable:
@@ -244,7 +257,7 @@ def merged_png(docs: Sequence[Document]) -> bytes:
 
 
 #: the keys of a merged row that hold one value per column
-_PER_COLUMN = ("latency", "errors", "oversubscribed", "unstable")
+_PER_COLUMN = ("latency", "artifacts", "errors", "oversubscribed", "unstable")
 
 
 def render_merged(docs: Sequence[Document], fmt: str) -> str:
@@ -268,6 +281,7 @@ def render_merged(docs: Sequence[Document], fmt: str) -> str:
                 **{k: v for k, v in r.items() if k not in _PER_COLUMN},
                 **{f"latency_ms[{c}]": r["latency"].get(c) for c in columns},
                 **{f"marks[{c}]": _marks(r, c).strip() or None for c in columns},
+                **{f"artifact_sha256[{c}]": _sha256(r, c) for c in columns},
             }
             for r in rows
         ]

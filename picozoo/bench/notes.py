@@ -157,12 +157,13 @@ def methodology(doc: Document) -> list[str]:
         for dist in ("onnxruntime", "paddlepaddle", *[ENGINE_DISTS[e] for e in others], "numpy")
     )
     settings = [ENGINE_SETTINGS[e] for e in ("onnxruntime", "paddle", *others) if e in engines]
+    settings = settings or [ENGINE_SETTINGS["onnxruntime"], ENGINE_SETTINGS["paddle"]]
     if others:
-        settings.append(
-            "Each cell's engine_settings (JSON) record how its engine was set up; Precision is "
-            "what the engine computed in, read back after loading (a precision this CPU cannot "
-            "run is skipped, not measured)."
-        )
+        settings.append("Each cell's engine_settings (JSON) record how its engine was set up.")
+    settings.append(
+        "Precision (fp32 where a table does not say) is what the engine computed in, read back "
+        "after loading: a precision this CPU cannot run is skipped, not measured."
+    )
     out = [
         f"Measured on {env.cpu_model} ({env.physical_cores or '?'} physical / "
         f"{env.logical_cores} logical cores{usable}), {doc.created}; {versions}, "
@@ -170,7 +171,7 @@ def methodology(doc: Document) -> list[str]:
         f"Latency = median of the measured iterations (at least {s.min_iters} and "
         f"{s.min_time_s} s), after warm-up ({s.warmup}); each (model, engine, precision, "
         "threads) in a fresh process; inputs prepared outside the timed region. "
-        + " ".join(settings or [ENGINE_SETTINGS["onnxruntime"], ENGINE_SETTINGS["paddle"]])
+        + " ".join(settings)
         + f" {rss}",
         "Upstream CPU latency: Intel Core i7-10750H, Paddle Inference + MKLDNN, 12 threads. "
         "Params/FLOPS (artifact) are computed from the benchmarked file (FLOPs = 2 x MACs).",
@@ -182,7 +183,7 @@ def methodology(doc: Document) -> list[str]:
 def map_notes(doc: Document) -> list[str]:
     """What the measured mAPs are: how they were measured, and each data set (name, images,
     annotation file and its sha256) with the cells measured on it."""
-    sets: dict[tuple[str, int], tuple[MeasuredMap, list[str]]] = {}
+    sets: dict[tuple[str, int, str], tuple[MeasuredMap, list[str]]] = {}
     for c in doc.cells:
         if c.measured_map is not None:
             m = c.measured_map
@@ -191,10 +192,11 @@ def map_notes(doc: Document) -> list[str]:
         return []
     out = [
         "mAP measured = COCO mAP 0.5:0.95 from `picozoo eval` of the very file benched "
-        "(same sha256, engine and precision), stored in the result when it was benched; "
-        f"(Δ) = measured - upstream's claim, shown only for all of {COCO_VAL2017} (the set of "
-        "the claims); an mAP on another set names its set, and mAPs are compared only "
-        "between cells on the same set."
+        "(same sha256, engine and precision as executed), stored in the result when it was "
+        f"benched; (Δ) = measured - upstream's claim, shown only for all of {COCO_VAL2017} "
+        "with upstream's evaluation NMS (as the claims were measured); an mAP on another set "
+        "or with another NMS names them, and mAPs are compared only between cells on the same "
+        "set with the same NMS."
     ]
     for m, cells in sets.values():
         ann = f"{m.ann_file}, " if m.ann_file else ""
@@ -205,8 +207,9 @@ def map_notes(doc: Document) -> list[str]:
             if m.dataset_images is not None and m.images < m.dataset_images
             else f"{m.images} images"
         )
+        nms = f"; {m.nms_label}" if m.nms_label else ""
         out.append(
-            f"Data set {name} ({count}; {ann}{sha}): " + ", ".join(dict.fromkeys(cells)) + "."
+            f"Data set {name} ({count}; {ann}{sha}{nms}): " + ", ".join(dict.fromkeys(cells)) + "."
         )
     return out
 

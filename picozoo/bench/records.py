@@ -313,6 +313,28 @@ class MeasuredMap:
     ann_sha256: str | None = None  #: sha256 of the annotation file (None: an older result)
     dataset_name: str | None = None  #: ``COCO val2017``, or the annotation file's name
     dataset_images: int | None = None  #: the images the annotation file lists
+    #: the NMS the eval decoded with when it was not upstream's evaluation settings (``eval
+    #: --nms deploy``, ``--iou``, ``--conf``: the eval result's ``nms`` record); None: those
+    #: settings, as every upstream mAP was measured
+    nms: dict[str, Any] | None = None
+
+    @property
+    def nms_label(self) -> str | None:
+        """The NMS in a few words when it was not upstream's evaluation settings (None).
+
+        >>> MeasuredMap(0.5, None, 4, "f", nms={"mode": "deploy", "score_threshold": 0.4,
+        ...             "nms_threshold": 0.5}).nms_label
+        'NMS deploy (score > 0.4, IoU 0.5)'
+        >>> MeasuredMap(0.5, None, 4, "f", nms={"score_threshold": 0.3,
+        ...             "nms_threshold": 0.6}).nms_label
+        'NMS score > 0.3, IoU 0.6'
+        """
+        if self.nms is None:
+            return None
+        settings = f"score > {self.nms.get('score_threshold')}, IoU {self.nms.get('nms_threshold')}"
+        if self.nms.get("mode") == "deploy":
+            return f"NMS deploy ({settings})"
+        return f"NMS {settings}"
 
     @property
     def map(self) -> float:
@@ -325,20 +347,24 @@ class MeasuredMap:
 
     @property
     def coco_val2017(self) -> bool:
-        """Measured on all of COCO val2017, the set of upstream's claims."""
-        return is_coco_val2017(self.dataset_name, self.images)
+        """Measured as upstream's claims were: on all of COCO val2017, with upstream's
+        evaluation NMS."""
+        return is_coco_val2017(self.dataset_name, self.images) and self.nms is None
 
     @property
-    def set_key(self) -> tuple[str, int]:
-        """What makes two mAPs comparable: the same annotation file (its sha256) and the same
-        images evaluated; the data set fingerprint for results that do not say."""
-        return (self.ann_sha256 or self.dataset, self.images)
+    def set_key(self) -> tuple[str, int, str]:
+        """What makes two mAPs comparable: the same annotation file (its sha256), the same
+        images evaluated (the data set fingerprint for results that do not say) and the same
+        NMS."""
+        return (self.ann_sha256 or self.dataset, self.images, self.nms_label or "")
 
     @property
     def set_label(self) -> str:
-        """The data set, as reports name it (see :func:`~picozoo.hub.eval_result.set_label`)."""
-        return set_label(self.dataset_name, self.images, self.dataset_images, self.ann_sha256,
-                         self.dataset, self.ann_file)  # fmt: skip
+        """The data set, as reports name it (see :func:`~picozoo.hub.eval_result.set_label`),
+        and the NMS when it was not upstream's evaluation settings."""
+        label = set_label(self.dataset_name, self.images, self.dataset_images, self.ann_sha256,
+                          self.dataset, self.ann_file)  # fmt: skip
+        return label + (f", {self.nms_label}" if self.nms_label else "")
 
     @property
     def set_short(self) -> str:
@@ -347,21 +373,24 @@ class MeasuredMap:
         >>> MeasuredMap(0.9, None, 4, "f", dataset_name="ann.json", ann_sha256="ab").set_short
         'ann.json, 4 images'
         """
+        nms = f", {self.nms_label}" if self.nms_label else ""
         if self.dataset_name is None:  # an older result: its file's name, or its fingerprint
             name = (self.ann_file or "").replace("\\", "/").rsplit("/", 1)[-1]
-            return f"{name or 'data set ' + self.dataset[:12]}, {self.images} images"
+            return f"{name or 'data set ' + self.dataset[:12]}, {self.images} images{nms}"
         if self.dataset_images is not None and self.images < self.dataset_images:
-            return f"{self.dataset_name}, first {self.images} of {self.dataset_images} images"
-        return f"{self.dataset_name}, {self.images} images"
+            count = f"first {self.images} of {self.dataset_images} images"
+        else:
+            count = f"{self.images} images"
+        return f"{self.dataset_name}, {count}{nms}"
 
     def delta(self, claimed: float | None) -> float | None:
-        """Measured minus claimed mAP, in points: None without a claim, or when the set is not
-        all of COCO val2017 (upstream's claims are measured there)."""
+        """Measured minus claimed mAP, in points: None without a claim, or when it was not
+        measured as the claims were (all of COCO val2017, upstream's evaluation NMS)."""
         return None if claimed is None or not self.coco_val2017 else self.map - claimed
 
     def to_dict(self) -> dict[str, Any]:
         return _drop_unset(
-            dict(plain(self)), ("ann_file", "ann_sha256", "dataset_name", "dataset_images")
+            dict(plain(self)), ("ann_file", "ann_sha256", "dataset_name", "dataset_images", "nms")
         )
 
     @classmethod
@@ -375,6 +404,7 @@ class MeasuredMap:
             ann_sha256=f.opt_string("ann_sha256"),
             dataset_name=f.opt_string("dataset_name"),
             dataset_images=f.get("dataset_images", "integer", optional=True, minimum=0),
+            nms=f.get("nms", "object", optional=True),
         )
 
 

@@ -98,9 +98,10 @@ class ReportRow:
     eval_set: str | None = None  #: the data set: name, images, annotation sha256
     eval_set_short: str | None = None  #: the data set as a table cell names it
     eval_ann_sha256: str | None = None
-    eval_coco_val2017: bool | None = None  #: measured on all of COCO val2017
-    #: mAPs are compared only between rows with the same key (annotation sha256, images)
-    eval_set_key: tuple[str, int] | None = None
+    #: measured as upstream's claims were: all of COCO val2017, upstream's evaluation NMS
+    eval_coco_val2017: bool | None = None
+    #: mAPs are compared only between rows with the same key (annotation sha256, images, NMS)
+    eval_set_key: tuple[str, int, str] | None = None
 
     @property
     def ok(self) -> bool:

@@ -230,10 +230,10 @@ def eval_cmd(
     for name, ap in result["per_class_ap"].items():
         click.echo(f"  {name:<20} AP {_percent(ap)}")
     if result.get("images_per_s"):
-        threads = result.get("threads")
+        used: Any = result.get("threads")
         info(f"{result['images_per_s']:.1f} images/s (inference alone "
              f"{result['inference_images_per_s']:.1f} images/s"
-             + (f"; {threads} thread{'s' * (threads != 1)}" if threads else "")
+             + (f"; {used} thread{'s' * (used != 1)}" if used else "")
              + ")")  # fmt: skip
 
 
