@@ -12,7 +12,8 @@ than cores aside) and how much faster it is than upstream's own CPU method (Padd
 fp32) at the same thread count when that was measured. When eval measured mAPs for the model,
 a fastest cell whose mAP is more than :data:`MAP_TOLERANCE` below the best fp32 one on the
 same data set is not taken as is: the line also names the fastest cell within that tolerance.
-mAPs measured on different data sets are never compared (the line says so).
+mAPs measured on different data sets, or with different NMS settings, are never compared (the
+line says so).
 
 >>> import dataclasses
 >>> row = ReportRow(display="m", input_size="64*64", engine="paddle", precision="fp32",
@@ -27,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ..render import Markup
+from .notes import UNSTABLE_MARK
 from .records import SKIPPED
 from .rows import ReportRow
 
@@ -94,7 +96,8 @@ def _group_lines(key: tuple[str, str, int], members: list[ReportRow]) -> list[li
 
 
 def _engine_cells(r: ReportRow, best: float | None) -> list[str]:
-    """Median, p90, measured mAP and "vs fastest" of one cell; its failed stage if it failed."""
+    """Median (marked when unstable), p90, measured mAP and "vs fastest" of one cell; its
+    failed stage if it failed."""
     if not r.ok or r.median_ms is None:
         return [
             "skipped" if r.stage == SKIPPED else f"failed ({r.stage or 'error'})",
@@ -103,7 +106,8 @@ def _engine_cells(r: ReportRow, best: float | None) -> list[str]:
             "-",
         ]
     vs = f"{r.median_ms / best:.2f}x" if best else "-"
-    return [f"{r.median_ms:.2f}", _ms(r.p90_ms), measured_map_text(r), vs]
+    median = f"{r.median_ms:.2f}" + (f" {UNSTABLE_MARK}" if r.stable is False else "")
+    return [median, _ms(r.p90_ms), measured_map_text(r), vs]
 
 
 def _ms(v: float | None) -> str:
@@ -137,8 +141,12 @@ def _accuracy_caveat(ok: Sequence[ReportRow]) -> str:
     set; when the cells' mAPs were measured on different sets, that they are not compared
     (else "")."""
     fast = ok[0]
-    sets = {r.eval_set_key for r in ok if r.map_measured is not None}
-    note = "; mAPs measured on different data sets are not compared" if len(sets) > 1 else ""
+    sets = {r.eval_set_key for r in ok if r.map_measured is not None and r.eval_set_key}
+    note = ""
+    if len({key[:2] for key in sets}) > 1:
+        note = "; mAPs measured on different data sets are not compared"
+    elif len(sets) > 1:  # one set, decoded with other NMS settings (eval --nms/--iou/--conf)
+        note = "; mAPs measured with different NMS settings are not compared"
     if fast.map_measured is None:
         return note
     same = [r for r in ok if r.map_measured is not None and r.eval_set_key == fast.eval_set_key]

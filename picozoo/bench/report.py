@@ -344,10 +344,13 @@ def _by_threads(rows: list[ReportRow]) -> dict[tuple[str, str, str], dict[int, R
 
 
 def _median_cell(r: ReportRow | None) -> str:
-    """A median in the thread-scaling table (marked when oversubscribed), ``-`` when missing."""
+    """A median in the thread-scaling table (marked when unstable or oversubscribed), ``-``
+    when missing."""
     if r is None:
         return "-"
-    return _num(r.median_ms) + (f" {OVERSUBSCRIBED_MARK}" if r.oversubscribed else "")
+    marks = [UNSTABLE_MARK] if r.stable is False else []
+    marks += [OVERSUBSCRIBED_MARK] if r.oversubscribed else []
+    return _num(r.median_ms) + "".join(f" {m}" for m in marks)
 
 
 def _speedup(a: ReportRow | None, b: ReportRow | None) -> str:
