@@ -79,7 +79,9 @@ def infer(
             run the model converted from its ONNX, converted first when missing: that needs
             ``convert``).
         precision: the engine's precision (``fp32``; openvino ``fp16``/``bf16``, mnn
-            ``fp16``/``int8``, ncnn ``fp16``).
+            ``fp16``/``int8``, ncnn ``fp16``). What the engine computes in is read back after
+            loading; a precision this CPU cannot run (OpenVINO bf16 without AVX512-BF16/AMX,
+            fp16 on x86 for MNN and ncnn...) is refused, as ``bench`` skips such a cell.
         threads: the engine's thread count.
         threshold: keep detections scoring at least this (default: ``infer_cfg.yml``'s
             ``draw_threshold``, 0.5 upstream).
@@ -103,14 +105,16 @@ def infer(
         An :class:`~picozoo.detect.infer.InferReport`: ``rows`` (COCO-results-style dicts:
         image, category, ``category_id`` (the data set's id: COCO's for a model of COCO's 80
         classes, else the class index), bbox ``[x, y, w, h]``, score), per-image
-        ``timings``, the ``written`` images, ``results_json``, the ``nms`` that ran, and
-        ``timing_line()``.
+        ``timings``, the ``written`` images, ``results_json``, the ``nms`` that ran, the
+        ``engine``, ``executed_precision`` and ``threads`` that ran, and ``timing_line()``.
 
     Raises:
         UsageError: an unknown model id, an unusable file (not a regular file, empty, not an
             image, above the pixel cap), a missing ``infer_cfg.yml``.
         DiskError: ``out_dir`` is on a full or read-only disk.
         EngineError, MissingDependencyError: the engine cannot run the model, or is missing.
+        PrecisionUnavailableError: an :class:`~picozoo.errors.EngineError` (exit 13): the
+            engine computes in another precision than ``precision`` on this CPU.
 
     Example:
         >>> import picozoo.detect
@@ -162,7 +166,8 @@ def evaluate(
 
     Every image goes the way of :func:`infer` (no score cut: NMS score 0.025, keep 100); the
     detections are scored with COCO's protocol. The result is cached in the store by (model
-    file, engine, precision, parsed ``infer_cfg.yml``, NMS settings, the annotation file's
+    file, engine, precision as executed, parsed ``infer_cfg.yml``, NMS settings, the annotation
+    file's
     bytes and each image's path, size, mtime, ctime and inode): a second call on the same
     inputs is instant, any change measures again. When the cache cannot be written (full or
     read-only disk) the result is still returned, with a warning.
@@ -184,14 +189,19 @@ def evaluate(
         The typed result (:class:`~picozoo.hub.eval_result.EvalResult`): ``stats`` (``AP``,
         ``AP50``, ... the 12 COCO stats, as fractions; ``.ap``/``.ap50`` for short),
         ``per_class_ap``, ``images``, ``images_per_s``, the model file's ``model_sha256``,
-        ``engine``, ``precision``; ``.to_dict()`` is the ``picozoo.eval/1`` JSON.
+        ``engine``, ``precision`` (as executed: ``executed_precision`` says it was read back
+        from the engine, ``precision_note`` how), ``threads``; ``.to_dict()`` is the
+        ``picozoo.eval/1`` JSON.
 
     Raises:
         UsageError: an unknown model id, a data set without the model's classes, a COCO file
             that is malformed (one line naming the file and the field: ids, ``file_name``
             outside ``coco_dir``, ``bbox``, categories, no annotations) or larger than
             ``PICOZOO_MAX_ANNOTATION_BYTES`` (512 MiB), an unusable image (as :func:`infer`).
-        EngineError: the engine cannot run the model, or it gave a NaN/infinite box or score.
+        EngineError: the engine cannot run the model, or it gave a NaN/infinite box or score;
+            :class:`~picozoo.errors.PrecisionUnavailableError`: it computes in another
+            precision than ``precision`` on this CPU (refused before a cached result is
+            served: nothing is stored under a precision that did not run).
         MissingDependencyError: the engine is missing.
 
     Example:

@@ -5,8 +5,10 @@ its engine, picozoo's decoder + NMS with upstream's evaluation settings: score 0
 top-k 1000, keep 100, unless ``--nms deploy``/``--iou``/``--conf`` change them); the
 detections are mapped to the annotation file's category ids and
 scored with COCO's protocol. Results are cached in the store
-(:meth:`~picozoo.hub.store.Store.write_eval`) by (model file sha256, engine, precision, data
-set fingerprint: the annotation file's bytes and each image's path, size, mtime, ctime and
+(:meth:`~picozoo.hub.store.Store.write_eval`) by (model file sha256, engine, precision as
+executed -- read back from the engine, which is loaded first for a precision other than fp32,
+so a precision this CPU cannot run is refused before any cached result is served -- data set
+fingerprint: the annotation file's bytes and each image's path, size, mtime, ctime and
 inode; NMS settings; the parsed ``infer_cfg.yml``: every pre-processing value and the labels),
 so a second run is instant and any change to what is measured measures again. A result that
 cannot be cached (full or read-only disk) is still returned, with a warning.

@@ -1,8 +1,13 @@
 """A ``picozoo eval`` result as a typed record (the ``evals/<digest>.json`` files of the store).
 
 The store keeps one file per (model file sha256, engine, precision, data set fingerprint, NMS
-settings, parsed ``infer_cfg.yml``): :func:`eval_digest` names it. The data set fingerprint
-covers the annotation file's bytes and each image file (path, size, mtime, ctime, inode).
+settings, parsed ``infer_cfg.yml``): :func:`eval_digest` names it. The precision is the one
+the engine executed, read back after loading (``eval`` refuses a precision the CPU cannot
+run, so it is also the one asked); ``executed_precision`` says it was read back (results of
+earlier versions recorded the precision asked, whatever ran: :attr:`EvalResult.precision_label`
+says so), ``threads`` the engine threads ``images_per_s`` was measured with. The data set
+fingerprint covers the annotation file's bytes and each image file (path, size, mtime, ctime,
+inode).
 Files written by earlier versions (plain JSON objects with ``"schema": "picozoo.eval/1"``)
 read unchanged; their key has no ``config``, so they are never served for a new run.
 
