@@ -90,12 +90,16 @@ def device_names(docs: Sequence[Document]) -> list[str]:
 
 
 def column_name(device: str, r: ReportRow) -> str:
-    """A merged column's name: its device and conditions.
+    """A merged column's name: its device and conditions (the image fed, when ``bench
+    --image`` fed one instead of seeded random inputs).
 
     >>> column_name("phone", ReportRow(engine="mnn", precision="fp16", threads=4))
     'phone (mnn fp16, 4 thr)'
+    >>> column_name("pc", ReportRow(engine="onnxruntime", threads=2, image="dog.jpg"))
+    'pc (onnxruntime, 2 thr, image dog.jpg)'
     """
-    return f"{device} ({r.engine_label}, {r.threads} thr)"
+    image = f", image {r.image}" if r.image else ""
+    return f"{device} ({r.engine_label}, {r.threads} thr{image})"
 
 
 def merged_columns(docs: Sequence[Document]) -> list[dict[str, Any]]:
@@ -112,7 +116,8 @@ def merged_columns(docs: Sequence[Document]) -> list[dict[str, Any]]:
         for r in report_rows(doc):
             col = column_name(name, r)
             out.setdefault(col, {"name": col, "device": name, "engine": r.engine,
-                                 "precision": r.precision, "threads": r.threads})  # fmt: skip
+                                 "precision": r.precision, "threads": r.threads,
+                                 **({"image": r.image} if r.image else {})})  # fmt: skip
     return list(out.values())
 
 

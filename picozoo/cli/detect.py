@@ -38,7 +38,8 @@ def engine_options(f: Any) -> Any:
         type=click.Choice(["fp32", "fp16", "bf16", "int8"]),
         default="fp32",
         show_default=True,
-        help="Engine precision (openvino: bf16/fp16, mnn: fp16/int8, ncnn: fp16).",
+        help="Engine precision (openvino: bf16/fp16, mnn: fp16/int8, ncnn: fp16); what the "
+        "engine computes in is read back and printed, one this CPU cannot run exits 13.",
     )(f)
     return click.option(
         "--engine",

@@ -161,3 +161,19 @@ def test_merge_keeps_every_columns_conditions_and_marks(
     assert picodet["unstable"] == ["phone (onnxruntime, 1 thr)"]
     r = run_cli("report", "merge", *paths, "--report", "csv")
     assert "marks[phone (onnxruntime, 1 thr)]" in r.stdout.splitlines()[0]
+
+
+def test_a_column_fed_a_real_image_says_so(measured_doc: Document) -> None:
+    """Issue 18: a column of cells fed an image (``bench --image``) is not the column of the
+    same cells on seeded inputs: its name says which image, and its JSON too."""
+    from picozoo.bench.records import FedImage
+
+    laptop, _ = two_devices(measured_doc)
+    image = FedImage("bus.jpg", "ab" * 32, (1080, 810))
+    fed = dataclasses.replace(
+        laptop, device="pc", cells=tuple(dataclasses.replace(c, image=image) for c in laptop.cells)
+    )
+    columns, _ = merge_rows([laptop, fed])
+    assert columns == ["laptop (onnxruntime, 1 thr)", "pc (onnxruntime, 1 thr, image bus.jpg)"]
+    data = json.loads(render_merged([laptop, fed], "json"))
+    assert "image" not in data["columns"][0] and data["columns"][1]["image"] == "bus.jpg"
