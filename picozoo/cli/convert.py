@@ -139,6 +139,7 @@ def convert_cmd(
     from ..convert.run import copy_out
     from ..convert.shapes import parse_input_shapes
     from ..convert.sources import select_args
+    from ..convert.lite_parity import parity_line
     from ..convert.to_lite import kernel_report
     from ..targets import resolve_arg
 
@@ -181,6 +182,8 @@ def convert_cmd(
             report = kernel_report(dict(result.provenance.converter or {}))
             if report:
                 info(f"{result.label}: {result.path.name}: {report}")
+            parity = parity_line(result.provenance.parity)
+            info(f"{result.label}: {parity or result.provenance.parity_note or 'no parity check'}")
         copied = copy_out(result, out_dir, source=Path(arg)) if out_dir is not None else None
         done.append(
             {"target": arg, **result.to_dict(), "copied_to": str(copied) if copied else None}
