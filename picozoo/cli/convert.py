@@ -247,8 +247,18 @@ def inspect_cmd(app: App, target: str, postprocess: bool, fmt: str) -> None:
         lines.append(f"{title}:")
         lines += [f"  {t['name']}  {t['dtype']}  {t['shape']}" for t in d[title]]
     lines.append(f"params:  {d['params']:,}")
-    lines.append(f"FLOPs:   {d['flops']:,} ({d['flops'] / 1e9:.3f} G)")
-    lines.append(f"         {FLOPS_CONVENTION}")
+    lite = d.get("lite")
+    if lite is not None:  # a .nb, read as data: nothing of it is run
+        kernels = ", ".join(f"{n} {k}" for k, n in lite["kernels"].items())
+        lines.append(f"lite:    optimizer {lite['opt_version']}, target {'/'.join(lite['targets'])}, "
+                     f"{lite['fp16_kernels']} FP16 kernels ({kernels})")  # fmt: skip
+        dtypes = ", ".join(f"{n} {t}" for t, n in lite["param_dtypes"].items())
+        lines.append(f"weights: {lite['weight_tensors']} tensors ({dtypes}), "
+                     f"{lite['param_bytes']:,} bytes")  # fmt: skip
+        lines.append("FLOPs:   not computed for a Paddle-Lite .nb")
+    else:
+        lines.append(f"FLOPs:   {d['flops']:,} ({d['flops'] / 1e9:.3f} G)")
+        lines.append(f"         {FLOPS_CONVENTION}")
     lines.append("ops:")
     lines += [f"  {name:<24} {count}" for name, count in d["op_histogram"].items()]
     click.echo("\n".join(lines))
