@@ -128,5 +128,9 @@ err 3.8e-06: ok; this proves the optimized graph ...'
     )
     agreement = parity.agreement
     if agreement is not None and agreement.skipped is None and agreement.detections is not None:
-        line += f"; detections agree: {agreement.matched} of {agreement.detections}"
+        line += (
+            f"; detections agree: {agreement.matched} of {agreement.detections}"
+            if agreement.detections
+            else "; no detection scored >= 0.3 on the synthetic images (none to compare)"
+        )
     return line + "; this proves the optimized graph on x86 (fp32), not ARM FP16 arithmetic"

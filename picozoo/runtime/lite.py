@@ -298,5 +298,6 @@ def open_model(
         "numpy": reply.get("numpy"),
         "timing": "round trip through a pipe to the side interpreter (inputs and outputs "
         "copied each run); last_run_ms: the predictor's own run()",
+        "memory": "the side interpreter's memory is not in the worker's peak RSS",
     }
     return runtime
