@@ -31,7 +31,7 @@ from typing import Any
 
 from .errors import ModelFileError
 
-__all__ = ["NbModel", "NbVar", "read_nb", "read_nb_file", "kernel_place", "TARGETS", "PRECISIONS"]
+__all__ = ["PRECISIONS", "TARGETS", "NbModel", "NbVar", "kernel_place", "read_nb", "read_nb_file"]
 
 #: Paddle-Lite's TargetType and PrecisionType enums (lite/api/paddle_place.h)
 TARGETS = {0: "unk", 1: "host", 2: "x86", 3: "cuda", 4: "arm", 5: "opencl", 6: "any"}
@@ -251,10 +251,10 @@ def _read_program(fb: _Fb, model: NbModel) -> None:
         kind = fb.string(op, 0) or ""
         kernel, col = "", len(feeds) + len(fetches)
         for a in fb.tables(op, 3):
-            name = fb.string(a, 0)
-            if name == KERNEL_ATTR:
+            attr = fb.string(a, 0)
+            if attr == KERNEL_ATTR:
                 kernel = fb.string(a, 4) or ""
-            elif name == "col":
+            elif attr == "col":
                 col = int(fb.scalar(a, 2, "i"))
         if kind == "feed":
             feeds += [(col, n) for n in _args(fb, op, 2, "Out")]

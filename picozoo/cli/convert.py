@@ -136,10 +136,10 @@ def convert_cmd(
     to stderr.
     """
     from ..convert import convert
+    from ..convert.lite_parity import parity_line
     from ..convert.run import copy_out
     from ..convert.shapes import parse_input_shapes
     from ..convert.sources import select_args
-    from ..convert.lite_parity import parity_line
     from ..convert.to_lite import kernel_report
     from ..targets import resolve_arg
 
@@ -250,7 +250,8 @@ def inspect_cmd(app: App, target: str, postprocess: bool, fmt: str) -> None:
     lite = d.get("lite")
     if lite is not None:  # a .nb, read as data: nothing of it is run
         kernels = ", ".join(f"{n} {k}" for k, n in lite["kernels"].items())
-        lines.append(f"lite:    optimizer {lite['opt_version']}, target {'/'.join(lite['targets'])}, "
+        target = "/".join(lite["targets"])
+        lines.append(f"lite:    optimizer {lite['opt_version']}, target {target}, "
                      f"{lite['fp16_kernels']} FP16 kernels ({kernels})")  # fmt: skip
         dtypes = ", ".join(f"{n} {t}" for t, n in lite["param_dtypes"].items())
         lines.append(f"weights: {lite['weight_tensors']} tensors ({dtypes}), "

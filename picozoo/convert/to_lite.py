@@ -157,7 +157,7 @@ def run_opt(
             files=files,
             out_prefix=out_prefix,
             fp16=fp16,
-            target=target,
+            places=target,
         )
     else:
         assert tool.path is not None
@@ -183,7 +183,7 @@ def run_opt(
     return nb
 
 
-def run_module(files: PaddleModel, out_prefix: Path, fp16: bool, target: str = "arm") -> None:
+def run_module(files: PaddleModel, out_prefix: Path, fp16: bool, places: str = "arm") -> None:
     """Paddle-Lite's ``Opt`` through the ``paddlelite`` module (run in a child process)."""
     from paddlelite.lite import Opt
 
@@ -191,7 +191,7 @@ def run_module(files: PaddleModel, out_prefix: Path, fp16: bool, target: str = "
     opt.set_model_file(str(files.model_file))
     opt.set_param_file(str(files.params_file))
     opt.set_model_type("naive_buffer")
-    opt.set_valid_places(target)
+    opt.set_valid_places(places)
     opt.set_optimize_out(str(out_prefix))
     if fp16:
         if not hasattr(opt, "enable_fp16"):

@@ -252,6 +252,7 @@ def _deep_nb(path: Path, kind: str, bad: Any, detail: dict[str, Any], name: str 
     if kind.endswith("fp16") and not nb.fp16_kernels:
         bad(f"{label}: a {kind} model without FP16 kernels ({kernels})")
 
+
 def _deep_yaml(path: Path, bad: Any) -> None:
     """A YAML file parses with picozoo's strict loader (no aliases, duplicate keys, ...)."""
     try:

@@ -24,6 +24,7 @@ each run); ``settings["last_run_ms"]`` is the predictor's own ``run()`` time in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -181,10 +182,8 @@ class LiteRuntime(Runtime):
                 self.proc.wait()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
 
 def _status(code: int | None) -> str:
@@ -257,7 +256,7 @@ def open_model(
     side = python or find_side_python(path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), GLOG_minloglevel="2")
-    stderr = tempfile.TemporaryFile()
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 -- the child's stderr, kept while it runs
     try:
         proc = subprocess.Popen(
             [str(side), "-I", str(CHILD)],

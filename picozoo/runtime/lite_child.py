@@ -1,4 +1,3 @@
-# ruff: noqa: UP  -- this file runs on Python 3.7 (the managed Paddle-Lite environment)
 """Runs a Paddle-Lite ``.nb`` inside the managed tool environment's Python (3.7-3.10, with only
 ``paddlelite`` and ``numpy``): started by :mod:`picozoo.runtime.lite` as
 ``<venv>/bin/python -I lite_child.py``, it never imports picozoo.
@@ -11,7 +10,8 @@ header of that length, then the raw bytes of each array the header lists under `
 redirected there; the protocol keeps a copy of the original stdout).
 
 Outputs are read by name (``get_output_names`` + ``get_output_by_name``): ``get_output(i)``
-past the last output is a fatal CHECK that kills the process.
+past the last output is a fatal CHECK that kills the process. This file must run on Python
+3.7: no syntax or library newer than that.
 """
 
 import json
@@ -86,13 +86,15 @@ def main():
                         "ok": True,
                         "version": predictor.get_version(),
                         "paddlelite": getattr(paddlelite, "__version__", ""),
-                        "python": "%d.%d.%d" % sys.version_info[:3],
+                        "python": ".".join(str(v) for v in sys.version_info[:3]),
                         "numpy": np.__version__,
                         "inputs": list(predictor.get_input_names()),
                         "outputs": list(predictor.get_output_names()),
                     },
                 )
             elif header["cmd"] == "run":
+                if predictor is None:
+                    raise RuntimeError("no model loaded")
                 for name, value in arrays.items():
                     predictor.get_input_by_name(name).from_numpy(np.ascontiguousarray(value))
                 t0 = time.perf_counter()
@@ -104,9 +106,9 @@ def main():
                 ]
                 send(out, {"ok": True, "run_s": run_s}, results)
             else:
-                send(out, {"ok": False, "error": "unknown command %r" % header.get("cmd")})
+                send(out, {"ok": False, "error": f"unknown command {header.get('cmd')!r}"})
         except Exception as e:  # reported to the parent, which raises it as an EngineError
-            send(out, {"ok": False, "error": "%s: %s" % (type(e).__name__, e)})
+            send(out, {"ok": False, "error": f"{type(e).__name__}: {e}"})
 
 
 if __name__ == "__main__":
