@@ -15,7 +15,7 @@ count, uint32 largest tensor`` then, per param, ``uint32 total, uint32 offset`` 
 
 >>> TARGETS[4], PRECISIONS[5], kernel_place("conv2d/def/4/5/1")
 ('arm', 'fp16', ('arm', 'fp16'))
->>> read_nb(b"PK\\x03\\x04 not a model")  # doctest: +ELLIPSIS
+>>> read_nb(b"PK\\x03\\x04 this is a zip file, not a model")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 picozoo.errors.ModelFileError: not a Paddle-Lite .nb: meta version 19280 (...)
