@@ -234,3 +234,43 @@ def _write_png(path: Path) -> None:
 
     rng = np.random.default_rng(1)
     Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(path)
+
+
+@pytest.mark.slow
+def test_verify_deep_reads_pulled_lite_tarballs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream's lite-fp32/fp16 tarballs (stand-ins holding real .nb files) are read, not run:
+    version, target, kernels and params reported; a lite-fp16 one without FP16 kernels is a
+    problem."""
+    from support.artifacts import make_inference_tarball, publish
+    from support.http_server import serve_directory
+    from support.store import pull, store_at
+
+    from picozoo.hub.registry import load_registry
+    from picozoo.hub.verify import verify_cache
+
+    monkeypatch.delenv("PICOZOO_MIRROR", raising=False)
+    monkeypatch.delenv("PICOZOO_OFFLINE", raising=False)
+    model = load_registry().get("picodet-s-416")
+    mirror = tmp_path / "mirror"
+    # the lite-fp16 one holds the FP32 .nb: mislabelled on purpose
+    for kind in ("lite-fp32", "lite-fp16"):
+        src = tmp_path / kind / "picodet_s_416_lite"
+        src.mkdir(parents=True)
+        shutil.copy(DATA / "tiny-arm.nb", src / "model.nb")
+        publish(model.artifact(kind), make_inference_tarball(src, tmp_path / f"{kind}.tar"), mirror)
+    quant = load_registry().get("picodet-s-416-quant").artifact("lite-int8")  # a bare .nb
+    publish(quant, DATA / "tiny-arm.nb", mirror)
+    store = store_at(tmp_path / "cache")
+    with serve_directory(mirror) as srv:
+        for art in (model.artifact("lite-fp32"), model.artifact("lite-fp16"), quant):
+            pull(art, cache_dir=store.root, mirrors=srv.url)
+    result = verify_cache(store, load_registry(), deep=True)
+    [problem] = result.problems
+    assert problem.kind == "lite-fp16" and "without FP16 kernels" in problem.message
+    row = next(r for r in result.rows if r["kind"] == "lite-fp32")
+    assert row["status"] == "ok" and row["params"] == TINY_PARAMS
+    assert "v2.12 arm: 18 ops, 0 FP16 kernels of 18" in row["detail"]
+    row = next(r for r in result.rows if r["kind"] == "lite-int8")
+    assert row["status"] == "ok" and row["params"] == TINY_PARAMS and "v2.12 arm" in row["detail"]
