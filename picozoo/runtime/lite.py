@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import EngineError, MissingDependencyError, ModelFileError
+from ..errors import EngineError, ModelFileError, ToolchainError
 from .base import Runtime, TensorInfo, short_error
 
 #: numpy for the tool environment: 1.21.6 has wheels for CPython 3.7-3.10
@@ -81,10 +81,9 @@ def find_side_python(nb: Path, cache_dir: Path | None = None) -> Path:
     for env in envs:
         if (found := env_python(env)) is not None:
             return found
-    raise MissingDependencyError(
-        "paddlelite",
-        "lite",
-        hint=f"no Paddle-Lite tool environment with numpy in {tools}: {CREATE_HINT}",
+    raise ToolchainError(
+        f"no Paddle-Lite tool environment (paddlelite + numpy) in {tools} to run {nb.name}",
+        hint=CREATE_HINT,
     )
 
 

@@ -274,3 +274,43 @@ def test_verify_deep_reads_pulled_lite_tarballs(
     assert "v2.12 arm: 18 ops, 0 FP16 kernels of 18" in row["detail"]
     row = next(r for r in result.rows if r["kind"] == "lite-int8")
     assert row["status"] == "ok" and row["params"] == TINY_PARAMS and "v2.12 arm" in row["detail"]
+
+
+@pytest.mark.slow
+def test_a_tool_environment_without_numpy_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An environment made before numpy was part of it (its marker names no numpy) is rebuilt
+    from scratch, and then runs a .nb."""
+    from picozoo.convert.lite_toolchain import (
+        MARKER,
+        ensure_lite_opt,
+        find_interpreter,
+        pinned_paddlelite,
+        tool_name,
+    )
+    from picozoo.errors import ToolchainError
+    from picozoo.runtime import load
+
+    try:
+        interp = find_interpreter()
+    except ToolchainError as e:
+        pytest.skip(f"no interpreter a paddlelite wheel supports: {e}")
+    version = pinned_paddlelite(interp.version)
+    assert version is not None
+    store = Store(Settings(cache_dir=tmp_path / "cache"))
+    old = store.tool_dir(tool_name(version, interp.version))
+    old.mkdir(parents=True)
+    (old / "paddle_lite_opt").write_text("#!/bin/sh\nexit 1\n")
+    (old / "left-over").write_text("from the old environment")
+    (old / MARKER).write_text(f"paddlelite=={version}\n")
+    said: list[str] = []
+    opt, _ = ensure_lite_opt(store, progress=said.append)
+    assert opt == old / "paddle_lite_opt" and not (old / "left-over").exists()
+    assert any("rebuilding" in s for s in said)
+    nb = tmp_path / "model.nb"
+    shutil.copy(DATA / "tiny-x86.nb", nb)
+    monkeypatch.setenv("PICOZOO_CACHE", str(store.root))  # where --engine lite looks
+    runtime = load("lite", nb, threads=1)
+    [scores, boxes] = runtime.run({"image": np.zeros((1, 3, 64, 64), "float32")})
+    assert scores.shape == (1, 5, 1024) and boxes.shape == (1, 1024, 4)
