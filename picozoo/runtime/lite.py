@@ -136,6 +136,8 @@ class LiteRuntime(Runtime):
         arrays = [(n, np.ascontiguousarray(feeds[n], dtype="float32")) for n in names]
         reply, outputs = self._call({"cmd": "run"}, arrays)
         self.settings["last_run_ms"] = round(float(reply.get("run_s", 0.0)) * 1e3, 3)
+        if "os_threads" not in self.settings:  # what N became, read once a run has happened
+            self.settings["os_threads"] = _os_threads(self.proc.pid)
         return [outputs[n] for n in self.output_names_]
 
     def _call(
@@ -183,6 +185,17 @@ class LiteRuntime(Runtime):
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
+
+
+def _os_threads(pid: int) -> int | None:
+    """The threads the side process runs (Linux ``/proc``; None elsewhere)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _status(code: int | None) -> str:
@@ -288,7 +301,8 @@ def open_model(
     runtime.settings = {
         "target": "x86",
         "threads": threads,
-        "threads_via": "OMP_NUM_THREADS/MKL_NUM_THREADS (MobileConfig has no thread setting)",
+        "threads_via": "OMP_NUM_THREADS/MKL_NUM_THREADS (MobileConfig has no thread setting); "
+        "os_threads: the side process's threads after its first run",
         "api": "MobileConfig + create_paddle_predictor",
         "opt_version": nb["opt_version"],
         "side_python": str(side),

@@ -218,6 +218,7 @@ def test_cli_convert_bench_infer_on_x86(
     assert cell["executed_precision"] == "fp32" and cell["engine_version"] == "v2.12"
     assert cell["engine_settings"]["target"] == "x86" and cell["stats"]["median_ms"] > 0
     assert "OMP_NUM_THREADS" in cell["engine_settings"]["threads_via"]
+    assert cell["engine_settings"]["os_threads"] == 1
     image = tmp_path / "a.png"
     _write_png(image)
     out = tmp_path / "out"
