@@ -44,8 +44,9 @@ Example: picozoo inspect picodet-s-416 --no-postprocess --format json
     type=click.Choice(["onnx", "lite", "openvino", "mnn", "ncnn"]),
     default="onnx",
     show_default=True,
-    help="onnx: paddle2onnx + onnxsim + parity check; lite: Paddle-Lite .nb for ARM; "
-    "openvino/mnn/ncnn: from the ONNX, parity-checked against ONNX Runtime.",
+    help="onnx: paddle2onnx + onnxsim + parity check; lite: Paddle-Lite .nb for ARM, and an "
+    "x86 .nb of the same model checked against Paddle Inference; openvino/mnn/ncnn: from the "
+    "ONNX, parity-checked against ONNX Runtime.",
 )
 @postprocess_option(True, "Convert the tarball exported with post-processing (NMS), or without it.")
 @click.option("--opset", type=int, default=11, show_default=True, help="ONNX opset.")
