@@ -235,7 +235,20 @@ _VERSION = re.compile(rb"v\d+\.\d+[0-9a-z.\-]*")
 
 def nb_kernels(data: bytes) -> dict[str, Any]:
     """The optimizer's version and the kernels of a ``.nb`` counted by ``target/precision``
-    (each op's kernel is stored as ``op/alias/target/precision/layout``)."""
+    (each op's kernel is stored as ``op/alias/target/precision/layout``): read by
+    :func:`picozoo.naive_buffer.read_nb`, else (not a ``.nb`` it can parse) by a scan of the
+    bytes for kernel strings."""
+    from ..errors import ModelFileError
+    from ..naive_buffer import read_nb
+
+    try:
+        nb = read_nb(data)
+    except ModelFileError:
+        pass
+    else:
+        places = nb.places
+        fp16 = sum(n for k, n in places.items() if k.endswith("/fp16"))
+        return {"version": nb.opt_version, "kernels": places, "fp16_kernels": fp16}
     counts: dict[str, int] = {}
     for target, precision, _layout in _KERNEL.findall(data):
         t, p = target.decode(), precision.decode()
