@@ -15,8 +15,10 @@ kernels; what ran is read back from the kernels). Threads: ``MobileConfig`` has 
 setting; the child gets ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` = N (the x86 kernels use MKL
 and OpenMP), recorded in the settings.
 
-The bench times :meth:`LiteRuntime.run` around the pipe round trip (inputs and outputs copied
-each run); ``settings["last_run_ms"]`` is the predictor's own ``run()`` time in the child.
+The bench times :meth:`LiteRuntime.run` around the pipe round trip (outputs copied back each
+run; inputs sent when they differ from what the child holds, compared by value: a bench cell's
+repeated inputs are sent once, as Paddle's stay bound); ``settings["last_run_ms"]`` is the
+predictor's own ``run()`` time in the child.
 
 >>> numpy_pin()
 'numpy==1.21.6'
@@ -114,6 +116,8 @@ class LiteRuntime(Runtime):
     lite_version: str = ""
     output_names_: list[str] = field(default_factory=list)
     stderr_file: Any = None
+    #: copies of the inputs the child holds (it keeps them between runs)
+    _sent: list[Any] | None = None
 
     @property
     def version(self) -> str:
@@ -134,7 +138,14 @@ class LiteRuntime(Runtime):
         if missing:
             raise EngineError(f"Paddle-Lite model input(s) {missing} were not given")
         arrays = [(n, np.ascontiguousarray(feeds[n], dtype="float32")) for n in names]
-        reply, outputs = self._call({"cmd": "run"}, arrays)
+        same = self._sent is not None and all(
+            a.shape == b.shape and np.array_equal(a, b)
+            for (_, a), b in zip(arrays, self._sent, strict=True)
+        )
+        # the child's input tensors keep what was sent last: equal inputs are not sent again
+        reply, outputs = self._call({"cmd": "run"}, [] if same else arrays)
+        if not same:
+            self._sent = [a.copy() for _, a in arrays]
         self.settings["last_run_ms"] = round(float(reply.get("run_s", 0.0)) * 1e3, 3)
         if "os_threads" not in self.settings:  # what N became, read once a run has happened
             self.settings["os_threads"] = _os_threads(self.proc.pid)
@@ -308,8 +319,8 @@ def open_model(
         "side_python": str(side),
         "python": reply.get("python"),
         "numpy": reply.get("numpy"),
-        "timing": "round trip through a pipe to the side interpreter (inputs and outputs "
-        "copied each run); last_run_ms: the predictor's own run()",
+        "timing": "round trip through a pipe to the side interpreter (outputs copied back "
+        "each run, inputs sent when they change); last_run_ms: the predictor's own run()",
         "memory": "the side interpreter's memory is not in the worker's peak RSS",
     }
     return runtime

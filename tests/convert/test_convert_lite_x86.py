@@ -168,6 +168,18 @@ def test_x86_nb_matches_paddle_inference(lite_cache: Path, paddle_models: dict[s
     assert max(float(np.std(w)) for w in want) > 1e-2
     for g, w in zip(got, want, strict=True):
         assert np.abs(g - w).max() < 1e-4
+    # equal inputs are not sent again (the child keeps them); changed ones are, in place too
+    sent = lite._sent
+    again = lite.run({"image": image})
+    assert lite._sent is sent
+    assert all(np.array_equal(a, b) for a, b in zip(again, got, strict=True))
+    image *= -2.0
+    changed = lite.run({"image": image})
+    assert lite._sent is not sent
+    want = load("paddle", src, reference=True).run({"image": image})
+    assert not np.array_equal(changed[0], got[0])
+    for g, w in zip(changed, want, strict=True):
+        assert np.abs(g - w).max() < 1e-4
 
 
 @pytest.mark.slow
