@@ -50,8 +50,12 @@ class ModelInfo:
     params: int = 0
     flops: int = 0
     opset: int | None = None
+    #: a Paddle-Lite ``.nb``: optimizer version, targets, kernels by target/precision, weights
+    #: (see :mod:`picozoo.naive_buffer`); FLOPs are not computed for it (0)
+    lite: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"lite": self.lite} if self.lite is not None else {}
         return {
             "path": str(self.path),
             "format": self.format,
@@ -62,6 +66,7 @@ class ModelInfo:
             "flops": self.flops,
             "flops_convention": FLOPS_CONVENTION,
             "op_histogram": self.op_histogram,
+            **extra,
         }
 
 
@@ -84,11 +89,43 @@ def inspect_model(path: Path) -> ModelInfo:
         )
     if path.is_file() and path.suffix == ".onnx":
         return _inspect_onnx(path)
+    if path.is_file() and path.suffix == ".nb":
+        return _inspect_nb(path)
+    if path.is_dir() and not any(path.glob("*.pdmodel")) and len(list(path.glob("*.nb"))) == 1:
+        return _inspect_nb(next(path.glob("*.nb")))  # an unpacked lite-* tarball
     if path.is_dir() or path.suffix in (".pdmodel", ".json"):
         return _inspect_paddle(path)
     raise ModelFileError(
         f"{path}: not an ONNX file or a Paddle inference model",
         hint="give an .onnx file, a Paddle inference directory, model.pdmodel or model.json",
+    )
+
+
+# -- Paddle-Lite --------------------------------------------------------------------------------
+def _inspect_nb(path: Path) -> ModelInfo:
+    """A ``.nb`` read as data (:func:`picozoo.naive_buffer.read_nb_file`): nothing is run."""
+    from .naive_buffer import read_nb_file
+
+    nb = read_nb_file(path)
+    facts = nb.to_dict()
+
+    def tensor(name: str) -> Tensor:
+        var = nb.vars.get(name)
+        dims: list[int | str] = [d if d >= 0 else "?" for d in var.dims] if var else []
+        return Tensor(name, dims, (var.dtype if var else "") or "float32")
+
+    lite = {k: facts[k] for k in ("opt_version", "meta_version", "targets", "kernels")}
+    lite.update(fp16_kernels=nb.fp16_kernels, param_bytes=nb.param_bytes,
+                param_dtypes=nb.param_dtypes, weight_tensors=nb.params)  # fmt: skip
+    return ModelInfo(
+        path=path,
+        format="paddle-lite",
+        inputs=[tensor(n) for n in nb.feeds],
+        outputs=[tensor(n) for n in nb.fetches],
+        op_histogram=facts["op_types"],
+        params=nb.param_elements,
+        flops=0,
+        lite=lite,
     )
 
 

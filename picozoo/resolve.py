@@ -401,7 +401,23 @@ def realize(
     size = model.input_size if model is not None else None
     if size is None and target.path is not None:
         size = exported_size(target.path)
-    return Resolved(p, Path(res.path), res.provenance.to_json(), res.label, size)
+    path = Path(res.path)
+    if p.to == "lite":  # what runs here: the x86 .nb built (and proved) beside the ARM one
+        path = _x86_nb(path, p.label)
+    return Resolved(p, path, res.provenance.to_json(), res.label, size)
+
+
+def _x86_nb(arm: Path, label: str) -> Path:
+    """The ``model.x86.nb`` beside a converted ARM ``.nb``; a conversion made without one
+    (``--opt-bin`` and no tool environment) cannot be run here."""
+    x86 = arm.with_name("model.x86.nb")
+    if not x86.is_file():
+        raise UsageError(
+            f"{label}: its Paddle-Lite conversion has no x86 .nb to run on this machine",
+            hint="convert it with the managed Paddle-Lite toolchain (without --opt-bin), which "
+            "builds model.x86.nb beside the ARM model.nb",
+        )
+    return x86
 
 
 def resolve(

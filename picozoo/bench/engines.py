@@ -38,6 +38,7 @@ ENGINE_MODULES = {
     "openvino": "openvino",
     "mnn": "MNN",
     "ncnn": "ncnn",
+    "lite": "picozoo.runtime.lite",  # paddlelite itself is in the store's tool environment
 }
 
 
@@ -55,6 +56,8 @@ def engine_needs(engine: str, *, onnxruntime_extra: str = "bench") -> list[Need]
     ort_extras = tuple(dict.fromkeys([onnxruntime_extra, "bench", "eval"]))
     if engine == "onnxruntime":
         return [("onnxruntime", ort_extras, None)]
+    if engine == "lite":  # the parity reference of its conversion: Paddle Inference
+        return [("paddle", ("convert",), "paddlepaddle")]
     needs: list[Need] = [(ENGINE_MODULES[engine], (extra,), package)]
     if engine in CONVERTED_ENGINES:
         needs.append(("onnxruntime", (extra, *ort_extras), None))
@@ -109,6 +112,8 @@ def _missing_converter(engine: str) -> str | None:
     """Why the files ``--engine all`` benches on ``engine`` cannot be converted here (ncnn:
     the pnnx converter, installed apart), with the exact install command; None when they can.
     """
+    if engine == "lite":  # its first use pip-installs paddlelite into the cache: asked by name
+        return "it runs in a Paddle-Lite tool environment in the cache; name it: --engine lite"
     if engine != "ncnn":
         return None
     from ..convert.to_ncnn import find_pnnx

@@ -31,6 +31,7 @@ ENGINE_DISTS = {
     "openvino": "openvino",
     "mnn": "mnn",
     "ncnn": "ncnn",
+    "lite": "paddlelite",  # in the tool environment: each cell's engine_version says which
 }
 #: how each engine is set up for speed (the adapters of picozoo.runtime)
 ENGINE_SETTINGS = {
@@ -43,6 +44,9 @@ ENGINE_SETTINGS = {
     "cell's (f32 unless asked).",
     "mnn": "MNN: N threads, precision = the cell's (fp32: normal, fp16/int8: low).",
     "ncnn": "ncnn: N threads, fp16 storage and arithmetic off unless the cell is fp16.",
+    "lite": "Paddle-Lite (x86 .nb, fp32 kernels): MobileConfig in the cache's tool environment "
+    "(Python 3.7-3.10), threads = N through OMP_NUM_THREADS/MKL_NUM_THREADS; timed around a "
+    "pipe round trip to that process (engine_settings.last_run_ms: the predictor's own run).",
 }
 
 
@@ -138,6 +142,14 @@ cdcdcdcd), /c/m_nopp; sha256 of folder m_nopp/ (its files' names and sha256s): a
     return f"{where(c, threads=False)}: {what}; {hash_scope(c)}: {c.artifact_sha256 or 'unknown'}"
 
 
+def _cell_version(doc: Document, dist: str) -> str | None:
+    """The engine version the cells of ``dist``'s engine reported (an engine run outside this
+    interpreter, e.g. Paddle-Lite in its tool environment)."""
+    engines = [e for e, d in ENGINE_DISTS.items() if d == dist]
+    found = {c.measured.engine_version for c in doc.cells if c.engine in engines and c.measured}
+    return ", ".join(sorted(str(f) for f in found if f)) or None
+
+
 def methodology(doc: Document) -> list[str]:
     """Where and how ``doc`` was measured (the same for every cell)."""
     env, s, v = doc.environment, doc.settings, doc.environment.versions
@@ -153,7 +165,7 @@ def methodology(doc: Document) -> list[str]:
     engines = list(dict.fromkeys(c.engine for c in doc.cells))
     others = [e for e in engines if e not in ("onnxruntime", "paddle")]
     versions = ", ".join(
-        f"{dist} {v.get(dist)}"
+        f"{dist} {v.get(dist) or _cell_version(doc, dist)}"
         for dist in ("onnxruntime", "paddlepaddle", *[ENGINE_DISTS[e] for e in others], "numpy")
     )
     settings = [ENGINE_SETTINGS[e] for e in ("onnxruntime", "paddle", *others) if e in engines]

@@ -59,6 +59,7 @@ ENGINE_COLORS = {
     "openvino": "#9467bd",
     "mnn": "#2ca02c",
     "ncnn": "#ff7f0e",
+    "lite": "#8c564b",
 }
 #: Markers of the successive series of one engine (precisions, thread counts, devices).
 MARKERS = ("s", "o", "^", "D", "v", "P", "X", "*")

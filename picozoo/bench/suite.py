@@ -40,7 +40,8 @@ def artifact_facts(path: Path) -> tuple[str | None, ArtifactInfo | None]:
         from ..modelinfo import inspect_model
 
         mi = inspect_model(path)
-        info = ArtifactInfo(params=int(mi.params), flops=int(mi.flops))
+        # a Paddle-Lite .nb has no FLOPs count: the columns stay empty rather than say 0
+        info = ArtifactInfo(params=int(mi.params), flops=int(mi.flops)) if mi.lite is None else None
     except Exception:  # a model modelinfo cannot read: the columns stay empty
         info = None
     return sha, info

@@ -225,7 +225,8 @@ def bench_cmd(
     model id is benched without post-processing (as upstream measured): on ONNX Runtime from
     the ONNX --source selects (the one `picozoo convert` made when the cache has it; stderr
     says which), on Paddle Inference from its inference
-    tarball, on OpenVINO, MNN and ncnn from the file `picozoo convert --to ENGINE` makes;
+    tarball, on OpenVINO, MNN and ncnn from the file `picozoo convert --to ENGINE` makes, on
+    Paddle-Lite (--engine lite) from the x86 .nb `picozoo convert --to lite` builds;
     whatever is missing is pulled or converted first. With no MODEL, every model with
     anything in the cache is benched. A cell whose file `picozoo eval` scored (same engine and
     precision) shows that measured mAP beside upstream's claim. A cell that fails is listed

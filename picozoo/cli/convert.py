@@ -44,8 +44,9 @@ Example: picozoo inspect picodet-s-416 --no-postprocess --format json
     type=click.Choice(["onnx", "lite", "openvino", "mnn", "ncnn"]),
     default="onnx",
     show_default=True,
-    help="onnx: paddle2onnx + onnxsim + parity check; lite: Paddle-Lite .nb for ARM; "
-    "openvino/mnn/ncnn: from the ONNX, parity-checked against ONNX Runtime.",
+    help="onnx: paddle2onnx + onnxsim + parity check; lite: Paddle-Lite .nb for ARM, and an "
+    "x86 .nb of the same model checked against Paddle Inference; openvino/mnn/ncnn: from the "
+    "ONNX, parity-checked against ONNX Runtime.",
 )
 @postprocess_option(True, "Convert the tarball exported with post-processing (NMS), or without it.")
 @click.option("--opset", type=int, default=11, show_default=True, help="ONNX opset.")
@@ -136,6 +137,7 @@ def convert_cmd(
     to stderr.
     """
     from ..convert import convert
+    from ..convert.lite_parity import parity_line
     from ..convert.run import copy_out
     from ..convert.shapes import parse_input_shapes
     from ..convert.sources import select_args
@@ -181,6 +183,8 @@ def convert_cmd(
             report = kernel_report(dict(result.provenance.converter or {}))
             if report:
                 info(f"{result.label}: {result.path.name}: {report}")
+            parity = parity_line(result.provenance.parity)
+            info(f"{result.label}: {parity or result.provenance.parity_note or 'no parity check'}")
         copied = copy_out(result, out_dir, source=Path(arg)) if out_dir is not None else None
         done.append(
             {"target": arg, **result.to_dict(), "copied_to": str(copied) if copied else None}
@@ -244,8 +248,19 @@ def inspect_cmd(app: App, target: str, postprocess: bool, fmt: str) -> None:
         lines.append(f"{title}:")
         lines += [f"  {t['name']}  {t['dtype']}  {t['shape']}" for t in d[title]]
     lines.append(f"params:  {d['params']:,}")
-    lines.append(f"FLOPs:   {d['flops']:,} ({d['flops'] / 1e9:.3f} G)")
-    lines.append(f"         {FLOPS_CONVENTION}")
+    lite = d.get("lite")
+    if lite is not None:  # a .nb, read as data: nothing of it is run
+        kernels = ", ".join(f"{n} {k}" for k, n in lite["kernels"].items())
+        target = "/".join(lite["targets"])
+        lines.append(f"lite:    optimizer {lite['opt_version']}, target {target}, "
+                     f"{lite['fp16_kernels']} FP16 kernels ({kernels})")  # fmt: skip
+        dtypes = ", ".join(f"{n} {t}" for t, n in lite["param_dtypes"].items())
+        lines.append(f"weights: {lite['weight_tensors']} tensors ({dtypes}), "
+                     f"{lite['param_bytes']:,} bytes")  # fmt: skip
+        lines.append("FLOPs:   not computed for a Paddle-Lite .nb")
+    else:
+        lines.append(f"FLOPs:   {d['flops']:,} ({d['flops'] / 1e9:.3f} G)")
+        lines.append(f"         {FLOPS_CONVENTION}")
     lines.append("ops:")
     lines += [f"  {name:<24} {count}" for name, count in d["op_histogram"].items()]
     click.echo("\n".join(lines))

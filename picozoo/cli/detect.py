@@ -46,7 +46,8 @@ def engine_options(f: Any) -> Any:
         type=click.Choice(list(ENGINES)),
         default="onnxruntime",
         show_default=True,
-        help="Inference engine (openvino, mnn, ncnn: converted from the ONNX first).",
+        help="Inference engine (openvino, mnn, ncnn: converted from the ONNX first; lite: the "
+        "x86 .nb of `convert --to lite`).",
     )(f)
 
 

@@ -12,6 +12,9 @@ paddlelite 2.12; 2.13rc0 (3.8-3.10) crashed here on a model 2.12 optimizes.
 
 The environment is built in a staging folder and renamed into place; its ``.complete`` marker
 is written last, so a half-built one is never used (``cache prune`` removes a crashed one).
+It also holds a pinned numpy (:data:`picozoo.runtime.lite.NUMPY`), which the x86 parity check
+and ``--engine lite`` need to run a ``.nb`` there; an environment made before (its marker names
+no numpy) is rebuilt from scratch the next time it is needed.
 
 >>> pinned_paddlelite((3, 7)), pinned_paddlelite((3, 10)), pinned_paddlelite((3, 11))
 ('2.12', '2.13rc0', None)
@@ -30,6 +33,7 @@ from pathlib import Path
 
 from ..errors import ToolchainError
 from ..hub.store import Store, move_into_place
+from ..runtime.lite import env_python, numpy_pin
 
 #: The paddlelite version installed for each Python (2.12 is the last stable release; it has
 #: wheels up to cp37; 2.13rc0 has cp38-cp310). Measured on linux x86_64.
@@ -155,9 +159,11 @@ def ensure_lite_opt(
     assert version is not None
     final = store.tool_dir(tool_name(version, interp.version))
     opt = final / OPT_SCRIPT
-    if (final / MARKER).is_file() and opt.is_file():
+    if env_python(final) is not None and opt.is_file():
         return opt, version
-    if final.exists():  # damaged (a finished one lands whole, marker and all): build again
+    if final.exists():  # damaged, or made before numpy was part of it: build it again
+        if progress and (final / MARKER).is_file():
+            progress(f"{final} has no {numpy_pin()} (needed to run a .nb): rebuilding it")
         shutil.rmtree(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     if progress:
@@ -176,7 +182,10 @@ def _build(interp: Interpreter, version: str, staging: Path) -> None:
     venv = staging / "venv"
     steps = [
         [str(interp.path), "-m", "venv", str(venv)],
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"paddlelite=={version}"],
+        [
+            str(venv / "bin" / "python"),
+            *("-m", "pip", "install", "-q", f"paddlelite=={version}", numpy_pin()),
+        ],
     ]
     for cmd in steps:
         try:
@@ -196,4 +205,15 @@ def _build(interp: Interpreter, version: str, staging: Path) -> None:
         f'#!/bin/sh\nd=$(dirname "$0")\nexec "$d/venv/bin/python" "$d/venv/bin/{OPT_SCRIPT}" "$@"\n'
     )
     wrapper.chmod(0o755)
-    (staging / MARKER).write_text(f"paddlelite=={version}\n")
+    (staging / MARKER).write_text(f"paddlelite=={version}\n{numpy_pin()}\n")
+
+
+def find_tool_python(store: Store) -> Path | None:
+    """The Python of a complete tool environment in ``store`` (with numpy), or None; nothing
+    is created."""
+    tools = store.tool_dir("x").parent
+    for env in sorted(tools.glob("paddlelite-*")) if tools.is_dir() else []:
+        found = env_python(env)
+        if found is not None:
+            return found
+    return None

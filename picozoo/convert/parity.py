@@ -190,6 +190,7 @@ ENGINE_NAMES = {
     "openvino": "OpenVINO",
     "mnn": "MNN",
     "ncnn": "NCNN",
+    "lite": "Paddle-Lite",
 }
 
 

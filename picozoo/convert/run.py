@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import PicozooError, UsageError
 from ..hub.registry import INFERENCE_KINDS
@@ -31,6 +32,9 @@ from .p2o import refuse_quantized
 from .result import ConversionResult
 from .sources import Progress, resolve_source
 from .to_engine import EngineWriter
+
+if TYPE_CHECKING:
+    from .to_lite import OptTool
 
 FORMATS = ("onnx", "lite", "openvino", "mnn", "ncnn")
 ENGINE_FORMATS = FORMATS[2:]
@@ -154,11 +158,22 @@ def convert(
         refuse_quantized(source.files, target.arg)  # with what works instead, named as given
     say = (lambda m: progress(f"{source.label}: {m}")) if progress else None
     recipe = (
-        lite_recipe(tool, fp16=fp16)
+        lite_recipe(tool, fp16=fp16, side_python=_side_python(store, tool))
         if to == "lite"
         else onnx_recipe(options, image_size=source.image_size, progress=say)
     )
     return convert_cached(store, recipe, source)
+
+
+def _side_python(store: Store, tool: OptTool) -> Path | None:
+    """The Python that runs the x86 ``.nb`` of the parity check: the managed tool environment's
+    (the optimizer's own, or one already in the store when ``--opt-bin`` was given)."""
+    from ..runtime.lite import env_python
+    from .lite_toolchain import find_tool_python
+
+    if tool.kind == "managed" and tool.path is not None:
+        return env_python(tool.path.parent)
+    return find_tool_python(store)
 
 
 def _convert_engine(

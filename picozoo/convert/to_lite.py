@@ -115,7 +115,13 @@ PICOZOO_LITE_OPT)
 
 
 def lite_command(
-    binary: Path, model_file: Path, params_file: Path, out_prefix: Path, *, fp16: bool
+    binary: Path,
+    model_file: Path,
+    params_file: Path,
+    out_prefix: Path,
+    *,
+    fp16: bool,
+    target: str = "arm",
 ) -> list[str]:
     """The ``paddle_lite_opt`` command line; it writes ``<out_prefix>.nb``."""
     return [
@@ -124,12 +130,14 @@ def lite_command(
         f"--param_file={params_file}",
         "--optimize_out_type=naive_buffer",
         f"--optimize_out={out_prefix}",
-        "--valid_targets=arm",
+        f"--valid_targets={target}",
         f"--enable_fp16={'true' if fp16 else 'false'}",
     ]
 
 
-def run_opt(tool: OptTool, files: PaddleModel, out_prefix: Path, *, fp16: bool) -> Path:
+def run_opt(
+    tool: OptTool, files: PaddleModel, out_prefix: Path, *, fp16: bool, target: str = "arm"
+) -> Path:
     """Run the optimizer; return the ``.nb`` it wrote.
 
     >>> run_opt(find_opt_tool(), find_paddle_model(Path("m")), Path("out/model"),
@@ -149,10 +157,13 @@ def run_opt(tool: OptTool, files: PaddleModel, out_prefix: Path, *, fp16: bool) 
             files=files,
             out_prefix=out_prefix,
             fp16=fp16,
+            places=target,
         )
     else:
         assert tool.path is not None
-        cmd = lite_command(tool.path, files.model_file, files.params_file, out_prefix, fp16=fp16)
+        cmd = lite_command(
+            tool.path, files.model_file, files.params_file, out_prefix, fp16=fp16, target=target
+        )
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
         except OSError as e:
@@ -172,7 +183,7 @@ def run_opt(tool: OptTool, files: PaddleModel, out_prefix: Path, *, fp16: bool) 
     return nb
 
 
-def run_module(files: PaddleModel, out_prefix: Path, fp16: bool) -> None:
+def run_module(files: PaddleModel, out_prefix: Path, fp16: bool, places: str = "arm") -> None:
     """Paddle-Lite's ``Opt`` through the ``paddlelite`` module (run in a child process)."""
     from paddlelite.lite import Opt
 
@@ -180,7 +191,7 @@ def run_module(files: PaddleModel, out_prefix: Path, fp16: bool) -> None:
     opt.set_model_file(str(files.model_file))
     opt.set_param_file(str(files.params_file))
     opt.set_model_type("naive_buffer")
-    opt.set_valid_places("arm")
+    opt.set_valid_places(places)
     opt.set_optimize_out(str(out_prefix))
     if fp16:
         if not hasattr(opt, "enable_fp16"):
@@ -192,18 +203,26 @@ def run_module(files: PaddleModel, out_prefix: Path, fp16: bool) -> None:
     opt.run()
 
 
-def lite_recipe(tool: OptTool, *, fp16: bool) -> Recipe:
+def lite_recipe(tool: OptTool, *, fp16: bool, side_python: Path | None = None) -> Recipe:
     """The Paddle-Lite recipe for :mod:`picozoo.convert.cached` (the key holds the optimizer's
-    identity: the module version, or the binary's sha256).
+    identity: the module version, or the binary's sha256). With ``side_python`` (the managed
+    tool environment's Python, with numpy) an x86 ``.nb`` is built beside the ARM one and
+    proved against Paddle Inference (:mod:`.lite_parity`); without it the ``.nb`` gets no
+    parity check and its provenance says why.
 
     >>> r = lite_recipe(OptTool("module", None, "2.14"), fp16=True)
-    >>> r.output_file, r.tools, r.options["fp16"]
-    ('model.nb', {'paddle_lite_opt': 'paddlelite==2.14'}, True)
+    >>> r.output_file, r.tools, r.options["fp16"], r.siblings
+    ('model.nb', {'paddle_lite_opt': 'paddlelite==2.14'}, True, ())
     """
-    options = {"target": "lite", "fp16": fp16, "valid_targets": "arm"}
+    from .lite_parity import X86_NB
+
+    options: dict[str, Any] = {"target": "lite", "fp16": fp16, "valid_targets": "arm"}
     tools = {"paddle_lite_opt": tool.identity()}
-    produce = functools.partial(_produce, tool, tools, fp16=fp16)
-    return Recipe("lite", NB_FILE, options, tools, produce)
+    if side_python is not None:
+        options["x86_parity"] = True
+    produce = functools.partial(_produce, tool, tools, fp16=fp16, side_python=side_python)
+    siblings = (X86_NB,) if side_python is not None else ()
+    return Recipe("lite", NB_FILE, options, tools, produce, siblings)
 
 
 #: Paddle-Lite's TargetType and PrecisionType enums (lite/api/paddle_place.h), as in a .nb
@@ -216,7 +235,20 @@ _VERSION = re.compile(rb"v\d+\.\d+[0-9a-z.\-]*")
 
 def nb_kernels(data: bytes) -> dict[str, Any]:
     """The optimizer's version and the kernels of a ``.nb`` counted by ``target/precision``
-    (each op's kernel is stored as ``op/alias/target/precision/layout``)."""
+    (each op's kernel is stored as ``op/alias/target/precision/layout``): read by
+    :func:`picozoo.naive_buffer.read_nb`, else (not a ``.nb`` it can parse) by a scan of the
+    bytes for kernel strings."""
+    from ..errors import ModelFileError
+    from ..naive_buffer import read_nb
+
+    try:
+        nb = read_nb(data)
+    except ModelFileError:
+        pass
+    else:
+        places = nb.places
+        fp16 = sum(n for k, n in places.items() if k.endswith("/fp16"))
+        return {"version": nb.opt_version, "kernels": places, "fp16_kernels": fp16}
     counts: dict[str, int] = {}
     for target, precision, _layout in _KERNEL.findall(data):
         t, p = target.decode(), precision.decode()
@@ -233,7 +265,13 @@ def nb_kernels(data: bytes) -> dict[str, Any]:
 
 
 def _produce(
-    tool: OptTool, tools: dict[str, str], files: PaddleModel, staging: Path, *, fp16: bool
+    tool: OptTool,
+    tools: dict[str, str],
+    files: PaddleModel,
+    staging: Path,
+    *,
+    fp16: bool,
+    side_python: Path | None = None,
 ) -> dict[str, Any]:
     nb = run_opt(tool, files, staging / "model", fp16=fp16)
     if nb.name != NB_FILE:
@@ -245,12 +283,29 @@ def _produce(
             f"({_kernel_summary(found)})",
             hint="use a paddlelite >= 2.10 built with FP16 (the pinned wheels are)",
         )
-    return {
-        "tools": {**tools, "kind": tool.kind, "path": str(tool.path or "")},
+    env = {"env": str(side_python.parent.parent.parent)} if side_python is not None else {}
+    fields: dict[str, Any] = {
+        "tools": {**tools, "kind": tool.kind, "path": str(tool.path or ""), **env},
         "converter": found,
-        "parity": None,
-        "parity_note": "no ARM runtime here: a .nb cannot be run for a parity check",
     }
+    if side_python is None:
+        return {
+            **fields,
+            "parity": None,
+            "parity_note": "no ARM runtime here, and no Paddle-Lite tool environment to run an "
+            "x86 .nb in (--opt-bin given): no parity check",
+        }
+    from .lite_parity import PROVES, X86_NB, check_lite_parity
+
+    x86 = run_opt(tool, files, staging / "model.x86", fp16=False, target="x86")
+    if x86.name != X86_NB:
+        x86.replace(staging / X86_NB)
+    from ..naive_buffer import read_nb_file
+
+    x86_kernels = read_nb_file(staging / X86_NB).places
+    parity = check_lite_parity(files, staging / X86_NB, side_python)
+    parity["x86_kernels"] = x86_kernels
+    return {**fields, "parity": parity, "parity_note": f"x86 parity: {PROVES}"}
 
 
 def _kernel_summary(found: dict[str, Any]) -> str:

@@ -7,8 +7,11 @@ so a flipped byte there matters as much); each file of a converted output agains
 converted output's "model" is its label: a model id, or ``local-<name>`` for a local folder or
 file).  ``deep`` adds: tarball members re-checked for safety and compared to the manifest,
 ``infer_cfg.yml`` parses, ONNX files (downloaded, unpacked or converted) pass
-``onnx.checker``, and ``.pdparams`` checkpoints are read with a restricted unpickler (parameter
-count reported).
+``onnx.checker``, ``.pdparams`` checkpoints are read with a restricted unpickler (parameter
+count reported), and Paddle-Lite ``.nb`` files (the lite-fp32/fp16 tarballs, a quantized
+``.nb``, a ``--to lite`` conversion) are parsed without running them
+(:mod:`picozoo.naive_buffer`: optimizer version, targets, kernels by precision, ops, params
+reported); a ``lite-fp16`` artifact must hold FP16 kernels, a ``lite-*`` tarball a ``.nb``.
 
 >>> result = verify_cache(store, registry, deep=True)                     # doctest: +SKIP
 >>> [str(p) for p in result.problems]                                     # doctest: +SKIP
@@ -163,7 +166,7 @@ def _verify_ref(
         n = _verify_unpacked(udir, bad)
         detail["files"] = n
         if deep and blob.is_file():
-            _deep_tarball(blob, udir, kind, bad)
+            _deep_tarball(blob, udir, kind, bad, detail)
     elif deep and blob.is_file():
         name = ref.url.rsplit("/", 1)[-1]
         if name.endswith(".onnx"):
@@ -172,6 +175,8 @@ def _verify_ref(
             _deep_pdparams(blob, bad, detail)
         elif name.endswith((".yml", ".yaml")):
             _deep_yaml(blob, bad)
+        elif name.endswith(".nb"):
+            _deep_nb(blob, kind, bad, detail, name=name)
     return problems, detail
 
 
@@ -183,6 +188,12 @@ def _verify_converted(store: Store, item: Any, pins: PinFile, deep: bool) -> lis
     problems = [Problem(item.label, kind, m + hint) for m in store.converted_problems(item, pins)]
     if deep and not problems and item.path.suffix == ".onnx":
         _deep_onnx(item.path, lambda m: problems.append(Problem(item.label, kind, m)), {})
+    if deep and not problems and item.path.suffix == ".nb":
+        said = lambda m: problems.append(Problem(item.label, kind, m))  # noqa: E731
+        _deep_nb(item.path, "lite-fp16" if item.provenance.options.fp16 else "lite", said, {})
+        for name in item.provenance.output.files or {}:  # the x86 .nb of the parity check
+            if name.endswith(".nb"):
+                _deep_nb(item.path.parent / name, "lite-x86", said, {})
     return problems
 
 
@@ -193,7 +204,9 @@ def _verify_unpacked(udir: Path, bad: Any) -> int:
     return n
 
 
-def _deep_tarball(blob: Path, udir: Path, kind: str, bad: Any) -> None:
+def _deep_tarball(
+    blob: Path, udir: Path, kind: str, bad: Any, detail: dict[str, Any] | None = None
+) -> None:
     try:
         names = check_members(list_members(blob), str(blob))
     except ArchiveError as e:
@@ -211,6 +224,33 @@ def _deep_tarball(blob: Path, udir: Path, kind: str, bad: Any) -> None:
             _deep_infer_cfg(root / INFER_CFG, bad)
     for p in sorted(root.rglob("*.onnx")):
         _deep_onnx(p, bad, {})
+    nbs = sorted(root.rglob("*.nb"))
+    if kind.startswith("lite") and not nbs:
+        bad("a Paddle-Lite artifact without a .nb file")
+    for p in nbs:
+        _deep_nb(p, kind, bad, detail if detail is not None else {}, name=str(p.relative_to(root)))
+
+
+def _deep_nb(path: Path, kind: str, bad: Any, detail: dict[str, Any], name: str = "") -> None:
+    """A Paddle-Lite ``.nb`` parses (:func:`picozoo.naive_buffer.read_nb_file`, no code run);
+    its facts go to ``detail["lite"][name]``; a ``*-fp16`` kind must hold FP16 kernels."""
+    from ..naive_buffer import read_nb_file
+
+    try:
+        nb = read_nb_file(path)
+    except ModelFileError as e:
+        bad(e.message)
+        return
+    label = name or path.name
+    kernels = ", ".join(f"{n} {k}" for k, n in nb.places.items())
+    summary = (
+        f"{label} {nb.opt_version} {'/'.join(nb.targets)}: {len(nb.ops)} ops, "
+        f"{nb.fp16_kernels} FP16 kernels of {len(nb.kernels)}, {nb.params} weight tensors"
+    )
+    detail["nb"] = "; ".join(filter(None, [detail.get("nb"), summary]))
+    detail["params"] = int(detail.get("params") or 0) + nb.param_elements
+    if kind.endswith("fp16") and not nb.fp16_kernels:
+        bad(f"{label}: a {kind} model without FP16 kernels ({kernels})")
 
 
 def _deep_yaml(path: Path, bad: Any) -> None:

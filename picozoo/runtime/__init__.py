@@ -7,7 +7,7 @@ loaded, so this package is light. The parity check, the bench worker and every l
 (inference on images, new engines) go through it.
 
 >>> sorted(ENGINES)
-['mnn', 'ncnn', 'onnxruntime', 'openvino', 'paddle']
+['lite', 'mnn', 'ncnn', 'onnxruntime', 'openvino', 'paddle']
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 Traceback (most recent call last):
 ...
 picozoo.errors.UsageError: unknown engine 'tensorflow' (use one of: onnxruntime, paddle, openvino, \
-mnn, ncnn)
+mnn, ncnn, lite)
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ ENGINES: dict[str, tuple[str, str]] = {
     "openvino": ("picozoo.runtime.openvino", "openvino"),
     "mnn": ("picozoo.runtime.mnn", "mnn"),
     "ncnn": ("picozoo.runtime.ncnn", "ncnn"),
+    # an x86 .nb, in the managed Paddle-Lite tool environment's Python (see runtime/lite.py)
+    "lite": ("picozoo.runtime.lite", "lite"),
 }
 #: engines that run a file converted for them (``picozoo.convert.convert(..., to=engine)``),
 #: and the suffixes of their own model files (run as they are)
@@ -39,6 +41,7 @@ CONVERTED_ENGINES: dict[str, tuple[str, ...]] = {
     "openvino": (".xml",),
     "mnn": (".mnn",),
     "ncnn": (".param",),
+    "lite": (".nb",),
 }
 #: precisions each engine can run (fp32 first: the default, and the one parity is proved on)
 PRECISIONS: dict[str, tuple[str, ...]] = {
@@ -47,6 +50,7 @@ PRECISIONS: dict[str, tuple[str, ...]] = {
     "openvino": ("fp32", "bf16", "fp16"),
     "mnn": ("fp32", "fp16", "int8"),
     "ncnn": ("fp32", "fp16"),
+    "lite": ("fp32",),  # x86 kernels: fp32 (an FP16 .nb is ARM's, built beside it)
 }
 
 
@@ -133,7 +137,8 @@ def load(
             f"precision {precision!r} is not available for {engine}",
             hint=f"use one of: {', '.join(PRECISIONS[engine])}",
         )
-    refuse_lite(Path(path))
+    if engine != "lite":  # Paddle-Lite runs x86 .nb files only (it refuses ARM ones itself)
+        refuse_lite(Path(path))
     module = importlib.import_module(ENGINES[engine][0])
     runtime: Runtime = module.open_model(
         Path(path),
@@ -250,8 +255,10 @@ float32, more than picozoo feeds (1 GiB) (...)
 
 
 def refuse_lite(path: Path) -> None:
-    """Refuse a Paddle-Lite ``.nb``: it is built for ARM, picozoo has no Paddle-Lite runtime, and
-    on x86 the paddlelite wheels load an ARM ``.nb`` and return garbage in 0.02 ms.
+    """Refuse a Paddle-Lite ``.nb`` for ARM (any ``.nb`` but for ``--engine lite``, which reads
+    its kernels first): on x86 the paddlelite wheels load an ARM ``.nb`` and return garbage in
+    0.02 ms. The x86 ``.nb`` that ``convert --to lite`` builds beside it runs with
+    ``--engine lite``.
 
     >>> refuse_lite(Path("model.nb"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -266,8 +273,9 @@ or bench it (...)
     machine = platform.machine() or "this machine"
     raise ModelFileError(
         f"{path.name} is a Paddle-Lite model for ARM: picozoo cannot run or bench it",
-        hint=f"run it with Paddle-Lite on an ARM device; on {machine} a .nb loads and returns "
-        "garbage. Bench the Paddle model or its ONNX/OpenVINO/MNN/NCNN conversion here",
+        hint=f"run it with Paddle-Lite on an ARM device; on {machine} an ARM .nb loads and returns "
+        "garbage. Here, run the x86 .nb `convert --to lite` builds beside it (model.x86.nb) "
+        "with --engine lite, or the Paddle model or its ONNX/OpenVINO/MNN/NCNN conversion",
     )
 
 

@@ -13,8 +13,11 @@ the other switches as above. Every switch is read back from the predictor's
 
 A run binds each input to the caller's array without copying it (``share_external_data``;
 an array that is not C-contiguous and writable is copied once into one that is), runs, and
-copies every output out. Upstream's timed loop (``Detector.predict``) is run + copy out, its
-inputs copied in once before timing; the bench times the whole run here, binding included.
+copies every output out. The same arrays given again (the same objects, address, shape and
+dtype: a bench cell's repeated calls) stay bound as they are, as upstream's inputs stay copied
+in; their in-place changes are seen, since nothing was copied. Upstream's timed loop
+(``Detector.predict``) is run + copy out, its inputs copied in once before timing; the bench
+times the whole run here, the check of the binding included.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ _DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "int8", "
 class PaddleRuntime(Runtime):
     predictor: Any = None
     _handles: tuple[list[tuple[str, Any]], list[Any]] | None = None
-    #: the tensors the input handles point into (kept alive until the next run)
-    _bound: list[Any] | None = None
+    #: the (caller's array, tensor) pairs the input handles point into (kept alive while bound)
+    _bound: list[tuple[Any, Any]] | None = None
+    #: what the bound arrays were (:func:`_binding_key`): the same arrays are not bound again
+    _bound_key: list[tuple[Any, ...] | None] | None = None
 
     @property
     def version(self) -> str:
@@ -68,14 +73,18 @@ class PaddleRuntime(Runtime):
                 [p.get_output_handle(n) for n in p.get_output_names()],
             )
         inputs, outputs = self._handles
-        bound = []
-        for n, h in inputs:
-            if n not in feeds:
-                raise EngineError(f"Paddle model input {n!r} was not given")
-            tensor = _zero_copy(feeds[n])
-            h.share_external_data(tensor)
-            bound.append(tensor)
-        self._bound = bound
+        missing = [n for n, _ in inputs if n not in feeds]
+        if missing:
+            raise EngineError(f"Paddle model input {missing[0]!r} was not given")
+        key = [_binding_key(feeds[n]) for n, _ in inputs]
+        if self._bound is None or None in key or key != self._bound_key:
+            bound = []
+            for n, h in inputs:
+                tensor = _zero_copy(feeds[n])
+                h.share_external_data(tensor)
+                bound.append((feeds[n], tensor))
+            # keep the caller's arrays too: their ids stay theirs while bound
+            self._bound, self._bound_key = bound, key
         self.predictor.run()
         return [h.copy_to_cpu() for h in outputs]
 
@@ -105,6 +114,25 @@ def _zero_copy(array: Any) -> Any:
     if not (a.flags.c_contiguous and a.flags.writeable):
         a = np.array(a, order="C")
     return from_dlpack(a)
+
+
+def _binding_key(array: Any) -> tuple[Any, ...] | None:
+    """What makes a bound input the same binding: the very array object, at the same address,
+    shape, strides and dtype, shared without a copy (its later in-place changes are seen). None
+    for an array that :func:`_zero_copy` copies (a copy would go stale): always bound again.
+
+    >>> import numpy as np
+    >>> a = np.zeros((2, 4), "float32")
+    >>> _binding_key(a) == _binding_key(a), _binding_key(a) == _binding_key(a.copy())
+    (True, False)
+    >>> _binding_key(a[:, ::2]) is None
+    True
+    """
+    flags = getattr(array, "flags", None)
+    if flags is None or not (flags.c_contiguous and flags.writeable):
+        return None
+    address = array.__array_interface__["data"][0]
+    return (id(array), address, array.shape, array.strides, str(array.dtype))
 
 
 def _dtype(t: Any) -> str:
@@ -210,7 +238,10 @@ def open_model(
         "config_as": ("reference: oneDNN off" if reference else AS_UPSTREAM)
         + ("; memory optimisation off (a PIR model: Paddle cannot run it)" if pir else ""),
         "model_file": files.model_file.name,
-        "timed": "share_external_data (inputs, no copy) + run + copy_to_cpu (every output)",
+        "timed": (
+            "share_external_data (inputs, no copy; the same arrays stay bound) + run"
+            " + copy_to_cpu (every output)"
+        ),
     }
     return PaddleRuntime(
         path=files.model_file,

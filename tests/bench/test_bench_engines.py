@@ -142,8 +142,9 @@ def test_cli_engine_all_skips_what_is_not_installed_with_a_note(
     doc = Document.from_json(json.loads(r.stdout))
     assert [(c.engine, c.precision, c.ok) for c in doc.cells] == [("onnxruntime", "fp32", True)]
     skipped = {n.split(":")[1].strip().split()[0]: n for n in doc.notes}
-    assert sorted(skipped) == ["mnn", "ncnn", "openvino", "paddle"]
+    assert sorted(skipped) == ["lite", "mnn", "ncnn", "openvino", "paddle"]
     assert "pip install 'picozoo[mnn]'" in skipped["mnn"]
+    assert "name it: --engine lite" in skipped["lite"]  # its first use pip-installs paddlelite
     # paddle is installed, but cannot run an .onnx file: skipped for it, not a failed cell
     assert (
         skipped["paddle"]

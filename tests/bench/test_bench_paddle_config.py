@@ -188,3 +188,30 @@ def test_zero_copy_inputs_give_the_copied_results(model_dir: Path) -> None:
         assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
         assert all(np.array_equal(feeds[n], kept[n]) for n in feeds)
     assert not np.array_equal(results[0][0], results[1][0])  # the runs saw different inputs
+
+
+@pytest.mark.slow
+def test_the_same_arrays_stay_bound_and_their_changes_are_seen(model_dir: Path) -> None:
+    """A bench cell gives the same arrays call after call: they are bound once, as upstream's
+    inputs are copied in once. Nothing was copied, so an in-place change is seen by the next
+    run; another array (even with equal contents) is bound anew."""
+    from picozoo.runtime import load
+
+    rt = load("paddle", model_dir, threads=1)
+    rng = np.random.default_rng(1)
+    image = rng.standard_normal((1, 3, 64, 64)).astype("float32")  # support.paddle_models.SIZE
+    feeds = {"image": image, "scale_factor": np.ones((1, 2), "float32")}
+    first = rt.run(feeds)
+    bound = rt._bound
+    again = rt.run(feeds)
+    assert rt._bound is bound  # not bound again
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    image *= -3.0  # in place: the bound memory changes
+    changed = rt.run(feeds)
+    assert rt._bound is bound
+    assert not np.array_equal(changed[0], first[0])
+    fresh = load("paddle", model_dir, threads=1).run({n: a.copy() for n, a in feeds.items()})
+    assert all(np.array_equal(a, b) for a, b in zip(changed, fresh, strict=True))
+    other = {"image": image.copy(), "scale_factor": feeds["scale_factor"]}
+    rt.run(other)
+    assert rt._bound is not bound  # another array: bound anew

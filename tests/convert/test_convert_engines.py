@@ -553,7 +553,9 @@ def test_arm_nb_is_refused_by_runtime_bench_and_convert(tmp_path: Path, cli: Run
     nb = tmp_path / "model.nb"
     nb.write_bytes(os.urandom(256))
     for engine in ENGINES:
-        with pytest.raises(ModelFileError, match=r"model\.nb is a Paddle-Lite model for ARM"):
+        # --engine lite reads the .nb's kernels first: these bytes are no .nb at all
+        said = r"not a Paddle-Lite \.nb" if engine == "lite" else r"Paddle-Lite model for ARM"
+        with pytest.raises(ModelFileError, match=rf"model\.nb(: | is a ){said}"):
             load(engine, nb)
     cache = str(tmp_path / "cache")
     code, out, err = cli("convert", str(nb), "--to", "openvino", "--cache", cache)

@@ -107,6 +107,10 @@ def test_real_managed_toolchain_fp16(tmp_path: Path, paddle_models: dict[str, Pa
     assert prov.converter["fp16_kernels"] > 0 and prov.converter["kernels"]["arm/fp16"] > 0
     assert prov.converter["version"].startswith("v2.1")
     assert f"{prov.converter['fp16_kernels']} FP16 kernels of" in fp16.stderr
+    # the x86 .nb built beside it, run in the same environment, matched Paddle Inference
+    assert "x86 parity: Paddle-Lite x86 .nb vs Paddle Inference" in fp16.stderr
+    assert prov.parity is not None and prov.parity.passed is True
+    assert (nb.parent / "model.x86.nb").is_file()
     # FP32: the same tool environment (not created again), no FP16 kernel
     fp32 = subprocess.run([*cmd, "--precision", "fp32"], capture_output=True, text=True, env=env)
     assert fp32.returncode == 0, fp32.stderr

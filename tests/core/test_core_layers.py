@@ -30,7 +30,7 @@ LAYERS = (
     {"errors"},
     {"settings", "atomic", "capture", "onnx_files", "provenance", "threads", "thirdparty"},
     {ROOT},  # __version__, and lazy re-exports of PicozooError and Settings
-    {"yaml_strict", "paddle_program"},  # the one YAML loader; a Paddle program read without Paddle
+    {"yaml_strict", "paddle_program", "naive_buffer"},  # YAML; Paddle, Lite programs as data
     {"paddle_dir"},
     {"hub", "runtime"},
     {"native"},  # a step in a child process, where a crash is one error line

@@ -74,8 +74,10 @@ def test_a_model_without_what_the_format_needs_says_what_to_do() -> None:
         plan(_model("picodet-legacy-r18-640"), "onnx", source="chain")
     with pytest.raises(UsageError, match="no upstream onnx-nopp ONNX"):
         plan(_model("picodet-s-416-quant"), "onnx", source="upstream")
-    with pytest.raises(UsageError, match="unknown format 'lite'"):
-        plan(_model("picodet-s-416"), "lite")
+    lite = plan(_model("picodet-s-416"), "lite")  # the x86 .nb of its Lite conversion
+    assert (lite.origin, lite.to) == ("converted", "lite")
+    with pytest.raises(UsageError, match="unknown format 'tflite'"):
+        plan(_model("picodet-s-416"), "tflite")
 
 
 @pytest.mark.parametrize(
