@@ -272,6 +272,9 @@ class UpstreamArtifact(_Record):
     artifact: str | None = None  #: its kind, e.g. ``onnx-nopp``
     url: str | None = None
     sha256: str | None = None
+    #: where its bytes were downloaded from when not ``url`` (a ``PICOZOO_MIRROR``, without
+    #: any user:password); None: from ``url``, or a result that does not say
+    fetched_from: str | None = None
 
 
 def read_cell_provenance(data: Mapping[str, Any] | None) -> Provenance | UpstreamArtifact | None:

@@ -351,6 +351,22 @@ exports take a fixed 416x416 input (bench the one trained at 320x320: picodet-s-
         )
 
 
+def without_credentials(url: str) -> str:
+    """``url`` without a ``user:password@`` (a mirror's URL as reports may show it).
+
+    >>> without_credentials("https://me:secret@mirror.example/deploy/m.onnx")
+    'https://mirror.example/deploy/m.onnx'
+    >>> without_credentials("file:///tmp/demo-mirror/deploy/m.onnx")
+    'file:///tmp/demo-mirror/deploy/m.onnx'
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def realize(
     p: Plan,
     store: Store,
@@ -379,6 +395,9 @@ def realize(
         label = f"{model.id} {p.kind}"  # its infer_cfg.yml is checked: exit 5 if refused
         size = exported_size(entry.path, artifact=label) if p.kind in INFERENCE_KINDS else None
         provenance = {"artifact": p.kind, "url": artifact.url, "sha256": entry.sha256}
+        ref = store.read_ref(artifact.url)
+        if ref is not None and ref.source and ref.source != artifact.url:  # from a mirror
+            provenance["fetched_from"] = without_credentials(ref.source)
         return Resolved(p, entry.path, provenance, input_size=size or model.input_size)
     assert p.to is not None
     if p.stored is not None:  # the conversion in the store, run as it is

@@ -124,6 +124,8 @@ cdcdcdcd), /c/m_nopp; sha256 of folder m_nopp/ (its files' names and sha256s): a
     if origin == "upstream":
         up = UpstreamArtifact.from_json(prov)
         what = f"upstream {up.artifact or ''} {up.url or c.source}"
+        if up.fetched_from:  # the same name, downloaded from a mirror: its sha256 says which
+            what += f", downloaded from {up.fetched_from}"
         if up.sha256 and up.sha256 != c.artifact_sha256 and up.url:
             download = up.url.rstrip("/").rsplit("/", 1)[-1]
             what += f" (sha256 of the download {download}: {up.sha256}), {c.source}"

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.bench_helpers import md_tables, run_cli, self_consistency_set
+from support.bench_helpers import md_tables, natural_images, run_cli, self_consistency_set
 from support.cpu import cpu_flags, has_bf16
 from support.engines import need_engine
 from support.infer_cfg import infer_cfg
 
 from picozoo.bench.evals import load_evals
-from picozoo.bench.records import Document, load_document
+from picozoo.bench.records import load_document
 from picozoo.bench.suite import run_suite
 from picozoo.bench.targets import BenchTarget
 from picozoo.hub.registry import load_registry
@@ -81,8 +81,6 @@ def docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     onnx = build_tiny_detector(root / "m" / "tiny.onnx", size=320)
     cfg = InferConfig.load(root / "m" / "infer_cfg.yml")
     reference = Detector(load("onnxruntime", onnx), cfg)
-    from support.bench_helpers import natural_images
-
     photos = natural_images()
     set_a = self_consistency_set(reference, root / "a", photos)
     set_b = self_consistency_set(reference, root / "b", dict(list(photos.items())[:2]))
@@ -96,7 +94,7 @@ def docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         skip = _unrunnable()
         if skip:
             targets.append(BenchTarget(MODEL, "openvino", ov_xml, model=model,
-                                       input_size=(320, 320), precision=skip))  # fmt: skip
+                                       input_size=size, precision=skip))  # fmt: skip
         doc = run_suite(targets, threads=[1, 2], evals=load_evals(cache), device=name, **FAST)
         path = root / f"{name}.json"
         path.write_text(doc.to_json())
@@ -173,14 +171,12 @@ def _plain(tables: list[list[list[str]]]) -> list[list[list[str]]]:
     return [[[re.sub(r"<[^>]+>", "", h) for h in t[0]], *t[1:]] for t in tables]
 
 
-def _cell_named(doc: Document, engine: str, precision: str) -> str:
+def _cell_named(engine: str, precision: str) -> str:
     """How notes name a cell (``picodet-s-320 / openvino`` or ``... / openvino fp16``)."""
     return f"{MODEL} / {engine}" + ("" if precision == "fp32" else f" {precision}")
 
 
-def _check_tables(
-    doc: Document, tables: list[list[list[str]]], notes: list[str], *, unlike: str
-) -> None:
+def _check_tables(tables: list[list[list[str]]], notes: list[str], *, unlike: str) -> None:
     """The main table, thread scaling and cross-engine tables of one rendered report, and its
     notes (see the module docstring)."""
     assert len(tables) == 3, [t[0] for t in tables]
@@ -207,9 +203,7 @@ def _check_tables(
             continue
         float(latency.replace("(!)", ""))
         # the file: a note names the file this (model, engine, precision) benched, with its hash
-        benched = [
-            n for n in notes if n.startswith(f"benched {_cell_named(doc, engine, precision)}:")
-        ]
+        benched = [n for n in notes if n.startswith(f"benched {_cell_named(engine, precision)}:")]
         assert len(benched) == 1 and SHA.search(benched[0]), (cells, notes)
         # the data set of its mAP: named in the cell (not COCO val2017: no difference to 30.6)
         assert re.fullmatch(r"\d+\.\d \(on .+, \d+ images.*\)", cells[measured_map]), cells
@@ -245,7 +239,7 @@ def test_md_and_html_name_every_numbers_conditions(docs: dict[str, Any], which: 
     path = docs[which]
     doc = load_document(path)
     md = _show(path, "md")
-    _check_tables(doc, _plain(md_tables(md)), _notes_md(md), unlike=_fastest(md))
+    _check_tables(_plain(md_tables(md)), _notes_md(md), unlike=_fastest(md))
     what = "on different data sets" if which == "unlike_sets" else "with different NMS settings"
     assert f"mAPs measured {what} are not compared" in _fastest(md)
     # an unstable median keeps its mark in every table that shows it
@@ -275,7 +269,7 @@ def test_md_and_html_name_every_numbers_conditions(docs: dict[str, Any], which: 
     page = _Tables()
     page.feed(_show(path, "html"))
     fastest = [n for n in page.items if "Fastest on this machine" in n]
-    _check_tables(doc, _plain(page.tables), page.items, unlike=" ".join(fastest))
+    _check_tables(_plain(page.tables), page.items, unlike=" ".join(fastest))
     assert [n for n in page.items if n not in fastest] == _notes_md(md)  # the same footnotes
 
 

@@ -86,18 +86,22 @@ def test_bench_extra_alone_benches_upstream_onnx_of_current_and_legacy_models(
         c = cells[mid]
         assert c.ok, c.failure
         assert c.origin == "upstream" and c.artifact_sha256 == sha[mid]
-        assert c.provenance == {
+        url = reg.get(mid).artifact("onnx-nopp").url
+        mirrored = upstream_onnx["server"].url.rstrip("/") + "/" + url.split("/", 3)[3]
+        assert c.provenance == {  # the bytes came from the mirror: the cell says so
             "artifact": "onnx-nopp",
-            "url": reg.get(mid).artifact("onnx-nopp").url,
+            "url": url,
             "sha256": sha[mid],
+            "fetched_from": mirrored,
         }
     assert cells["picodet-legacy-s-320"].input_size == (48, 48)  # the file's own shape
     assert cells["picodet-legacy-s-320"].claims.map == 27.1  # type: ignore[union-attr]
     # every report format says which file was benched: origin, and what its sha256 is of
     url = reg.get("picodet-s-416").artifact("onnx-nopp").url
     name = Path(str(cells["picodet-s-416"].source)).name
-    line = f"benched picodet-s-416 / onnxruntime: upstream onnx-nopp {url}; sha256 of {name}: "
-    line += sha["picodet-s-416"]
+    source = cells["picodet-s-416"].provenance["fetched_from"]  # type: ignore[index]
+    line = f"benched picodet-s-416 / onnxruntime: upstream onnx-nopp {url}, downloaded from "
+    line += f"{source}; sha256 of {name}: {sha['picodet-s-416']}"
     for fmt in ("md", "table", "html"):
         shown = run_cli("report", "show", str(saved), "--report", fmt)
         assert shown.returncode == 0, shown.stderr
