@@ -63,6 +63,8 @@ RESOURCE = "bench"
 UNKNOWN_CPU = "unknown (no result)"
 #: how long to wait for the scheduler before giving up (seconds)
 CONNECT_TIMEOUT_S = 10.0
+#: how long to wait for a finished cell's result to be fetched before looking again (seconds)
+RESULT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -442,30 +444,47 @@ def _gather(
         alive = set(client.scheduler_info(n_workers=-1)["workers"])
         for i, fut in list(pending.items()):
             t, n, w, _ = plan[i]
-            where = f"[{len(out) + 1}/{total}] {w.name}: {t.label} / {t.engine} / {n} thr"
-            if fut.status == "finished":
-                got: Returned | Failure = fut.result()
-                f = got.cell.failure if isinstance(got, Returned) else got
-                what = "skipped" if f is not None and f.skipped else "FAILED"
-                m = got.cell.measured if isinstance(got, Returned) else None
-                ok = f"median {m.stats.median_ms:.2f} ms (n={m.stats.n})" if m else "ok"
-                say(f"{where}: " + (f"{what}: {f.error}" if f is not None else ok))
-            elif fut.status in ("error", "cancelled"):
-                why = "it was cancelled" if fut.status == "cancelled" else fut.exception()
-                got = Failure("cluster", f"{w.name}: the task failed: {why}")
-                say(f"{where}: FAILED: {got.error}")
-            elif w.address not in alive:
-                got = Failure(
-                    "cluster",
-                    f"machine {w.name} left the cluster (killed or lost) before this cell finished",
-                    f"restart the worker `{w.name}` and bench it again with --on {w.name}",
-                )
-                fut.cancel()
-                say(f"{where}: FAILED: {got.error}")
-            else:
+            got = _outcome(fut, w, w.address in alive)
+            if got is None:
                 continue
+            where = f"[{len(out) + 1}/{total}] {w.name}: {t.label} / {t.engine} / {n} thr"
+            f = got.cell.failure if isinstance(got, Returned) else got
+            m = got.cell.measured if isinstance(got, Returned) else None
+            what = "skipped" if f is not None and f.skipped else "FAILED"
+            ok = f"median {m.stats.median_ms:.2f} ms (n={m.stats.n})" if m else "ok"
+            say(f"{where}: " + (f"{what}: {f.error}" if f is not None else ok))
             out[i] = got
             del pending[i]
         if pending:
             time.sleep(0.2)
     return out
+
+
+def _outcome(fut: Any, w: Worker, alive: bool) -> Returned | Failure | None:
+    """What became of the cell of ``fut`` on machine ``w`` (``alive``: still in the cluster):
+    its result, a failure, or None while it is still to come. A result is fetched from the
+    machine that holds it: when that machine is gone first, the result is lost with it (the
+    wait is bounded, so a result lost meanwhile never hangs the run)."""
+    from distributed import TimeoutError as DaskTimeout
+
+    left = Failure(
+        "cluster",
+        f"machine {w.name} left the cluster (killed or lost) before this cell's result was "
+        "gathered",
+        f"restart the worker `{w.name}` and bench it again with --on {w.name}",
+    )
+    if fut.status == "finished":
+        try:
+            got: Returned = fut.result(timeout=RESULT_TIMEOUT_S)
+        except (DaskTimeout, TimeoutError):
+            return None if alive else left
+        except Exception as e:  # the result could not be fetched
+            return left if not alive else Failure("cluster", f"{w.name}: no result: {e}")
+        return got
+    if fut.status in ("error", "cancelled"):
+        why = "it was cancelled" if fut.status == "cancelled" else fut.exception()
+        return Failure("cluster", f"{w.name}: the task failed: {why}")
+    if not alive:
+        fut.cancel()
+        return left
+    return None

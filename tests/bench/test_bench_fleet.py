@@ -366,3 +366,31 @@ def test_fleet_ctrl_c_cancels_every_cell(hosts: Cluster, tiny_onnx: Path) -> Non
                 "--format", "json", env=env)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert Document.from_json(json.loads(r.stdout), "stdout").cells[0].ok
+
+
+@pytest.mark.slow
+def test_fleet_result_lost_with_its_machine_never_hangs(cluster: Cluster) -> None:
+    """A machine killed after its cell finished, before the client fetched the result: the
+    result is lost with it; the client says so within seconds instead of waiting forever."""
+    from distributed import Client
+
+    from picozoo.bench.fleet import RESULT_TIMEOUT_S, _outcome, bench_workers
+    from picozoo.bench.records import Failure
+
+    with Client(cluster.address, timeout=30, set_as_default=False) as c:
+        (w,) = bench_workers(c, ["board-a"])
+        fut = c.submit(sum, [1, 2], workers=[w.address], allow_other_workers=False, pure=False)
+        deadline = time.monotonic() + 30
+        while fut.status != "finished":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        cluster.kill("board-a")
+        got = None
+        while got is None:
+            alive = w.address in c.scheduler_info(n_workers=-1)["workers"]
+            t0 = time.monotonic()
+            got = _outcome(fut, w, alive)
+            assert time.monotonic() - t0 < RESULT_TIMEOUT_S + 5
+            assert time.monotonic() < deadline + 30, "the lost result was never reported"
+            time.sleep(0.1)
+    assert isinstance(got, Failure) and "board-a left the cluster" in got.error
