@@ -33,9 +33,10 @@ Needs ``pip install 'picozoo[fleet]'`` (Dask distributed), here and on every wor
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -160,11 +161,13 @@ def prepare_and_measure(
     debug: bool = False,
     stop: Callable[[], bool] | None = None,
     progress: Callable[[str], None] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Cell:
     """``job``'s cell, prepared and measured on this machine (``name``, described by
     ``environment``) with this process's settings (its cache, mirror, registry): an engine not
     installed here is a ``skipped`` cell with the install command; what fails while preparing
-    is a ``prepare`` failure with the reason; never raises for a failing cell.
+    is a ``prepare`` failure with the reason; never raises for a failing cell. ``environ``:
+    the cell process's environment (default: this process's; see :func:`cell_environ`).
 
     >>> from picozoo.bench.environment import collect_environment
     >>> job = Job("/nonexistent.onnx", BenchTarget("nonexistent", "onnxruntime"), 1)
@@ -211,7 +214,7 @@ def prepare_and_measure(
                                   load_evals(store.root), sha)  # fmt: skip
         spec = ready.spec(n, warmup=job.warmup, min_iters=job.min_iters,
                           min_time_s=job.min_time_s, seed=job.seed)  # fmt: skip
-        result = run_cell(spec, timeout=timeout, debug=debug, stop=stop)
+        result = run_cell(spec, timeout=timeout, debug=debug, stop=stop, environ=environ)
     return ready.cell(n, result, artifact_sha256=sha, modelinfo=info,
                       oversubscribed=n > environment.cores, measured_map=scored)  # fmt: skip
 
@@ -231,8 +234,30 @@ def measure_on_worker(job: Job, timeout: float | None, debug: bool) -> Returned:
     env = collect_environment()
     log = logging.getLogger("picozoo.bench.fleet")
     cell = prepare_and_measure(job, env, name=name, timeout=timeout, debug=debug,
-                               stop=_cancelled(worker), progress=log.info)  # fmt: skip
+                               stop=_cancelled(worker), progress=log.info,
+                               environ=cell_environ())  # fmt: skip
     return Returned(cell, env, name)
+
+
+def cell_environ(
+    environ: Mapping[str, str] | None = None, injected: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """The environment a cell runs in on a worker: the worker's as it was started, less what
+    Dask's nanny puts in every worker process (``injected``; default: its
+    ``distributed.nanny.pre-spawn-environ``: ``MALLOC_TRIM_THRESHOLD_=65536``,
+    ``OMP/MKL/OPENBLAS_NUM_THREADS=1``), which a local bench's cell does not have (a variable
+    set to another value when the worker was started is kept).
+
+    >>> cell_environ({"MKL_NUM_THREADS": "1", "MALLOC_TRIM_THRESHOLD_": "0", "HOME": "/h"},
+    ...              {"MKL_NUM_THREADS": 1, "MALLOC_TRIM_THRESHOLD_": 65536})
+    {'MALLOC_TRIM_THRESHOLD_': '0', 'HOME': '/h'}
+    """
+    if injected is None:
+        import dask.config
+
+        injected = dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}
+    env = dict(os.environ if environ is None else environ)
+    return {k: v for k, v in env.items() if k not in injected or str(injected[k]) != v}
 
 
 def _cancelled(worker: Any) -> Callable[[], bool]:

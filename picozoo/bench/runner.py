@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .fields import FieldError
@@ -30,14 +30,15 @@ from .records import BenchSpec, CellResult, Failure, Measurement, result_from_js
 DEFAULT_TIMEOUT_S = 900.0
 
 
-def worker_env(spec: BenchSpec) -> dict[str, str]:
-    """The worker's environment: ours, plus OpenMP threads pinned to the cell's thread count.
+def worker_env(spec: BenchSpec, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The worker's environment: ours (or ``base``), plus OpenMP threads pinned to the cell's
+    thread count.
 
     >>> from pathlib import Path
     >>> worker_env(BenchSpec(Path("m.onnx"), "onnxruntime", threads=3))["OMP_NUM_THREADS"]
     '3'
     """
-    env = dict(os.environ)
+    env = dict(os.environ if base is None else base)
     env["OMP_NUM_THREADS"] = str(spec.threads)
     return env
 
@@ -49,12 +50,14 @@ def run_cell(
     python: str | None = None,
     debug: bool = False,
     stop: Callable[[], bool] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> CellResult:
     """Run the worker on ``spec``: its :class:`Measurement` (with ``wall_s``), or a
     :class:`Failure`; never raises for a failing cell. ``debug`` copies the stderr of a worker
     that failed or crashed to ours. ``stop``: asked every :data:`POLL_S` seconds; when it says
     True the worker's process group is killed and the cell is a ``cancelled`` failure (a
-    ``bench --cluster`` whose client cancelled it).
+    ``bench --cluster`` whose client cancelled it). ``environ``: the worker's environment
+    instead of ours (see :func:`worker_env`).
 
     >>> run_cell(BenchSpec(Path("model.onnx"), "onnxruntime", threads=2)).wall_s  # doctest: +SKIP
     3.05
@@ -63,7 +66,11 @@ def run_cell(
     t0 = time.perf_counter()
     try:
         proc = run_worker(
-            cmd, json.dumps(spec.to_dict()), timeout=timeout, env=worker_env(spec), stop=stop
+            cmd,
+            json.dumps(spec.to_dict()),
+            timeout=timeout,
+            env=worker_env(spec, environ),
+            stop=stop,
         )
     except Stopped:
         return Failure("cancelled", "the cell was cancelled before it finished")

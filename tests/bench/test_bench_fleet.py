@@ -316,6 +316,19 @@ def test_fleet_model_id_each_machine_pulls_from_its_own_mirror(hosts: Cluster) -
     assert r.returncode == 0, r.stderr
     (cell,) = Document.from_json(json.loads(r.stdout), "stdout").cells
     assert cell.ok and cell.source and cell.source.startswith(str(tmp / "cache-node-b"))
+    # a cell runs without what Dask's nanny puts in every worker process (a local cell has
+    # none of it); the worker's own variables stay
+    from distributed import Client
+
+    from picozoo.bench.fleet import bench_workers, cell_environ
+
+    with Client(hosts.address, timeout=30, set_as_default=False) as client:
+        (node,) = bench_workers(client, ["node-a"])
+        worker = client.run(lambda: dict(os.environ), workers=[node.address])[node.address]
+        cell_env = client.run(cell_environ, workers=[node.address])[node.address]
+    assert worker.get("MALLOC_TRIM_THRESHOLD_") == "65536" and worker["MKL_NUM_THREADS"] == "1"
+    assert "MALLOC_TRIM_THRESHOLD_" not in cell_env and "MKL_NUM_THREADS" not in cell_env
+    assert cell_env["PICOZOO_CACHE"] == str(tmp / "cache-node-a")
     # an unknown model id is refused here, before anything is submitted
     r = run_cli("bench", "picodet-s-41", "--cluster", hosts.address, env=_client_env(tmp))
     assert r.returncode == 2 and "picodet-s-416" in r.stderr and "bench machine" not in r.stderr
