@@ -6,12 +6,12 @@ On this machine the script starts a Dask scheduler and one bench worker on loopb
 as the README's fleet run does (``dask scheduler`` and ``dask worker tcp://127.0.0.1:PORT --name
 local-worker --nthreads 1 --resources bench=1``; the worker inherits this environment, so it
 has the same cache and mirror), then benches the same model, engine and thread count through
-``picozoo.bench.run`` twice per round, alternated (local first on even rounds, cluster first on
-odd ones), side by side in one run:
+``picozoo bench`` twice per round, each in a process of its own as a user runs it, alternated
+(local first on even rounds, cluster first on odd ones), side by side in one run:
 
-* local: ``picozoo.bench.run([model])``: the cell in a fresh worker process started here;
-* cluster: ``picozoo.bench.run([model], cluster=ADDRESS)``: the worker resolves the model and
-  runs the cell in a fresh process started by the Dask worker.
+* local: ``picozoo bench MODEL --format json``: the cell in a fresh process started by it;
+* cluster: the same with ``--cluster ADDRESS``: the worker resolves the model and runs the
+  cell in a fresh process started by the Dask worker.
 
 The model (``--model``, default: a few Conv layers built here at 1x3x96x96) is what ``picozoo
 bench`` takes: a model id (pulled from ``PICOZOO_MIRROR`` into ``PICOZOO_CACHE``, e.g. the
@@ -20,7 +20,7 @@ a file. Before each measurement it waits (up to --max-wait s) until the CPUs are
 
 It prints each side's median latency (every sample of every round pooled), their ratio
 (cluster / local; goal: within 1.00 +/- 0.05, exit code 1 if not), the median and range of the
-per-round ratios, and the end-to-end wall time of a one-cell run on each side (the cluster's
+per-round ratios, and the end-to-end wall time of a one-cell `picozoo bench` on each side (the cluster's
 includes connecting to the scheduler and the worker's preparation): the dispatch overhead.
 ``--quick``: a smoke run (1 round, 0.1 s, no waiting; exit 0 whatever the ratio).
 """
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -101,25 +102,24 @@ def local_cluster(logs: Path, name: str = "local-worker") -> Iterator[str]:
 def one_cell(
     model: str, args: argparse.Namespace, cluster: str | None
 ) -> tuple[list[float], float]:
-    """The cell's latency samples (ms) and the run's end-to-end wall time (s)."""
-    import picozoo.bench
+    """The cell's latency samples (ms) and the command's end-to-end wall time (s): ``picozoo
+    bench`` run as a user runs it, in a process of its own (``--cluster`` for the cluster)."""
+    from picozoo.bench.records import Document
 
+    cmd = [sys.executable, "-m", "picozoo", "bench", model, "--engine", args.engine,
+           "--threads", str(args.threads), "--warmup", str(args.warmup), "--min-iters",
+           str(args.min_iters), "--min-time", str(args.min_time), "--format", "json"]  # fmt: skip
+    if cluster:
+        cmd += ["--cluster", cluster]
     t0 = time.perf_counter()
-    doc = picozoo.bench.run(
-        [model],
-        engines=[args.engine],
-        threads=[args.threads],
-        warmup=args.warmup,
-        min_iters=args.min_iters,
-        min_time=args.min_time,
-        cluster=cluster,
-    )
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
-    (cell,) = doc.cells
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    (cell,) = Document.from_json(json.loads(done.stdout), "picozoo bench").cells
     m = cell.measured
     if m is None:
-        f = cell.failure
-        raise SystemExit(f"the {'cluster' if cluster else 'local'} cell failed: {f}")
+        raise SystemExit(f"the {'cluster' if cluster else 'local'} cell failed: {cell.failure}")
     return [ns / 1e6 for ns in m.samples_ns], wall
 
 
@@ -152,7 +152,7 @@ def main() -> int:
     try:
         model = args.model or str(small_model(tmp / "small_conv.onnx"))
         print(cpu_line(args.threads, args.rounds, args.min_time))
-        print(f"model: {model}; engine {args.engine}; each side: picozoo.bench.run, one cell")
+        print(f"model: {model}; engine {args.engine}; each side: one `picozoo bench` of one cell")
         samples: dict[str, list[float]] = {s: [] for s in SIDES}
         walls: dict[str, list[float]] = {s: [] for s in SIDES}
         per_round: list[float] = []
