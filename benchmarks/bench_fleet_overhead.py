@@ -20,8 +20,13 @@ a file. Before each measurement it waits (up to --max-wait s) until the CPUs are
 
 It prints each side's median latency (every sample of every round pooled), their ratio
 (cluster / local; goal: within 1.00 +/- 0.05, exit code 1 if not), the median and range of the
-per-round ratios, and the end-to-end wall time of a one-cell `picozoo bench` on each side (the cluster's
-includes connecting to the scheduler and the worker's preparation): the dispatch overhead.
+per-round ratios, and the end-to-end wall time of a one-cell ``picozoo bench`` on each side
+(the cluster's includes connecting to the scheduler; its model is prepared by the worker, the
+local one's by the command itself): the dispatch overhead.
+
+Measured here (AMD EPYC, 2 cores shared with other work; the PicoDet-S-416 stand-in, ONNX
+Runtime, 1 thread, 8 rounds): local 20.43 ms, cluster 20.66 ms, ratio 1.011 (per-round median
+1.017); a one-cell command took 4.15 s locally and 3.69 s on the cluster.
 ``--quick``: a smoke run (1 round, 0.1 s, no waiting; exit 0 whatever the ratio).
 """
 
