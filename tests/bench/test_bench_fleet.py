@@ -1,6 +1,9 @@
-"""`picozoo bench --cluster`: a real Dask scheduler and two real workers on loopback (each its
-own process group, cache and --name), the real CLI benching a tiny ONNX model across them; a
-worker killed mid-run leaves a failed cell naming it and the other machine's results."""
+"""`picozoo bench --cluster`: a real Dask scheduler and real workers on loopback (each its own
+process group, cache and --name; some with their own file:// mirror, one whose Python cannot
+import onnxruntime), the real CLI benching across them: a model id that each machine pulls
+from its own mirror (or fails to, or skips for want of the engine); a worker killed mid-run
+leaves a failed cell naming it and the other machine's results; Ctrl-C or a killed client
+leaves no cell process behind."""
 
 from __future__ import annotations
 
@@ -380,6 +383,25 @@ def test_fleet_ctrl_c_cancels_every_cell(hosts: Cluster, tiny_onnx: Path) -> Non
                 "--format", "json", env=env)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert Document.from_json(json.loads(r.stdout), "stdout").cells[0].ok
+    # a client killed outright (no Ctrl-C handler runs): the scheduler drops its cells, and
+    # the machine kills the cell it was measuring
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "picozoo", "bench", str(tiny_onnx), "--threads", "1",
+         "--min-time", "30", "--cluster", hosts.address, "--on", "node-a"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not _cell_processes(hosts):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 15
+    while _cell_processes(hosts) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _cell_processes(hosts) == []
 
 
 @pytest.mark.slow
