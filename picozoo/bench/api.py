@@ -212,6 +212,9 @@ def run(
         cluster: a Dask scheduler (``tcp://HOST:8786``; default: ``PICOZOO_CLUSTER``, else
             none): every cell is measured on every bench machine of that cluster (see
             :mod:`picozoo.bench.fleet`; needs ``[fleet]``), each cell naming its machine.
+            Each machine resolves, pulls and converts the models itself (its own cache and
+            mirror); here model ids are only checked against the registry, nothing is
+            pulled and no engine is needed; a path is read on the machines.
         on: with ``cluster``, only the machines of these names (their ``dask worker --name``).
 
     Returns:
@@ -221,7 +224,8 @@ def run(
         UsageError: a bad option, an unknown model id, no model to bench, a path that does
             not exist, a claims-only model id, or an ``input_size`` a model id's fixed
             input ignores (before anything is pulled).
-        MissingDependencyError: no engine named is installed (before anything is pulled).
+        MissingDependencyError: no engine named is installed (before anything is pulled;
+            with ``cluster``, a machine without an engine skips its cells instead).
         ClusterUnreachableError: ``cluster``'s scheduler does not answer (exit 4, before
             anything is pulled).
         PicozooError: a model could not be prepared and nothing else can run.
@@ -246,7 +250,18 @@ def run(
     wu = parse_warmup(warmup)
     size = parse_size(input_size)
     plan = plan_engines(engines or ("onnxruntime",), precisions or ("fp32",))
-    check_installed(engines, [("cv2", ("eval",), "opencv-python-headless")] if image else [])
+    store = store if store is not None else Store(Settings.from_env())
+    cluster = cluster or store.settings.cluster
+    if on and not cluster:
+        raise UsageError("--on names machines of a cluster", hint="give --cluster tcp://HOST:8786")
+    also: list[Need] = [("cv2", ("eval",), "opencv-python-headless")] if image else []
+    if cluster:  # the machines measure: this one needs no engine (theirs skip what they lack)
+        from ..capture import quiet_import
+        from ..errors import require_all
+
+        require_all(also, load=quiet_import)
+    else:
+        check_installed(engines, also)
     if image is not None:  # refused now (exit 2) when it is not an image, before any pull
         from pathlib import Path
 
@@ -265,10 +280,6 @@ def run(
     over = oversubscription(counts, cores)
     if over:
         say(f"warning: {over}; their ratio to upstream's latency is not shown")
-    store = store if store is not None else Store(Settings.from_env())
-    cluster = cluster or store.settings.cluster
-    if on and not cluster:
-        raise UsageError("--on names machines of a cluster", hint="give --cluster tcp://HOST:8786")
     client = None
     if cluster:  # refused now (exit 4) when it does not answer, before anything is pulled
         from .fleet import bench_workers, connect
@@ -321,9 +332,33 @@ def _run(
 
     if registry is None and (not models or not all(is_path_arg(m) for m in models)):
         registry = load_registry(store.settings.registry_path)
+    if cluster and not models:
+        raise UsageError(
+            "bench --cluster needs the models named: each machine benches them from its own "
+            "cache and mirror",
+            hint="e.g. picozoo bench picodet-s-416 --cluster tcp://HOST:8786",
+        )
     for m in models:  # refused before anything is pulled: nothing to measure, or ignored
-        check_runnable(resolve_arg(m, registry, must_exist=False), "bench", input_size=size,
+        named = resolve_arg(m, registry, must_exist=False)
+        if cluster and named.model is None:  # a path is read on the machines, not here
+            continue
+        check_runnable(named, "bench", input_size=size,
                        models=registry.models if registry is not None else ())  # fmt: skip
+    if cluster:  # the machines resolve, pull and convert, each into its own cache
+        from pathlib import Path
+
+        from .fleet import plan_targets, run_fleet
+
+        planned = plan_targets(models, plan.pairs, registry=registry, postprocess=postprocess,
+                               input_size=size, implicit=plan.implicit, notes=plan.notes,
+                               progress=say)  # fmt: skip
+        tell("measuring")
+        return run_fleet(cluster, planned, threads=counts, postprocess=postprocess,
+                         source=source, input_size=size,
+                         image=Path(image) if image is not None else None, warmup=wu,
+                         min_iters=min_iters, min_time_s=min_time, timeout_s=timeout, on=on,
+                         device=device, debug=store.settings.debug, progress=say,
+                         notes=plan.notes, client=client)  # fmt: skip
     tell("preparing")
     targets = resolve_targets(
         models,
@@ -353,13 +388,6 @@ def _run(
             targets = with_image(targets, Path(image), store=store, folder=Path(tmp),
                                  progress=say)  # fmt: skip
         tell("measuring")
-        if cluster:
-            from .fleet import run_fleet
-
-            return run_fleet(cluster, targets, threads=counts, warmup=wu, min_iters=min_iters,
-                             min_time_s=min_time, timeout_s=timeout, on=on, device=device,
-                             debug=store.settings.debug, progress=say, notes=plan.notes,
-                             client=client)  # fmt: skip
         return run_suite(
             targets,
             threads=counts,

@@ -96,7 +96,7 @@ def _write(
     "Example: picozoo bench picodet-s-416 --engine all --precision all --threads 2 --format md"
     "\n\nExample: picozoo bench model.onnx --threads 2 --min-time 5 --format json --out r.json"
     "\n\nExample: picozoo bench picodet-xs-320 --postprocess --image bus.jpg --format md"
-    "\n\nExample: picozoo bench model.onnx --cluster tcp://10.0.0.2:8786 --format md",
+    "\n\nExample: picozoo bench picodet-s-416 --cluster tcp://10.0.0.2:8786 --format md",
 )
 @click.argument("models", nargs=-1, metavar=f"[{MODEL_OR_PATH}]...")
 @click.option(
@@ -184,7 +184,8 @@ def _write(
     metavar="tcp://HOST:8786",
     help="Measure every cell on every bench machine of this Dask cluster (workers started as "
     "`dask worker tcp://HOST:8786 --name NAME --nthreads 1 --resources bench=1`), one cell "
-    "at a time per machine; one table, a column per machine ([fleet]) [default: "
+    "at a time per machine, each pulling the models into its own cache from its own mirror; "
+    "one table, a column per machine ([fleet]) [default: "
     "PICOZOO_CLUSTER, else this machine].",
 )
 @click.option(

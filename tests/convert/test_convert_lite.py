@@ -241,7 +241,8 @@ LITE_OPT = os.environ.get("PICOZOO_LITE_OPT")
 
 @pytest.mark.skipif(
     not (_paddlelite_importable() or shutil.which(OPT_NAME) or LITE_OPT),
-    reason="no real Paddle-Lite optimizer here (paddlelite wheels exist for Python <= 3.10 only)",
+    reason="no paddle_lite_opt given (PATH, PICOZOO_LITE_OPT, paddlelite module): the managed "
+    "toolchain is tested in test_convert_lite_toolchain.py and test_convert_lite_x86.py",
 )
 def test_real_opt(paddle_models: dict[str, Path], store: Store) -> None:
     src = paddle_models["legacy"]

@@ -27,6 +27,7 @@ RUNS: dict[str, tuple[list[str], bool]] = {
     "bench_eval.py": (["--quick", "--threads", "1"], True),
     "bench_engines.py": (["--quick"], True),
     "bench_paddle_upstream.py": (["--quick"], True),
+    "bench_fleet_overhead.py": (["--quick"], False),
 }
 
 
