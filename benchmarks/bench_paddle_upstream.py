@@ -16,6 +16,13 @@ order flipped every round, never both at once):
   committed here) upstream's own ``infer.py`` is imported from ``PATH/deploy/python`` and its
   ``Detector``/``DetectorPicoDet`` (its ``load_predictor``) and ``predict()`` are timed.
 
+Before each side's turn the parent pauses ``--settle`` seconds (0.3): Paddle's Intel OpenMP
+threads keep spinning 0.2 s (``KMP_BLOCKTIME``) after their work, which took a core from the
+side that ran next. The rounds are split between two pairs of children started in opposite
+orders (the child started first ran ~3% slower here even with the same code on both sides);
+``--calibrate`` runs upstream's loop on both sides, so its ratio is the method's own bias
+(ideally 1.00x).
+
 Both get the bench's seeded input (``picozoo.bench.worker.make_input``). Each round times
 ``--iters`` calls per side (``perf_counter_ns``, garbage collection paused on both sides);
 the speed ratio of a round is upstream's median / picozoo's median (> 1: picozoo faster), and
@@ -31,7 +38,7 @@ The model: the PicoDet-S-416 stand-in without post-processing (``legacy-demo416-
 or ``--model-dir DIR``.
 
 Usage: python benchmarks/bench_paddle_upstream.py [--threads 1 2] [--rounds 40] [--iters 5]
-       [--upstream-dir PATH] [--model-dir DIR] [--quick]
+       [--upstream-dir PATH] [--model-dir DIR] [--quick] [--calibrate]
 """
 
 from __future__ import annotations
@@ -257,35 +264,53 @@ def _ms(ns: list[int]) -> float:
     return statistics.median(ns) / 1e6
 
 
+def _code(side: str, args: argparse.Namespace) -> str:
+    """The code a side's child runs: its own, or upstream's on both sides with --calibrate
+    (an A/A run: the ratio then measures the method's own bias, ideally 1.00x)."""
+    return "upstream" if args.calibrate else side
+
+
+def _round(got: dict[str, dict[str, Any]]) -> dict[str, float]:
+    return {
+        "picozoo_ms": _ms(got["picozoo"]["ns"]),
+        "upstream_ms": _ms(got["upstream"]["ns"]),
+        "upstream_bare_run_ms": _ms(got["upstream"]["bare_ns"]),
+        "picozoo_cpu_ms": _ms(got["picozoo"]["cpu_ns"]),
+        "upstream_cpu_ms": _ms(got["upstream"]["cpu_ns"]),
+    }
+
+
 def measure(args: argparse.Namespace, model: Path, threads: int) -> dict[str, Any]:
     load = os.getloadavg()[0]
-    kids = {side: Child(side, args, model, threads) for side in ("picozoo", "upstream")}
-    try:
-        rounds = []
-        for r in range(args.rounds):
-            order = ("picozoo", "upstream") if r % 2 == 0 else ("upstream", "picozoo")
-            got = {side: kids[side].round(args.iters) for side in order}
-            rounds.append(
-                {
-                    "picozoo_ms": _ms(got["picozoo"]["ns"]),
-                    "upstream_ms": _ms(got["upstream"]["ns"]),
-                    "upstream_bare_run_ms": _ms(got["upstream"]["bare_ns"]),
-                    "picozoo_cpu_ms": _ms(got["picozoo"]["cpu_ns"]),
-                    "upstream_cpu_ms": _ms(got["upstream"]["cpu_ns"]),
-                }
-            )
-            print(
-                f"  {threads} thr round {r + 1}/{args.rounds}: picozoo "
-                f"{rounds[-1]['picozoo_ms']:.2f} ms, upstream {rounds[-1]['upstream_ms']:.2f} ms",
-                file=sys.stderr,
-            )
-    finally:
-        for kid in kids.values():
-            kid.close()
+    rounds: list[dict[str, float]] = []
+    infos: dict[str, dict[str, Any]] = {}
+    # Two pairs of children, started in opposite orders, each for half the rounds: the child
+    # started first was measured ~3% slower even when both sides ran the same code (--calibrate)
+    for pair, first in enumerate(("picozoo", "upstream")):
+        starts = (first, "upstream" if first == "picozoo" else "picozoo")
+        kids = {side: Child(_code(side, args), args, model, threads) for side in starts}
+        try:
+            for r in range(pair * (args.rounds // 2), args.rounds if pair else args.rounds // 2):
+                order = starts if r % 2 == 0 else starts[::-1]
+                got = {}
+                for side in order:
+                    time.sleep(args.settle)  # the other side's OpenMP threads stop spinning
+                    got[side] = kids[side].round(args.iters)
+                rounds.append(_round(got))
+                print(
+                    f"  {threads} thr round {r + 1}/{args.rounds} ({first} started first): "
+                    f"picozoo {rounds[-1]['picozoo_ms']:.2f} ms, "
+                    f"upstream {rounds[-1]['upstream_ms']:.2f} ms",
+                    file=sys.stderr,
+                )
+        finally:
+            for kid in kids.values():
+                kid.close()
+        infos = {side: kid.info for side, kid in kids.items()}
     ratios = [x["upstream_ms"] / x["picozoo_ms"] for x in rounds]
     bare = [x["upstream_bare_run_ms"] / x["picozoo_ms"] for x in rounds]
     cpu = [x["upstream_cpu_ms"] / x["picozoo_cpu_ms"] for x in rounds]
-    pz, up = kids["picozoo"].info, kids["upstream"].info
+    pz, up = infos["picozoo"], infos["upstream"]
     keys = sorted(set(up["settings"]) - {"use_gpu"})
     return {
         "threads": threads,
@@ -323,8 +348,11 @@ def report(args: argparse.Namespace, model: str, results: list[dict[str, Any]]) 
     print(
         f"{args.rounds} alternated rounds x {args.iters} timed calls per side "
         f"(after {args.warmup} warm-up calls); ratio = upstream ms / picozoo ms (> 1: picozoo "
-        "faster), median of the rounds' ratios"
+        "faster), median of the rounds' ratios; half the rounds with each side's child started "
+        "first"
     )
+    if args.calibrate:
+        print("CALIBRATION (A/A): upstream's loop on both sides; the ratio is the method's bias")
     for r in results:
         lo, hi = r["speed_ratio_range"]
         print(
@@ -367,11 +395,23 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model-dir", type=Path, help="a Paddle model folder (default: the stand-in)")
     p.add_argument("--upstream-dir", type=Path, help="a PaddleDetection checkout to import from")
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=0.3,
+        help="seconds of pause before each side's turn (default 0.3: Intel OpenMP's threads "
+        "spin 0.2 s after their work, taking a core from the side that runs next)",
+    )
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="A/A run: upstream's loop on both sides (the method's own bias; ideally 1.00x)",
+    )
     p.add_argument("--quick", action="store_true", help="1 thread, 3 rounds of 5 calls")
     p.add_argument("--child", choices=("picozoo", "upstream"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
-        args.threads, args.rounds, args.iters, args.warmup = [1], 3, 5, 5
+        args.threads, args.rounds, args.iters, args.warmup, args.settle = [1], 3, 5, 5, 0.0
     return args
 
 
