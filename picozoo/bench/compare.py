@@ -7,13 +7,14 @@ with each engine's version, median and p90 latency, the mAP ``picozoo eval`` mea
 benched file (and its difference to upstream's claim) where there is one, and how many times
 slower than that group's fastest it is. Failed cells are listed last with their stage.
 
-The "fastest on this machine" line of a model names its lowest median (cells with more threads
-than cores aside) and how much faster it is than upstream's own CPU method (Paddle Inference,
-fp32) at the same thread count when that was measured. When eval measured mAPs for the model,
-a fastest cell whose mAP is more than :data:`MAP_TOLERANCE` below the best fp32 one on the
-same data set is not taken as is: the line also names the fastest cell within that tolerance.
-mAPs measured on different data sets, or with different NMS settings, are never compared (the
-line says so).
+The "fastest on this machine" line of a model (one per machine of a ``bench --cluster`` run,
+named: cells of different machines are never compared) names its lowest median (cells with
+more threads than cores aside) and how much faster it is than upstream's own CPU method
+(Paddle Inference, fp32) at the same thread count when that was measured. When eval measured
+mAPs for the model, a fastest cell whose mAP is more than :data:`MAP_TOLERANCE` below the best
+fp32 one on the same data set is not taken as is: the line also names the fastest cell within
+that tolerance. mAPs measured on different data sets, or with different NMS settings, are
+never compared (the line says so).
 
 >>> import dataclasses
 >>> row = ReportRow(display="m", input_size="64*64", engine="paddle", precision="fp32",
@@ -75,22 +76,30 @@ def cross_engine_table(rows: Sequence[ReportRow]) -> tuple[list[str], list[list[
     """Headers and body of the cross-engine table; None with a single (engine, precision)."""
     if len(combos(rows)) < 2:
         return None
-    groups: dict[tuple[str, str, int], list[ReportRow]] = {}
+    fleet = any(r.machine for r in rows)
+    groups: dict[tuple[str, str, str, int], list[ReportRow]] = {}
     for r in rows:
-        groups.setdefault((r.shown_name, r.input_size or "-", r.threads), []).append(r)
-    return [Markup(h) for h in HEADERS], [line for g in groups.items() for line in _group_lines(*g)]
+        key = (r.shown_name, r.input_size or "-", r.machine or "", r.threads)
+        groups.setdefault(key, []).append(r)
+    headers = [*HEADERS[:2], "Machine", *HEADERS[2:]] if fleet else HEADERS
+    body = [line for g in groups.items() for line in _group_lines(*g, fleet=fleet)]
+    return [Markup(h) for h in headers], body
 
 
-def _group_lines(key: tuple[str, str, int], members: list[ReportRow]) -> list[list[str]]:
-    """The lines of one (model, input size, threads): measured cells fastest first, then the
-    failed ones."""
-    model, size, threads = key
+def _group_lines(
+    key: tuple[str, str, str, int], members: list[ReportRow], *, fleet: bool = False
+) -> list[list[str]]:
+    """The lines of one (model, input size, machine, threads): measured cells fastest first,
+    then the failed ones. "vs fastest" never compares machines: a fleet run groups by machine
+    and names it."""
+    model, size, machine, threads = key
     ok = _by_median(r for r in members if r.ok)
     best = ok[0].median_ms if ok else None
     lines = []
     for r in ok + [r for r in members if not r.ok]:
         thr = f"{threads} (*)" if r.oversubscribed else str(threads)
-        head = [model, size, r.engine, r.precision, r.engine_version or "-", thr]
+        where = [machine or "-"] if fleet else []
+        head = [model, size, *where, r.engine, r.precision, r.engine_version or "-", thr]
         lines.append(head + _engine_cells(r, best))
     return lines
 
@@ -122,16 +131,18 @@ def _by_median(rows: Iterable[ReportRow]) -> list[ReportRow]:
 def fastest_lines(rows: Sequence[ReportRow]) -> list[str]:
     """One "Fastest on this machine" line per model with a measured cell (see the module
     docstring)."""
-    models: dict[tuple[str, str], list[ReportRow]] = {}
+    models: dict[tuple[str, str, str], list[ReportRow]] = {}
     for r in rows:
         if r.ok and not r.oversubscribed:
-            models.setdefault((r.shown_name, r.input_size or "-"), []).append(r)
-    return [_fastest(model, size, _by_median(ok)) for (model, size), ok in models.items()]
+            models.setdefault((r.machine or "", r.shown_name, r.input_size or "-"), []).append(r)
+    return [_fastest(*key, _by_median(ok)) for key, ok in models.items()]
 
 
-def _fastest(model: str, size: str, ok: Sequence[ReportRow]) -> str:
-    """The line of one model (``ok``: its measured cells, fastest first)."""
-    line = f"Fastest on this machine: {model} ({size}): {_describe(ok[0], ok)}"
+def _fastest(machine: str, model: str, size: str, ok: Sequence[ReportRow]) -> str:
+    """The line of one model on one machine (``ok``: its measured cells there, fastest
+    first); a fleet machine is named, cells of other machines are never compared."""
+    where = f"on {machine}" if machine else "on this machine"
+    line = f"Fastest {where}: {model} ({size}): {_describe(ok[0], ok)}"
     return line + _accuracy_caveat(ok)
 
 

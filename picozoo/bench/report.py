@@ -163,6 +163,7 @@ CSV_COLUMNS = [
     "eval_ann_sha256",
     "eval_coco_val2017",
     "artifact_sha256_of",
+    "machine",
 ]
 
 

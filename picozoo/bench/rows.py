@@ -36,6 +36,7 @@ class ReportRow:
 
     # identity
     device: str | None = None
+    machine: str | None = None  #: the fleet machine (``dask worker --name``) that measured it
     model: str = ""
     model_id: str | None = None
     name: str | None = None
@@ -153,6 +154,7 @@ def _identity(doc: Document, c: Cell) -> dict[str, Any]:
     """Which model, engine and file the cell ran, and how."""
     return {
         "device": doc.device,
+        "machine": c.machine.name if c.machine is not None else None,
         "model": c.model,
         "model_id": c.model_id,
         "name": c.name,

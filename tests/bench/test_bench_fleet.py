@@ -230,6 +230,56 @@ def test_markdown_has_a_latency_column_per_machine(measured_doc: Document) -> No
     assert all(len(row) == len(table[0]) for row in table)
 
 
+@pytest.mark.slow
+def test_cells_of_different_machines_are_never_compared(measured_doc: Document) -> None:
+    """Two machines, two engines each: the cross-engine table groups by machine (a Machine
+    column, a 1.00x per machine) and each machine gets its own "Fastest on NAME" line; a slow
+    machine's cells are not called slower than another machine's."""
+    pytest.importorskip("pandas")
+    import dataclasses
+
+    from support.bench_helpers import md_tables
+
+    from picozoo.bench.records import Machine
+    from picozoo.bench.report import ENGINES_CAPTION, render, to_csv
+
+    [cell] = [c for c in measured_doc.cells if c.ok and c.model_id and c.threads == 1]
+    assert cell.ok and cell.stats is not None
+    slow = cell.stats.median_ms * 3  # laptop-b's cells are all slower than board-a's
+
+    def on(machine: str, engine: str, factor: float) -> Any:
+        stats = dataclasses.replace(cell.stats, median_ms=cell.stats.median_ms * factor)
+        return dataclasses.replace(
+            cell,
+            engine=engine,
+            machine=Machine(machine, measured_doc.environment),
+            result=dataclasses.replace(cell.result, stats=stats),
+        )
+
+    doc = dataclasses.replace(
+        measured_doc,
+        cells=(
+            on("board-a", "onnxruntime", 1.0),
+            on("board-a", "openvino", 1.5),
+            on("laptop-b", "onnxruntime", 4.0),
+            on("laptop-b", "openvino", 3.0),
+        ),
+    )
+    md = render(doc, "md")
+    [table] = [t for t in md_tables(md) if "vs fastest" in t[0]]
+    assert ENGINES_CAPTION in md and table[0][2] == "Machine"
+    by_machine: dict[str, list[str]] = {}
+    for row in table[1:]:
+        by_machine.setdefault(row[2], []).append(row[-1])
+    assert by_machine == {"board-a": ["1.00x", "1.50x"], "laptop-b": ["1.00x", "1.33x"]}
+    assert "Fastest on board-a:" in md and "Fastest on laptop-b:" in md
+    assert "Fastest on this machine" not in md
+    fastest_b = next(ln for ln in md.splitlines() if "Fastest on laptop-b" in ln)
+    assert "openvino" in fastest_b.split(":", 2)[2] and f"{slow:.2f}" in fastest_b
+    machines = {line.split(",")[-1] for line in to_csv(doc).splitlines()[1:]}
+    assert machines == {"board-a", "laptop-b"}
+
+
 # -- machines that prepare their own cells: separate caches and mirrors ----------------------
 
 
