@@ -367,11 +367,16 @@ def _draw_unmapped(ax: Any, unmapped: list[tuple[str, float]]) -> list[Any]:
     return labels
 
 
+#: the colour of a label naming points of different colours (engines): none of theirs
+MIXED_LABEL_COLOR = "0.2"
+
+
 def same_place_once(fig: Any, labels: Sequence[Any]) -> list[Any]:
     """``labels`` (of measured cells; upstream's claims are not among them) with identical
     texts whose points are within :data:`SAME_PLACE_PX` of each other drawn once: the first
-    stays and says how many points it names (``(3 points)``), the others are removed.
-    Returns the labels that stay.
+    stays and says how many points it names (``(3 points)``), the others are removed; a label
+    naming points of different colours (engines) is drawn in :data:`MIXED_LABEL_COLOR`, so it
+    never looks like one engine's. Returns the labels that stay.
 
     >>> fig = map_vs_latency_figure([{"name": f"s{i}", "points": [
     ...     {"label": "m", "latency_ms": 7.0, "map": 30.0}]} for i in range(10)], reference=[])
@@ -380,6 +385,7 @@ def same_place_once(fig: Any, labels: Sequence[Any]) -> list[Any]:
     """
     fig.canvas.draw()
     kept: list[tuple[Any, Any, int]] = []  # (annotation, anchor in pixels, points)
+    colours: dict[int, set[tuple[float, ...]]] = {}  # the colours of the points a label names
     for ann in labels:
         xy = ann.axes.transData.transform(ann.xy)
         same = next(
@@ -395,14 +401,24 @@ def same_place_once(fig: Any, labels: Sequence[Any]) -> list[Any]:
         )
         if same is None:
             kept.append((ann, xy, 1))
+            colours[id(ann)] = {_rgba(ann.get_color())}
         else:
             k, at, n = kept[same]
             kept[same] = (k, at, n + 1)
+            colours[id(k)].add(_rgba(ann.get_color()))
             ann.remove()
     for ann, _, n in kept:
         if n > 1:
             ann.set_text(f"{ann.get_text()} ({n} points)")
+        if len(colours[id(ann)]) > 1:  # points of several engines/series: no one's colour
+            ann.set_color(MIXED_LABEL_COLOR)
     return [ann for ann, _, _ in kept]
+
+
+def _rgba(colour: Any) -> tuple[float, ...]:
+    from matplotlib.colors import to_rgba
+
+    return tuple(to_rgba(colour))
 
 
 def place_labels(fig: Any, labels: Sequence[Any], *, max_steps: int = 60) -> None:

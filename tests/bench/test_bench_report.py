@@ -310,3 +310,38 @@ def test_methodology_says_how_memory_was_measured(measured_doc: Document) -> Non
     data = Path(__file__).resolve().parents[1] / "data"
     older = load_document(data / "bench-v0.1-standin-s416.json")  # measured with ru_maxrss
     assert "getrusage peak (ru_maxrss), which can be the peak of the process" in render(older, "md")
+
+
+@pytest.mark.slow
+def test_a_label_naming_two_engines_points_has_neither_engines_colour() -> None:
+    """Identical labels at one place are drawn once; when the points are of different engines
+    (colours) the label is neutral, else it keeps its engine's colour."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+
+    from picozoo.bench.plot import (
+        ENGINE_COLORS,
+        LABEL_GID,
+        MIXED_LABEL_COLOR,
+        map_vs_latency_figure,
+    )
+
+    def labels(engines: list[str]) -> list[tuple[str, tuple[float, ...]]]:
+        series = [
+            {"name": f"pc: {e}", "engine": e,
+             "points": [{"label": "PicoDet-S 416", "latency_ms": 12.0, "map": 32.5}]}
+            for e in engines
+        ]  # fmt: skip
+        fig = map_vs_latency_figure(series, title="t", reference=[])
+        try:
+            return [(t.get_text(), to_rgba(t.get_color())) for t in fig.axes[0].texts
+                    if t.get_gid() == LABEL_GID]  # fmt: skip
+        finally:
+            plt.close(fig)
+
+    assert labels(["onnxruntime", "paddle"]) == [
+        ("PicoDet-S 416 (2 points)", to_rgba(MIXED_LABEL_COLOR))
+    ]
+    assert labels(["paddle", "paddle"]) == [
+        ("PicoDet-S 416 (2 points)", to_rgba(ENGINE_COLORS["paddle"]))
+    ]
