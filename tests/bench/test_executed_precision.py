@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from support.bench_helpers import md_tables, run_cli
-from support.cpu import cpu_flags, has_bf16
+from support.cpu import FP16_FLAGS, cpu_flags, has_bf16, openvino_runs
 from support.engines import need_engine
 
 from picozoo.bench.records import Document
@@ -30,21 +30,7 @@ from picozoo.runtime import load
 from picozoo.runtime.base import precision_shortfall
 
 FAST = ("--threads", "1", "--min-iters", "10", "--min-time", "0.05", "--warmup", "2")
-#: the flags with which OpenVINO's CPU plugin computes in f16 (AVX512-FP16, AMX-FP16)
-FP16_FLAGS = ("avx512_fp16", "amx_fp16")
 X86 = platform.machine().lower() in ("x86_64", "amd64")
-
-
-def openvino_runs(precision: str) -> str:
-    """What OpenVINO's CPU plugin computes in when asked for ``precision`` on this CPU, from
-    its feature flags: bf16 needs AVX512-BF16/AMX; f16 needs AVX512-FP16/AMX-FP16, else it
-    runs bf16 where the CPU has that, else f32."""
-    fp16 = any(f in cpu_flags() for f in FP16_FLAGS)
-    if precision == "bf16":
-        return "bf16" if has_bf16() else "fp32"
-    if precision == "fp16":
-        return "fp16" if fp16 else "bf16" if has_bf16() else "fp32"
-    return "fp32"
 
 
 def _need_x86_features() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 from support.bench_helpers import run_cli
-from support.cpu import cpu_flags, has_bf16
+from support.cpu import cpu_flags, openvino_runs
 from support.engines import need_engine
 from support.infer_cfg import infer_cfg
 
@@ -32,18 +32,6 @@ from picozoo.hub.eval_result import EvalResult
 pytestmark = pytest.mark.slow
 
 LABELS = ["a", "b", "c"]
-#: the flags with which OpenVINO's CPU plugin computes in f16 (AVX512-FP16, AMX-FP16)
-FP16_FLAGS = ("avx512_fp16", "amx_fp16")
-
-
-def openvino_runs(precision: str) -> str:
-    """What OpenVINO's CPU plugin computes in when asked for ``precision`` on this CPU."""
-    fp16 = any(f in cpu_flags() for f in FP16_FLAGS)
-    if precision == "bf16":
-        return "bf16" if has_bf16() else "fp32"
-    if precision == "fp16":
-        return "fp16" if fp16 else "bf16" if has_bf16() else "fp32"
-    return "fp32"
 
 
 def _x86() -> None:
