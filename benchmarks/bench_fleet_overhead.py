@@ -47,7 +47,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench_harness import cpu_line, small_model, wait_quiet
+from bench_harness import add_pacing_options, cpu_line, small_model, wait_quiet
 
 TOLERANCE = 0.05
 SIDES = ("local", "cluster")
@@ -137,18 +137,7 @@ def main() -> int:
     ap.add_argument("--warmup", default="auto")
     ap.add_argument("--min-iters", type=int, default=50)
     ap.add_argument("--min-time", type=float, default=2.0)
-    ap.add_argument(
-        "--quiet-limit",
-        type=float,
-        default=0.15,
-        help="before each measurement, wait until CPUs are less busy than this",
-    )
-    ap.add_argument("--max-wait", type=float, default=60.0)
-    ap.add_argument(
-        "--quick",
-        action="store_true",
-        help="a smoke run: 1 round, 0.1 s, no waiting; exit 0 whatever the ratio",
-    )
+    add_pacing_options(ap)
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.min_iters, args.min_time, args.max_wait = 1, 5, 0.1, 0.0

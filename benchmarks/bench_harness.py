@@ -363,15 +363,9 @@ def cpu_line(threads: int, rounds: int, min_time: float) -> str:
     )
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--engine", action="append", choices=[*RUNNERS, "all"],
-                    help="repeatable [default: onnxruntime]")  # fmt: skip
-    ap.add_argument("--precision", default="fp32")
-    ap.add_argument("--rounds", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=1, help="same for both sides [default: 1]")
-    ap.add_argument("--min-iters", type=int, default=20)
-    ap.add_argument("--min-time", type=float, default=1.5)
+def add_pacing_options(ap: argparse.ArgumentParser) -> None:
+    """The options of a side-by-side script that waits for a quiet machine (``--quiet-limit``,
+    ``--max-wait``) and has a smoke run (``--quick``)."""
     ap.add_argument(
         "--quiet-limit",
         type=float,
@@ -384,6 +378,18 @@ def main() -> int:
         action="store_true",
         help="a smoke run: 1 round, 0.1 s, no waiting; exit 0 whatever the ratio",
     )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--engine", action="append", choices=[*RUNNERS, "all"],
+                    help="repeatable [default: onnxruntime]")  # fmt: skip
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=1, help="same for both sides [default: 1]")
+    ap.add_argument("--min-iters", type=int, default=20)
+    ap.add_argument("--min-time", type=float, default=1.5)
+    add_pacing_options(ap)
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.min_iters, args.min_time, args.max_wait = 1, 5, 0.1, 0.0
