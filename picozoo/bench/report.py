@@ -89,10 +89,12 @@ MD_COLUMNS: list[tuple[str, str]] = [
 MD_OPTIONAL: list[tuple[str, str, str]] = [
     ("map_measured_text", "mAP<sup>measured<br>0.5:0.95 (Δ)", "map"),
     ("precision", "Precision", "engine"),
+    ("machine", "Machine", "latency"),
 ]
 TABLE_OPTIONAL: list[tuple[str, str, str]] = [
     ("map_measured_text", "mAP measured (Δ)", "map"),
     ("precision", "Prec.", "engine"),
+    ("machine", "Machine", "latency"),
 ]
 #: Plain headers for the terminal table.
 TABLE_COLUMNS: list[tuple[str, str]] = [
@@ -203,7 +205,8 @@ def columns_for(
     optional: Sequence[tuple[str, str, str]],
 ) -> list[tuple[str, str]]:
     """``base`` plus the ``optional`` columns ``rows`` need: measured mAP when some cell has
-    one, precision when some cell did not run fp32.
+    one, precision when some cell did not run fp32, the machine when cells name one (a
+    ``bench --cluster`` run: each latency says which machine measured it).
 
     >>> [k for k, _ in columns_for([ReportRow(map_measured=31.0, precision="fp32")],
     ...                            [("map", "mAP"), ("engine", "Engine")], MD_OPTIONAL)]
@@ -212,6 +215,7 @@ def columns_for(
     wanted = {
         "map_measured_text": any(r.map_measured is not None for r in rows),
         "precision": any(r.precision != "fp32" for r in rows),
+        "machine": any(r.machine for r in rows),
     }
     out = list(base)
     for key, header, after in optional:

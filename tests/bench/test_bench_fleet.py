@@ -272,6 +272,11 @@ def test_cells_of_different_machines_are_never_compared(measured_doc: Document) 
     for row in table[1:]:
         by_machine.setdefault(row[2], []).append(row[-1])
     assert by_machine == {"board-a": ["1.00x", "1.50x"], "laptop-b": ["1.00x", "1.33x"]}
+    main = md_tables(md)[0]  # the upstream-style table: every latency names its machine
+    where = main[0].index("Machine")
+    assert "Latency" in main[0][where - 1]
+    assert [row[where] for row in main[1:]] == ["board-a", "board-a", "laptop-b", "laptop-b"]
+    assert "Machine" in render(doc, "table") and "laptop-b" in render(doc, "html")
     assert "Fastest on board-a:" in md and "Fastest on laptop-b:" in md
     assert "Fastest on this machine" not in md
     fastest_b = next(ln for ln in md.splitlines() if "Fastest on laptop-b" in ln)
