@@ -463,10 +463,11 @@ def place_labels(fig: Any, labels: Sequence[Any], *, max_steps: int = 60) -> Non
 
 def series_from_rows(rows: Sequence[ReportRow], device: str | None = None) -> list[dict[str, Any]]:
     """Group report rows (see :func:`picozoo.bench.rows.report_rows`) into plot series, one per
-    (device, engine, precision, threads); points are labelled like upstream's (``PicoDet-S
-    416``: name and input size; files: their name) and carry the measured mAP (``measured``:
-    True) when eval scored the benched file, else the claimed one; a measured mAP not of all
-    of COCO val2017 names its ``set``; unstable and oversubscribed cells carry their ``marks``.
+    (device or fleet machine, engine, precision, threads); points are labelled like upstream's
+    (``PicoDet-S 416``: name and input size; files: their name) and carry the measured mAP
+    (``measured``: True) when eval scored the benched file, else the claimed one; a measured
+    mAP not of all of COCO val2017 names its ``set``; unstable and oversubscribed cells carry
+    their ``marks``.
 
     >>> series_from_rows([ReportRow(plot_label="m", engine="paddle", threads=4, median_ms=9.0,
     ...                             map=30.0, map_measured=29.5, eval_coco_val2017=True)],
@@ -479,7 +480,8 @@ def series_from_rows(rows: Sequence[ReportRow], device: str | None = None) -> li
         if r.median_ms is None:
             continue
         combo = f"{r.engine_label}, {r.threads} thr"
-        name = f"{device}: {combo}" if device else combo
+        where = r.machine or device  # a fleet machine's cells are its own series
+        name = f"{where}: {combo}" if where else combo
         measured = r.map_measured
         group = groups.setdefault(name, {"name": name, "engine": r.engine, "points": []})
         marks = [UNSTABLE_MARK] if r.stable is False else []

@@ -283,6 +283,11 @@ def test_cells_of_different_machines_are_never_compared(measured_doc: Document) 
     assert "openvino" in fastest_b.split(":", 2)[2] and f"{slow:.2f}" in fastest_b
     machines = {line.split(",")[-1] for line in to_csv(doc).splitlines()[1:]}
     assert machines == {"board-a", "laptop-b"}
+    from picozoo.bench.plot import series_from_rows
+    from picozoo.bench.rows import report_rows
+
+    names = {s["name"].split(":")[0] for s in series_from_rows(report_rows(doc), "fleet")}
+    assert names == {"board-a", "laptop-b"}  # the plot's series are per machine too
 
 
 # -- machines that prepare their own cells: separate caches and mirrors ----------------------
