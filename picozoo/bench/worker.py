@@ -47,9 +47,21 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import MissingDependencyError, ModelFileError, PicozooError, UsageError
+from ..errors import (
+    MissingDependencyError,
+    ModelFileError,
+    PicozooError,
+    PrecisionUnavailableError,
+    UsageError,
+)
 from ..runtime import load
-from ..runtime.base import ENGINES, Runtime, TensorInfo, precision_shortfall, short_error
+from ..runtime.base import (
+    ENGINES,
+    Runtime,
+    TensorInfo,
+    refuse_unavailable_precision,
+    short_error,
+)
 from .fields import FieldError
 from .records import (
     SKIPPED,
@@ -332,17 +344,15 @@ def run_spec(spec: BenchSpec) -> Measurement:
 def refuse_downgrade(runtime: Runtime) -> None:
     """Raise a ``skipped`` :class:`CellFailure` when the engine computes in another precision
     than the cell asked for: a precision the hardware cannot run is never labelled as run."""
-    why = precision_shortfall(
-        runtime.engine, runtime.precision, runtime.executed_precision, runtime.precision_note
-    )
-    if why is None:
-        return
-    ran = runtime.executed_precision
-    raise CellFailure(
-        SKIPPED,
-        f"{why}; not measured",
-        f"the {ran} cell measures what this CPU runs (--precision {ran})",
-    )
+    try:
+        refuse_unavailable_precision(runtime)  # the check infer and eval make
+    except PrecisionUnavailableError as e:
+        ran = runtime.executed_precision
+        raise CellFailure(
+            SKIPPED,
+            f"{e.message}; not measured",
+            f"the {ran} cell measures what this CPU runs (--precision {ran})",
+        ) from e
 
 
 def run(spec_json: Any) -> CellResult:
