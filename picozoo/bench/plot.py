@@ -384,33 +384,30 @@ def same_place_once(fig: Any, labels: Sequence[Any]) -> list[Any]:
     ['m (10 points)']
     """
     fig.canvas.draw()
-    kept: list[tuple[Any, Any, int]] = []  # (annotation, anchor in pixels, points)
-    colours: dict[int, set[tuple[float, ...]]] = {}  # the colours of the points a label names
+    # (annotation, anchor in pixels, the colour of each point it names)
+    kept: list[tuple[Any, Any, list[tuple[float, ...]]]] = []
     for ann in labels:
         xy = ann.axes.transData.transform(ann.xy)
         same = next(
             (
-                i
-                for i, (k, at, _) in enumerate(kept)
-                if k.get_text() == ann.get_text()
-                and k.axes is ann.axes
-                and abs(at[0] - xy[0]) <= SAME_PLACE_PX
-                and abs(at[1] - xy[1]) <= SAME_PLACE_PX
+                k
+                for k in kept
+                if k[0].get_text() == ann.get_text()
+                and k[0].axes is ann.axes
+                and abs(k[1][0] - xy[0]) <= SAME_PLACE_PX
+                and abs(k[1][1] - xy[1]) <= SAME_PLACE_PX
             ),
             None,
         )
         if same is None:
-            kept.append((ann, xy, 1))
-            colours[id(ann)] = {_rgba(ann.get_color())}
+            kept.append((ann, xy, [_rgba(ann.get_color())]))
         else:
-            k, at, n = kept[same]
-            kept[same] = (k, at, n + 1)
-            colours[id(k)].add(_rgba(ann.get_color()))
+            same[2].append(_rgba(ann.get_color()))
             ann.remove()
-    for ann, _, n in kept:
-        if n > 1:
-            ann.set_text(f"{ann.get_text()} ({n} points)")
-        if len(colours[id(ann)]) > 1:  # points of several engines/series: no one's colour
+    for ann, _, colours in kept:
+        if len(colours) > 1:
+            ann.set_text(f"{ann.get_text()} ({len(colours)} points)")
+        if len(set(colours)) > 1:  # points of several engines/series: no one's colour
             ann.set_color(MIXED_LABEL_COLOR)
     return [ann for ann, _, _ in kept]
 
