@@ -33,10 +33,11 @@ import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ..errors import EngineError, ModelFileError, ToolchainError
 from .base import Runtime, TensorInfo, short_error
+from .lite_child import receive, send  # the one framing of the protocol, shared with the child
 
 #: numpy for the tool environment: 1.21.6 has wheels for CPython 3.7-3.10
 NUMPY = "1.21.6"
@@ -154,8 +155,10 @@ class LiteRuntime(Runtime):
         self, header: dict[str, Any], arrays: list[tuple[str, Any]] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         try:
-            _send(self.proc.stdin, header, arrays or [])
-            reply, outputs = _receive(self.proc.stdout)
+            import numpy as np
+
+            send(self.proc.stdin, header, arrays or [])
+            reply, outputs = receive(self.proc.stdout, np)
         except (OSError, ValueError, struct.error) as e:
             reply, outputs = None, {}
             broken = short_error(e)
@@ -212,50 +215,6 @@ def _status(code: int | None) -> str:
     if code is None:
         return "no reply"
     return f"signal {-code}" if code < 0 else f"exit {code}"
-
-
-def _send(stream: IO[bytes], header: dict[str, Any], arrays: list[tuple[str, Any]]) -> None:
-    header = {
-        **header,
-        "arrays": [{"name": n, "shape": list(a.shape), "dtype": str(a.dtype)} for n, a in arrays],
-    }
-    blob = json.dumps(header).encode()
-    stream.write(struct.pack("<I", len(blob)) + blob)
-    for _n, a in arrays:
-        stream.write(memoryview(a).cast("B"))
-    stream.flush()
-
-
-def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
-    chunks = []
-    while n:
-        chunk = stream.read(n)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
-
-
-def _receive(stream: IO[bytes]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    import numpy as np
-
-    raw = _read_exact(stream, 4)
-    if raw is None:
-        return None, {}
-    body = _read_exact(stream, struct.unpack("<I", raw)[0])
-    if body is None:
-        return None, {}
-    header = json.loads(body)
-    arrays: dict[str, Any] = {}
-    for spec in header.get("arrays", []):
-        dtype = np.dtype(spec["dtype"])
-        count = int(np.prod(spec["shape"], dtype=np.int64))
-        data = _read_exact(stream, count * dtype.itemsize) if count else b""
-        if data is None:
-            return None, {}
-        arrays[spec["name"]] = np.frombuffer(data, dtype).reshape(spec["shape"])
-    return header, arrays
 
 
 def open_model(

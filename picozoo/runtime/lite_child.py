@@ -33,11 +33,16 @@ def _read_exact(stream, n):
 
 
 def receive(stream, np):
-    """(header, {name: array}) of the next message, or (None, None) at the end of input."""
+    """(header, {name: array}) of the next message; (None, {}) at the end of input or when it
+    stops mid-message. The arrays are read-only views of the bytes read. Both sides use this:
+    :mod:`picozoo.runtime.lite` imports it."""
     raw = _read_exact(stream, 4)
     if raw is None:
-        return None, None
-    header = json.loads(_read_exact(stream, struct.unpack("<I", raw)[0]).decode("utf-8"))
+        return None, {}
+    body = _read_exact(stream, struct.unpack("<I", raw)[0])
+    if body is None:
+        return None, {}
+    header = json.loads(body.decode("utf-8"))
     arrays = {}
     for spec in header.get("arrays", []):
         dtype = np.dtype(spec["dtype"])
@@ -45,12 +50,15 @@ def receive(stream, np):
         for d in spec["shape"]:
             count *= int(d)
         data = _read_exact(stream, count * dtype.itemsize) if count else b""
-        arrays[spec["name"]] = np.frombuffer(data, dtype).reshape(spec["shape"]).copy()
+        if data is None:
+            return None, {}
+        arrays[spec["name"]] = np.frombuffer(data, dtype).reshape(spec["shape"])
     return header, arrays
 
 
 def send(stream, header, arrays=()):
-    """Write one message: ``header`` (JSON) then the raw bytes of ``arrays`` [(name, array)]."""
+    """Write one message: ``header`` (JSON) then the raw bytes of ``arrays`` [(name, array)],
+    each C-contiguous (written without a copy)."""
     header = dict(header)
     header["arrays"] = [
         {"name": n, "shape": list(a.shape), "dtype": str(a.dtype)} for n, a in arrays
@@ -58,7 +66,7 @@ def send(stream, header, arrays=()):
     blob = json.dumps(header).encode("utf-8")
     stream.write(struct.pack("<I", len(blob)) + blob)
     for _name, a in arrays:
-        stream.write(a.tobytes())
+        stream.write(memoryview(a).cast("B"))
     stream.flush()
 
 
@@ -96,7 +104,7 @@ def main():
                 if predictor is None:
                     raise RuntimeError("no model loaded")
                 for name, value in arrays.items():
-                    predictor.get_input_by_name(name).from_numpy(np.ascontiguousarray(value))
+                    predictor.get_input_by_name(name).from_numpy(np.array(value))  # writable
                 t0 = time.perf_counter()
                 predictor.run()
                 run_s = time.perf_counter() - t0
